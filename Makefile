@@ -1,0 +1,45 @@
+# The two commands: `make run` serves the demo, `make test` runs the whole suite.
+# Both set themselves up through `make setup` (idempotent).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROTOS := $(wildcard proto/medservice/v1/*.proto)
+GEN_STAMP := medservice/v1/.generated
+SETUP_STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-postgres lint typecheck bench proto clean
+
+setup: $(SETUP_STAMP) $(GEN_STAMP)
+
+$(SETUP_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# Generated code is built from proto/, never committed (medservice/v1/ is git-ignored).
+$(GEN_STAMP): $(PROTOS) $(SETUP_STAMP)
+	@rm -rf medservice/v1 && mkdir -p medservice/v1
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. \
+		--mypy_out=quiet:. --mypy_grpc_out=quiet:. $(PROTOS)
+	@touch medservice/v1/__init__.py $@
+
+proto: $(GEN_STAMP)
+
+run: setup
+	$(VENV)/bin/medservice serve --demo
+
+test: setup
+	$(VENV)/bin/pytest
+
+lint: setup
+	cd proto && ../$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check medservice clients tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) medservice/v1 var .pytest_cache .mypy_cache .ruff_cache
