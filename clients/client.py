@@ -1,0 +1,173 @@
+"""A small typed client for medservice: channel, token, deadlines, and retries only on
+UNAVAILABLE, reusing the request_id so a retried write is done once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from medservice.v1 import facilities_pb2 as fpb
+from medservice.v1 import facilities_pb2_grpc
+
+T = TypeVar("T")
+
+
+class MedServiceError(Exception):
+    """A call failed; carries the status code, the stable reason and any field violations."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, reason: str = "",
+                 violations: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason
+        self.violations = violations or []
+
+    def __str__(self) -> str:
+        text = f"{self.code.name}: {self.message}"
+        if self.reason:
+            text += f" [{self.reason}]"
+        for field, description in self.violations:
+            text += f"\n  {field}: {description}"
+        return text
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> MedServiceError:
+        code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+        message = error.details() if hasattr(error, "details") else str(error)
+        reason, violations = "", []
+        status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+        for detail in status.details if status else []:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason = info.reason
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations = [(v.field, v.description) for v in bad.field_violations]
+        return cls(code, message or "", reason, violations)
+
+
+class _BearerAuth(grpc.AuthMetadataPlugin):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, context: Any, callback: Any) -> None:
+        callback((("authorization", f"Bearer {self._token}"),), None)
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+class MedClient:
+    """One channel to the service. Every call has a deadline (`timeout` seconds)."""
+
+    def __init__(self, target: str, token: str = "", *, tls: bool = False,
+                 root_certificates: bytes | None = None, timeout: float = 10.0,
+                 retries: int = 3) -> None:
+        if tls:
+            creds = grpc.ssl_channel_credentials(root_certificates)
+            if token:
+                creds = grpc.composite_channel_credentials(
+                    creds, grpc.metadata_call_credentials(_BearerAuth(token)))
+            self.channel = grpc.secure_channel(target, creds)
+            self._metadata: tuple[tuple[str, str], ...] = ()
+        else:
+            self.channel = grpc.insecure_channel(target)
+            self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+        self.retries = retries
+        self.facilities = facilities_pb2_grpc.FacilityServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> MedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: Callable[..., T], request: Any, *, timeout: float | None = None
+             ) -> T:
+        """Call with the token and a deadline. Retry on UNAVAILABLE only: the request, and so
+        its request_id, is the same object every time."""
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise MedServiceError.from_rpc_error(e) from None
+        raise AssertionError("unreachable")
+
+    def stream(self, method: Callable[..., Iterator[T]], request: Any) -> Iterator[T]:
+        try:
+            yield from method(request, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise MedServiceError.from_rpc_error(e) from None
+
+    # Facilities and residents
+
+    def create_facility(self, facility: fpb.Facility, facility_id: str = "",
+                        request_id: str | None = None) -> fpb.Facility:
+        return self.call(self.facilities.CreateFacility, fpb.CreateFacilityRequest(
+            facility=facility, facility_id=facility_id,
+            request_id=request_id or new_request_id()))
+
+    def get_facility(self, facility_id: str) -> fpb.Facility:
+        return self.call(self.facilities.GetFacility,
+                         fpb.GetFacilityRequest(name=f"facilities/{facility_id}"))
+
+    def list_facilities(self, page_size: int = 0) -> Iterator[fpb.Facility]:
+        token = ""
+        while True:
+            resp = self.call(self.facilities.ListFacilities, fpb.ListFacilitiesRequest(
+                page_size=page_size, page_token=token))
+            yield from resp.facilities
+            token = resp.next_page_token
+            if not token:
+                return
+
+    def update_facility(self, facility: fpb.Facility, paths: list[str],
+                        request_id: str | None = None) -> fpb.Facility:
+        return self.call(self.facilities.UpdateFacility, fpb.UpdateFacilityRequest(
+            facility=facility, update_mask=FieldMask(paths=paths),
+            request_id=request_id or new_request_id()))
+
+    def create_resident(self, facility_id: str, resident: fpb.Resident, resident_id: str = "",
+                        request_id: str | None = None) -> fpb.Resident:
+        return self.call(self.facilities.CreateResident, fpb.CreateResidentRequest(
+            parent=f"facilities/{facility_id}", resident=resident, resident_id=resident_id,
+            request_id=request_id or new_request_id()))
+
+    def get_resident(self, name: str) -> fpb.Resident:
+        return self.call(self.facilities.GetResident, fpb.GetResidentRequest(name=name))
+
+    def list_residents(self, facility_id: str, page_size: int = 0) -> Iterator[fpb.Resident]:
+        token = ""
+        while True:
+            resp = self.call(self.facilities.ListResidents, fpb.ListResidentsRequest(
+                parent=f"facilities/{facility_id}", page_size=page_size, page_token=token))
+            yield from resp.residents
+            token = resp.next_page_token
+            if not token:
+                return
+
+    def update_resident(self, resident: fpb.Resident, paths: list[str],
+                        request_id: str | None = None) -> fpb.Resident:
+        return self.call(self.facilities.UpdateResident, fpb.UpdateResidentRequest(
+            resident=resident, update_mask=FieldMask(paths=paths),
+            request_id=request_id or new_request_id()))

@@ -1,0 +1,190 @@
+"""medctl: the medservice command line.
+
+Connection: --target (or MEDSERVICE_TARGET, default localhost:50051) and --token (or
+MEDSERVICE_TOKEN). Errors print one line (plus any field violations) and exit 1; never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from google.protobuf.json_format import MessageToJson
+from google.protobuf.message import Message
+
+from clients.client import MedClient, MedServiceError
+from medservice.v1 import facilities_pb2 as fpb
+
+Handler = Callable[[MedClient, argparse.Namespace], int]
+
+
+def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    for row in (header, *rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+def _print_json(messages: Iterable[Message]) -> None:
+    for m in messages:
+        print(MessageToJson(m, indent=None, preserving_proto_field_name=True))
+
+
+def _masked(person_id: str) -> str:
+    """Lists show only the birth date part; `get` shows the whole identifier."""
+    return f"{person_id[:6]}-****" if len(person_id) == 10 else "****"
+
+
+# facilities
+
+
+def facilities_list(client: MedClient, args: argparse.Namespace) -> int:
+    items = list(client.list_facilities())
+    if args.json:
+        _print_json(items)
+    else:
+        _print_table([(f.name.split("/")[-1], f.display_name, f.time_zone,
+                       ", ".join(f"{s.shift_id} {s.start_time}-{s.end_time}" for s in f.shifts))
+                      for f in items], ("ID", "NAME", "TIME ZONE", "SHIFTS"))
+    return 0
+
+
+def facilities_get(client: MedClient, args: argparse.Namespace) -> int:
+    _print_json([client.get_facility(args.id)])
+    return 0
+
+
+def facilities_create(client: MedClient, args: argparse.Namespace) -> int:
+    facility = fpb.Facility(display_name=args.name, time_zone=args.time_zone or "")
+    _print_json([client.create_facility(facility, args.id or "")])
+    return 0
+
+
+def facilities_update(client: MedClient, args: argparse.Namespace) -> int:
+    facility = fpb.Facility(name=f"facilities/{args.id}")
+    paths: list[str] = []
+    if args.name is not None:
+        facility.display_name, paths = args.name, [*paths, "display_name"]
+    if args.time_zone is not None:
+        facility.time_zone, paths = args.time_zone, [*paths, "time_zone"]
+    if not paths:
+        print("medctl: nothing to update: give --name or --time-zone", file=sys.stderr)
+        return 2
+    _print_json([client.update_facility(facility, paths)])
+    return 0
+
+
+# residents
+
+
+def residents_list(client: MedClient, args: argparse.Namespace) -> int:
+    items = list(client.list_residents(args.facility))
+    if args.json:
+        _print_json(items)
+    else:
+        _print_table([(r.room, r.name, r.display_name, _masked(r.person_id)) for r in items],
+                     ("ROOM", "RESIDENT", "NAME", "PERSON ID"))
+    return 0
+
+
+def residents_get(client: MedClient, args: argparse.Namespace) -> int:
+    _print_json([client.get_resident(args.name)])
+    return 0
+
+
+def residents_create(client: MedClient, args: argparse.Namespace) -> int:
+    resident = fpb.Resident(person_id=args.person_id, display_name=args.name,
+                            room=args.room or "")
+    _print_json([client.create_resident(args.facility, resident, args.id or "")])
+    return 0
+
+
+def residents_update(client: MedClient, args: argparse.Namespace) -> int:
+    resident = fpb.Resident(name=args.name)
+    paths: list[str] = []
+    if args.display_name is not None:
+        resident.display_name, paths = args.display_name, [*paths, "display_name"]
+    if args.room is not None:
+        resident.room, paths = args.room, [*paths, "room"]
+    if not paths:
+        print("medctl: nothing to update: give --display-name or --room", file=sys.stderr)
+        return 2
+    _print_json([client.update_resident(resident, paths)])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medctl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default=os.environ.get("MEDSERVICE_TARGET",
+                                                           "localhost:50051"))
+    parser.add_argument("--token", default=os.environ.get("MEDSERVICE_TOKEN", ""))
+    parser.add_argument("--tls", action="store_true", help="use TLS")
+    parser.add_argument("--ca-file", help="PEM root certificates for TLS")
+    parser.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    top = parser.add_subparsers(dest="area", required=True)
+
+    fac = top.add_parser("facilities", help="care homes").add_subparsers(dest="cmd",
+                                                                       required=True)
+    fac.add_parser("list").set_defaults(handler=facilities_list)
+    p = fac.add_parser("get")
+    p.add_argument("id")
+    p.set_defaults(handler=facilities_get)
+    p = fac.add_parser("create")
+    p.add_argument("--id", help="facility id (default: generated)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--time-zone")
+    p.set_defaults(handler=facilities_create)
+    p = fac.add_parser("update")
+    p.add_argument("id")
+    p.add_argument("--name")
+    p.add_argument("--time-zone")
+    p.set_defaults(handler=facilities_update)
+
+    res = top.add_parser("residents", help="residents of a facility").add_subparsers(
+        dest="cmd", required=True)
+    p = res.add_parser("list")
+    p.add_argument("--facility", required=True)
+    p.set_defaults(handler=residents_list)
+    p = res.add_parser("get")
+    p.add_argument("name", help="facilities/F/residents/R")
+    p.set_defaults(handler=residents_get)
+    p = res.add_parser("create")
+    p.add_argument("--facility", required=True)
+    p.add_argument("--id")
+    p.add_argument("--person-id", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--room")
+    p.set_defaults(handler=residents_create)
+    p = res.add_parser("update")
+    p.add_argument("name", help="facilities/F/residents/R")
+    p.add_argument("--display-name")
+    p.add_argument("--room")
+    p.set_defaults(handler=residents_update)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    ca = Path(args.ca_file).read_bytes() if args.ca_file else None
+    try:
+        with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
+                       timeout=args.timeout) as client:
+            handler: Handler = args.handler
+            return handler(client, args)
+    except MedServiceError as e:
+        print(f"medctl: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into head
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Per-call plumbing: authentication, log context, error mapping and idempotent writes.
+
+The interceptor authenticates every call (health and reflection excepted) and binds the
+log context; the `rpc` decorator checks the role and maps errors, so servicer methods stay
+a few lines: convert the request, call one use case, convert the result.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+from google.protobuf.message import Message
+from google.rpc import code_pb2
+
+from medservice.api.auth import TokenVerifier
+from medservice.api.errors import internal_status, simple_status, status_for
+from medservice.domain.access import Principal, Role
+from medservice.domain.errors import AlreadyExists, DomainError, FailedPrecondition
+from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+
+log = structlog.get_logger("medservice.api")
+
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "principal", default=None)
+
+PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def current_principal() -> Principal:
+    principal = _principal.get()
+    if principal is None:  # the interceptor always sets it; this is a wiring error
+        raise RuntimeError("no authenticated principal for this call")
+    return principal
+
+
+def _bearer(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        method: str = details.method
+        if handler is None or method.startswith(PUBLIC_PREFIXES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler  # the API has no client- or bidi-streaming methods
+
+    def _enter(self, method: str, request: Any, context: grpc.ServicerContext
+               ) -> contextvars.Token[Principal | None]:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            method=method, request_id=getattr(request, "request_id", "") or None)
+        token = _bearer(context.invocation_metadata())
+        if token is None:
+            log.info("call refused", code="UNAUTHENTICATED")
+            context.abort_with_status(simple_status(
+                code_pb2.UNAUTHENTICATED, "MISSING_TOKEN", "a bearer token is required"))
+        try:
+            principal = self._verifier.verify(token)  # type: ignore[arg-type]
+        except DomainError as e:
+            log.info("call refused", code="UNAUTHENTICATED", reason=e.reason)
+            context.abort_with_status(status_for(e))
+        structlog.contextvars.bind_contextvars(subject=principal.subject,
+                                               role=principal.role.value)
+        return _principal.set(principal)
+
+    def _wrap_unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            token = self._enter(method, request, context)
+            try:
+                return behavior(request, context)
+            finally:
+                _principal.reset(token)
+                _log_done(context, started)
+
+        return call
+
+    def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            started = time.perf_counter()
+            token = self._enter(method, request, context)
+            try:
+                yield from behavior(request, context)
+            finally:
+                _principal.reset(token)
+                _log_done(context, started)
+
+        return call
+
+
+def _log_done(context: grpc.ServicerContext, started: float) -> None:
+    code = context.code()
+    name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+    log.info("call", code=name, ms=round((time.perf_counter() - started) * 1000, 2))
+    structlog.contextvars.clear_contextvars()
+
+
+S = TypeVar("S")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def rpc(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Resp]],
+                                  Callable[[S, Req, Any], Resp]]:
+    """Servicer method decorator: the caller must have one of `roles`; domain errors become
+    rich statuses; anything else becomes INTERNAL without a trace. The method receives the
+    principal as its third argument."""
+
+    def decorate(fn: Callable[[S, Req, Any, Principal], Resp]) -> Callable[[S, Req, Any], Resp]:
+        @functools.wraps(fn)
+        def wrapper(self: S, request: Req, context: Any) -> Resp:
+            principal = current_principal()
+            try:
+                principal.require_role(*roles)
+                return fn(self, request, context, principal)
+            except DomainError as e:
+                log.info("call failed", reason=e.reason)
+                status = status_for(e)
+            except Exception:
+                log.exception("unexpected error")
+                status = internal_status()
+            context.abort_with_status(status)
+            raise AssertionError("abort_with_status raises")
+
+        return wrapper
+
+    return decorate
+
+
+M = TypeVar("M", bound=Message)
+
+
+def run_idempotent(
+    uow_factory: UnitOfWorkFactory,
+    principal: Principal,
+    method: str,
+    request: Message,
+    request_id: str,
+    response_type: type[M],
+    work: Callable[[UnitOfWork], M],
+    now: datetime,
+) -> M:
+    """Do `work` in one unit of work and store its response under request_id, in the same
+    transaction. A retry returns the stored response and does nothing; a concurrent twin
+    that loses the race also gets the winner's response."""
+    if len(request_id) > 100:
+        from medservice.domain.errors import FieldViolation, InvalidArgument
+
+        raise InvalidArgument([FieldViolation("request_id", "is longer than 100 characters")])
+    digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    if not request_id:
+        with uow_factory() as uow:
+            response = work(uow)
+            uow.commit()
+            return response
+    prior = _stored(uow_factory, principal, method, request_id, digest, response_type)
+    if prior is not None:
+        return prior
+    try:
+        with uow_factory() as uow:
+            response = work(uow)
+            uow.requests.add(principal.subject, method, request_id, digest,
+                             response.SerializeToString(), now)
+            uow.commit()
+            return response
+    except AlreadyExists:
+        prior = _stored(uow_factory, principal, method, request_id, digest, response_type)
+        if prior is not None:
+            return prior
+        raise
+
+
+def _stored(uow_factory: UnitOfWorkFactory, principal: Principal, method: str,
+            request_id: str, digest: str, response_type: type[M]) -> M | None:
+    with uow_factory(write=False) as uow:
+        found = uow.requests.get(principal.subject, method, request_id)
+    if found is None:
+        return None
+    stored_digest, payload = found
+    if stored_digest != digest:
+        raise FailedPrecondition("this request_id was used for a different request",
+                                 reason="REQUEST_ID_REUSED")
+    return response_type.FromString(payload)

@@ -1,0 +1,49 @@
+"""Who may do what: the caller's role and the facilities its token names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from medservice.domain.errors import PermissionDenied
+
+
+class Role(Enum):
+    CARER = "carer"
+    SHIFT_LEAD = "shift_lead"
+    PHARMACIST = "pharmacist"
+    INTEGRATION = "integration"
+    ADMIN = "admin"
+
+
+ALL = "*"  # a token's facility list may be ["*"]: every facility (administrators, say)
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: Role
+    facilities: frozenset[str]
+
+    @property
+    def all_facilities(self) -> bool:
+        return ALL in self.facilities
+
+    def may_access(self, facility_id: str) -> bool:
+        return self.all_facilities or facility_id in self.facilities
+
+    def require_role(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise PermissionDenied(
+                f"role {self.role.value} may not do this", reason="ROLE_NOT_ALLOWED")
+
+    def require_facility(self, facility_id: str) -> None:
+        """Decided before existence: another facility's data is denied, found or not."""
+        if not self.may_access(facility_id):
+            raise PermissionDenied(
+                "the token does not grant access to this facility",
+                reason="FACILITY_NOT_ALLOWED")
+
+    def visible_facilities(self) -> frozenset[str] | None:
+        """None means every facility."""
+        return None if self.all_facilities else self.facilities

@@ -1,0 +1,44 @@
+"""Resource names (AIP-122): parsing them is where a caller's typo becomes a clear error."""
+
+from __future__ import annotations
+
+import re
+
+from medservice.domain.errors import FieldViolation, InvalidArgument
+
+_SEGMENT = r"([a-z0-9][a-z0-9-]{0,62})"
+_FACILITY = re.compile(rf"^facilities/{_SEGMENT}$")
+_RESIDENT = re.compile(rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}$")
+ALL_FACILITIES = "facilities/-"
+
+
+def facility_name(facility_id: str) -> str:
+    return f"facilities/{facility_id}"
+
+
+def resident_name(facility_id: str, resident_id: str) -> str:
+    return f"facilities/{facility_id}/residents/{resident_id}"
+
+
+def parse_facility_name(name: str, field: str = "name") -> str:
+    """'facilities/{facility}' -> facility id."""
+    m = _FACILITY.match(name)
+    if m is None:
+        raise InvalidArgument([FieldViolation(field, "must be a facility name, facilities/{id}")])
+    return m.group(1)
+
+
+def parse_resident_name(name: str, field: str = "name") -> tuple[str, str]:
+    """'facilities/{facility}/residents/{resident}' -> (facility id, resident id)."""
+    m = _RESIDENT.match(name)
+    if m is None:
+        raise InvalidArgument([FieldViolation(
+            field, "must be a resident name, facilities/{id}/residents/{id}")])
+    return m.group(1), m.group(2)
+
+
+def facility_of(name: str) -> str | None:
+    """The facility id a resource name lies under, or None; for permission checks that must
+    come before any lookup."""
+    m = re.match(rf"^facilities/{_SEGMENT}(/|$)", name)
+    return m.group(1) if m else None

@@ -1,0 +1,148 @@
+"""Assembling and running the gRPC server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from medservice.api.auth import TokenVerifier
+from medservice.api.facilities import FacilityServicer
+from medservice.api.planned import planned
+from medservice.api.rpc import CallInterceptor, Clock, utc_now
+from medservice.settings import Settings, development_secret
+from medservice.store.db import make_engine
+from medservice.store.uow import UnitOfWorkFactory, uow_factory
+from medservice.v1 import (
+    alerts_pb2,
+    alerts_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    discrepancies_pb2,
+    discrepancies_pb2_grpc,
+    facilities_pb2,
+    facilities_pb2_grpc,
+    medicine_cards_pb2,
+    medicine_cards_pb2_grpc,
+    rounds_pb2,
+    rounds_pb2_grpc,
+)
+
+log = structlog.get_logger("medservice.server")
+
+SERVICE_NAMES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in [
+        (facilities_pb2, "FacilityService"),
+        (medicine_cards_pb2, "MedicineCardService"),
+        (rounds_pb2, "RoundService"),
+        (discrepancies_pb2, "DiscrepancyService"),
+        (alerts_pb2, "AlertService"),
+        (audit_pb2, "AuditService"),
+    ]
+)
+
+
+def make_verifier(settings: Settings) -> TokenVerifier:
+    if settings.jwt_public_key_files:
+        verifier = TokenVerifier.from_key_files(
+            settings.jwt_public_key_files, settings.jwt_issuer, settings.jwt_audience)
+        if settings.jwt_secret:  # both may be configured during a key migration
+            return TokenVerifier(settings.jwt_secret, verifier.public_keys,
+                                 settings.jwt_issuer, settings.jwt_audience)
+        return verifier
+    return TokenVerifier(hmac_secret=development_secret(settings), issuer=settings.jwt_issuer,
+                         audience=settings.jwt_audience)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+
+    def stop(self, grace: float | None = None) -> None:
+        """Graceful: health goes NOT_SERVING first, then calls drain for `grace` seconds."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def build_server(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    verifier: TokenVerifier,
+    clock: Clock = utc_now,
+    extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+) -> RunningServer:
+    """Start a server with every service on settings.listen. `extra_handlers` go on the same
+    stack (interceptors, limits): benchmarks use it for an echo baseline."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
+                                   thread_name_prefix="rpc"),
+        interceptors=[CallInterceptor(verifier)],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        options=[("grpc.so_reuseport", 0)],
+    )
+    facilities_pb2_grpc.add_FacilityServiceServicer_to_server(
+        FacilityServicer(uow, clock), server)
+    medicine_cards_pb2_grpc.add_MedicineCardServiceServicer_to_server(planned(
+        medicine_cards_pb2_grpc.MedicineCardServiceServicer, "issue 3"), server)
+    rounds_pb2_grpc.add_RoundServiceServicer_to_server(planned(
+        rounds_pb2_grpc.RoundServiceServicer, "issues 3 and 4"), server)
+    discrepancies_pb2_grpc.add_DiscrepancyServiceServicer_to_server(planned(
+        discrepancies_pb2_grpc.DiscrepancyServiceServicer, "issues 4 and 5"), server)
+    alerts_pb2_grpc.add_AlertServiceServicer_to_server(planned(
+        alerts_pb2_grpc.AlertServiceServicer, "issue 5"), server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(planned(
+        audit_pb2_grpc.AuditServiceServicer, "issue 5"), server)
+    for handler in extra_handlers:
+        server.add_generic_rpc_handlers((handler,))
+
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+
+    port = _bind(server, settings)
+    server.start()
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, health_servicer)
+
+
+def _bind(server: grpc.Server, settings: Settings) -> int:
+    if settings.tls_cert_file or settings.tls_key_file:
+        credentials = grpc.ssl_server_credentials([(
+            Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes())])
+        port = server.add_secure_port(settings.listen, credentials)
+    else:
+        port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {settings.listen}")
+    return port
+
+
+def serve(settings: Settings, *, on_ready: object = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    engine = make_engine(settings.database_url)
+    running = build_server(settings, uow_factory(engine), make_verifier(settings))
+    log.info("serving", port=running.port, tls=bool(settings.tls_cert_file))
+    if callable(on_ready):
+        on_ready(running)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    log.info("shutting down", grace_seconds=settings.shutdown_grace_seconds)
+    running.stop(settings.shutdown_grace_seconds)
+    engine.dispose()
+    log.info("stopped")

@@ -1,0 +1,86 @@
+"""Settings, read once at start-up into one object and passed down (no module globals)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SQLITE_PATH = Path("var") / "medservice.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    listen: str = "127.0.0.1:50051"
+    # Development: an HMAC secret (HS256). Production: PEM public keys (RS256/ES256/EdDSA).
+    jwt_secret: str = ""
+    jwt_public_key_files: tuple[str, ...] = ()
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    log_format: str = "console"  # or "json"
+    log_level: str = "info"
+    # Thread pool size; also bounds concurrent streams, which hold a thread each.
+    worker_threads: int = 32
+    # Calls beyond this answer RESOURCE_EXHAUSTED instead of queueing forever.
+    max_concurrent_rpcs: int = 256
+    shutdown_grace_seconds: float = 10.0
+    # "development" may create a local JWT secret; "production" must be given keys.
+    environment: str = "development"
+    var_dir: str = "var"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(f"MEDSERVICE_{name}", default)
+
+
+def load_settings() -> Settings:
+    """Settings from MEDSERVICE_* environment variables (README lists them)."""
+    keys = tuple(p for p in _env("JWT_PUBLIC_KEY_FILES").split(",") if p.strip())
+    return Settings(
+        database_url=_env("DATABASE_URL", Settings.database_url),
+        listen=_env("LISTEN", Settings.listen),
+        jwt_secret=_env("JWT_SECRET"),
+        jwt_public_key_files=keys,
+        jwt_issuer=_env("JWT_ISSUER"),
+        jwt_audience=_env("JWT_AUDIENCE"),
+        tls_cert_file=_env("TLS_CERT_FILE"),
+        tls_key_file=_env("TLS_KEY_FILE"),
+        log_format=_env("LOG_FORMAT", "json" if _env("ENVIRONMENT") == "production"
+                        else "console"),
+        log_level=_env("LOG_LEVEL", "info"),
+        worker_threads=int(_env("WORKER_THREADS", str(Settings.worker_threads))),
+        max_concurrent_rpcs=int(_env("MAX_CONCURRENT_RPCS", str(Settings.max_concurrent_rpcs))),
+        shutdown_grace_seconds=float(_env("SHUTDOWN_GRACE_SECONDS", "10")),
+        environment=_env("ENVIRONMENT", "development"),
+        var_dir=_env("VAR_DIR", "var"),
+    )
+
+
+def development_secret(settings: Settings) -> str:
+    """The JWT secret to use: the configured one, or in development a local one.
+
+    In development the secret is created once under var/ so that `medservice token` and a
+    running server agree without configuration. Production never gets one by default.
+    """
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    if settings.environment == "production":
+        raise RuntimeError(
+            "MEDSERVICE_JWT_SECRET or MEDSERVICE_JWT_PUBLIC_KEY_FILES must be set in production"
+        )
+    path = Path(settings.var_dir) / "dev-jwt-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
