@@ -72,6 +72,8 @@ def development_secret(settings: Settings) -> str:
     running server agree without configuration. Production never gets one by default.
     """
     if settings.jwt_secret:
+        if len(settings.jwt_secret) < 32:
+            raise RuntimeError("MEDSERVICE_JWT_SECRET must be at least 32 characters")
         return settings.jwt_secret
     if settings.environment == "production":
         raise RuntimeError(

@@ -68,6 +68,9 @@ class UnitOfWork:
             conn.info.pop("write", None)
             conn.close()
             self._conn = None
+        if isinstance(exc, IntegrityError):
+            # A unique key lost a race with a concurrent request: say so, in domain terms.
+            raise AlreadyExists("a concurrent request created the same resource") from exc
 
 
 UnitOfWorkFactory = Callable[..., UnitOfWork]

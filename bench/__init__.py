@@ -1,0 +1,1 @@
+"""Benchmarks: figures against baselines measured in the same run (`make bench`)."""

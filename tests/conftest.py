@@ -1,0 +1,172 @@
+"""Shared fixtures: a migrated database on SQLite always and on PostgreSQL when
+MEDSERVICE_TEST_POSTGRES_URL is given, and a real gRPC server on a free port.
+
+Each PostgreSQL run creates its own database and drops it afterwards: the server keeps
+what earlier runs left, and tests never assume an empty one. MEDSERVICE_REQUIRE_POSTGRES=1
+(CI) turns "PostgreSQL not given or not reachable" into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from clients.client import MedClient
+from medservice.api.auth import TokenVerifier, mint_token
+from medservice.domain.access import Role
+from medservice.logs import configure_logging
+from medservice.server import RunningServer, build_server
+from medservice.settings import Settings
+from medservice.store import tables
+from medservice.store.db import make_engine, normalise_url
+from medservice.store.migrate import upgrade
+from medservice.store.uow import UnitOfWorkFactory, uow_factory
+
+PG_URL_ENV = "MEDSERVICE_TEST_POSTGRES_URL"
+REQUIRE_PG_ENV = "MEDSERVICE_REQUIRE_POSTGRES"
+TEST_SECRET = "test-secret-for-the-suite-only-0123456789abcdef"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging() -> None:
+    configure_logging("console", "info")
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get(PG_URL_ENV, "")
+    if not url:
+        if os.environ.get(REQUIRE_PG_ENV) == "1":
+            pytest.fail(f"{REQUIRE_PG_ENV}=1 but {PG_URL_ENV} is not set")
+        return None
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once; each test copies the file (cheaper than migrating per test)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        yield None
+        return
+    name = f"medservice_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as e:  # unreachable server, bad credentials
+        admin.dispose()
+        if os.environ.get(REQUIRE_PG_ENV) == "1":
+            pytest.fail(f"PostgreSQL at {PG_URL_ENV} is not reachable: {e}")
+        pytest.skip(f"PostgreSQL not reachable: {e}")
+    url = make_url(normalise_url(admin_url)).set(database=name).render_as_string(
+        hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=_backends())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "medservice.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_database")
+    if url is None:
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV}")
+    return str(url)
+
+
+def _truncate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        names = ", ".join(t.name for t in reversed(tables.metadata.sorted_tables))
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    if eng.dialect.name == "postgresql":
+        _truncate(eng)
+    eng.dispose()
+
+
+@pytest.fixture
+def uow(engine: Engine) -> UnitOfWorkFactory:
+    return uow_factory(engine)
+
+
+@pytest.fixture
+def verifier() -> TokenVerifier:
+    return TokenVerifier(hmac_secret=TEST_SECRET)
+
+
+def token_for(role: Role, *facilities: str, subject: str | None = None,
+              ttl: timedelta = timedelta(hours=1)) -> str:
+    return mint_token(TEST_SECRET, subject=subject or f"test-{role.value}", role=role,
+                      facilities=list(facilities) or ["*"], ttl=ttl)
+
+
+@dataclass
+class ServerFixture:
+    running: RunningServer
+    target: str
+    uow: UnitOfWorkFactory
+    clients: list[MedClient]
+
+    def client(self, role: Role, *facilities: str, subject: str | None = None) -> MedClient:
+        c = MedClient(self.target, token_for(role, *facilities, subject=subject), timeout=10)
+        self.clients.append(c)
+        return c
+
+    def anonymous(self) -> MedClient:
+        c = MedClient(self.target, "", timeout=10)
+        self.clients.append(c)
+        return c
+
+
+TEST_SETTINGS = Settings(listen="127.0.0.1:0", worker_threads=16, max_concurrent_rpcs=64)
+
+
+@pytest.fixture
+def server_settings() -> Settings:
+    return TEST_SETTINGS
+
+
+@pytest.fixture
+def server(engine: Engine, uow: UnitOfWorkFactory, verifier: TokenVerifier,
+           server_settings: Settings) -> Iterator[ServerFixture]:
+    running = build_server(replace(server_settings, database_url=str(engine.url)), uow, verifier)
+    fixture = ServerFixture(running, f"127.0.0.1:{running.port}", uow, [])
+    yield fixture
+    for c in fixture.clients:
+        c.close()
+    running.stop(0)
+
+
+@pytest.fixture
+def make_client(server: ServerFixture) -> Callable[..., MedClient]:
+    return server.client
