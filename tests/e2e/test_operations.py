@@ -203,9 +203,8 @@ def test_tls(tmp_path: Path, uow: UnitOfWorkFactory, verifier: TokenVerifier) ->
                        root_certificates=cert.read_bytes()) as client:
             assert list(client.list_facilities()) == []
         with MedClient(f"localhost:{running.port}", token_for(Role.ADMIN), retries=0,
-                       timeout=2) as plain:
-            with pytest.raises(MedServiceError):
-                list(plain.list_facilities())
+                       timeout=2) as plain, pytest.raises(MedServiceError):
+            list(plain.list_facilities())
     finally:
         running.stop(0)
 
