@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from medservice.api.auth import TokenVerifier
+from medservice.api.cards import MedicineCardServicer
 from medservice.api.facilities import FacilityServicer
 from medservice.api.planned import planned
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
@@ -93,8 +94,8 @@ def build_server(
     )
     facilities_pb2_grpc.add_FacilityServiceServicer_to_server(
         FacilityServicer(uow, clock), server)
-    medicine_cards_pb2_grpc.add_MedicineCardServiceServicer_to_server(planned(
-        medicine_cards_pb2_grpc.MedicineCardServiceServicer, "issue 3"), server)
+    medicine_cards_pb2_grpc.add_MedicineCardServiceServicer_to_server(
+        MedicineCardServicer(uow, clock), server)
     rounds_pb2_grpc.add_RoundServiceServicer_to_server(planned(
         rounds_pb2_grpc.RoundServiceServicer, "issues 3 and 4"), server)
     discrepancies_pb2_grpc.add_DiscrepancyServiceServicer_to_server(planned(

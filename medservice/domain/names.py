@@ -42,3 +42,33 @@ def facility_of(name: str) -> str | None:
     come before any lookup."""
     m = re.match(rf"^facilities/{_SEGMENT}(/|$)", name)
     return m.group(1) if m else None
+
+
+_CARD = re.compile(rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}/medicineCard$")
+_ORDER = re.compile(rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}/orders/([^/]{{1,63}})$")
+
+
+def card_name(facility_id: str, resident_id: str) -> str:
+    return f"{resident_name(facility_id, resident_id)}/medicineCard"
+
+
+def order_name(facility_id: str, resident_id: str, order_id: str) -> str:
+    return f"{resident_name(facility_id, resident_id)}/orders/{order_id}"
+
+
+def parse_card_name(name: str, field: str = "name") -> tuple[str, str]:
+    """'facilities/{f}/residents/{r}/medicineCard' -> (facility id, resident id)."""
+    m = _CARD.match(name)
+    if m is None:
+        raise InvalidArgument([FieldViolation(
+            field, "must be a card name, facilities/{id}/residents/{id}/medicineCard")])
+    return m.group(1), m.group(2)
+
+
+def parse_order_name(name: str, field: str = "name") -> tuple[str, str, str]:
+    """'facilities/{f}/residents/{r}/orders/{o}' -> (facility, resident, order id)."""
+    m = _ORDER.match(name)
+    if m is None:
+        raise InvalidArgument([FieldViolation(
+            field, "must be an order name, facilities/{id}/residents/{id}/orders/{id}")])
+    return m.group(1), m.group(2), m.group(3)

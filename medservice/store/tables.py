@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKeyConstraint,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -56,4 +59,33 @@ request_log = Table(
     Column("request_hash", String(64), nullable=False),
     Column("response", LargeBinary, nullable=False),
     Column("create_time", UtcDateTime, nullable=False),
+)
+
+# The mirror of each resident's medicine card (DOMAIN.md §2): the card's source version, and
+# every version of every order with both clocks. Rows are only ever added.
+medicine_cards = Table(
+    "medicine_cards",
+    metadata,
+    Column("facility_id", String(63), primary_key=True),
+    Column("resident_id", String(63), primary_key=True),
+    Column("card_version", BigInteger, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    ForeignKeyConstraint(["facility_id", "resident_id"],
+                         ["residents.facility_id", "residents.resident_id"]),
+)
+
+order_versions = Table(
+    "order_versions",
+    metadata,
+    Column("facility_id", String(63), primary_key=True),
+    Column("resident_id", String(63), primary_key=True),
+    Column("order_id", String(63), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("removed", Boolean, nullable=False),
+    # The order content in the API's JSON shape (medservice.domain.order_codec).
+    Column("content", JSON, nullable=False),
+    ForeignKeyConstraint(["facility_id", "resident_id"],
+                         ["residents.facility_id", "residents.resident_id"]),
 )

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from medservice.domain.errors import AlreadyExists
+from medservice.store.cards import CardRepository
 from medservice.store.repositories import (
     FacilityRepository,
     RequestLog,
@@ -23,6 +24,7 @@ class UnitOfWork:
     facilities: FacilityRepository
     residents: ResidentRepository
     requests: RequestLog
+    cards: CardRepository
 
     def __init__(self, engine: Engine, *, write: bool = True) -> None:
         self._engine = engine
@@ -43,6 +45,7 @@ class UnitOfWork:
         self.facilities = FacilityRepository(conn)
         self.residents = ResidentRepository(conn)
         self.requests = RequestLog(conn)
+        self.cards = CardRepository(conn)
         return self
 
     def commit(self) -> None:

@@ -1,0 +1,170 @@
+"""MedicineCardService: thin methods over medservice.service.cards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from medservice.api import convert_cards as cc
+from medservice.api.convert import from_timestamp
+from medservice.api.rpc import Clock, rpc, run_idempotent
+from medservice.domain import names
+from medservice.domain.access import Principal, Role
+from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.imports.result import ImportResult
+from medservice.service import cards as uc
+from medservice.service.paging import next_token, read_page
+from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.v1 import medicine_cards_pb2 as pb
+from medservice.v1 import medicine_cards_pb2_grpc
+
+READERS = (Role.INTEGRATION, Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
+WRITERS = (Role.INTEGRATION,)
+_SERVICE = "/medservice.v1.MedicineCardService/"
+
+
+def _instant(ts: Timestamp, has: bool, default: Any) -> Any:
+    return from_timestamp(ts) if has else default
+
+
+class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+
+    @rpc(*WRITERS)
+    def SyncMedicineCard(self, request: pb.SyncMedicineCardRequest, context: Any,
+                         principal: Principal) -> pb.SyncMedicineCardResponse:
+        facility_id, resident_id = names.parse_card_name(request.card.name, "card.name")
+        principal.require_facility(facility_id)
+        if request.card.card_version < 0:
+            raise InvalidArgument([FieldViolation("card.card_version", "must not be negative")])
+        orders = [cc.order_content_from_proto(o, facility_id, resident_id, f"card.orders[{i}]")
+                  for i, o in enumerate(request.card.orders)]
+        now = self._clock()
+        valid_from = _instant(request.valid_time, request.HasField("valid_time"), now)
+
+        def work(uow: UnitOfWork) -> pb.SyncMedicineCardResponse:
+            card, changes = uc.sync_card(uow, facility_id, resident_id,
+                                         request.card.card_version, orders, valid_from, now)
+            return pb.SyncMedicineCardResponse(
+                card=cc.card_to_proto(card),
+                changes=cc.changes_to_proto(facility_id, resident_id, changes))
+
+        return run_idempotent(self._uow, principal, _SERVICE + "SyncMedicineCard", request,
+                              request.request_id, pb.SyncMedicineCardResponse, work, now)
+
+    @rpc(*READERS)
+    def GetMedicineCard(self, request: pb.GetMedicineCardRequest, context: Any,
+                        principal: Principal) -> pb.MedicineCard:
+        facility_id, resident_id = names.parse_card_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+        valid_at = _instant(request.valid_time, request.HasField("valid_time"), now)
+        known_at = _instant(request.recorded_time, request.HasField("recorded_time"), now)
+        with self._uow(write=False) as uow:
+            return cc.card_to_proto(uc.get_card(uow, facility_id, resident_id, valid_at,
+                                                known_at))
+
+    @rpc(*READERS)
+    def GetOrder(self, request: pb.GetOrderRequest, context: Any,
+                 principal: Principal) -> pb.Order:
+        facility_id, resident_id, order_id = names.parse_order_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+        valid_at = _instant(request.valid_time, request.HasField("valid_time"), now)
+        known_at = _instant(request.recorded_time, request.HasField("recorded_time"), now)
+        with self._uow(write=False) as uow:
+            return cc.order_view_to_proto(uc.get_order(uow, facility_id, resident_id, order_id,
+                                                       valid_at, known_at))
+
+    @rpc(*READERS)
+    def ListOrderVersions(self, request: pb.ListOrderVersionsRequest, context: Any,
+                          principal: Principal) -> pb.ListOrderVersionsResponse:
+        facility_id, resident_id, order_id = names.parse_order_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        page = read_page(request.page_size, request.page_token, {"parent": request.parent})
+        with self._uow(write=False) as uow:
+            versions = uc.list_order_versions(uow, facility_id, resident_id, order_id)
+        after = int(page.after or 0)
+        rows = [v for v in versions if v.version > after][: page.size + 1]
+        items = rows[: page.size]
+        return pb.ListOrderVersionsResponse(
+            versions=[cc.order_to_proto(v, v.content, None) for v in items],
+            next_page_token=next_token(page, rows, items[-1].version if items else None))
+
+    def _import(self, principal: Principal, request: Any, method: str,
+                read: Callable[[bytes], ImportResult]) -> pb.ImportMedicineCardResponse:
+        facility_id, resident_id = names.parse_card_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        if not request.content:
+            raise InvalidArgument([FieldViolation("content", "is empty")])
+        result = read(request.content)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.ImportMedicineCardResponse:
+            card, changes = uc.import_card(uow, facility_id, resident_id, result, now)
+            return cc.import_response(card, changes, result.problems)
+
+        return run_idempotent(self._uow, principal, _SERVICE + method, request,
+                              request.request_id, pb.ImportMedicineCardResponse, work, now)
+
+    @rpc(*WRITERS)
+    def ImportFmkMessage(self, request: pb.ImportFmkMessageRequest, context: Any,
+                         principal: Principal) -> pb.ImportMedicineCardResponse:
+        from medservice.imports.fmk import read_fmk
+
+        return self._import(principal, request, "ImportFmkMessage", read_fmk)
+
+    @rpc(*WRITERS)
+    def ImportFhirMedicationRequests(self, request: pb.ImportFhirMedicationRequestsRequest,
+                                     context: Any, principal: Principal
+                                     ) -> pb.ImportMedicineCardResponse:
+        from medservice.imports.fhir import read_fhir
+
+        return self._import(principal, request, "ImportFhirMedicationRequests", read_fhir)
+
+    def _state_change(self, principal: Principal, request: Any, method: str,
+                      change: Any) -> pb.Order:
+        facility_id, resident_id, order_id = names.parse_order_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.Order:
+            return cc.order_view_to_proto(change(uow, facility_id, resident_id, order_id, now))
+
+        return run_idempotent(self._uow, principal, _SERVICE + method, request,
+                              request.request_id, pb.Order, work, now)
+
+    @rpc(*WRITERS)
+    def PauseOrder(self, request: pb.PauseOrderRequest, context: Any,
+                   principal: Principal) -> pb.Order:
+        start = _instant(request.pause_start, request.HasField("pause_start"), None)
+        end = _instant(request.pause_end, request.HasField("pause_end"), None)
+        return self._state_change(principal, request, "PauseOrder",
+                                  lambda uow, f, r, o, now: uc.pause_order(
+                                      uow, f, r, o, start, end, now))
+
+    @rpc(*WRITERS)
+    def ResumeOrder(self, request: pb.ResumeOrderRequest, context: Any,
+                    principal: Principal) -> pb.Order:
+        at = _instant(request.resume_time, request.HasField("resume_time"), None)
+        return self._state_change(principal, request, "ResumeOrder",
+                                  lambda uow, f, r, o, now: uc.resume_order(
+                                      uow, f, r, o, at, now))
+
+    @rpc(*WRITERS)
+    def DiscontinueOrder(self, request: pb.DiscontinueOrderRequest, context: Any,
+                         principal: Principal) -> pb.Order:
+        at = _instant(request.discontinue_time, request.HasField("discontinue_time"), None)
+        return self._state_change(principal, request, "DiscontinueOrder",
+                                  lambda uow, f, r, o, now: uc.discontinue_order(
+                                      uow, f, r, o, at, now))
+
+    @rpc(*WRITERS)
+    def ReverseDiscontinuation(self, request: pb.ReverseDiscontinuationRequest, context: Any,
+                               principal: Principal) -> pb.Order:
+        return self._state_change(principal, request, "ReverseDiscontinuation",
+                                  uc.reverse_discontinuation)

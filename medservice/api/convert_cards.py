@@ -1,0 +1,79 @@
+"""Proto <-> domain for the medicine card mirror. The order shape is shared with the store
+through medservice.domain.order_codec."""
+
+from __future__ import annotations
+
+from google.protobuf.json_format import MessageToDict, ParseDict
+
+from medservice.api.convert import timestamp
+from medservice.domain import names
+from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.domain.order_codec import content_from_dict, content_to_dict
+from medservice.domain.orders import OrderContent, OrderState, OrderVersion
+from medservice.imports.result import ImportProblem
+from medservice.service.cards import CardView, ChangeKind, OrderChange, OrderView
+from medservice.v1 import medicine_cards_pb2 as pb
+
+_STATE = {s: getattr(pb, f"ORDER_STATE_{s.name}") for s in OrderState}
+_CHANGE = {k: getattr(pb, f"ORDER_CHANGE_KIND_{k.name}") for k in ChangeKind}
+
+
+def order_content_from_proto(order: pb.Order, facility_id: str, resident_id: str,
+                             prefix: str) -> OrderContent:
+    """An order sent by a caller; its name must lie under the given resident."""
+    f, r, order_id = names.parse_order_name(order.name, f"{prefix}.name")
+    if (f, r) != (facility_id, resident_id):
+        raise InvalidArgument([FieldViolation(f"{prefix}.name",
+                                              "names an order of another resident")])
+    data = MessageToDict(order, preserving_proto_field_name=True)
+    data["order_id"] = order_id
+    return content_from_dict(data, prefix)
+
+
+def _content_to_proto(c: OrderContent, order: pb.Order) -> None:
+    data = content_to_dict(c)
+    del data["order_id"]
+    ParseDict(data, order)
+
+
+def order_to_proto(version: OrderVersion, content: OrderContent,
+                   state: OrderState | None) -> pb.Order:
+    order = pb.Order(name=names.order_name(version.facility_id, version.resident_id,
+                                           version.order_id))
+    _content_to_proto(content, order)
+    if state is not None:
+        order.state = _STATE[state]
+    order.needs_manual_schedule = content.manual_schedule_reason is not None
+    order.valid_time.FromDatetime(version.valid_from)
+    order.recorded_time.FromDatetime(version.recorded_at)
+    order.version = version.version
+    return order
+
+
+def order_view_to_proto(view: OrderView) -> pb.Order:
+    return order_to_proto(view.version, view.content, view.state)
+
+
+def card_to_proto(card: CardView) -> pb.MedicineCard:
+    return pb.MedicineCard(
+        name=names.card_name(card.facility_id, card.resident_id),
+        card_version=card.card_version,
+        orders=[order_view_to_proto(v) for v in card.orders],
+        valid_time=timestamp(card.valid_at),
+        recorded_time=timestamp(card.known_at),
+    )
+
+
+def import_response(card: CardView, changes: list[OrderChange],
+                    problems: list[ImportProblem]) -> pb.ImportMedicineCardResponse:
+    return pb.ImportMedicineCardResponse(
+        card=card_to_proto(card),
+        changes=changes_to_proto(card.facility_id, card.resident_id, changes),
+        problems=[pb.ImportProblem(source_order_id=p.source_order_id, location=p.location,
+                                   reason=p.reason) for p in problems])
+
+
+def changes_to_proto(facility_id: str, resident_id: str, changes: list[OrderChange]
+                     ) -> list[pb.OrderChange]:
+    return [pb.OrderChange(order=names.order_name(facility_id, resident_id, c.order_id),
+                           kind=_CHANGE[c.kind], version=c.version) for c in changes]

@@ -1,0 +1,275 @@
+"""Orders as plain dicts in the v1 API's JSON shape (proto field names).
+
+One codec serves two readers: the store keeps order contents as this JSON, and the API
+layer turns an `Order` message into this dict (MessageToDict) and back (ParseDict), so the
+shape a caller sends is the shape the mirror keeps. Reading validates and names the field,
+relative to the caller's prefix (e.g. "card.orders[2].dosage.structured.periods[0]").
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from medservice.domain.dosage import (
+    Amount,
+    DosageDay,
+    DosageDose,
+    DosagePeriod,
+    DoseUnit,
+    FreeTextDosage,
+    LocalSchemaDosage,
+    StructuredDosage,
+    TimeKind,
+)
+from medservice.domain.errors import FieldViolation, InvalidArgument, require
+from medservice.domain.orders import (
+    DispensingMode,
+    Drug,
+    OrderContent,
+    Pause,
+    validate_content,
+)
+
+Json = dict[str, Any]
+
+_TIME_KIND = {k: f"DOSE_TIME_KIND_{k.name}" for k in TimeKind}
+_TIME_KIND_BACK = {v: k for k, v in _TIME_KIND.items()}
+_DISPENSING = {m: f"DISPENSING_MODE_{m.name}" for m in DispensingMode}
+_DISPENSING_BACK = {v: k for k, v in _DISPENSING.items()}
+
+
+# writing
+
+
+def instant_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _amount(a: Amount) -> Json:
+    if a.quantity is not None:
+        return {"quantity": str(a.quantity)}
+    return {"min_quantity": str(a.min_quantity), "max_quantity": str(a.max_quantity)}
+
+
+def _dose(d: DosageDose) -> Json:
+    out: Json = {"time_kind": _TIME_KIND[d.time_kind], "amount": _amount(d.amount)}
+    if d.clock_time is not None:
+        out["clock_time"] = d.clock_time.strftime("%H:%M")
+    if d.as_needed:
+        out["as_needed"] = True
+    return out
+
+
+def _period(p: DosagePeriod) -> Json:
+    out: Json = {"start_date": p.start_date.isoformat(),
+                 "days": [{"day_number": d.day_number, "doses": [_dose(x) for x in d.doses]}
+                          for d in p.days]}
+    if p.end_date is not None:
+        out["end_date"] = p.end_date.isoformat()
+    if p.iteration_interval_days:
+        out["iteration_interval_days"] = p.iteration_interval_days
+    if p.supplementary_text:
+        out["supplementary_text"] = p.supplementary_text
+    return out
+
+
+def dosage_to_dict(dosage: object) -> Json:
+    if isinstance(dosage, StructuredDosage):
+        return {"structured": {
+            "unit": {"singular": dosage.unit.singular, "plural": dosage.unit.plural},
+            "periods": [_period(p) for p in dosage.periods]}}
+    if isinstance(dosage, FreeTextDosage):
+        return {"free_text": dosage.text}
+    if isinstance(dosage, LocalSchemaDosage):
+        return {"local_schema": dosage.text}
+    raise TypeError(f"cannot encode dosage of type {type(dosage).__name__}")
+
+
+def content_to_dict(c: OrderContent) -> Json:
+    out: Json = {
+        "order_id": c.order_id,
+        "drug": {k: v for k, v in vars(c.drug).items() if v},
+        "dosage": dosage_to_dict(c.dosage),
+        "dispensing_mode": _DISPENSING[c.dispensing_mode],
+    }
+    optional: Json = {
+        "source_version": c.source_version, "indication": c.indication, "route": c.route,
+        "treatment_start_date": c.treatment_start.isoformat() if c.treatment_start else "",
+        "treatment_started_previously": c.treatment_started_previously,
+        "treatment_end_date": c.treatment_end.isoformat() if c.treatment_end else "",
+        "time_critical": c.time_critical,
+        "window_minutes": c.window_minutes or 0,
+        "pauses": [{k: instant_text(v) for k, v in
+                    (("start_time", p.start), ("end_time", p.end)) if v is not None}
+                   for p in c.pauses],
+        "discontinue_time": instant_text(c.discontinued_at) if c.discontinued_at else "",
+    }
+    out.update({k: v for k, v in optional.items() if v})
+    return out
+
+
+# reading
+
+
+class _Reader:
+    """Collects every violation instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def bad(self, field: str, description: str) -> None:
+        self.violations.append(FieldViolation(field, description))
+
+    def date(self, value: Any, field: str) -> date | None:
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.bad(field, "must be a date YYYY-MM-DD")
+            return None
+
+    def instant(self, value: Any, field: str) -> datetime | None:
+        if not value:
+            return None
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            self.bad(field, "must be an RFC 3339 timestamp")
+            return None
+        if parsed.tzinfo is None:
+            self.bad(field, "must carry a time zone offset")
+            return None
+        return parsed.astimezone(UTC)
+
+    def decimal(self, value: Any, field: str) -> Decimal | None:
+        if value in (None, ""):
+            return None
+        try:
+            d = Decimal(str(value))
+        except InvalidOperation:
+            self.bad(field, "must be a decimal number such as 0.5")
+            return None
+        if not d.is_finite():
+            self.bad(field, "must be a finite decimal number")
+            return None
+        return d
+
+    def amount(self, value: Json, field: str) -> Amount | None:
+        before = len(self.violations)
+        q = self.decimal(value.get("quantity"), f"{field}.quantity")
+        lo = self.decimal(value.get("min_quantity"), f"{field}.min_quantity")
+        hi = self.decimal(value.get("max_quantity"), f"{field}.max_quantity")
+        if len(self.violations) > before:
+            return None
+        try:
+            return Amount(q, lo, hi)
+        except InvalidArgument as e:
+            self.violations += [FieldViolation(
+                field + v.field.removeprefix("amount"), v.description) for v in e.violations]
+            return None
+
+    def dose(self, value: Json, field: str) -> DosageDose | None:
+        kind = _TIME_KIND_BACK.get(value.get("time_kind", "DOSE_TIME_KIND_ANY"))
+        if kind is None:
+            self.bad(f"{field}.time_kind", "is not a known dose time")
+            return None
+        clock: time | None = None
+        if kind is TimeKind.CLOCK:
+            try:
+                clock = time.fromisoformat(value.get("clock_time", ""))
+            except ValueError:
+                self.bad(f"{field}.clock_time", "must be HH:MM for a clock-time dose")
+                return None
+        amount = self.amount(value.get("amount", {}), f"{field}.amount")
+        if amount is None:
+            return None
+        return self._build(DosageDose, field, time_kind=kind, clock_time=clock, amount=amount,
+                           as_needed=bool(value.get("as_needed", False)))
+
+    def period(self, value: Json, field: str) -> DosagePeriod | None:
+        start = self.date(value.get("start_date"), f"{field}.start_date")
+        if start is None and not value.get("start_date"):
+            self.bad(f"{field}.start_date", "is required")
+        end = self.date(value.get("end_date"), f"{field}.end_date")
+        days = []
+        for i, d in enumerate(value.get("days", [])):
+            doses = [self.dose(x, f"{field}.days[{i}].doses[{j}]")
+                     for j, x in enumerate(d.get("doses", []))]
+            if all(x is not None for x in doses):
+                day = self._build(DosageDay, f"{field}.days[{i}]",
+                                  day_number=int(d.get("day_number", 0)), doses=tuple(doses))
+                if day is not None:
+                    days.append(day)
+        if start is None or len(days) != len(value.get("days", [])):
+            return None
+        return self._build(DosagePeriod, field, start_date=start, end_date=end,
+                           iteration_interval_days=int(value.get("iteration_interval_days", 0)),
+                           supplementary_text=value.get("supplementary_text", ""),
+                           days=tuple(days))
+
+    def dosage(self, value: Json, field: str) -> object | None:
+        if "structured" in value:
+            s = value["structured"]
+            unit = s.get("unit", {})
+            periods = [self.period(p, f"{field}.structured.periods[{i}]")
+                       for i, p in enumerate(s.get("periods", []))]
+            if not periods:
+                self.bad(f"{field}.structured.periods", "a structured dosage needs a period")
+            if any(p is None for p in periods):
+                return None
+            return StructuredDosage(
+                DoseUnit(unit.get("singular", ""), unit.get("plural", "")
+                         or unit.get("singular", "")), tuple(periods))  # type: ignore[arg-type]
+        if "local_schema" in value:
+            return LocalSchemaDosage(value["local_schema"])
+        if "free_text" in value:
+            return FreeTextDosage(value["free_text"])
+        self.bad(field, "is required: structured, free_text, local_schema or timing")
+        return None
+
+    def _build(self, cls: type, field: str, **kwargs: Any) -> Any:
+        """Construct a domain object whose own checks may refuse it; name the field."""
+        try:
+            return cls(**kwargs)
+        except InvalidArgument as e:
+            self.violations += [FieldViolation(f"{field}.{v.field}" if v.field else field,
+                                               v.description) for v in e.violations]
+        except ValueError as e:
+            self.bad(field, str(e))
+        return None
+
+
+def content_from_dict(d: Json, prefix: str = "order") -> OrderContent:
+    """Read an order content; raise InvalidArgument with every violation, fields prefixed."""
+    r = _Reader()
+    drug = d.get("drug", {})
+    dosage = r.dosage(d.get("dosage", {}), f"{prefix}.dosage")
+    mode = _DISPENSING_BACK.get(d.get("dispensing_mode", ""), DispensingMode.STAFF_POURED)
+    pauses = []
+    for i, p in enumerate(d.get("pauses", [])):
+        pauses.append(Pause(r.instant(p.get("start_time"), f"{prefix}.pauses[{i}].start_time"),
+                            r.instant(p.get("end_time"), f"{prefix}.pauses[{i}].end_time")))
+    window = int(d.get("window_minutes", 0) or 0)
+    require(r.violations)
+    content = OrderContent(
+        order_id=d.get("order_id", ""),
+        drug=Drug(drug.get("name", ""), drug.get("drug_id", ""), drug.get("atc_code", ""),
+                  drug.get("form", ""), drug.get("strength", "")),
+        dosage=dosage,  # type: ignore[arg-type]
+        source_version=d.get("source_version", ""),
+        indication=d.get("indication", ""),
+        route=d.get("route", ""),
+        treatment_start=r.date(d.get("treatment_start_date"), f"{prefix}.treatment_start_date"),
+        treatment_started_previously=bool(d.get("treatment_started_previously", False)),
+        treatment_end=r.date(d.get("treatment_end_date"), f"{prefix}.treatment_end_date"),
+        dispensing_mode=mode,
+        time_critical=bool(d.get("time_critical", False)),
+        window_minutes=window or None,
+        pauses=tuple(pauses),
+        discontinued_at=r.instant(d.get("discontinue_time"), f"{prefix}.discontinue_time"),
+    )
+    require(r.violations + validate_content(content, prefix))
+    return content

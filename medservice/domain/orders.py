@@ -1,0 +1,183 @@
+"""Orders of the medicine card mirror, with both clocks (DOMAIN.md §2).
+
+Every change to an order is a new `OrderVersion`: its content applies from `valid_from`
+(valid time), and the mirror learned it at `recorded_at` (recorded time). Changes can arrive
+late and back-dated, so the content in force at a valid time V, as known at a recorded time
+R, is decided by this rule:
+
+    among the versions recorded at or before R whose valid_from is at or before V,
+    the one recorded last wins.
+
+Equivalently: each version, when recorded, overrides the order from its valid_from onward.
+`order_timeline` turns a version history into those pieces, so the scheduler can expand
+each piece with the content that applied then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import Enum
+
+from medservice.domain.dosage import Dosage, FreeTextDosage, needs_manual_schedule
+from medservice.domain.errors import FieldViolation
+
+
+class DispensingMode(Enum):
+    DOSE_DISPENSED = "dose_dispensed"  # pouches packed by the pharmacy
+    STAFF_POURED = "staff_poured"
+
+
+class OrderState(Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISCONTINUED = "discontinued"
+    ENDED = "ended"  # treatment end date has passed
+
+
+@dataclass(frozen=True)
+class Drug:
+    name: str
+    drug_id: str = ""
+    atc_code: str = ""
+    form: str = ""
+    strength: str = ""
+
+
+@dataclass(frozen=True)
+class Pause:
+    """[start, end) in UTC; None start: from when it was recorded; None end: open-ended."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def covers(self, instant: datetime) -> bool:
+        return (self.start is None or self.start <= instant) and (
+            self.end is None or instant < self.end)
+
+
+@dataclass(frozen=True)
+class OrderContent:
+    """What the source says about one order: what a sync or an import carries."""
+
+    order_id: str
+    drug: Drug
+    dosage: Dosage = field(default_factory=lambda: FreeTextDosage(""))
+    source_version: str = ""
+    indication: str = ""
+    route: str = ""
+    treatment_start: date | None = None
+    treatment_started_previously: bool = False
+    treatment_end: date | None = None  # inclusive; None is undetermined
+    dispensing_mode: DispensingMode = DispensingMode.STAFF_POURED
+    time_critical: bool = False
+    window_minutes: int | None = None
+    pauses: tuple[Pause, ...] = ()
+    discontinued_at: datetime | None = None
+
+    def state_at(self, instant: datetime, local_day: date) -> OrderState:
+        if self.discontinued_at is not None and self.discontinued_at <= instant:
+            return OrderState.DISCONTINUED
+        if any(p.covers(instant) for p in self.pauses):
+            return OrderState.PAUSED
+        if self.treatment_end is not None and local_day > self.treatment_end:
+            return OrderState.ENDED
+        return OrderState.ACTIVE
+
+    @property
+    def manual_schedule_reason(self) -> str | None:
+        return needs_manual_schedule(self.dosage)
+
+
+@dataclass(frozen=True)
+class OrderVersion:
+    """One version of one order of one resident. `removed`: absent from the source card
+    from valid_from on (nothing is ever deleted)."""
+
+    facility_id: str
+    resident_id: str
+    content: OrderContent
+    version: int
+    valid_from: datetime
+    recorded_at: datetime
+    removed: bool = False
+
+    @property
+    def order_id(self) -> str:
+        return self.content.order_id
+
+
+@dataclass(frozen=True)
+class TimelinePiece:
+    """`version` is the content in force over [start, end); end None is open-ended."""
+
+    start: datetime
+    end: datetime | None
+    version: OrderVersion
+
+
+def order_timeline(versions: list[OrderVersion], known_at: datetime | None = None
+                   ) -> list[TimelinePiece]:
+    """The valid-time pieces of one order as known at `known_at` (default: everything)."""
+    pieces: list[TimelinePiece] = []
+    ordered = sorted(versions, key=lambda v: (v.recorded_at, v.version))
+    for v in ordered:
+        if known_at is not None and v.recorded_at > known_at:
+            break
+        kept = []
+        for p in pieces:
+            if p.start >= v.valid_from:
+                continue
+            end = v.valid_from if p.end is None or p.end > v.valid_from else p.end
+            kept.append(TimelinePiece(p.start, end, p.version))
+        pieces = [*kept, TimelinePiece(v.valid_from, None, v)]
+    return pieces
+
+
+def version_at(versions: list[OrderVersion], valid_at: datetime,
+               known_at: datetime | None = None) -> OrderVersion | None:
+    """The version in force at valid time `valid_at`, as known at `known_at`."""
+    for piece in order_timeline(versions, known_at):
+        if piece.start <= valid_at and (piece.end is None or valid_at < piece.end):
+            return piece.version
+    return None
+
+
+def latest_known(versions: list[OrderVersion], known_at: datetime | None = None
+                 ) -> OrderVersion | None:
+    """The version recorded last, at or before known_at."""
+    known = [v for v in versions if known_at is None or v.recorded_at <= known_at]
+    return max(known, key=lambda v: (v.recorded_at, v.version), default=None)
+
+
+def effective_content(version: OrderVersion, latest: OrderVersion) -> OrderContent:
+    """The content of `version` with the pauses and discontinuation of `latest`.
+
+    Pauses and a discontinuation are absolute intervals and instants: whatever the mirror
+    knows of them applies at the times they name, including a back-dated discontinuation
+    recorded after the fact. Dosage, route and the rest apply from their version's
+    valid_from (see order_timeline)."""
+    if version is latest:
+        return version.content
+    return replace(version.content, pauses=latest.content.pauses,
+                   discontinued_at=latest.content.discontinued_at)
+
+
+def validate_content(c: OrderContent, prefix: str) -> list[FieldViolation]:
+    v: list[FieldViolation] = []
+    if not c.order_id.strip():
+        v.append(FieldViolation(f"{prefix}.name", "an order needs its source identifier"))
+    elif len(c.order_id) > 63 or "/" in c.order_id:
+        v.append(FieldViolation(f"{prefix}.name", "the order id must be at most 63 characters "
+                                                   "without '/'"))
+    if not c.drug.name.strip():
+        v.append(FieldViolation(f"{prefix}.drug.name", "is required"))
+    if (c.treatment_start and c.treatment_end and c.treatment_end < c.treatment_start):
+        v.append(FieldViolation(f"{prefix}.treatment_end_date",
+                                "is before the treatment start date"))
+    if c.window_minutes is not None and not 1 <= c.window_minutes <= 24 * 60:
+        v.append(FieldViolation(f"{prefix}.window_minutes", "must be between 1 and 1440"))
+    for i, p in enumerate(c.pauses):
+        if p.start and p.end and p.end <= p.start:
+            v.append(FieldViolation(f"{prefix}.pauses[{i}].end_time", "must be after the start"))
+    return v

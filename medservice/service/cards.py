@@ -1,0 +1,266 @@
+"""Use cases of the medicine card mirror (DOMAIN.md §2). Each runs in the caller's unit of
+work. Nothing is ever updated or deleted: every change is a new order version."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from medservice.domain.errors import FailedPrecondition, FieldViolation, NotFound, require
+from medservice.domain.facility import Facility
+from medservice.domain.order_codec import content_to_dict
+from medservice.domain.orders import (
+    OrderContent,
+    OrderState,
+    OrderVersion,
+    Pause,
+    effective_content,
+    latest_known,
+    version_at,
+)
+from medservice.imports.result import ImportResult
+from medservice.service.facilities import get_facility, get_resident
+from medservice.store.uow import UnitOfWork
+
+
+class ChangeKind(Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    order_id: str
+    kind: ChangeKind
+    version: int
+
+
+@dataclass(frozen=True)
+class OrderView:
+    """An order as it applies at a valid time, as known at a recorded time."""
+
+    version: OrderVersion  # the version in force (its content's dosage etc. apply)
+    content: OrderContent  # with the pauses and discontinuation known at that time
+    state: OrderState
+
+    @property
+    def order_id(self) -> str:
+        return self.version.order_id
+
+
+@dataclass(frozen=True)
+class CardView:
+    facility_id: str
+    resident_id: str
+    card_version: int
+    orders: list[OrderView]
+    valid_at: datetime
+    known_at: datetime
+
+
+def _view(facility: Facility, versions: list[OrderVersion], valid_at: datetime,
+          known_at: datetime) -> OrderView | None:
+    version = version_at(versions, valid_at, known_at)
+    latest = latest_known(versions, known_at)
+    if version is None or latest is None or version.removed:
+        return None
+    content = effective_content(version, latest)
+    local_day = valid_at.astimezone(facility.zone).date()
+    return OrderView(version, content, content.state_at(valid_at, local_day))
+
+
+def get_card(uow: UnitOfWork, facility_id: str, resident_id: str, valid_at: datetime,
+             known_at: datetime) -> CardView:
+    facility = get_facility(uow, facility_id)
+    get_resident(uow, facility_id, resident_id)
+    card_version = uow.cards.card_version(facility_id, resident_id) or 0
+    views = []
+    for versions in uow.cards.resident_versions(facility_id, resident_id).values():
+        view = _view(facility, versions, valid_at, known_at)
+        if view is not None:
+            views.append(view)
+    views.sort(key=lambda v: (v.content.drug.name.lower(), v.order_id))
+    return CardView(facility_id, resident_id, card_version, views, valid_at, known_at)
+
+
+def get_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
+              valid_at: datetime, known_at: datetime) -> OrderView:
+    facility = get_facility(uow, facility_id)
+    versions = _versions(uow, facility_id, resident_id, order_id)
+    view = _view(facility, versions, valid_at, known_at)
+    if view is None:
+        raise NotFound("the order is not on the card at that time", reason="ORDER_NOT_IN_FORCE")
+    return view
+
+
+def list_order_versions(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str
+                        ) -> list[OrderVersion]:
+    return _versions(uow, facility_id, resident_id, order_id)
+
+
+def _versions(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str
+              ) -> list[OrderVersion]:
+    versions = uow.cards.order_versions(facility_id, resident_id, order_id)
+    if not versions:
+        raise NotFound("no such order", reason="ORDER_NOT_FOUND")
+    return versions
+
+
+def sync_card(uow: UnitOfWork, facility_id: str, resident_id: str, card_version: int | None,
+              orders: list[OrderContent], valid_from: datetime, now: datetime,
+              *, whole_card: bool = True) -> tuple[CardView, list[OrderChange]]:
+    """Apply the source's card: differences become new order versions valid from
+    `valid_from`. A whole card also removes the orders it no longer holds; a delta (an
+    import of some orders) leaves the others alone. card_version None (a document that
+    carries none) is applied without the staleness check and keeps the stored version."""
+    _check_unique(orders)
+    get_resident(uow, facility_id, resident_id)
+    stored = uow.cards.card_version(facility_id, resident_id, lock=True)
+    versioned = card_version is not None
+    if card_version is None:
+        card_version = stored or 0
+    elif stored is not None and card_version < stored:
+        raise FailedPrecondition(
+            f"card version {card_version} is older than the mirror's {stored}",
+            reason="STALE_CARD_VERSION")
+    existing = uow.cards.resident_versions(facility_id, resident_id)
+    if versioned and stored is not None and card_version == stored:
+        changes = [OrderChange(o.order_id, ChangeKind.UNCHANGED,
+                               existing[o.order_id][-1].version if o.order_id in existing else 0)
+                   for o in orders]
+        return get_card(uow, facility_id, resident_id, now, now), changes
+    changes = []
+    for content in orders:
+        history = existing.get(content.order_id, [])
+        changes.append(_apply(uow, facility_id, resident_id, content, history, valid_from, now))
+    if whole_card:
+        synced = {o.order_id for o in orders}
+        for order_id, history in sorted(existing.items()):
+            latest = history[-1]
+            if order_id not in synced and not latest.removed:
+                removed = dataclasses.replace(latest, version=latest.version + 1,
+                                              valid_from=valid_from, recorded_at=now,
+                                              removed=True)
+                uow.cards.add_version(removed)
+                changes.append(OrderChange(order_id, ChangeKind.REMOVED, removed.version))
+    uow.cards.set_card_version(facility_id, resident_id, card_version, now)
+    return get_card(uow, facility_id, resident_id, max(valid_from, now), now), changes
+
+
+def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: ImportResult,
+                now: datetime) -> tuple[CardView, list[OrderChange]]:
+    """Apply what an importer read. A document about another person is refused whole."""
+    resident = get_resident(uow, facility_id, resident_id)
+    if result.person_id and result.person_id != resident.person_id:
+        raise FailedPrecondition("the document is about another person than this resident",
+                                 reason="PERSON_MISMATCH")
+    return sync_card(uow, facility_id, resident_id, result.card_version, result.orders,
+                     now, now, whole_card=result.whole_card)
+
+
+def _check_unique(orders: list[OrderContent]) -> None:
+    seen: set[str] = set()
+    problems = []
+    for i, o in enumerate(orders):
+        if o.order_id in seen:
+            problems.append(FieldViolation(f"card.orders[{i}].name", "appears twice"))
+        seen.add(o.order_id)
+    require(problems)
+
+
+def _apply(uow: UnitOfWork, facility_id: str, resident_id: str, content: OrderContent,
+           history: list[OrderVersion], valid_from: datetime, now: datetime) -> OrderChange:
+    latest = history[-1] if history else None
+    if latest is not None and not latest.removed and \
+            content_to_dict(latest.content) == content_to_dict(content):
+        return OrderChange(content.order_id, ChangeKind.UNCHANGED, latest.version)
+    version = OrderVersion(facility_id, resident_id, content,
+                           (latest.version + 1) if latest else 1, valid_from, now)
+    uow.cards.add_version(version)
+    kind = ChangeKind.CREATED if latest is None or latest.removed else ChangeKind.UPDATED
+    return OrderChange(content.order_id, kind, version.version)
+
+
+def _change_state(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
+                  content: OrderContent, now: datetime) -> OrderView:
+    """A new version that changes only pauses or discontinuation. It is valid from now:
+    those fields are absolute times and apply where they say (see effective_content)."""
+    versions = _versions(uow, facility_id, resident_id, order_id)
+    latest = versions[-1]
+    version = dataclasses.replace(latest, content=content, version=latest.version + 1,
+                                  valid_from=now, recorded_at=now)
+    uow.cards.add_version(version)
+    facility = get_facility(uow, facility_id)
+    view = _view(facility, [*versions, version], now, now)
+    assert view is not None
+    return view
+
+
+def _current(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str
+             ) -> OrderVersion:
+    latest = _versions(uow, facility_id, resident_id, order_id)[-1]
+    if latest.removed:
+        raise FailedPrecondition("the order is no longer on the card", reason="ORDER_REMOVED")
+    return latest
+
+
+def pause_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
+                start: datetime | None, end: datetime | None, now: datetime) -> OrderView:
+    latest = _current(uow, facility_id, resident_id, order_id)
+    start = start or now
+    if end is not None and end <= start:
+        require([FieldViolation("pause_end", "must be after pause_start")])
+    c = latest.content
+    if c.discontinued_at is not None:
+        raise FailedPrecondition("a discontinued order cannot be paused",
+                                 reason="ORDER_DISCONTINUED")
+    if any(_overlaps(p, start, end) for p in c.pauses):
+        raise FailedPrecondition("the order is already paused then", reason="ALREADY_PAUSED")
+    content = dataclasses.replace(c, pauses=(*c.pauses, Pause(start, end)))
+    return _change_state(uow, facility_id, resident_id, order_id, content, now)
+
+
+def _overlaps(p: Pause, start: datetime, end: datetime | None) -> bool:
+    return (p.end is None or start < p.end) and (end is None or p.start is None
+                                                 or p.start < end)
+
+
+def resume_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
+                 at: datetime | None, now: datetime) -> OrderView:
+    """End the pause in force at `at` (default now), or the next one not yet begun."""
+    latest = _current(uow, facility_id, resident_id, order_id)
+    at = at or now
+    pauses = list(latest.content.pauses)
+    for i, p in enumerate(pauses):
+        if p.end is None or p.end > at:
+            if p.start is not None and p.start >= at:
+                del pauses[i]  # never began: cancelled (the history keeps it)
+            else:
+                pauses[i] = Pause(p.start, at)
+            content = dataclasses.replace(latest.content, pauses=tuple(pauses))
+            return _change_state(uow, facility_id, resident_id, order_id, content, now)
+    raise FailedPrecondition("the order has no pause to end", reason="NOT_PAUSED")
+
+
+def discontinue_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
+                      at: datetime | None, now: datetime) -> OrderView:
+    """Discontinue at `at`, which may lie in the past (a back-dated discontinuation)."""
+    latest = _current(uow, facility_id, resident_id, order_id)
+    if latest.content.discontinued_at is not None:
+        raise FailedPrecondition("the order is already discontinued",
+                                 reason="ALREADY_DISCONTINUED")
+    content = dataclasses.replace(latest.content, discontinued_at=at or now)
+    return _change_state(uow, facility_id, resident_id, order_id, content, now)
+
+
+def reverse_discontinuation(uow: UnitOfWork, facility_id: str, resident_id: str,
+                            order_id: str, now: datetime) -> OrderView:
+    latest = _current(uow, facility_id, resident_id, order_id)
+    if latest.content.discontinued_at is None:
+        raise FailedPrecondition("the order is not discontinued", reason="NOT_DISCONTINUED")
+    content = dataclasses.replace(latest.content, discontinued_at=None)
+    return _change_state(uow, facility_id, resident_id, order_id, content, now)

@@ -1,0 +1,95 @@
+"""Repository of the medicine card mirror: card versions and order versions (append-only)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from medservice.domain.order_codec import content_from_dict, content_to_dict
+from medservice.domain.orders import OrderVersion
+from medservice.store import tables as t
+from medservice.store.repositories import _utc
+
+_V = t.order_versions.c
+
+
+def _version(row: Any) -> OrderVersion:
+    return OrderVersion(
+        facility_id=row.facility_id, resident_id=row.resident_id,
+        content=content_from_dict(row.content, "stored"), version=row.version,
+        valid_from=_utc(row.valid_from), recorded_at=_utc(row.recorded_at),
+        removed=row.removed)
+
+
+class CardRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def card_version(self, facility_id: str, resident_id: str, *, lock: bool = False
+                     ) -> int | None:
+        """The stored source card version. lock=True holds the card's row until commit, so
+        two syncs of one card apply one after the other (PostgreSQL; SQLite writers are
+        serialised by BEGIN IMMEDIATE already)."""
+        c = t.medicine_cards.c
+        q = select(c.card_version).where(c.facility_id == facility_id,
+                                         c.resident_id == resident_id)
+        if lock:
+            q = q.with_for_update()
+        row = self._conn.execute(q).first()
+        return None if row is None else int(row.card_version)
+
+    def set_card_version(self, facility_id: str, resident_id: str, card_version: int,
+                         now: datetime) -> None:
+        c = t.medicine_cards.c
+        done = self._conn.execute(
+            update(t.medicine_cards).where(c.facility_id == facility_id,
+                                           c.resident_id == resident_id)
+            .values(card_version=card_version, recorded_at=now))
+        if done.rowcount == 0:
+            self._conn.execute(insert(t.medicine_cards).values(
+                facility_id=facility_id, resident_id=resident_id, card_version=card_version,
+                recorded_at=now))
+
+    def add_version(self, v: OrderVersion) -> None:
+        self._conn.execute(insert(t.order_versions).values(
+            facility_id=v.facility_id, resident_id=v.resident_id, order_id=v.order_id,
+            version=v.version, valid_from=v.valid_from, recorded_at=v.recorded_at,
+            removed=v.removed, content=content_to_dict(v.content)))
+
+    def next_version(self, facility_id: str, resident_id: str, order_id: str) -> int:
+        current = self._conn.execute(select(func.max(_V.version)).where(
+            _V.facility_id == facility_id, _V.resident_id == resident_id,
+            _V.order_id == order_id)).scalar()
+        return int(current or 0) + 1
+
+    def order_versions(self, facility_id: str, resident_id: str, order_id: str
+                       ) -> list[OrderVersion]:
+        rows = self._conn.execute(select(t.order_versions).where(
+            _V.facility_id == facility_id, _V.resident_id == resident_id,
+            _V.order_id == order_id).order_by(_V.version))
+        return [_version(r) for r in rows]
+
+    def resident_versions(self, facility_id: str, resident_id: str
+                          ) -> dict[str, list[OrderVersion]]:
+        """Every version of every order of one resident, by order id."""
+        rows = self._conn.execute(select(t.order_versions).where(
+            _V.facility_id == facility_id, _V.resident_id == resident_id)
+            .order_by(_V.order_id, _V.version))
+        out: dict[str, list[OrderVersion]] = defaultdict(list)
+        for r in rows:
+            out[r.order_id].append(_version(r))
+        return dict(out)
+
+    def facility_versions(self, facility_id: str
+                          ) -> dict[str, dict[str, list[OrderVersion]]]:
+        """resident id -> order id -> versions, for a whole facility (round lists)."""
+        rows = self._conn.execute(select(t.order_versions).where(
+            _V.facility_id == facility_id)
+            .order_by(_V.resident_id, _V.order_id, _V.version))
+        out: dict[str, dict[str, list[OrderVersion]]] = defaultdict(lambda: defaultdict(list))
+        for r in rows:
+            out[r.resident_id][r.order_id].append(_version(r))
+        return {k: dict(v) for k, v in out.items()}
