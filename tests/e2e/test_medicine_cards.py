@@ -10,10 +10,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.client import MedClient, MedServiceError
 from medservice.domain.access import Role
-from medservice.v1 import common_pb2
+from medservice.v1 import common_pb2, medicine_cards_pb2_grpc
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as pb
-from medservice.v1 import medicine_cards_pb2_grpc
 from tests.conftest import ServerFixture
 
 CARD = "facilities/f/residents/r1/medicineCard"
@@ -46,7 +45,8 @@ def order(order_id: str = "ord-1", drug: str = "Paracetamol", quantity: str = "1
 
 
 @pytest.fixture
-def cards(server: ServerFixture) -> tuple[MedClient, medicine_cards_pb2_grpc.MedicineCardServiceStub]:
+def cards(server: ServerFixture
+          ) -> tuple[MedClient, medicine_cards_pb2_grpc.MedicineCardServiceStub]:
     admin = server.client(Role.ADMIN)
     admin.create_facility(fpb.Facility(display_name="Home"), "f")
     admin.create_resident("f", fpb.Resident(person_id="010145-1234", display_name="T",
@@ -56,7 +56,8 @@ def cards(server: ServerFixture) -> tuple[MedClient, medicine_cards_pb2_grpc.Med
 
 
 def sync(client: MedClient, stub: medicine_cards_pb2_grpc.MedicineCardServiceStub,
-         version: int, orders: list[pb.Order], request_id: str = "") -> pb.SyncMedicineCardResponse:
+         version: int, orders: list[pb.Order], request_id: str = ""
+         ) -> pb.SyncMedicineCardResponse:
     # The card applies from the treatment start, as when an integration first mirrors it.
     return client.call(stub.SyncMedicineCard, pb.SyncMedicineCardRequest(
         card=pb.MedicineCard(name=CARD, card_version=version, orders=orders),
