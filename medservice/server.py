@@ -18,6 +18,7 @@ from medservice.api.auth import TokenVerifier
 from medservice.api.cards import MedicineCardServicer
 from medservice.api.facilities import FacilityServicer
 from medservice.api.planned import planned
+from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
 from medservice.settings import Settings, development_secret
 from medservice.store.db import make_engine
@@ -96,8 +97,7 @@ def build_server(
         FacilityServicer(uow, clock), server)
     medicine_cards_pb2_grpc.add_MedicineCardServiceServicer_to_server(
         MedicineCardServicer(uow, clock), server)
-    rounds_pb2_grpc.add_RoundServiceServicer_to_server(planned(
-        rounds_pb2_grpc.RoundServiceServicer, "issues 3 and 4"), server)
+    rounds_pb2_grpc.add_RoundServiceServicer_to_server(RoundServicer(uow, clock), server)
     discrepancies_pb2_grpc.add_DiscrepancyServiceServicer_to_server(planned(
         discrepancies_pb2_grpc.DiscrepancyServiceServicer, "issues 4 and 5"), server)
     alerts_pb2_grpc.add_AlertServiceServicer_to_server(planned(

@@ -17,6 +17,12 @@ from medservice.api.errors import simple_status
 
 def planned(base: type, issue: str) -> Any:
     """An instance of the generated servicer `base` whose every RPC is UNIMPLEMENTED."""
+    return planned_class(base, issue)()
+
+
+def planned_class(base: type, issue: str) -> Any:
+    """A subclass of the generated servicer `base` whose every RPC is UNIMPLEMENTED; a
+    servicer that implements some RPCs of a service derives from it."""
 
     def unimplemented(name: str) -> Any:
         def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
@@ -27,5 +33,4 @@ def planned(base: type, issue: str) -> Any:
         return method
 
     rpcs = [n for n in vars(base) if n[:1].isupper()]
-    cls = type(f"Planned{base.__name__}", (base,), {n: unimplemented(n) for n in rpcs})
-    return cls()
+    return type(f"Planned{base.__name__}", (base,), {n: unimplemented(n) for n in rpcs})

@@ -1,0 +1,163 @@
+"""RoundService: shift schedules, dispensing lists and scheduled doses. Dose checks and
+records (issue 4) still answer UNIMPLEMENTED through the planned base class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medservice.api.convert import from_timestamp, timestamp
+from medservice.api.planned import planned_class
+from medservice.api.rpc import Clock, rpc
+from medservice.domain import names
+from medservice.domain.access import Principal, Role
+from medservice.domain.dosage import Amount, DoseUnit, TimeKind
+from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.domain.orders import DispensingMode, Drug, OrderContent
+from medservice.domain.rounds import (
+    DispensingItem,
+    NoteKind,
+    ResidentRound,
+    ShiftSchedule,
+)
+from medservice.domain.schedule import ScheduledDose
+from medservice.service import rounds as uc
+from medservice.service.paging import next_token, read_page
+from medservice.store.uow import UnitOfWorkFactory
+from medservice.v1 import common_pb2, rounds_pb2_grpc
+from medservice.v1 import medicine_cards_pb2 as cpb
+from medservice.v1 import rounds_pb2 as pb
+
+ROUND_ROLES = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
+
+_NAMED = {TimeKind.MORNING: pb.NAMED_TIME_MORNING, TimeKind.NOON: pb.NAMED_TIME_NOON,
+          TimeKind.EVENING: pb.NAMED_TIME_EVENING, TimeKind.NIGHT: pb.NAMED_TIME_NIGHT,
+          TimeKind.CLOCK: pb.NAMED_TIME_CLOCK, TimeKind.ANY: pb.NAMED_TIME_ANY}
+_MODE = {DispensingMode.DOSE_DISPENSED: common_pb2.DISPENSING_MODE_DOSE_DISPENSED,
+         DispensingMode.STAFF_POURED: common_pb2.DISPENSING_MODE_STAFF_POURED}
+_NOTE = {NoteKind.PAUSED: pb.ORDER_NOTE_KIND_PAUSED,
+         NoteKind.DISCONTINUED: pb.ORDER_NOTE_KIND_DISCONTINUED,
+         NoteKind.NEEDS_MANUAL_SCHEDULE: pb.ORDER_NOTE_KIND_NEEDS_MANUAL_SCHEDULE}
+
+
+def _drug(d: Drug) -> cpb.Drug:
+    return cpb.Drug(name=d.name, drug_id=d.drug_id, atc_code=d.atc_code, form=d.form,
+                    strength=d.strength)
+
+
+def _amount(a: Amount) -> common_pb2.DoseQuantity:
+    if a.quantity is not None:
+        return common_pb2.DoseQuantity(quantity=str(a.quantity))
+    return common_pb2.DoseQuantity(min_quantity=str(a.min_quantity),
+                                   max_quantity=str(a.max_quantity))
+
+
+def _unit(u: DoseUnit) -> cpb.DoseUnit:
+    return cpb.DoseUnit(singular=u.singular, plural=u.plural)
+
+
+def dose_to_proto(dose: ScheduledDose, content: OrderContent) -> pb.ScheduledDose:
+    facility_id, resident_id = dose.resident_id.split("/", 1)
+    return pb.ScheduledDose(
+        dose_id=dose.dose_id,
+        order=names.order_name(facility_id, resident_id, dose.order_id),
+        resident=names.resident_name(facility_id, resident_id),
+        drug=_drug(content.drug), route=content.route, amount=_amount(dose.amount),
+        unit=_unit(dose.unit), due_time=timestamp(dose.due_time),
+        local_date=dose.local_date.isoformat(), local_time=dose.local_time.strftime("%H:%M"),
+        named_time=_NAMED[dose.time_kind],
+        window_start=timestamp(dose.window_start), window_end=timestamp(dose.window_end),
+        dispensing_mode=_MODE[content.dispensing_mode], time_critical=dose.time_critical,
+        supplementary_text=dose.supplementary_text, status=pb.DOSE_STATUS_DUE)
+
+
+def _resident_round(facility_id: str, r: ResidentRound) -> pb.ResidentRound:
+    resident = r.resident
+    return pb.ResidentRound(
+        resident=names.resident_name(facility_id, resident.resident_id),
+        display_name=resident.display_name, room=resident.room,
+        doses=[dose_to_proto(d, c) for d, c in r.doses],
+        pn_allowances=[pb.PnAllowance(
+            order=names.order_name(facility_id, resident.resident_id, p.order_id),
+            drug=_drug(p.drug), unit=_unit(p.unit),
+            amount=_amount(p.amount),
+            max_doses_per_day=p.max_per_day or 0, unlimited=p.max_per_day is None,
+            doses_left=p.doses_left if p.doses_left is not None else -1) for p in r.pn],
+        notes=[pb.OrderNote(order=names.order_name(facility_id, resident.resident_id,
+                                                   n.order_id),
+                            drug=_drug(n.drug), kind=_NOTE[n.kind], text=n.text)
+               for n in r.notes])
+
+
+def schedule_to_proto(s: ShiftSchedule) -> pb.ShiftSchedule:
+    return pb.ShiftSchedule(
+        facility=names.facility_name(s.facility_id), date=s.shift_date.isoformat(),
+        shift_id=s.shift_id, start_time=timestamp(s.start), end_time=timestamp(s.end),
+        residents=[_resident_round(s.facility_id, r) for r in s.residents])
+
+
+def _item(facility_id: str, resident_id: str, i: DispensingItem) -> pb.DispensingItem:
+    return pb.DispensingItem(
+        order=names.order_name(facility_id, resident_id, i.order_id), drug=_drug(i.drug),
+        unit=_unit(i.unit), total_quantity=str(i.total), dose_count=i.dose_count,
+        times=list(i.times), dispensing_mode=_MODE[i.mode], includes_range=i.includes_range)
+
+
+class RoundServicer(planned_class(rounds_pb2_grpc.RoundServiceServicer,  # type: ignore[misc]
+                                  "issue 4")):
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+
+    def _shift_args(self, request: Any, principal: Principal) -> tuple[str, Any, str]:
+        facility_id = names.parse_facility_name(request.facility, "facility")
+        principal.require_facility(facility_id)
+        if not request.shift_id:
+            raise InvalidArgument([FieldViolation("shift_id", "is required")])
+        return facility_id, uc.parse_date(request.date, "date"), request.shift_id
+
+    @rpc(*ROUND_ROLES)
+    def GetShiftSchedule(self, request: pb.GetShiftScheduleRequest, context: Any,
+                         principal: Principal) -> pb.ShiftSchedule:
+        facility_id, day, shift_id = self._shift_args(request, principal)
+        with self._uow(write=False) as uow:
+            return schedule_to_proto(uc.shift_schedule(uow, facility_id, day, shift_id,
+                                                       self._clock()))
+
+    @rpc(*ROUND_ROLES)
+    def GetDispensingList(self, request: pb.GetDispensingListRequest, context: Any,
+                          principal: Principal) -> pb.DispensingList:
+        facility_id, day, shift_id = self._shift_args(request, principal)
+        with self._uow(write=False) as uow:
+            lists = uc.shift_dispensing_list(uow, facility_id, day, shift_id, self._clock())
+        return pb.DispensingList(
+            facility=request.facility, date=request.date, shift_id=shift_id,
+            residents=[pb.ResidentDispensing(
+                resident=names.resident_name(facility_id, r.resident.resident_id),
+                display_name=r.resident.display_name, room=r.resident.room,
+                pharmacy_dispensed=[_item(facility_id, r.resident.resident_id, i)
+                                    for i in r.pharmacy_dispensed],
+                staff_poured=[_item(facility_id, r.resident.resident_id, i)
+                              for i in r.staff_poured]) for r in lists])
+
+    @rpc(*ROUND_ROLES)
+    def ListScheduledDoses(self, request: pb.ListScheduledDosesRequest, context: Any,
+                           principal: Principal) -> pb.ListScheduledDosesResponse:
+        facility_id, resident_id = names.parse_resident_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        missing = [FieldViolation(f, "is required") for f in ("start_time", "end_time")
+                   if not request.HasField(f)]
+        if missing:
+            raise InvalidArgument(missing)
+        page = read_page(request.page_size, request.page_token, {
+            "parent": request.parent, "start": request.start_time.ToJsonString(),
+            "end": request.end_time.ToJsonString()})
+        with self._uow(write=False) as uow:
+            doses = uc.resident_doses(uow, facility_id, resident_id,
+                                      from_timestamp(request.start_time),
+                                      from_timestamp(request.end_time), self._clock())
+        offset = int(page.after or 0)
+        rows = doses[offset: offset + page.size + 1]
+        items = rows[: page.size]
+        return pb.ListScheduledDosesResponse(
+            doses=[dose_to_proto(d, c) for d, c in items],
+            next_page_token=next_token(page, rows, offset + len(items)))

@@ -1,0 +1,72 @@
+"""Use cases of the round: shift schedules, dispensing lists, scheduled doses."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from medservice.domain.clock import FacilityClock
+from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.domain.facility import Resident
+from medservice.domain.rounds import (
+    DoseWithOrder,
+    ResidentDispensing,
+    ShiftSchedule,
+    build_shift_schedule,
+    dispensing_list,
+    doses_between,
+)
+from medservice.service.facilities import get_facility, get_resident
+from medservice.store.uow import UnitOfWork
+
+MAX_RANGE_DAYS = 31
+
+
+def parse_date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument([FieldViolation(field, "must be a date YYYY-MM-DD")]) from None
+
+
+def _all_residents(uow: UnitOfWork, facility_id: str) -> list[Resident]:
+    residents: list[Resident] = []
+    after: tuple[str, str] | None = None
+    while True:
+        page = uow.residents.list(facility_id, limit=1000, after=after)
+        residents += page
+        if len(page) < 1000:
+            return residents
+        after = (page[-1].room, page[-1].resident_id)
+
+
+def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
+                   now: datetime) -> ShiftSchedule:
+    facility = get_facility(uow, facility_id)
+    clock = FacilityClock.from_facility(facility)
+    clock.shift(shift_id)  # an unknown shift is a field error before any work
+    return build_shift_schedule(facility_id, clock, shift_date, shift_id,
+                                _all_residents(uow, facility_id),
+                                uow.cards.facility_versions(facility_id), now)
+
+
+def shift_dispensing_list(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
+                          now: datetime) -> list[ResidentDispensing]:
+    return dispensing_list(shift_schedule(uow, facility_id, shift_date, shift_id, now))
+
+
+def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
+                   end: datetime, now: datetime) -> list[DoseWithOrder]:
+    """The resident's doses due in [start, end), each as ordered at its time."""
+    if end <= start:
+        raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise InvalidArgument([FieldViolation("end_time",
+                                              f"the range may span at most {MAX_RANGE_DAYS} days")])
+    facility = get_facility(uow, facility_id)
+    get_resident(uow, facility_id, resident_id)
+    clock = FacilityClock.from_facility(facility)
+    doses: list[DoseWithOrder] = []
+    for history in uow.cards.resident_versions(facility_id, resident_id).values():
+        doses += doses_between(history, clock, start, end, now)
+    doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
+    return doses
