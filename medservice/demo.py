@@ -5,11 +5,25 @@ All persons are fictitious test persons; the identifiers are made up and belong 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
+from medservice.domain.dosage import (
+    Amount,
+    DosageDay,
+    DosageDose,
+    DosagePeriod,
+    DoseUnit,
+    FreeTextDosage,
+    StructuredDosage,
+    TimeKind,
+)
 from medservice.domain.facility import Facility, Resident
+from medservice.domain.orders import DispensingMode, Drug, OrderContent
+from medservice.service import cards as cards_uc
 from medservice.service import facilities as uc
 from medservice.store.uow import UnitOfWorkFactory
+
+TABLET = DoseUnit("tablet", "tabletter")
 
 DEMO_FACILITY_ID = "demo"
 
@@ -29,14 +43,99 @@ DEMO_RESIDENTS = [
 ]
 
 
+def _dose(kind: TimeKind, quantity: str, *, clock: time | None = None,
+          as_needed: bool = False) -> DosageDose:
+    return DosageDose(kind, clock, Amount.exact(quantity), as_needed)
+
+
+def _daily(start: date, *doses: DosageDose, unit: DoseUnit = TABLET) -> StructuredDosage:
+    return StructuredDosage(unit, (DosagePeriod(start, None, 1, "", (DosageDay(1, doses),)),))
+
+
+def _tapering(start: date) -> StructuredDosage:
+    """Prednisolon 25 mg: 4, 3, 2 then 1 tablet each morning, a week at each step."""
+    periods = tuple(
+        DosagePeriod(start + timedelta(days=7 * i), start + timedelta(days=7 * i + 6), 1, "",
+                     (DosageDay(1, (_dose(TimeKind.MORNING, str(n)),)),))
+        for i, n in enumerate((4, 3, 2, 1)))
+    return StructuredDosage(TABLET, periods)
+
+
+def demo_cards(today: date) -> dict[str, list[OrderContent]]:
+    """Realistic cards for the demo residents, dated around `today` so rounds show doses."""
+    start = today - timedelta(days=30)
+    poured, pouch = DispensingMode.STAFF_POURED, DispensingMode.DOSE_DISPENSED
+    def drug(name: str, atc: str, strength: str, form: str = "tabletter") -> Drug:
+        return Drug(name, f"demo-{atc.lower()}", atc, form, strength)
+
+    metformin = OrderContent("metformin", drug("Metformin", "A10BA02", "500 mg"),
+                             _daily(start, _dose(TimeKind.MORNING, "1"),
+                                    _dose(TimeKind.EVENING, "1")),
+                             route="oral", indication="mod sukkersyge", treatment_start=start,
+                             dispensing_mode=pouch)
+    furosemid = OrderContent("furosemid", drug("Furosemid", "C03CA01", "40 mg"),
+                             _daily(start, _dose(TimeKind.MORNING, "1")), route="oral",
+                             indication="vanddrivende", treatment_start=start,
+                             dispensing_mode=pouch)
+    pn_paracetamol = OrderContent(
+        "paracetamol-pn", drug("Paracetamol", "N02BE01", "500 mg"),
+        StructuredDosage(TABLET, (DosagePeriod(start, None, 1, "", (DosageDay(1, tuple(
+            _dose(TimeKind.ANY, "2", as_needed=True) for _ in range(4))),)),)),
+        route="oral", indication="mod smerter", treatment_start=start, dispensing_mode=poured)
+    weekly = OrderContent(
+        "methotrexat", drug("Metex", "L04AX03", "7,5 mg", "injektionsvæske"),
+        StructuredDosage(DoseUnit("sprøjte", "sprøjter"), (DosagePeriod(
+            today - timedelta(days=today.weekday()), None, 7, "",
+            (DosageDay(1, (_dose(TimeKind.MORNING, "1"),)),)),)),
+        route="subcutaneous", indication="mod leddegigt", treatment_start=start,
+        dispensing_mode=poured, time_critical=False)
+    tapering = OrderContent("prednisolon", drug("Prednisolon", "H02AB06", "25 mg"),
+                            _tapering(today - timedelta(days=3)), route="oral",
+                            indication="nedtrapning", treatment_start=today - timedelta(days=3),
+                            treatment_end=today + timedelta(days=24), dispensing_mode=poured)
+    insulin = OrderContent("insulin", drug("Insulatard", "A10AC01", "100 IE/ml",
+                                           "injektionsvæske"),
+                           _daily(start, _dose(TimeKind.CLOCK, "12", clock=time(7, 30)),
+                                  unit=DoseUnit("enhed", "enheder")),
+                           route="subcutaneous", indication="mod sukkersyge",
+                           treatment_start=start, dispensing_mode=poured, time_critical=True)
+    marevan = OrderContent("marevan", drug("Marevan", "B01AA03", "2,5 mg"),
+                           FreeTextDosage("efter INR-skema fra egen læge"), route="oral",
+                           indication="blodfortyndende", treatment_start=start,
+                           dispensing_mode=poured)
+    simvastatin = OrderContent("simvastatin", drug("Simvastatin", "C10AA01", "40 mg"),
+                               _daily(start, _dose(TimeKind.EVENING, "1")), route="oral",
+                               indication="mod forhøjet kolesterol", treatment_start=start,
+                               dispensing_mode=pouch)
+    cards = {
+        "r01": [metformin, furosemid, pn_paracetamol, simvastatin],
+        "r02": [weekly, pn_paracetamol, furosemid],
+        "r03": [tapering, metformin, simvastatin],
+        "r04": [insulin, metformin, pn_paracetamol],
+        "r05": [marevan, furosemid, simvastatin],
+        "r06": [metformin, simvastatin],
+    }
+    return cards
+
+
 def seed_demo(uow_factory: UnitOfWorkFactory, now: datetime) -> bool:
-    """Create the demo facility and residents unless the facility exists. True if seeded."""
+    """Create the demo facility, residents and cards unless the facility exists. True if
+    seeded. One order is paused and one discontinued, as on a real card."""
     with uow_factory() as uow:
         if uow.facilities.exists(DEMO_FACILITY_ID):
             return False
-        uc.create_facility(uow, Facility(DEMO_FACILITY_ID, "Solhaven Demo Care Home"), now)
+        facility = uc.create_facility(
+            uow, Facility(DEMO_FACILITY_ID, "Solhaven Demo Care Home"), now)
         for resident_id, person_id, name, room in DEMO_RESIDENTS:
             uc.create_resident(
                 uow, Resident(resident_id, DEMO_FACILITY_ID, person_id, name, room), now)
+        today = now.astimezone(facility.zone).date()
+        card_start = now - timedelta(days=30)
+        for resident_id, orders in demo_cards(today).items():
+            cards_uc.sync_card(uow, DEMO_FACILITY_ID, resident_id, 1, orders, card_start, now)
+        cards_uc.pause_order(uow, DEMO_FACILITY_ID, "r05", "furosemid",
+                             now - timedelta(days=1), now + timedelta(days=3), now)
+        cards_uc.discontinue_order(uow, DEMO_FACILITY_ID, "r06", "simvastatin",
+                                   now - timedelta(hours=2), now)
         uow.commit()
     return True

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -32,6 +33,7 @@ from medservice.server import build_server
 from medservice.store.db import normalise_url
 from medservice.store.migrate import upgrade
 from medservice.store.uow import UnitOfWorkFactory
+from medservice.v1 import rounds_pb2, rounds_pb2_grpc
 from tests.conftest import TEST_SETTINGS, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +91,17 @@ def test_demo_serves_and_lists_the_demo_facility_with_a_minted_token(
     with MedClient(target, token.stdout.strip()) as client:
         assert [f.name for f in client.list_facilities()] == ["facilities/demo"]
         assert len(list(client.list_residents("demo"))) == 12
+        rounds = rounds_pb2_grpc.RoundServiceStub(client.channel)
+        today = dt.datetime.now(ZoneInfo("Europe/Copenhagen")).date().isoformat()
+        notes, doses = set(), 0
+        for shift in ("day", "evening", "night"):
+            s = client.call(rounds.GetShiftSchedule, rounds_pb2.GetShiftScheduleRequest(
+                facility="facilities/demo", date=today, shift_id=shift))
+            notes |= {n.kind for r in s.residents for n in r.notes}
+            doses += sum(len(r.doses) for r in s.residents)
+        assert doses > 10
+        assert notes == {rounds_pb2.ORDER_NOTE_KIND_PAUSED, rounds_pb2.ORDER_NOTE_KIND_DISCONTINUED,
+                         rounds_pb2.ORDER_NOTE_KIND_NEEDS_MANUAL_SCHEDULE}
 
 
 def test_sigterm_drains_and_exits_cleanly(
