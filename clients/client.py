@@ -14,7 +14,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from medservice.v1 import facilities_pb2 as fpb
-from medservice.v1 import facilities_pb2_grpc
+from medservice.v1 import facilities_pb2_grpc, medicine_cards_pb2_grpc, rounds_pb2_grpc
+from medservice.v1 import medicine_cards_pb2 as cpb
+from medservice.v1 import rounds_pb2 as rpb
 
 T = TypeVar("T")
 
@@ -87,6 +89,8 @@ class MedClient:
         self.timeout = timeout
         self.retries = retries
         self.facilities = facilities_pb2_grpc.FacilityServiceStub(self.channel)
+        self.cards = medicine_cards_pb2_grpc.MedicineCardServiceStub(self.channel)
+        self.rounds = rounds_pb2_grpc.RoundServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -171,3 +175,33 @@ class MedClient:
         return self.call(self.facilities.UpdateResident, fpb.UpdateResidentRequest(
             resident=resident, update_mask=FieldMask(paths=paths),
             request_id=request_id or new_request_id()))
+
+    # Medicine cards
+
+    def get_card(self, resident: str) -> cpb.MedicineCard:
+        return self.call(self.cards.GetMedicineCard,
+                         cpb.GetMedicineCardRequest(name=f"{resident}/medicineCard"))
+
+    def import_fmk(self, resident: str, content: bytes, request_id: str | None = None,
+                   timeout: float | None = None) -> cpb.ImportMedicineCardResponse:
+        return self.call(self.cards.ImportFmkMessage, cpb.ImportFmkMessageRequest(
+            parent=f"{resident}/medicineCard", content=content,
+            request_id=request_id or new_request_id()), timeout=timeout)
+
+    def import_fhir(self, resident: str, content: bytes, request_id: str | None = None,
+                    timeout: float | None = None) -> cpb.ImportMedicineCardResponse:
+        return self.call(self.cards.ImportFhirMedicationRequests,
+                         cpb.ImportFhirMedicationRequestsRequest(
+                             parent=f"{resident}/medicineCard", content=content,
+                             request_id=request_id or new_request_id()), timeout=timeout)
+
+    # Rounds
+
+    def shift_schedule(self, facility_id: str, day: str, shift_id: str) -> rpb.ShiftSchedule:
+        return self.call(self.rounds.GetShiftSchedule, rpb.GetShiftScheduleRequest(
+            facility=f"facilities/{facility_id}", date=day, shift_id=shift_id))
+
+    def dispensing_list(self, facility_id: str, day: str, shift_id: str
+                        ) -> rpb.DispensingList:
+        return self.call(self.rounds.GetDispensingList, rpb.GetDispensingListRequest(
+            facility=f"facilities/{facility_id}", date=day, shift_id=shift_id))

@@ -17,7 +17,9 @@ from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 
 from clients.client import MedClient, MedServiceError
+from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
+from medservice.v1 import medicine_cards_pb2 as cpb
 
 Handler = Callable[[MedClient, argparse.Namespace], int]
 
@@ -116,6 +118,101 @@ def residents_update(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
+# medicine cards and rounds
+
+
+def _quantity(amount: common_pb2.DoseQuantity, unit: cpb.DoseUnit) -> str:
+    if amount.quantity:
+        text = unit.singular if amount.quantity == "1" else (unit.plural or unit.singular)
+        return f"{amount.quantity} {text}".strip()
+    return f"{amount.min_quantity}-{amount.max_quantity} {unit.plural or unit.singular}".strip()
+
+
+_STATE = {cpb.ORDER_STATE_ACTIVE: "active", cpb.ORDER_STATE_PAUSED: "paused",
+          cpb.ORDER_STATE_DISCONTINUED: "discontinued", cpb.ORDER_STATE_ENDED: "ended"}
+
+
+def card_get(client: MedClient, args: argparse.Namespace) -> int:
+    card = client.get_card(args.resident)
+    if args.json:
+        _print_json([card])
+        return 0
+    print(f"card version {card.card_version}")
+    _print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, o.route,
+                   _STATE.get(o.state, "?"),
+                   o.dosage.text_da or ("manual schedule" if o.needs_manual_schedule else ""))
+                  for o in card.orders], ("ORDER", "DRUG", "STRENGTH", "ROUTE", "STATE", "DOSAGE"))
+    return 0
+
+
+def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
+    from rich.progress import Progress
+
+    data = Path(args.file).read_bytes()
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"importing {Path(args.file).name}", total=len(data))
+        send = client.import_fmk if kind == "fmk" else client.import_fhir
+        result = send(args.resident, data, timeout=max(client.timeout, len(data) / 100_000))
+        progress.update(task, completed=len(data))
+    if args.json:
+        _print_json([result])
+        return 0
+    counts: dict[str, int] = {}
+    for change in result.changes:
+        key = cpb.OrderChangeKind.Name(change.kind).removeprefix("ORDER_CHANGE_KIND_").lower()
+        counts[key] = counts.get(key, 0) + 1
+    print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no orders")
+    for p in result.problems:
+        print(f"refused {p.source_order_id or '?'} at {p.location}: {p.reason}")
+    return 0 if not result.problems else 3
+
+
+def import_fmk(client: MedClient, args: argparse.Namespace) -> int:
+    return _import(client, args, "fmk")
+
+
+def import_fhir(client: MedClient, args: argparse.Namespace) -> int:
+    return _import(client, args, "fhir")
+
+
+def round_list(client: MedClient, args: argparse.Namespace) -> int:
+    schedule = client.shift_schedule(args.facility, args.date, args.shift)
+    if args.json:
+        _print_json([schedule])
+        return 0
+    for r in schedule.residents:
+        print(f"{r.room:>5}  {r.display_name}")
+        for d in r.doses:
+            window = ""
+            if d.HasField("window_start"):
+                half = d.window_end.ToDatetime() - d.due_time.ToDatetime()
+                window = f"±{int(half.total_seconds() // 60)} min"
+            print(f"       {d.local_time}  {d.drug.name} {d.drug.strength}  "
+                  f"{_quantity(d.amount, d.unit)}  {d.route}  {window}  {d.dose_id}")
+        for p in r.pn_allowances:
+            limit = "no limit" if p.unlimited else f"at most {p.max_doses_per_day}/day"
+            print(f"       PN     {p.drug.name}  {_quantity(p.amount, p.unit)}  {limit}")
+        for n in r.notes:
+            print(f"       NOTE   {n.drug.name}: {n.text}")
+    return 0
+
+
+def dispensing(client: MedClient, args: argparse.Namespace) -> int:
+    lst = client.dispensing_list(args.facility, args.date, args.shift)
+    if args.json:
+        _print_json([lst])
+        return 0
+    rows = []
+    for r in lst.residents:
+        for label, items in (("pouch", r.pharmacy_dispensed), ("pour", r.staff_poured)):
+            for i in items:
+                total = f"{i.total_quantity}{' (max)' if i.includes_range else ''}"
+                rows.append((r.room, r.display_name, label, i.drug.name, total,
+                             i.unit.plural or i.unit.singular, " ".join(i.times)))
+    _print_table(rows, ("ROOM", "RESIDENT", "FROM", "DRUG", "TOTAL", "UNIT", "TIMES"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,6 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--display-name")
     p.add_argument("--room")
     p.set_defaults(handler=residents_update)
+
+    card = top.add_parser("card", help="a resident's medicine card").add_subparsers(
+        dest="cmd", required=True)
+    p = card.add_parser("get")
+    p.add_argument("resident", help="facilities/F/residents/R")
+    p.set_defaults(handler=card_get)
+
+    imp = top.add_parser("import", help="import an FMK or FHIR document into a card")
+    imp_sub = imp.add_subparsers(dest="cmd", required=True)
+    for kind, handler in (("fmk", import_fmk), ("fhir", import_fhir)):
+        p = imp_sub.add_parser(kind)
+        p.add_argument("file")
+        p.add_argument("--resident", required=True, help="facilities/F/residents/R")
+        p.set_defaults(handler=handler)
+
+    for name, handler, text in (("round", round_list, "the round list of a shift"),
+                                ("dispensing", dispensing, "what to prepare for a shift")):
+        p = top.add_parser(name, help=text)
+        p.add_argument("--facility", required=True)
+        p.add_argument("--date", required=True, help="YYYY-MM-DD, the day the shift starts")
+        p.add_argument("--shift", default="day")
+        p.set_defaults(handler=handler)
     return parser
 
 
