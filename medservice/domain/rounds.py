@@ -66,15 +66,21 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
 
 
 DoseWithOrder = tuple[ScheduledDose, OrderContent]
+Pieces = list[tuple[OrderContent, OrderTerms]]
 
 
 def doses_between(versions: list[OrderVersion], clock: FacilityClock, start: datetime,
                   end: datetime, known_at: datetime | None) -> list[DoseWithOrder]:
     """The order's doses due in [start, end), each with the order content it was
     scheduled from: as ordered at its time."""
+    return _doses_in(terms_pieces(versions, known_at), clock, start, end)
+
+
+def _doses_in(pieces: Pieces, clock: FacilityClock, start: datetime, end: datetime
+              ) -> list[DoseWithOrder]:
     first, last = clock.local_date_of(start), clock.local_date_of(end - timedelta(microseconds=1))
     doses = []
-    for content, terms in terms_pieces(versions, known_at):
+    for content, terms in pieces:
         doses += [(d, content) for d in schedule_order(terms, clock, first, last)
                   if start <= d.due_time < end]
     doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
@@ -166,10 +172,11 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
     for resident in residents:
         entry = ResidentRound(resident)
         for order_id, history in sorted(versions.get(resident.resident_id, {}).items()):
-            content = _content_at(history, start, end, known_at)
+            pieces = terms_pieces(history, known_at)
+            content = _content_at(pieces, start, end)
             if content is None:
                 continue
-            entry.doses += doses_between(history, clock, start, end, known_at)
+            entry.doses += _doses_in(pieces, clock, start, end)
             notes, pn = _notes_and_pn(content, order_id, clock, shift_date, start, end)
             entry.notes += notes
             if pn is not None:
@@ -179,14 +186,13 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
     return ShiftSchedule(facility_id, shift_date, shift_id, start, end, rounds)
 
 
-def _content_at(history: list[OrderVersion], start: datetime, end: datetime,
-                known_at: datetime) -> OrderContent | None:
+def _content_at(pieces: Pieces, start: datetime, end: datetime) -> OrderContent | None:
     """The content in force at `start`, or failing that the first in force before `end`."""
-    for content, terms in terms_pieces(history, known_at):
+    for content, terms in pieces:
         if (terms.valid_from is None or terms.valid_from <= start) and (
                 terms.valid_until is None or start < terms.valid_until):
             return content
-    for content, terms in terms_pieces(history, known_at):
+    for content, terms in pieces:
         if terms.valid_from is not None and start <= terms.valid_from < end:
             return content
     return None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -14,14 +15,60 @@ from medservice.store import tables as t
 from medservice.store.repositories import _utc
 
 _V = t.order_versions.c
+_HEAD = (_V.facility_id, _V.resident_id, _V.order_id, _V.version)
+
+VersionKey = tuple[str, str, str, int]
+
+
+class VersionCache:
+    """Parsed order versions by primary key. A version row never changes once written, so
+    an entry never goes stale, in this process or across replicas; reading a round list
+    then costs one narrow query instead of decoding every order's JSON again."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._entries: OrderedDict[VersionKey, OrderVersion] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: VersionKey) -> OrderVersion | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, version: OrderVersion) -> None:
+        key = (version.facility_id, version.resident_id, version.order_id, version.version)
+        with self._lock:
+            self._entries[key] = version
+            if len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+VERSIONS = VersionCache()
 
 
 def _version(row: Any) -> OrderVersion:
-    return OrderVersion(
+    version = OrderVersion(
         facility_id=row.facility_id, resident_id=row.resident_id,
         content=content_from_dict(row.content, "stored"), version=row.version,
         valid_from=_utc(row.valid_from), recorded_at=_utc(row.recorded_at),
         removed=row.removed)
+    VERSIONS.put(version)
+    return version
+
+
+def _cached_or_load(conn: Connection, condition: Any) -> list[OrderVersion]:
+    """The versions matching `condition`, ordered by key, parsed from the cache where it
+    can; rows it has not seen are read with their content."""
+    keys = [tuple(r) for r in conn.execute(select(*_HEAD).where(condition).order_by(*_HEAD))]
+    found = {k: VERSIONS.get(k) for k in keys}  # type: ignore[arg-type]
+    if any(v is None for v in found.values()):
+        for row in conn.execute(select(t.order_versions).where(condition)):
+            key = (row.facility_id, row.resident_id, row.order_id, row.version)
+            if found.get(key) is None:
+                found[key] = _version(row)
+    return [v for k in keys if (v := found[k]) is not None]  # type: ignore[index]
 
 
 class CardRepository:
@@ -75,21 +122,16 @@ class CardRepository:
     def resident_versions(self, facility_id: str, resident_id: str
                           ) -> dict[str, list[OrderVersion]]:
         """Every version of every order of one resident, by order id."""
-        rows = self._conn.execute(select(t.order_versions).where(
-            _V.facility_id == facility_id, _V.resident_id == resident_id)
-            .order_by(_V.order_id, _V.version))
         out: dict[str, list[OrderVersion]] = defaultdict(list)
-        for r in rows:
-            out[r.order_id].append(_version(r))
+        for v in _cached_or_load(self._conn, (_V.facility_id == facility_id)
+                                 & (_V.resident_id == resident_id)):
+            out[v.order_id].append(v)
         return dict(out)
 
     def facility_versions(self, facility_id: str
                           ) -> dict[str, dict[str, list[OrderVersion]]]:
         """resident id -> order id -> versions, for a whole facility (round lists)."""
-        rows = self._conn.execute(select(t.order_versions).where(
-            _V.facility_id == facility_id)
-            .order_by(_V.resident_id, _V.order_id, _V.version))
         out: dict[str, dict[str, list[OrderVersion]]] = defaultdict(lambda: defaultdict(list))
-        for r in rows:
-            out[r.resident_id][r.order_id].append(_version(r))
+        for v in _cached_or_load(self._conn, _V.facility_id == facility_id):
+            out[v.resident_id][v.order_id].append(v)
         return {k: dict(v) for k, v in out.items()}
