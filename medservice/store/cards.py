@@ -15,9 +15,12 @@ from medservice.store import tables as t
 from medservice.store.repositories import _utc
 
 _V = t.order_versions.c
-_HEAD = (_V.facility_id, _V.resident_id, _V.order_id, _V.version)
+_KEY = (_V.facility_id, _V.resident_id, _V.order_id, _V.version)
+_HEAD = (*_KEY, _V.recorded_at)
 
-VersionKey = tuple[str, str, str, int]
+# The primary key plus recorded_at: should a database ever be restored or rebuilt, a row
+# with the same key but another history is a different entry, never a stale hit.
+VersionKey = tuple[str, str, str, int, datetime]
 
 
 class VersionCache:
@@ -38,7 +41,8 @@ class VersionCache:
             return found
 
     def put(self, version: OrderVersion) -> None:
-        key = (version.facility_id, version.resident_id, version.order_id, version.version)
+        key = (version.facility_id, version.resident_id, version.order_id, version.version,
+               version.recorded_at)
         with self._lock:
             self._entries[key] = version
             if len(self._entries) > self._max:
@@ -61,14 +65,16 @@ def _version(row: Any) -> OrderVersion:
 def _cached_or_load(conn: Connection, condition: Any) -> list[OrderVersion]:
     """The versions matching `condition`, ordered by key, parsed from the cache where it
     can; rows it has not seen are read with their content."""
-    keys = [tuple(r) for r in conn.execute(select(*_HEAD).where(condition).order_by(*_HEAD))]
-    found = {k: VERSIONS.get(k) for k in keys}  # type: ignore[arg-type]
+    keys: list[VersionKey] = [(*r[:4], _utc(r[4])) for r in conn.execute(
+        select(*_HEAD).where(condition).order_by(*_KEY))]  # type: ignore[misc]
+    found = {k: VERSIONS.get(k) for k in keys}
     if any(v is None for v in found.values()):
         for row in conn.execute(select(t.order_versions).where(condition)):
-            key = (row.facility_id, row.resident_id, row.order_id, row.version)
+            key = (row.facility_id, row.resident_id, row.order_id, row.version,
+                   _utc(row.recorded_at))
             if found.get(key) is None:
                 found[key] = _version(row)
-    return [v for k in keys if (v := found[k]) is not None]  # type: ignore[index]
+    return [v for k in keys if (v := found[k]) is not None]
 
 
 class CardRepository:
