@@ -4,8 +4,45 @@ the others. An order is either read whole or reported; never applied half-way.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from medservice.domain.orders import OrderContent
+from medservice.domain.orders import OrderContent, Pause
+
+# Order events: messages that name an order without carrying its content (FMK pause,
+# unpause and withdraw requests). The mirror applies them as pause/resume/discontinue.
+
+
+@dataclass(frozen=True)
+class PauseEvent:
+    """Pause the order over [start, end). start None: from when the mirror records it;
+    end None: until unpaused. Apply as a new order version with this pause added."""
+
+    order_id: str
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def pause(self) -> Pause:
+        return Pause(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class UnpauseEvent:
+    """Lift the order's pauses from when the mirror records it."""
+
+    order_id: str
+
+
+@dataclass(frozen=True)
+class WithdrawEvent:
+    """Discontinue the order at `at`; None (FMK 1.4 requests carry no time): when the
+    mirror records it. Reversible by the source, like any discontinuation."""
+
+    order_id: str
+    at: datetime | None = None
+
+
+OrderEvent = PauseEvent | UnpauseEvent | WithdrawEvent
 
 
 @dataclass(frozen=True)
@@ -26,3 +63,5 @@ class ImportResult:
     card_version: int | None = None
     # True when the document is the whole card (absent orders were removed), not a delta.
     whole_card: bool = False
+    # Pause, unpause and withdraw events, in document order; applied after the orders.
+    events: list[OrderEvent] = field(default_factory=list)

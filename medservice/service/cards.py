@@ -20,7 +20,12 @@ from medservice.domain.orders import (
     latest_known,
     version_at,
 )
-from medservice.imports.result import ImportResult
+from medservice.imports.result import (
+    ImportResult,
+    OrderEvent,
+    PauseEvent,
+    UnpauseEvent,
+)
 from medservice.service.facilities import get_facility, get_resident
 from medservice.store.uow import UnitOfWork
 
@@ -158,8 +163,24 @@ def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: Imp
     if result.person_id and result.person_id != resident.person_id:
         raise FailedPrecondition("the document is about another person than this resident",
                                  reason="PERSON_MISMATCH")
-    return sync_card(uow, facility_id, resident_id, result.card_version, result.orders,
-                     now, now, whole_card=result.whole_card)
+    card, changes = sync_card(uow, facility_id, resident_id, result.card_version,
+                              result.orders, now, now, whole_card=result.whole_card)
+    for event in result.events:
+        view = _apply_event(uow, facility_id, resident_id, event, now)
+        changes.append(OrderChange(view.order_id, ChangeKind.UPDATED, view.version.version))
+    if result.events:
+        card = get_card(uow, facility_id, resident_id, now, now)
+    return card, changes
+
+
+def _apply_event(uow: UnitOfWork, facility_id: str, resident_id: str, event: OrderEvent,
+                 now: datetime) -> OrderView:
+    if isinstance(event, PauseEvent):
+        return pause_order(uow, facility_id, resident_id, event.order_id, event.start,
+                           event.end, now)
+    if isinstance(event, UnpauseEvent):
+        return resume_order(uow, facility_id, resident_id, event.order_id, None, now)
+    return discontinue_order(uow, facility_id, resident_id, event.order_id, event.at, now)
 
 
 def _check_unique(orders: list[OrderContent]) -> None:

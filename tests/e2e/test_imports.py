@@ -1,0 +1,71 @@
+"""FMK and FHIR documents imported into a card over gRPC, on SQLite and PostgreSQL, from
+the reference examples in ../shared/reference (skipped without them, unless CI requires)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import grpc
+import pytest
+
+from clients.client import MedClient, MedServiceError
+from medservice.domain.access import Role
+from medservice.v1 import facilities_pb2 as fpb
+from medservice.v1 import medicine_cards_pb2 as cpb
+from tests.conftest import ServerFixture
+
+REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+FMK_CARD = REFERENCE / "fmk/examples/2012/06/01/GetMedicineCardResponse.xml"
+RESIDENT = "facilities/f/residents/r1"
+
+
+def _need(path: Path) -> bytes:
+    if not path.exists():
+        if os.environ.get("MEDSERVICE_REQUIRE_REFERENCE") == "1":
+            pytest.fail(f"reference file missing: {path}")
+        pytest.skip(f"reference data not present ({path}); see ../shared/reference")
+    return path.read_bytes()
+
+
+def _home(server: ServerFixture, person_id: str) -> MedClient:
+    admin = server.client(Role.ADMIN)
+    admin.create_facility(fpb.Facility(display_name="Home"), "f")
+    admin.create_resident("f", fpb.Resident(person_id=person_id, display_name="T", room="1"),
+                          "r1")
+    return server.client(Role.INTEGRATION, "f")
+
+
+def test_fmk_medicine_card_response_imports_with_pause_and_discontinuation(
+        server: ServerFixture) -> None:
+    data = _need(FMK_CARD)
+    client = _home(server, "111111-1118")  # the example's test person
+    result = client.import_fmk(RESIDENT, data)
+    assert [o.drug.name for o in result.card.orders] == ["Primcillin"]
+    assert [c.kind for c in result.changes] == [cpb.ORDER_CHANGE_KIND_CREATED]
+    order = result.card.orders[0]
+    assert order.state == cpb.ORDER_STATE_DISCONTINUED
+    assert len(order.pauses) == 1 and order.HasField("discontinue_time")
+    assert order.dosage.HasField("structured")
+    assert [p.source_order_id for p in result.problems] == ["11222123131213"]  # negative consent
+    again = client.import_fmk(RESIDENT, data)
+    assert [c.kind for c in again.changes] == [cpb.ORDER_CHANGE_KIND_UNCHANGED]
+
+
+def test_fmk_document_about_another_person_is_refused_whole(server: ServerFixture) -> None:
+    data = _need(FMK_CARD)
+    client = _home(server, "010145-1234")
+    with pytest.raises(MedServiceError) as info:
+        client.import_fmk(RESIDENT, data)
+    assert (info.value.code, info.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                    "PERSON_MISMATCH")
+    assert "1111111118" not in str(info.value)
+    assert list(client.get_card(RESIDENT).orders) == []
+
+
+def test_not_xml_is_refused_naming_content(server: ServerFixture) -> None:
+    client = _home(server, "010145-1234")
+    with pytest.raises(MedServiceError) as info:
+        client.import_fmk(RESIDENT, b"this is not xml")
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in info.value.violations] == ["content"]
