@@ -8,7 +8,7 @@ relative to the caller's prefix (e.g. "card.orders[2].dosage.structured.periods[
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,6 +24,7 @@ from medservice.domain.dosage import (
     TimeKind,
 )
 from medservice.domain.errors import FieldViolation, InvalidArgument, require
+from medservice.domain.fhir_timing import TimingDosage
 from medservice.domain.orders import (
     DispensingMode,
     Drug,
@@ -75,6 +76,36 @@ def _period(p: DosagePeriod) -> Json:
     return out
 
 
+def _timing(t: TimingDosage) -> Json:
+    out: Json = {
+        "unit": {"singular": t.unit.singular, "plural": t.unit.plural},
+        "frequency": t.frequency,
+        "period": str(t.period) if t.period is not None else "",
+        "period_unit": t.period_unit,
+        "when": list(t.when),
+        "time_of_day": [x.strftime("%H:%M") for x in t.time_of_day],
+        "day_of_week": list(t.day_of_week),
+        "bounds_start": instant_text(t.bounds_start) if t.bounds_start else "",
+        "bounds_end": instant_text(t.bounds_end) if t.bounds_end else "",
+        "bounds_first_date": t.bounds_first_date.isoformat() if t.bounds_first_date else "",
+        "bounds_last_date": t.bounds_last_date.isoformat() if t.bounds_last_date else "",
+        "bounds_duration": str(t.bounds_duration) if t.bounds_duration is not None else "",
+        "bounds_duration_unit": t.bounds_duration_unit,
+        "count": t.count or 0,
+        "offset_minutes": t.offset_minutes,
+        "code": t.code,
+        "as_needed": t.as_needed,
+        "max_dose_quantity": str(t.max_dose_quantity) if t.max_dose_quantity is not None
+        else "",
+        "max_dose_unit": t.max_dose_unit,
+        "max_dose_period_minutes": int(t.max_dose_period.total_seconds() // 60)
+        if t.max_dose_period else 0,
+    }
+    if t.amount is not None:
+        out["amount"] = _amount(t.amount)
+    return {k: v for k, v in out.items() if v or k == "unit"}
+
+
 def dosage_to_dict(dosage: object) -> Json:
     if isinstance(dosage, StructuredDosage):
         return {"structured": {
@@ -84,6 +115,8 @@ def dosage_to_dict(dosage: object) -> Json:
         return {"free_text": dosage.text}
     if isinstance(dosage, LocalSchemaDosage):
         return {"local_schema": dosage.text}
+    if isinstance(dosage, TimingDosage):
+        return {"timing": _timing(dosage)}
     raise TypeError(f"cannot encode dosage of type {type(dosage).__name__}")
 
 
@@ -223,12 +256,51 @@ class _Reader:
             return StructuredDosage(
                 DoseUnit(unit.get("singular", ""), unit.get("plural", "")
                          or unit.get("singular", "")), tuple(periods))  # type: ignore[arg-type]
+        if "timing" in value:
+            return self.timing(value["timing"], f"{field}.timing")
         if "local_schema" in value:
             return LocalSchemaDosage(value["local_schema"])
         if "free_text" in value:
             return FreeTextDosage(value["free_text"])
         self.bad(field, "is required: structured, free_text, local_schema or timing")
         return None
+
+    def timing(self, v: Json, field: str) -> TimingDosage | None:
+        before = len(self.violations)
+        unit = v.get("unit", {})
+        amount = self.amount(v["amount"], f"{field}.amount") if "amount" in v else None
+        times = []
+        for i, x in enumerate(v.get("time_of_day", [])):
+            try:
+                times.append(time.fromisoformat(x))
+            except ValueError:
+                self.bad(f"{field}.time_of_day[{i}]", "must be HH:MM")
+        minutes = int(v.get("max_dose_period_minutes", 0) or 0)
+        kwargs = dict(
+            unit=DoseUnit(unit.get("singular", ""), unit.get("plural", "")
+                          or unit.get("singular", "")),
+            amount=amount, frequency=int(v.get("frequency", 0) or 0),
+            period=self.decimal(v.get("period"), f"{field}.period"),
+            period_unit=v.get("period_unit", ""), when=tuple(v.get("when", [])),
+            time_of_day=tuple(times), day_of_week=tuple(v.get("day_of_week", [])),
+            bounds_start=self.instant(v.get("bounds_start"), f"{field}.bounds_start"),
+            bounds_end=self.instant(v.get("bounds_end"), f"{field}.bounds_end"),
+            bounds_first_date=self.date(v.get("bounds_first_date"),
+                                        f"{field}.bounds_first_date"),
+            bounds_last_date=self.date(v.get("bounds_last_date"), f"{field}.bounds_last_date"),
+            bounds_duration=self.decimal(v.get("bounds_duration"), f"{field}.bounds_duration"),
+            bounds_duration_unit=v.get("bounds_duration_unit", ""),
+            count=int(v.get("count", 0) or 0) or None,
+            offset_minutes=int(v.get("offset_minutes", 0) or 0), code=v.get("code", ""),
+            as_needed=bool(v.get("as_needed", False)),
+            max_dose_quantity=self.decimal(v.get("max_dose_quantity"),
+                                           f"{field}.max_dose_quantity"),
+            max_dose_unit=v.get("max_dose_unit", ""),
+            max_dose_period=timedelta(minutes=minutes) if minutes else None)
+        if len(self.violations) > before or ("amount" in v and amount is None):
+            return None
+        built: TimingDosage | None = self._build(TimingDosage, field, **kwargs)
+        return built
 
     def _build(self, cls: type, field: str, **kwargs: Any) -> Any:
         """Construct a domain object whose own checks may refuse it; name the field."""

@@ -21,6 +21,7 @@ from enum import Enum
 
 from medservice.domain.dosage import Dosage, FreeTextDosage, needs_manual_schedule
 from medservice.domain.errors import FieldViolation
+from medservice.domain.fhir_timing import TimingDosage, timing_problem
 
 
 class DispensingMode(Enum):
@@ -86,6 +87,9 @@ class OrderContent:
 
     @property
     def manual_schedule_reason(self) -> str | None:
+        """Why the dosage cannot be scheduled by the engine, or None."""
+        if isinstance(self.dosage, TimingDosage):
+            return timing_problem(self.dosage, order_start=self.treatment_start)
         return needs_manual_schedule(self.dosage)
 
 

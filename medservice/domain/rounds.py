@@ -25,7 +25,8 @@ from medservice.domain.orders import (
     latest_known,
     order_timeline,
 )
-from medservice.domain.schedule import OrderTerms, ScheduledDose, schedule_order
+from medservice.domain.schedule import OrderTerms, ScheduledDose
+from medservice.domain.schedule_timing import schedule_terms
 
 # A discontinuation this recent is still worth a note on the round list.
 RECENT_DISCONTINUATION = timedelta(days=7)
@@ -81,7 +82,7 @@ def _doses_in(pieces: Pieces, clock: FacilityClock, start: datetime, end: dateti
     first, last = clock.local_date_of(start), clock.local_date_of(end - timedelta(microseconds=1))
     doses = []
     for content, terms in pieces:
-        doses += [(d, content) for d in schedule_order(terms, clock, first, last)
+        doses += [(d, content) for d in schedule_terms(terms, clock, first, last)
                   if start <= d.due_time < end]
     doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
     return doses

@@ -4,6 +4,7 @@ the reference examples in ../shared/reference (skipped without them, unless CI r
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -13,6 +14,8 @@ from clients.client import MedClient, MedServiceError
 from medservice.domain.access import Role
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
+from medservice.v1 import rounds_pb2 as rpb
+from tests.builders import ts
 from tests.conftest import ServerFixture
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
@@ -69,3 +72,28 @@ def test_not_xml_is_refused_naming_content(server: ServerFixture) -> None:
         client.import_fmk(RESIDENT, b"this is not xml")
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in info.value.violations] == ["content"]
+
+
+def test_fhir_medication_request_imports_and_is_scheduled(server: ServerFixture) -> None:
+    data = _need(REFERENCE / "fhir-r4/medicationrequest0306.json")  # 6 mg daily, active
+    client = _home(server, "010145-1234")
+    result = client.import_fhir(RESIDENT, data)
+    assert not result.problems
+    [order] = result.card.orders
+    assert order.dosage.HasField("timing") and not order.needs_manual_schedule
+    assert order.dosage.timing.amount.quantity == "6"
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    carer = server.client(Role.CARER, "f")
+    doses = carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+        parent=RESIDENT, start_time=ts(start), end_time=ts(start + timedelta(days=2))))
+    # Once daily: the facility's morning time, each day (the import applies from now).
+    assert [d.local_time for d in doses.doses] == ["08:00", "08:00"]
+
+
+def test_fhir_refused_orders_are_reported_and_nothing_half_applied(
+        server: ServerFixture) -> None:
+    data = _need(REFERENCE / "fhir-r4/medicationrequest0318.json")  # every 6 h, no start
+    client = _home(server, "010145-1234")
+    result = client.import_fhir(RESIDENT, data)
+    assert len(result.problems) >= 1 and result.problems[0].reason
+    assert list(client.get_card(RESIDENT).orders) == []

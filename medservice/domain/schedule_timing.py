@@ -1,0 +1,55 @@
+"""Scheduling an order whose dosage is a FHIR Timing (the structured FMK path is
+`schedule.schedule_order`). Same terms, same ids, same windows: only the expansion differs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from medservice.domain.clock import FacilityClock
+from medservice.domain.fhir_timing import TimingDosage, expand_timing, timing_problem
+from medservice.domain.schedule import (
+    OrderTerms,
+    ScheduledDose,
+    _inside_any,
+    schedule_order,
+)
+
+
+def schedule_terms(terms: OrderTerms, clock: FacilityClock, first: date, last: date
+                   ) -> list[ScheduledDose]:
+    """The doses of one order version due on local dates first..last, whatever its kind."""
+    if isinstance(terms.dosage, TimingDosage):
+        return schedule_timing(terms, clock, first, last)
+    return schedule_order(terms, clock, first, last)
+
+
+def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: date
+                    ) -> list[ScheduledDose]:
+    timing = terms.dosage
+    assert isinstance(timing, TimingDosage)
+    if timing.as_needed or timing_problem(timing, order_start=terms.treatment_start):
+        return []
+    if terms.treatment_start is not None and terms.treatment_start > first:
+        first = terms.treatment_start
+    if terms.treatment_end is not None and terms.treatment_end < last:
+        last = terms.treatment_end
+    if first > last:
+        return []
+    excluded = terms.excluded_intervals()
+    doses = []
+    for slot in expand_timing(timing, clock, first, last, order_start=terms.treatment_start):
+        # The slot's own instant: clock.instant cannot tell the two 02:00s of autumn apart.
+        due = slot.due_time
+        if excluded and _inside_any(due, excluded):
+            continue
+        if slot.one_time:
+            start, end = None, None
+        else:
+            half = clock.half_width(terms.time_critical, slot.doses_that_day,
+                                    terms.window_minutes)
+            start, end = due - half, due + half
+        doses.append(ScheduledDose(
+            terms.resident_id, terms.order_id, slot.local_date, slot.slot, slot.local_time,
+            slot.time_kind, due, start, end, slot.amount, timing.unit, "",
+            terms.time_critical))
+    return doses
