@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from medservice.api import convert_cards as cc
 from medservice.api.convert import from_timestamp
-from medservice.api.rpc import Clock, rpc, run_idempotent
+from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc, run_idempotent
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
@@ -30,9 +30,11 @@ def _instant(ts: Timestamp, has: bool, default: Any) -> Any:
 
 
 class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
+                 authenticate: Authenticate = principal_from_interceptor) -> None:
         self._uow = uow_factory
         self._clock = clock
+        self.authenticate = authenticate
 
     @rpc(*WRITERS)
     def SyncMedicineCard(self, request: pb.SyncMedicineCardRequest, context: Any,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from medservice.api import convert
-from medservice.api.rpc import Clock, rpc, run_idempotent
+from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc, run_idempotent
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import PermissionDenied
@@ -20,9 +20,11 @@ _SERVICE = "/medservice.v1.FacilityService/"
 
 
 class FacilityServicer(facilities_pb2_grpc.FacilityServiceServicer):
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
+                 authenticate: Authenticate = principal_from_interceptor) -> None:
         self._uow = uow_factory
         self._clock = clock
+        self.authenticate = authenticate
 
     @rpc(Role.ADMIN)
     def CreateFacility(self, request: pb.CreateFacilityRequest, context: Any,

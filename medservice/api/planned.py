@@ -13,6 +13,7 @@ import grpc
 from google.rpc import code_pb2
 
 from medservice.api.errors import simple_status
+from medservice.api.rpc import abort
 
 
 def planned(base: type, issue: str) -> Any:
@@ -26,7 +27,7 @@ def planned_class(base: type, issue: str) -> Any:
 
     def unimplemented(name: str) -> Any:
         def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-            context.abort_with_status(simple_status(
+            abort(context, simple_status(
                 code_pb2.UNIMPLEMENTED, "NOT_YET_IMPLEMENTED",
                 f"{name} is planned ({issue}) and not implemented yet"))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from medservice.api.convert import from_timestamp, timestamp
 from medservice.api.planned import planned_class
-from medservice.api.rpc import Clock, rpc
+from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.dosage import Amount, DoseUnit, TimeKind
@@ -104,9 +104,11 @@ def _item(facility_id: str, resident_id: str, i: DispensingItem) -> pb.Dispensin
 
 class RoundServicer(planned_class(rounds_pb2_grpc.RoundServiceServicer,  # type: ignore[misc]
                                   "issue 4")):
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
+                 authenticate: Authenticate = principal_from_interceptor) -> None:
         self._uow = uow_factory
         self._clock = clock
+        self.authenticate = authenticate
 
     def _shift_args(self, request: Any, principal: Principal) -> tuple[str, Any, str]:
         facility_id = names.parse_facility_name(request.facility, "facility")
