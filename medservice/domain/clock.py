@@ -27,7 +27,7 @@ from medservice.domain.facility import (
     default_shifts,
 )
 
-_CACHE_LIMIT = 16_384  # instants per clock; a clock lives for a request or a batch
+_CACHE_LIMIT = 16_384  # memo entries; bounded, since a clock may live for a long batch
 _MINUTES_PER_DAY = 24 * 60
 
 
@@ -51,14 +51,14 @@ def window_kind(time_critical: bool, doses_that_day: int) -> WindowKind:
 
 @dataclass(frozen=True)
 class FacilityClock:
+    """A facility's zone, medication times, shifts and window rules, and the arithmetic
+    on them. Immutable; build one per facility with `from_facility`."""
+
     zone: ZoneInfo
     medication_times: MedicationTimes = field(default_factory=MedicationTimes)
     shifts: tuple[Shift, ...] = field(default_factory=default_shifts)
     windows: TimingWindows = field(default_factory=TimingWindows)
-    # Memo of instant(); the clock is immutable, so entries never go stale.
-    _instants: dict[tuple[date, time], datetime] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
+    # Memo of dose_time(); the clock is immutable, so entries never go stale.
     _dose_times: dict[tuple[date, str], tuple[time, datetime]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -88,14 +88,9 @@ class FacilityClock:
 
     def instant(self, local_date: date, local_time: time) -> datetime:
         """The UTC instant of a local wall-clock time (DST rules in the module docstring)."""
-        key = (local_date, local_time)
-        found = self._instants.get(key)
-        if found is None:
-            if len(self._instants) >= _CACHE_LIMIT:
-                self._instants.clear()
-            found = _instant(self.zone, local_date, local_time.replace(tzinfo=None, fold=0))
-            self._instants[key] = found
-        return found
+        if local_time.tzinfo is not None or local_time.fold:
+            local_time = local_time.replace(tzinfo=None, fold=0)
+        return _instant(self.zone, local_date, local_time)
 
     def local(self, instant: datetime) -> datetime:
         """An instant as the facility's local wall-clock time."""
@@ -223,7 +218,8 @@ class FacilityClock:
 
 @lru_cache(maxsize=_CACHE_LIMIT)
 def _instant(zone: ZoneInfo, local_date: date, local_time: time) -> datetime:
-    """The zone conversion itself, shared by the clocks of a zone (a pure function)."""
+    """The zone conversion, memoized for all clocks of a zone (a pure function of
+    immutable values: a day's schedule asks for the same few times again and again)."""
     return datetime.combine(local_date, local_time, tzinfo=zone).astimezone(UTC)
 
 

@@ -223,6 +223,18 @@ class StructuredDosage:
     unit: DoseUnit
     periods: tuple[DosagePeriod, ...]
 
+    def starting(self, start: date) -> StructuredDosage:
+        """The same dosage moved to start on another date; periods keep their lengths and
+        their distances from one another."""
+        if not self.periods:
+            return self
+        shift = start - self.periods[0].start_date
+        return StructuredDosage(self.unit, tuple(
+            DosagePeriod(p.start_date + shift, p.end_date + shift if p.end_date else None,
+                         p.iteration_interval_days, p.supplementary_text, p.days)
+            for p in self.periods
+        ))
+
 
 @dataclass(frozen=True)
 class FreeTextDosage:
@@ -277,28 +289,22 @@ class PnAllowance:
 
 # -- time keys: a dose's time within its day, as text --------------------------------------
 
-_KEY_OF_KIND = {
-    TimeKind.MORNING: "morning",
-    TimeKind.NOON: "noon",
-    TimeKind.EVENING: "evening",
-    TimeKind.NIGHT: "night",
-}
-_KIND_OF_KEY = {key: kind for kind, key in _KEY_OF_KIND.items()}
+_KIND_OF_KEY = {kind.value: kind for kind in NAMED_TIME_KINDS}  # a named kind's value is its key
 
 
 def time_key(
     time_kind: TimeKind, clock_time: time | None = None, any_index: int = 0, any_count: int = 1
 ) -> str:
     """A dose's time within its day as text: "morning", "noon", "evening", "night", "HH:MM"
-    for a clock time, "any-IofN" for the I-th (1-based) of N ANY-time doses. Equal keys
-    mean equal local times on a given facility clock."""
+    (or "HH:MM:SS") for a clock time, "any-IofN" for the I-th (1-based) of N ANY-time doses.
+    Equal keys mean equal local times on a given facility clock."""
     if time_kind is TimeKind.ANY:
         return f"any-{any_index + 1}of{any_count}"
     if time_kind is TimeKind.CLOCK:
         if clock_time is None:
             raise InvalidArgument([FieldViolation("clock_time", "is required for CLOCK")])
-        return clock_time.strftime("%H:%M")
-    return _KEY_OF_KIND[time_kind]
+        return clock_time.isoformat("seconds" if clock_time.second else "minutes")
+    return time_kind.value
 
 
 def parse_time_key(key: str) -> tuple[TimeKind, time | None, int, int]:
@@ -371,7 +377,7 @@ def _doses_numbered(period: DosagePeriod, number: int) -> tuple[DosageDose, ...]
 
 _ANY = TimeKind.ANY
 _CLOCK = TimeKind.CLOCK
-_ANY_KEYS = tuple(tuple(f"any-{i + 1}of{n}" for i in range(n)) for n in range(25))
+_ANY_KEYS = tuple(tuple(time_key(_ANY, None, i, n) for i in range(n)) for n in range(25))
 
 
 def day_slots(doses: tuple[DosageDose, ...]) -> list[DaySlot]:
@@ -422,6 +428,8 @@ def fixed_days(
     """The local dates first..last (inclusive) that have fixed doses, each with the ruling
     period's index, the period and the day's fixed doses."""
     spans = _ruling_spans(dosage, as_needed=False)
+    if not spans:
+        return []
     if len(spans) == 1:
         start, stop = spans[0][2], spans[0][3]
     else:
