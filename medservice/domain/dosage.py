@@ -21,8 +21,9 @@ Rules of the expansion, in the words of DOMAIN.md §3 and the house rules this m
   overlap by design); an empty period hides both.
 
 Expansion is on the hot path (a national day is ~240,000 orders, each expanded for a day or
-a shift): it is plain functions over the immutable structure, one day lookup per date, no
-per-object caches (filling them costs more than it saves when each order is expanded once).
+a shift): it is plain functions over the immutable structure, a short scan of the ruling
+period's days per date, and no per-object caches (filling them costs more than it saves
+when each order is expanded once).
 """
 
 from __future__ import annotations
@@ -430,26 +431,25 @@ def fixed_days(
     spans = _ruling_spans(dosage, as_needed=False)
     if not spans:
         return []
-    if len(spans) == 1:
-        start, stop = spans[0][2], spans[0][3]
-    else:
-        start, stop = min(s[2] for s in spans), max(s[3] for s in spans)
-    first_ordinal = first.toordinal()
-    found = []
-    known: dict[tuple[int, int], list[DaySlot]] = {}  # a cycle repeats its days
-    for ordinal in range(max(first_ordinal, start), min(last.toordinal(), stop) + 1):
-        ruling = _ruling_on(spans, ordinal)
-        if ruling is None:
-            continue
-        span, number = ruling
-        index, period = span[0], span[1]
-        slots = known.get((index, number))
-        if slots is None:
-            slots = known[index, number] = day_slots(_doses_numbered(period, number))
-        if slots:
-            on = first if ordinal == first_ordinal else date.fromordinal(ordinal)
-            found.append((on, index, period, slots))
-    return found
+    if first == last:  # the common call: the day of a round
+        found = _fixed_on(spans, first, first.toordinal())
+        return [found] if found else []
+    start = max(first.toordinal(), min(s[2] for s in spans))
+    stop = min(last.toordinal(), max(s[3] for s in spans))
+    days = (_fixed_on(spans, date.fromordinal(o), o) for o in range(start, stop + 1))
+    return [day for day in days if day]
+
+
+def _fixed_on(
+    spans: list[_Span], on: date, ordinal: int
+) -> tuple[date, int, DosagePeriod, list[DaySlot]] | None:
+    ruling = _ruling_on(spans, ordinal)
+    if ruling is None:
+        return None
+    span, number = ruling
+    index, period = span[0], span[1]
+    slots = day_slots(_doses_numbered(period, number))
+    return (on, index, period, slots) if slots else None
 
 
 def expand_dosage(dosage: StructuredDosage, first: date, last: date) -> list[DueDoseSlot]:
