@@ -17,6 +17,7 @@ from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 
 from clients.client import MedClient, MedServiceError
+from clients.dosage_cli import add_dosage_commands, run_local
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -284,11 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--date", required=True, help="YYYY-MM-DD, the day the shift starts")
         p.add_argument("--shift", default="day")
         p.set_defaults(handler=handler)
+
+    add_dosage_commands(top)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "local", None) is not None:
+        return run_local(args)
     ca = Path(args.ca_file).read_bytes() if args.ca_file else None
     try:
         with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,

@@ -7,6 +7,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from medservice.api.convert import timestamp
 from medservice.domain import names
+from medservice.domain.dosage_text import short_text
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderContent, OrderState, OrderVersion
@@ -44,6 +45,8 @@ def order_to_proto(version: OrderVersion, content: OrderContent,
     if state is not None:
         order.state = _STATE[state]
     order.needs_manual_schedule = content.manual_schedule_reason is not None
+    order.dosage.text_da = short_text(content.dosage, "da")
+    order.dosage.text_en = short_text(content.dosage, "en")
     order.valid_time.FromDatetime(version.valid_from)
     order.recorded_time.FromDatetime(version.recorded_at)
     order.version = version.version

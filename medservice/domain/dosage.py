@@ -32,9 +32,12 @@ from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from medservice.domain.errors import FieldViolation, InvalidArgument
+
+if TYPE_CHECKING:
+    from medservice.domain.fhir_timing import TimingDosage
 
 
 class TimeKind(Enum):
@@ -250,9 +253,10 @@ class LocalSchemaDosage:
     text: str = ""
 
 
-# New kinds (FHIR timing) join this union; `needs_manual_schedule` treats unknown kinds as
-# unschedulable until the expander learns them.
-Dosage = StructuredDosage | FreeTextDosage | LocalSchemaDosage
+# A FHIR timing (fhir_timing.TimingDosage) is the fourth kind. It is named for the type
+# checker only: fhir_timing builds on this module. Its schedulability is decided by
+# fhir_timing.timing_problem (OrderContent.manual_schedule_reason dispatches to it).
+Dosage: TypeAlias = "StructuredDosage | FreeTextDosage | LocalSchemaDosage | TimingDosage"
 
 
 class DueDoseSlot(NamedTuple):

@@ -35,6 +35,7 @@ from medservice.domain.dosage import (
     TimeKind,
 )
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.domain.fhir_timing import TimingDosage, timing_text
 
 Language = Literal["da", "en"]
 MAX_LENGTH = 70
@@ -236,8 +237,8 @@ def short_text(dosage: Dosage, lang: Language = "da") -> str:
     if isinstance(dosage, LocalSchemaDosage):
         return ("Dosering efter skema i lokalt system" if lang == "da"
                 else "Dosage according to a schema in the local system")
-    if not isinstance(dosage, StructuredDosage):
-        return type(dosage).__name__
+    if isinstance(dosage, TimingDosage):
+        return timing_text(dosage, lang)
     text = _Text(dosage, _DA if lang == "da" else _EN, lang)
     return text.shaped() or text.summary()
 

@@ -82,6 +82,8 @@ def test_sync_creates_then_the_same_version_changes_nothing(cards: tuple) -> Non
     first = sync(client, stub, 1, [order(), order("ord-2", "Furosemid")])
     assert [c.kind for c in first.changes] == [pb.ORDER_CHANGE_KIND_CREATED] * 2
     assert {o.drug.name for o in first.card.orders} == {"Paracetamol", "Furosemid"}
+    texts = {(o.dosage.text_da, o.dosage.text_en) for o in first.card.orders}
+    assert texts == {("1 tablet morgen og aften", "1 tablet morning and evening")}
     assert all(o.state == pb.ORDER_STATE_ACTIVE for o in first.card.orders)
     again = sync(client, stub, 1, [order(quantity="2")])
     assert [c.kind for c in again.changes] == [pb.ORDER_CHANGE_KIND_UNCHANGED]
