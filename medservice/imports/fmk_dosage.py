@@ -38,6 +38,11 @@ from medservice.domain.dosage import (
     TimeKind,
 )
 from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
+from medservice.imports.xml_names import child as _child
+from medservice.imports.xml_names import children as _children
+from medservice.imports.xml_names import elements as _elements
+from medservice.imports.xml_names import local_name as _name
+from medservice.imports.xml_names import text as _text
 
 _NAMED_TIMES = {
     "morning": TimeKind.MORNING,
@@ -301,27 +306,15 @@ def _date_of(
     return None
 
 
-# -- small lxml helpers: match on local names, so any 1.4 namespace reads the same ------
+# -- small lxml helpers (the shared ones are in xml_names) ---------------------------------
 
 
-def _name(element: Element) -> str:
-    tag = element.tag
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
-def _elements(parent: Element) -> list[Element]:
-    return [c for c in parent if isinstance(c.tag, str)]
 
 
-def _children(parent: Element, name: str) -> list[Element]:
-    return [c for c in _elements(parent) if _name(c) == name]
 
 
-def _child(parent: Element, name: str) -> Element | None:
-    for c in _elements(parent):
-        if _name(c) == name:
-            return c
-    return None
 
 
 def _required(parent: Element, name: str, path: str) -> Element:
@@ -331,8 +324,6 @@ def _required(parent: Element, name: str, path: str) -> Element:
     return element
 
 
-def _text(element: Element) -> str:
-    return (element.text or "").strip()
 
 
 def _bad(path: str, description: str) -> InvalidArgument:
