@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -146,26 +147,54 @@ def card_get(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
+FHIR_CHUNK = 100  # MedicationRequests per call when a Bundle is large
+
+
+def fhir_chunks(data: bytes, size: int = FHIR_CHUNK) -> list[bytes]:
+    """A large FHIR Bundle as several smaller ones, each with `size` MedicationRequests and
+    every other entry (Patient, Medication) they may reference. Anything else is sent whole
+    and left to the server to judge."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return [data]
+    entries = doc.get("entry") if isinstance(doc, dict) else None
+    if doc.get("resourceType") != "Bundle" or not isinstance(entries, list):
+        return [data]
+    requests = [e for e in entries
+                if (e.get("resource") or {}).get("resourceType") == "MedicationRequest"]
+    if len(requests) <= size:
+        return [data]
+    others = [e for e in entries if e not in requests]
+    return [json.dumps({**doc, "entry": others + requests[i:i + size]}).encode()
+            for i in range(0, len(requests), size)]
+
+
 def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
     from rich.progress import Progress
 
     data = Path(args.file).read_bytes()
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"importing {Path(args.file).name}", total=len(data))
-        send = client.import_fmk if kind == "fmk" else client.import_fhir
-        result = send(args.resident, data, timeout=max(client.timeout, len(data) / 100_000))
-        progress.update(task, completed=len(data))
+    parts = fhir_chunks(data) if kind == "fhir" else [data]
+    send = client.import_fmk if kind == "fmk" else client.import_fhir
+    results = []
+    with Progress(transient=True, disable=args.json) as progress:
+        task = progress.add_task(f"importing {Path(args.file).name}", total=len(parts))
+        for part in parts:
+            results.append(send(args.resident, part,
+                                timeout=max(client.timeout, len(part) / 100_000)))
+            progress.advance(task)
     if args.json:
-        _print_json([result])
+        _print_json(results)
         return 0
     counts: dict[str, int] = {}
-    for change in result.changes:
+    problems = [p for r in results for p in r.problems]
+    for change in (c for r in results for c in r.changes):
         key = cpb.OrderChangeKind.Name(change.kind).removeprefix("ORDER_CHANGE_KIND_").lower()
         counts[key] = counts.get(key, 0) + 1
     print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no orders")
-    for p in result.problems:
+    for p in problems:
         print(f"refused {p.source_order_id or '?'} at {p.location}: {p.reason}")
-    return 0 if not result.problems else 3
+    return 0 if not problems else 3
 
 
 def import_fmk(client: MedClient, args: argparse.Namespace) -> int:

@@ -97,3 +97,25 @@ def test_fhir_refused_orders_are_reported_and_nothing_half_applied(
     result = client.import_fhir(RESIDENT, data)
     assert len(result.problems) >= 1 and result.problems[0].reason
     assert list(client.get_card(RESIDENT).orders) == []
+
+
+def test_a_large_fhir_bundle_is_sent_in_chunks(server: ServerFixture, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from clients.medctl import fhir_chunks, main
+
+    request = json.loads(_need(REFERENCE / "fhir-r4/medicationrequest0306.json"))
+    entries = [{"resource": {**request, "id": f"mr{i}"}} for i in range(250)]
+    bundle = json.dumps({"resourceType": "Bundle", "type": "collection",
+                         "entry": entries}).encode()
+    assert len(fhir_chunks(bundle)) == 3
+    path = tmp_path / "bundle.json"
+    path.write_bytes(bundle)
+    _home(server, "010145-1234")
+    integration = server.client(Role.INTEGRATION, "f")
+    token = integration._metadata[0][1].split()[1]
+    assert main(["--target", server.target, "--token", token, "import", "fhir", str(path),
+                 "--resident", RESIDENT]) == 0
+    assert capsys.readouterr().out.strip() == "250 created"
+    assert len(integration.get_card(RESIDENT).orders) == 250
