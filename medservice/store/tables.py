@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    text,
 )
 
 metadata = MetaData()
@@ -88,4 +89,41 @@ order_versions = Table(
     Column("content", JSON, nullable=False),
     ForeignKeyConstraint(["facility_id", "resident_id"],
                          ["residents.facility_id", "residents.resident_id"]),
+)
+
+# What happened at the rounds (DOMAIN.md §7). Never deleted: a mistaken record is marked
+# entered-in-error. `settles` is true for the record that documents its scheduled dose; a
+# unique partial index lets only one active record settle a dose, so two staff recording
+# one dose at once get one winner. A second, acknowledged record on a dose (an extra dose
+# that was physically given) keeps dose_id with settles false.
+administration_records = Table(
+    "administration_records",
+    metadata,
+    Column("record_id", String(36), primary_key=True),
+    Column("facility_id", String(63), nullable=False),
+    Column("resident_id", String(63), nullable=False),
+    Column("order_id", String(63)),
+    Column("drug_id", String(100), nullable=False),
+    Column("dose_id", String(36)),
+    Column("settles", Boolean, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("quantity", String(40)),
+    Column("route", String(100), nullable=False),
+    Column("source", String(20)),
+    Column("not_given_reason", String(30)),
+    Column("reason_text", String(1000), nullable=False),
+    Column("pn_reason", String(1000), nullable=False),
+    Column("administered_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("performer", String(200), nullable=False),
+    Column("entered_in_error", Boolean, nullable=False),
+    Column("correction_reason", String(1000), nullable=False),
+    Column("corrected_by", String(200), nullable=False),
+    Column("corrected_at", UtcDateTime),
+    ForeignKeyConstraint(["facility_id", "resident_id"],
+                         ["residents.facility_id", "residents.resident_id"]),
+    Index("ix_records_resident_time", "facility_id", "resident_id", "administered_at"),
+    Index("ux_records_settling_dose", "dose_id", unique=True,
+          sqlite_where=text("settles AND NOT entered_in_error"),
+          postgresql_where=text("settles AND NOT entered_in_error")),
 )

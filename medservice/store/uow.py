@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from medservice.domain.errors import AlreadyExists
 from medservice.store.cards import CardRepository
+from medservice.store.records import RecordRepository
 from medservice.store.repositories import (
     FacilityRepository,
     RequestLog,
@@ -25,6 +26,7 @@ class UnitOfWork:
     residents: ResidentRepository
     requests: RequestLog
     cards: CardRepository
+    records: RecordRepository
 
     def __init__(self, engine: Engine, *, write: bool = True) -> None:
         self._engine = engine
@@ -46,6 +48,7 @@ class UnitOfWork:
         self.residents = ResidentRepository(conn)
         self.requests = RequestLog(conn)
         self.cards = CardRepository(conn)
+        self.records = RecordRepository(conn)
         return self
 
     def commit(self) -> None:

@@ -1,0 +1,72 @@
+"""What happened at a round: administration records (DOMAIN.md §7).
+
+A record is never deleted: a mistaken one is marked entered-in-error, with a reason and who
+did it, and a new record is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+
+# A record time in the future is refused, allowing this much clock skew (DOMAIN.md §6).
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+class Outcome(Enum):
+    GIVEN = "given"
+    NOT_GIVEN = "not_given"
+    PN_GIVEN = "pn_given"
+
+
+class NotGivenReason(Enum):
+    REFUSED = "refused"
+    CLINICAL_HOLD = "clinical_hold"
+    DRUG_UNAVAILABLE = "drug_unavailable"
+    RESIDENT_ABSENT = "resident_absent"
+    OTHER = "other"  # needs a text
+
+
+class DoseSource(Enum):
+    POUCH = "pouch"
+    POURED = "poured"
+
+
+@dataclass(frozen=True)
+class AdministrationRecord:
+    """One documented outcome for one resident.
+
+    `dose_id` is the scheduled dose it settles (None: PN, or unmatched: an unordered drug
+    or an extra dose). `administered_at` is when it was given (or should have been);
+    `recorded_at` when the service stored it, so documentation lag is visible."""
+
+    record_id: str
+    facility_id: str
+    resident_id: str
+    order_id: str | None
+    drug_id: str
+    outcome: Outcome
+    administered_at: datetime
+    recorded_at: datetime
+    performer: str
+    dose_id: str | None = None
+    quantity: Decimal | None = None
+    route: str = ""
+    source: DoseSource | None = None
+    not_given_reason: NotGivenReason | None = None
+    reason_text: str = ""
+    pn_reason: str = ""
+    entered_in_error: bool = False
+    correction_reason: str = ""
+    corrected_by: str = ""
+    corrected_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self.entered_in_error
+
+    @property
+    def was_given(self) -> bool:
+        return self.outcome in (Outcome.GIVEN, Outcome.PN_GIVEN)

@@ -1,0 +1,107 @@
+"""Repository of administration records. Records are inserted, and only ever updated to
+mark them entered-in-error."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from medservice.domain.administration import (
+    AdministrationRecord,
+    DoseSource,
+    NotGivenReason,
+    Outcome,
+)
+from medservice.store import tables as t
+from medservice.store.repositories import _utc
+
+_R = t.administration_records.c
+
+
+def _record(row: Any) -> AdministrationRecord:
+    return AdministrationRecord(
+        record_id=row.record_id, facility_id=row.facility_id, resident_id=row.resident_id,
+        order_id=row.order_id, drug_id=row.drug_id, outcome=Outcome(row.outcome),
+        administered_at=_utc(row.administered_at), recorded_at=_utc(row.recorded_at),
+        performer=row.performer, dose_id=row.dose_id,
+        quantity=Decimal(row.quantity) if row.quantity is not None else None,
+        route=row.route, source=DoseSource(row.source) if row.source else None,
+        not_given_reason=NotGivenReason(row.not_given_reason) if row.not_given_reason
+        else None,
+        reason_text=row.reason_text, pn_reason=row.pn_reason,
+        entered_in_error=row.entered_in_error, correction_reason=row.correction_reason,
+        corrected_by=row.corrected_by,
+        corrected_at=_utc(row.corrected_at) if row.corrected_at else None)
+
+
+class RecordRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, r: AdministrationRecord, *, settles: bool) -> None:
+        """Insert. With settles=True a concurrent settling record for the same dose makes
+        the commit fail on the unique index: exactly one of two wins."""
+        self._conn.execute(insert(t.administration_records).values(
+            record_id=r.record_id, facility_id=r.facility_id, resident_id=r.resident_id,
+            order_id=r.order_id, drug_id=r.drug_id, dose_id=r.dose_id, settles=settles,
+            outcome=r.outcome.value,
+            quantity=str(r.quantity) if r.quantity is not None else None, route=r.route,
+            source=r.source.value if r.source else None,
+            not_given_reason=r.not_given_reason.value if r.not_given_reason else None,
+            reason_text=r.reason_text, pn_reason=r.pn_reason,
+            administered_at=r.administered_at, recorded_at=r.recorded_at,
+            performer=r.performer, entered_in_error=False, correction_reason="",
+            corrected_by="", corrected_at=None))
+
+    def get(self, facility_id: str, resident_id: str, record_id: str
+            ) -> AdministrationRecord | None:
+        row = self._conn.execute(select(t.administration_records).where(
+            _R.facility_id == facility_id, _R.resident_id == resident_id,
+            _R.record_id == record_id)).first()
+        return _record(row) if row else None
+
+    def settling(self, dose_id: str) -> AdministrationRecord | None:
+        """The active record that settles a scheduled dose, if any."""
+        row = self._conn.execute(select(t.administration_records).where(
+            _R.dose_id == dose_id, _R.settles, ~_R.entered_in_error)).first()
+        return _record(row) if row else None
+
+    def between(self, facility_id: str, resident_id: str | None, start: datetime,
+                end: datetime) -> list[AdministrationRecord]:
+        """Records (active and entered-in-error) administered in [start, end)."""
+        q = select(t.administration_records).where(
+            _R.facility_id == facility_id, _R.administered_at >= start,
+            _R.administered_at < end)
+        if resident_id is not None:
+            q = q.where(_R.resident_id == resident_id)
+        return [_record(r) for r in self._conn.execute(
+            q.order_by(_R.administered_at, _R.recorded_at, _R.record_id))]
+
+    def page(self, facility_id: str, resident_id: str, start: datetime | None,
+             end: datetime | None, *, limit: int, after: tuple[str, str] | None
+             ) -> list[AdministrationRecord]:
+        """Newest first, after (administered_at ISO, record_id) of the previous page."""
+        q = select(t.administration_records).where(_R.facility_id == facility_id,
+                                                   _R.resident_id == resident_id)
+        if start is not None:
+            q = q.where(_R.administered_at >= start)
+        if end is not None:
+            q = q.where(_R.administered_at < end)
+        if after is not None:
+            at = datetime.fromisoformat(after[0])
+            q = q.where(or_(_R.administered_at < at,
+                            and_(_R.administered_at == at, _R.record_id < after[1])))
+        q = q.order_by(_R.administered_at.desc(), _R.record_id.desc()).limit(limit)
+        return [_record(r) for r in self._conn.execute(q)]
+
+    def mark_entered_in_error(self, record_id: str, reason: str, by: str, at: datetime
+                              ) -> bool:
+        """False when the record was already marked (or does not exist)."""
+        done = self._conn.execute(update(t.administration_records).where(
+            _R.record_id == record_id, ~_R.entered_in_error).values(
+            entered_in_error=True, correction_reason=reason, corrected_by=by,
+            corrected_at=at))
+        return done.rowcount == 1
