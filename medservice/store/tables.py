@@ -127,3 +127,34 @@ administration_records = Table(
           sqlite_where=text("settles AND NOT entered_in_error"),
           postgresql_where=text("settles AND NOT entered_in_error")),
 )
+
+# Discrepancies found by reconciliation (DOMAIN.md §8). `key` is the stable key (code +
+# resident + order + dose or record): reconciling again inserts nothing new. A discrepancy
+# that no longer applies (its record was entered in error, the order changed) is withdrawn,
+# never deleted.
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    Column("discrepancy_id", String(32), primary_key=True),
+    Column("key", String(400), nullable=False, unique=True),
+    Column("facility_id", String(63), nullable=False),
+    Column("resident_id", String(63), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("is_error", Boolean, nullable=False),
+    Column("order_id", String(63)),
+    Column("dose_id", String(36)),
+    Column("record_id", String(36)),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("detected_at", UtcDateTime, nullable=False),
+    Column("description", String(1000), nullable=False),
+    Column("known_at_administration", Boolean),
+    Column("status", String(20), nullable=False),
+    Column("decision", String(30)),
+    Column("review_note", String(4000), nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("reviewed_at", UtcDateTime),
+    Column("etag", String(32), nullable=False),
+    Index("ix_discrepancies_facility_time", "facility_id", "occurred_at"),
+    Index("ix_discrepancies_queue", "status", "severity", "facility_id"),
+)
