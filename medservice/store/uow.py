@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from medservice.domain.errors import AlreadyExists
 from medservice.store.cards import CardRepository
+from medservice.store.discrepancies import DiscrepancyRepository
 from medservice.store.records import RecordRepository
 from medservice.store.repositories import (
     FacilityRepository,
@@ -27,6 +28,7 @@ class UnitOfWork:
     requests: RequestLog
     cards: CardRepository
     records: RecordRepository
+    discrepancies: DiscrepancyRepository
 
     def __init__(self, engine: Engine, *, write: bool = True) -> None:
         self._engine = engine
@@ -49,6 +51,7 @@ class UnitOfWork:
         self.requests = RequestLog(conn)
         self.cards = CardRepository(conn)
         self.records = RecordRepository(conn)
+        self.discrepancies = DiscrepancyRepository(conn)
         return self
 
     def commit(self) -> None:

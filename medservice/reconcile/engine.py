@@ -1,0 +1,178 @@
+"""Reconciliation: what was ordered against what was done (DOMAIN.md §6-8).
+
+`reconcile` is pure and works on one facility (one resident is a facility call with one
+resident's data). It reports the discrepancies that occurred in [start, end):
+
+- of each dose due in the range: MISSED_DOSE when its window has closed by `now` and no
+  active record is placed on it (a one-time dose closes a daily window after its time);
+- of each active record administered in the range: the findings of `findings`;
+- of each order version in force in the range whose dosage needs a manual schedule:
+  NEEDS_MANUAL_SCHEDULE, once per version.
+
+Doses and records outside the range are context: they settle doses and count toward PN
+limits, but raise nothing here. `context_range` says how much context to pass.
+
+The result depends on the set of records only, not on the order they arrived in (records
+are taken by (administered_at, recorded_at, record_id)), and running it again gives the
+same keys. Entered-in-error records are left out, so what they caused is not produced
+again: the caller withdraws the open discrepancies of the reconciled residents that were
+not produced (those that occurred in the range, and NEEDS_MANUAL_SCHEDULE ones when the
+range reaches `now`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from medservice.domain.administration import AdministrationRecord
+from medservice.domain.orders import OrderContent, OrderState, OrderVersion
+from medservice.domain.rounds import DoseWithOrder, resident_key
+from medservice.reconcile.discrepancy import (
+    DEFAULT_SEVERITY,
+    Code,
+    Discrepancy,
+    discrepancy_key,
+)
+from medservice.reconcile.findings import Finding, manual_schedule_finding, record_findings
+from medservice.reconcile.ledger import (
+    DAY,
+    FacilityRules,
+    Ledger,
+    Placement,
+    active_records,
+    matching_window,
+    pn_lookback,
+    pn_problem,
+)
+
+# A record may settle a dose up to its window away, and a window is at most a day wide
+# on either side (TimingWindows and order overrides allow up to 1440 minutes).
+DOSE_REACH = DAY
+
+
+def context_range(start: datetime, end: datetime,
+                  orders: Iterable[Sequence[OrderVersion]] = ()) -> tuple[datetime, datetime]:
+    """[from, until) of the doses (by due time) and records (by administration time) to
+    pass to `reconcile` so that it decides [start, end) right: a day of doses either side,
+    and records back to the longest PN period of these orders (a calendar day at least)."""
+    back = max(DOSE_REACH, pn_lookback(orders))
+    return start - back, end + DOSE_REACH
+
+
+def reconcile(facility_id: str, start: datetime, end: datetime, *,
+              doses: Iterable[DoseWithOrder],
+              records: Iterable[AdministrationRecord],
+              orders: Mapping[str, Mapping[str, Sequence[OrderVersion]]],
+              rules: FacilityRules,
+              now: datetime) -> list[Discrepancy]:
+    """The discrepancies of one facility that occurred in [start, end), as the mirror
+    knows the orders at `now`, ordered by (occurred_at, key).
+
+    `doses`: the facility's doses due in the context range, each with the order content it
+    was scheduled from (`rounds.doses_between(..., known_at=now)`); `records`: its active
+    and entered-in-error records administered in the context range (records of other
+    facilities are ignored); `orders`: resident id -> order id -> every version."""
+    doses_of: dict[str, list[DoseWithOrder]] = {}
+    for pair in doses:
+        doses_of.setdefault(pair[0].resident_id, []).append(pair)
+    records_of: dict[str, list[AdministrationRecord]] = {}
+    for r in records:
+        if r.facility_id == facility_id:
+            records_of.setdefault(r.resident_id, []).append(r)
+    residents = set(orders) | set(records_of)
+    residents |= {key.split("/", 1)[1] for key in doses_of if key.startswith(facility_id + "/")}
+    found: list[Discrepancy] = []
+    for resident_id in sorted(residents):
+        ledger = Ledger(facility_id, resident_id, orders.get(resident_id, {}),
+                        doses_of.get(resident_key(facility_id, resident_id), ()), rules, now)
+        found += _resident(ledger, records_of.get(resident_id, ()), start, end, now)
+    found.sort(key=lambda d: (d.occurred_at, d.key))
+    return found
+
+
+def place_all(ledger: Ledger, records: list[AdministrationRecord]) -> list[Placement]:
+    """Places active records (in `sort_key` order): those with a dose id first."""
+    placed: dict[str, Placement] = {}
+    for r in records:
+        if r.dose_id:
+            p = ledger.place_on_dose(r)
+            if p is not None:
+                placed[r.record_id] = p
+    for r in records:
+        if r.record_id not in placed:
+            placed[r.record_id] = ledger.place(r)
+    return [placed[r.record_id] for r in records]
+
+
+def pn_problems(placements: list[Placement], rules: FacilityRules) -> dict[str, str]:
+    """record id -> why that PN dose exceeds its order's allowance, for the PN doses in
+    `placements` (administration order), each counted against those before it."""
+    uses: dict[str | None, list[Placement]] = {}
+    problems: dict[str, str] = {}
+    for p in placements:
+        if p.pn is None:
+            continue
+        earlier = uses.setdefault(p.order_id, [])
+        problem = pn_problem(earlier, p, rules)
+        if problem is not None:
+            problems[p.record.record_id] = problem
+        earlier.append(p)
+    return problems
+
+
+def _resident(ledger: Ledger, records: Iterable[AdministrationRecord], start: datetime,
+              end: datetime, now: datetime) -> list[Discrepancy]:
+    rules = ledger.rules
+    placements = place_all(ledger, active_records(records))
+    problems = pn_problems(placements, rules)
+    found: list[Discrepancy] = []
+    for p in placements:
+        r = p.record
+        if start <= r.administered_at < end:
+            dose_id = p.due.dose_id if p.due is not None else None
+            for f in record_findings(p, rules, problems.get(r.record_id)):
+                found.append(_discrepancy(ledger, f, p.order_id, dose_id, r.record_id,
+                                          r.administered_at, r.record_id))
+    for due in ledger.dues.values():
+        d = due.dose
+        if due.settled_by is None and start <= d.due_time < end:
+            closes = matching_window(due, rules.clock)[1]
+            if closes <= now:
+                clock = rules.clock
+                f = Finding(Code.MISSED_DOSE, DEFAULT_SEVERITY[Code.MISSED_DOSE],
+                            f"dose due {clock.local(d.due_time):%Y-%m-%d %H:%M} not recorded "
+                            f"by {clock.local(closes):%H:%M}")
+                found.append(_discrepancy(ledger, f, d.order_id, due.dose_id, None,
+                                          d.due_time, due.dose_id))
+    for order_id, view in ledger.views.items():
+        if all(v.content.manual_schedule_reason is None for v in view.versions):
+            continue  # the common case, decided without building the order's timeline
+        for version, content, lo, hi in view.versions_between(start, end):
+            f_manual = manual_schedule_finding(content)
+            if f_manual is not None and _in_force(content, lo, hi, rules):
+                found.append(_discrepancy(ledger, f_manual, order_id, None, None,
+                                          version.valid_from, f"v{version.version}"))
+    return found
+
+
+def _in_force(content: OrderContent, lo: datetime, hi: datetime, rules: FacilityRules
+              ) -> bool:
+    """Whether an order is in force (not discontinued, ended or yet to start) at some time
+    of [lo, hi). Paused counts: the pause ends, and the schedule is needed then."""
+    clock = rules.clock
+    if content.state_at(lo, clock.local_date_of(lo)) not in (OrderState.ACTIVE,
+                                                             OrderState.PAUSED):
+        return False
+    last_day = clock.local_date_of(hi - timedelta(microseconds=1))
+    return content.treatment_start is None or content.treatment_start <= last_day
+
+
+def _discrepancy(ledger: Ledger, f: Finding, order_id: str | None, dose_id: str | None,
+                 record_id: str | None, occurred_at: datetime, subject: str) -> Discrepancy:
+    return Discrepancy(
+        key=discrepancy_key(f.code, ledger.facility_id, ledger.resident_id, order_id, subject),
+        code=f.code, severity=f.severity, is_error=f.is_error,
+        facility_id=ledger.facility_id, resident_id=ledger.resident_id, order_id=order_id,
+        dose_id=dose_id, record_id=record_id, occurred_at=occurred_at,
+        description=f.message, known_at_administration=f.known_at_administration)

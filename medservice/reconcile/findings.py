@@ -1,0 +1,166 @@
+"""The rules of DOMAIN.md §6-8 applied to one placed record (see `ledger`).
+
+Shared by reconciliation (a finding becomes a Discrepancy) and the pre-administration
+check (a finding becomes a reason), so both say the same about the same record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from medservice.domain.administration import NotGivenReason, Outcome
+from medservice.domain.clock import FacilityClock
+from medservice.domain.fhir_timing import shown
+from medservice.domain.orders import OrderContent
+from medservice.reconcile.discrepancy import DEFAULT_SEVERITY, Code, Severity
+from medservice.reconcile.ledger import (
+    Due,
+    FacilityRules,
+    Placement,
+    amount_text,
+    number,
+    outside_treatment,
+)
+
+# Refusals and clinical holds are documented decisions, not errors (DOMAIN.md §8).
+NOT_ERRORS = frozenset({NotGivenReason.REFUSED, NotGivenReason.CLINICAL_HOLD})
+
+
+class Finding(NamedTuple):
+    code: Code
+    severity: Severity
+    message: str
+    is_error: bool = True
+    known_at_administration: bool | None = None
+
+
+def _finding(code: Code, message: str, known: bool | None = None) -> Finding:
+    return Finding(code, DEFAULT_SEVERITY[code], message, True, known)
+
+
+def record_findings(p: Placement, rules: FacilityRules, pn_problem: str | None) -> list[Finding]:
+    """Everything wrong with one placed record. `pn_problem` is `ledger.pn_problem`'s."""
+    r = p.record
+    clock = rules.clock
+    out: list[Finding] = []
+    lag = r.recorded_at - r.administered_at
+    if lag > rules.late_documentation_after:
+        minutes = int(lag.total_seconds() // 60)
+        out.append(_finding(Code.LATE_DOCUMENTATION,
+                            f"recorded {minutes // 60} h {minutes % 60:02d} min after the "
+                            "time it documents"))
+    t = r.administered_at
+    when = _Local(clock, t)  # formatted only for a finding: most records have none
+    if r.outcome is Outcome.NOT_GIVEN:
+        reason = r.not_given_reason or NotGivenReason.OTHER
+        severity = (Severity.MEDIUM if reason is NotGivenReason.DRUG_UNAVAILABLE
+                    else Severity.INFO)
+        out.append(Finding(Code.NOT_GIVEN, severity, f"not given ({reason.value}) at {when}",
+                           reason not in NOT_ERRORS))
+        return out
+    c = p.content
+    if c is None:
+        out.append(_finding(Code.UNORDERED_DRUG, f"no order for this drug in force at {when}"))
+        return out
+    blocked = True  # the order's state explains a stray dose better than EXTRA_DOSE does
+    if c.discontinued_at is not None and c.discontinued_at <= t:
+        known = _knew(p, lambda k: k.discontinued_at is not None and k.discontinued_at <= t)
+        out.append(_finding(
+            Code.GIVEN_AFTER_DISCONTINUATION,
+            f"given {when}; order discontinued {_local(clock.local(c.discontinued_at))}"
+            f"{_known_text(known)}", known))
+    elif any(pause.covers(t) for pause in c.pauses):
+        known = _knew(p, lambda k: any(pause.covers(t) for pause in k.pauses))
+        out.append(_finding(Code.GIVEN_DURING_PAUSE,
+                            f"given {when} while the order was paused{_known_text(known)}",
+                            known))
+    else:
+        blocked = False
+    if outside_treatment(c, t, clock):
+        on = clock.local_date_of(t)
+        blocked = True
+        start = c.treatment_start.isoformat() if c.treatment_start else "before"
+        end = c.treatment_end.isoformat() if c.treatment_end else "undetermined"
+        out.append(_finding(Code.OUTSIDE_TREATMENT_PERIOD,
+                            f"given on {on.isoformat()}; treatment {start} to {end}"))
+    if r.route and c.route and r.route.strip().casefold() != c.route.strip().casefold():
+        out.append(_finding(Code.WRONG_ROUTE,
+                            f"route {shown(r.route)} where the order says {shown(c.route)}"))
+    amount = p.due.dose.amount if p.due is not None else (p.pn.amount if p.pn else None)
+    if r.quantity is not None and amount is not None and not amount.allows(r.quantity):
+        out.append(_finding(Code.WRONG_DOSE, f"quantity {number(r.quantity)} where "
+                                             f"{amount_text(amount)} is ordered"))
+    if p.due is not None and not p.extra:
+        out += _timing(p.due, t, rules)
+    if p.extra and p.due is not None:
+        due_at = _local(clock.local(p.due.dose.due_time))
+        out.append(_finding(Code.EXTRA_DOSE, f"the dose due {due_at} was already given"))
+    elif p.due is None and p.pn is None and not blocked and c.manual_schedule_reason is None:
+        out.append(_finding(Code.EXTRA_DOSE,
+                            f"given {when}; no dose of the order left to give that day"))
+    if pn_problem is not None:
+        out.append(_finding(Code.PN_LIMIT_EXCEEDED, f"given {when}: {pn_problem}"))
+    return out
+
+
+def _timing(due: Due, t: datetime, rules: FacilityRules) -> list[Finding]:
+    """EARLY_DOSE / LATE_DOSE against the dose's window (one-time doses have none)."""
+    d = due.dose
+    if d.window_start is None or d.window_end is None:
+        return []
+    severity = Severity.HIGH if d.time_critical else Severity.MEDIUM
+    due_at = _Local(rules.clock, d.due_time)
+    if t < d.window_start:
+        minutes = _minutes(d.window_start - t)
+        return [Finding(Code.EARLY_DOSE, severity,
+                        f"given {minutes} min before the window of the dose due {due_at} opened")]
+    if t > d.window_end:
+        minutes = _minutes(t - d.window_end)
+        return [Finding(Code.LATE_DOSE, severity,
+                        f"given {minutes} min after the window of the dose due {due_at} closed")]
+    return []
+
+
+def _knew(p: Placement, says: Callable[[OrderContent], bool]) -> bool | None:
+    """Whether the order as the mirror held it when the record was made already said so
+    (two clocks: a back-dated change may reach the mirror after the dose was given)."""
+    if p.view is None:
+        return None
+    known = p.view.known_at(p.record.recorded_at)
+    return known is not None and says(known)
+
+
+def _known_text(known: bool | None) -> str:
+    if known is None:
+        return ""
+    return " (known when recorded)" if known else " (not yet known when recorded)"
+
+
+def _minutes(span: timedelta) -> int:
+    return max(1, int(-(-span.total_seconds() // 60)))
+
+
+def _local(local: datetime) -> str:
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+class _Local:
+    """An instant shown on the facility clock when formatted, not before."""
+
+    __slots__ = ("clock", "instant")
+
+    def __init__(self, clock: FacilityClock, instant: datetime) -> None:
+        self.clock = clock
+        self.instant = instant
+
+    def __format__(self, spec: str) -> str:
+        return _local(self.clock.local(self.instant))
+
+
+def manual_schedule_finding(content: OrderContent) -> Finding | None:
+    reason = content.manual_schedule_reason
+    if reason is None:
+        return None
+    return _finding(Code.NEEDS_MANUAL_SCHEDULE, f"needs a manual schedule: {reason}")

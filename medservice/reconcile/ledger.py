@@ -1,0 +1,462 @@
+"""One resident's due doses and administration records, placed on each other.
+
+The engine (`engine.reconcile`), the pre-administration check (`check.check_dose`) and
+record matching (`check.match_record`) share these rules, so a check and the later
+reconciliation of the same record agree.
+
+Placing a record (records are taken in the order (administered_at, recorded_at,
+record_id); every record with a dose id before any without):
+
+1. A record with the id of one of the resident's due doses (of its own order, when the
+   record names one) is on that dose. The first active record settles the dose; a given
+   record after an earlier given one on the same dose is an EXTRA_DOSE.
+2. A record without a usable dose id is placed on its order's unsettled dose whose
+   matching window holds the administration time (the nearest; ties: earlier due, then
+   dose id). A one-time dose, which has no window, matches inside the window it would
+   have as a daily dose.
+3. A given record that is not placed so, of an order whose dosage allows PN doses on the
+   local date, is a PN dose (a PN_GIVEN record is a PN dose before step 2).
+4. Otherwise it is placed on the order's nearest unsettled dose of the same local date,
+   outside the window (an early or late dose rather than a missed dose and a stray record).
+5. A given record placed nowhere, of a schedulable order in force, is an EXTRA_DOSE: the
+   order had no dose left to give that day.
+
+A record made while its order says not to give (discontinued, paused, outside the
+treatment period) is placed by step 1 only: it settles no other dose, uses no PN
+allowance and is no EXTRA_DOSE (the order's state is the discrepancy).
+
+The order of a record is the one it names, else the resident's order of the same drug
+(drug_id) in force at the administration time (active before paused or discontinued,
+then by order id). Orders are read as known now (`OrderView`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from functools import cached_property
+
+from medservice.domain.administration import AdministrationRecord, Outcome
+from medservice.domain.clock import FacilityClock
+from medservice.domain.dosage import Amount, StructuredDosage, pn_allowance
+from medservice.domain.facility import Facility, PnDayMode
+from medservice.domain.fhir_timing import UNIT_LENGTHS, TimingDosage
+from medservice.domain.orders import (
+    OrderContent,
+    OrderState,
+    OrderVersion,
+    effective_content,
+    latest_known,
+    order_timeline,
+)
+from medservice.domain.rounds import DoseWithOrder, resident_key
+from medservice.domain.schedule import ScheduledDose
+
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class FacilityRules:
+    """The facility settings reconciliation needs: its clock (zone, windows, late
+    documentation) and how a PN day is counted."""
+
+    clock: FacilityClock
+    pn_day_mode: PnDayMode = PnDayMode.ROLLING_24_HOURS
+
+    @classmethod
+    def from_facility(cls, facility: Facility) -> FacilityRules:
+        return cls(FacilityClock.from_facility(facility), facility.pn_day_mode)
+
+    @cached_property
+    def late_documentation_after(self) -> timedelta:
+        """A record made more than this after the time it documents is late."""
+        return timedelta(minutes=self.clock.windows.late_documentation_minutes)
+
+
+def sort_key(record: AdministrationRecord) -> tuple[datetime, datetime, str]:
+    """The order records are reconciled in, whatever order they arrived in."""
+    return record.administered_at, record.recorded_at, record.record_id
+
+
+def active_records(records: Iterable[AdministrationRecord]) -> list[AdministrationRecord]:
+    """The active records, each once, in `sort_key` order. A record id seen twice counts
+    once, and not at all when any copy is entered-in-error (corrections win)."""
+    by_id: dict[str, AdministrationRecord] = {}
+    withdrawn: set[str] = set()
+    for r in records:
+        if r.entered_in_error:
+            withdrawn.add(r.record_id)
+        elif r.record_id not in by_id or sort_key(r) < sort_key(by_id[r.record_id]):
+            by_id[r.record_id] = r
+    kept = [r for rid, r in by_id.items() if rid not in withdrawn]
+    kept.sort(key=sort_key)
+    return kept
+
+
+# -- orders as known now -------------------------------------------------------------------
+
+
+_Piece = tuple[datetime, datetime | None, OrderVersion, OrderContent]
+
+
+class OrderView:
+    """One order as the mirror knows it at `now`: its valid-time pieces, each with the
+    content in force (pauses and discontinuation as known now, see effective_content)."""
+
+    __slots__ = ("_now", "_pieces_cache", "_versions", "order_id")
+
+    def __init__(self, order_id: str, versions: Sequence[OrderVersion], now: datetime) -> None:
+        self.order_id = order_id
+        self._versions = versions
+        self._now = now
+        self._pieces_cache: list[_Piece] | None = None
+
+    @property
+    def versions(self) -> Sequence[OrderVersion]:
+        return self._versions
+
+    @property
+    def _pieces(self) -> list[_Piece]:
+        # Built on first use: a batch holds every order of a facility, most never asked.
+        if self._pieces_cache is None:
+            versions = self._versions
+            if len(versions) == 1 and versions[0].recorded_at <= self._now:
+                only = versions[0]  # the common order: one version, its own content
+                self._pieces_cache = [(only.valid_from, None, only, only.content)]
+                return self._pieces_cache
+            latest = latest_known(list(self._versions), self._now)
+            self._pieces_cache = [] if latest is None else [
+                (p.start, p.end, p.version, effective_content(p.version, latest))
+                for p in order_timeline(list(self._versions), self._now)]
+        return self._pieces_cache
+
+    def at(self, instant: datetime) -> OrderContent | None:
+        """The content in force at `instant`; None when the order was not on the card."""
+        for start, end, version, content in self._pieces:
+            if start <= instant and (end is None or instant < end):
+                return None if version.removed else content
+        return None
+
+    def versions_between(self, start: datetime, end: datetime
+                         ) -> list[tuple[OrderVersion, OrderContent, datetime, datetime]]:
+        """(version, content, from, until) of each version in force in [start, end),
+        clipped to it; removed versions left out."""
+        found = []
+        for p_start, p_end, version, content in self._pieces:
+            lo = max(p_start, start)
+            hi = end if p_end is None else min(p_end, end)
+            if lo < hi and not version.removed:
+                found.append((version, content, lo, hi))
+        return found
+
+    def known_at(self, recorded_at: datetime) -> OrderContent | None:
+        """The newest content the mirror held at `recorded_at` (the home's view then)."""
+        latest = latest_known(list(self._versions), recorded_at)
+        return None if latest is None else latest.content
+
+
+# -- PN terms -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PnTerms:
+    """What an order allows as needed on a date: the amount of one dose, at most
+    `max_count` doses per `count_period`, at most `max_quantity` per `quantity_period`."""
+
+    amount: Amount | None
+    max_count: int | None
+    count_period: timedelta
+    max_quantity: Decimal | None
+    quantity_period: timedelta
+    unit: str
+
+    @property
+    def lookback(self) -> timedelta:
+        # A calendar day lasts up to 25 hours (autumn DST day).
+        return max(self.count_period, self.quantity_period, DAY + timedelta(hours=1))
+
+
+def pn_terms(content: OrderContent, on: date) -> PnTerms | None:
+    """The PN allowance of an order on a local date, or None when it allows none.
+
+    FMK: the day's PN entries (`pn_allowance`). FHIR: frequency per period as a count
+    (1 per 4 h is a minimum interval of 4 hours) and maxDosePerPeriod as a quantity
+    (per day when the source gave no period)."""
+    dosage = content.dosage
+    if isinstance(dosage, StructuredDosage):
+        allowance = pn_allowance(dosage, on)
+        if allowance is None:
+            return None
+        return PnTerms(allowance.amount, allowance.max_per_day, DAY, None, DAY,
+                       dosage.unit.plural)
+    if isinstance(dosage, TimingDosage) and dosage.as_needed:
+        rhythm = dosage.rhythm
+        count, period = None, DAY
+        if rhythm.period is not None and rhythm.period_unit in UNIT_LENGTHS:
+            count = rhythm.frequency or 1
+            seconds = int(UNIT_LENGTHS[rhythm.period_unit].total_seconds())
+            period = timedelta(seconds=int(rhythm.period * seconds))
+        return PnTerms(dosage.amount, count, period, dosage.max_dose_quantity,
+                       dosage.max_dose_period or DAY, dosage.max_dose_unit or dosage.unit.plural)
+    return None
+
+
+def pn_lookback(orders: Iterable[Sequence[OrderVersion]]) -> timedelta:
+    """The longest PN period of any version of these orders (at least a calendar day)."""
+    longest = DAY + timedelta(hours=1)
+    for versions in orders:
+        for v in versions:
+            d = v.content.dosage
+            if isinstance(d, TimingDosage) and d.as_needed:
+                terms = pn_terms(v.content, date.min)
+                if terms is not None:
+                    longest = max(longest, terms.lookback)
+    return longest
+
+
+# -- placing records ------------------------------------------------------------------------
+
+
+class Due:
+    """A due dose and the records on it."""
+
+    __slots__ = ("content", "dose", "dose_id", "given", "settled_by")
+
+    def __init__(self, dose: ScheduledDose, content: OrderContent, dose_id: str) -> None:
+        self.dose = dose
+        self.content = content
+        self.dose_id = dose_id
+        self.settled_by: AdministrationRecord | None = None  # the first active record
+        self.given: list[AdministrationRecord] = []
+
+
+@dataclass
+class Placement:
+    """Where a record landed. `content` is its order at the administration time as known
+    now (None: no order in force); `due` the dose it settles or repeats; `pn` the PN
+    terms it was counted against; `extra` a second given record on `due`."""
+
+    record: AdministrationRecord
+    order_id: str | None
+    view: OrderView | None
+    content: OrderContent | None
+    due: Due | None = None
+    pn: PnTerms | None = None
+    extra: bool = False
+
+
+def matching_window(due: Due, clock: FacilityClock) -> tuple[datetime, datetime]:
+    """The dose's window; a one-time dose's is the one a daily dose would have."""
+    d = due.dose
+    if d.window_start is not None and d.window_end is not None:
+        return d.window_start, d.window_end
+    half = clock.half_width(d.time_critical, 1, due.content.window_minutes)
+    return d.due_time - half, d.due_time + half
+
+
+class Ledger:
+    """One resident's due doses (`doses`: as `doses_between` yields them) and orders
+    (order id -> versions), with records placed on them one by one. Place every record
+    with a dose id (`place_on_dose`) before any without (`place`)."""
+
+    def __init__(self, facility_id: str, resident_id: str,
+                 orders: Mapping[str, Sequence[OrderVersion]], doses: Iterable[DoseWithOrder],
+                 rules: FacilityRules, now: datetime) -> None:
+        self.facility_id = facility_id
+        self.resident_id = resident_id
+        self.key = resident_key(facility_id, resident_id)
+        self.rules = rules
+        self.views = {oid: OrderView(oid, versions, now) for oid, versions in orders.items()}
+        self.dues: dict[str, Due] = {}
+        self.by_order: dict[str, list[Due]] = {}
+        for dose, content in doses:
+            due = Due(dose, content, dose.dose_id)
+            self.dues[due.dose_id] = due
+            self.by_order.setdefault(dose.order_id, []).append(due)
+        for dues in self.by_order.values():
+            dues.sort(key=lambda d: (d.dose.due_time, d.dose_id))
+
+    def place_on_dose(self, record: AdministrationRecord) -> Placement | None:
+        """Step 1; None when the record has no dose id of this resident's due doses."""
+        due = self.dues.get(record.dose_id) if record.dose_id else None
+        if due is None or (record.order_id and record.order_id != due.dose.order_id):
+            return None
+        order_id = due.dose.order_id
+        view = self.views.get(order_id)
+        t = record.administered_at
+        content = view.at(t) if view is not None else due.content
+        if content is None and t < due.dose.due_time:
+            content = due.content  # given early, before the order's first version applied
+        placement = Placement(record, order_id, view, content, due)
+        if due.settled_by is None:
+            due.settled_by = record
+        if record.was_given:
+            placement.extra = bool(due.given)
+            due.given.append(record)
+        return placement
+
+    def place(self, record: AdministrationRecord, *, outside_window: bool = True) -> Placement:
+        """Steps 2-5 for a record without a usable dose id. `outside_window` False stops
+        after step 3 (record matching attaches only doses whose window holds the time)."""
+        order_id, view, content = self.order_of(record)
+        placement = Placement(record, order_id, view, content)
+        if content is None or order_id is None:
+            return placement
+        t = record.administered_at
+        clock = self.rules.clock
+        if not_to_give(content, t, clock):
+            return placement  # no dose was due then: nothing to settle, no PN allowance
+        on = clock.local_date_of(t)
+        pn = pn_terms(content, on) if record.was_given else None
+        if pn is not None and record.outcome is Outcome.PN_GIVEN:
+            placement.pn = pn
+            return placement
+        open_doses = [d for d in self.by_order.get(order_id, ()) if d.settled_by is None]
+        inside = [d for d in open_doses
+                  if (w := matching_window(d, clock))[0] <= t <= w[1]]
+        if inside:
+            return self._settle(placement, _nearest(inside, t))
+        if pn is not None:
+            placement.pn = pn
+            return placement
+        if outside_window:
+            same_day = [d for d in open_doses if d.dose.local_date == on]
+            if same_day:
+                return self._settle(placement, _nearest(same_day, t))
+        return placement
+
+    def _settle(self, placement: Placement, due: Due) -> Placement:
+        due.settled_by = placement.record
+        if placement.record.was_given:
+            due.given.append(placement.record)
+        placement.due = due
+        return placement
+
+    def order_of(self, record: AdministrationRecord
+                 ) -> tuple[str | None, OrderView | None, OrderContent | None]:
+        """The record's order, its view and its content at the administration time."""
+        t = record.administered_at
+        if record.order_id:
+            view = self.views.get(record.order_id)
+            return record.order_id, view, view.at(t) if view is not None else None
+        if not record.drug_id:
+            return None, None, None
+        best: tuple[bool, str, OrderView, OrderContent] | None = None
+        for oid, view in self.views.items():
+            content = view.at(t)
+            if content is None or content.drug.drug_id != record.drug_id:
+                continue
+            state = content.state_at(t, self.rules.clock.local_date_of(t))
+            rank = (state is not OrderState.ACTIVE, oid, view, content)
+            if best is None or rank[:2] < best[:2]:
+                best = rank
+        if best is None:
+            return None, None, None
+        return best[1], best[2], best[3]
+
+
+_MIDNIGHT = time(0, 0)
+
+
+def outside_treatment(content: OrderContent, t: datetime, clock: FacilityClock) -> bool:
+    """Whether `t` falls on a local date before the treatment start or after its end.
+    Compared as instants: the first instant of a local date is its midnight on the clock
+    (memoized), cheaper than the local date of every record."""
+    end = content.treatment_end
+    if end is not None and t >= clock.instant(end + DAY, _MIDNIGHT):
+        return True
+    start = content.treatment_start
+    return (start is not None and not content.treatment_started_previously
+            and t < clock.instant(start, _MIDNIGHT))
+
+
+def not_to_give(content: OrderContent, t: datetime, clock: FacilityClock) -> bool:
+    """Whether the order says not to give at `t`: discontinued, paused, or outside the
+    treatment period."""
+    if content.discontinued_at is not None and content.discontinued_at <= t:
+        return True
+    return any(p.covers(t) for p in content.pauses) or outside_treatment(content, t, clock)
+
+
+def _nearest(dues: list[Due], t: datetime) -> Due:
+    return min(dues, key=lambda d: (abs(d.dose.due_time - t), d.dose.due_time, d.dose_id))
+
+
+# -- PN limits ------------------------------------------------------------------------------
+
+
+def pn_used(uses: Sequence[Placement], t: datetime, period: timedelta, rules: FacilityRules
+            ) -> list[Placement]:
+    """The PN doses of `uses` (in administration order) inside the PN period that ends at
+    `t`: a calendar day when the period is a day and the facility counts calendar days,
+    else the rolling period (t - period, t]."""
+    clock = rules.clock
+    calendar = period == DAY and rules.pn_day_mode is PnDayMode.CALENDAR_DAY
+    on = clock.local_date_of(t) if calendar else None
+    horizon = t - max(period, DAY + timedelta(hours=1))
+    inside = []
+    for u in reversed(uses):
+        at = u.record.administered_at
+        if at <= horizon:
+            break
+        if at > t:
+            continue
+        if (clock.local_date_of(at) == on) if calendar else (t - period < at):
+            inside.append(u)
+    inside.reverse()
+    return inside
+
+
+def pn_quantity(p: Placement) -> Decimal:
+    """A PN dose's quantity; a record without one counts as the ordered amount (its top)."""
+    if p.record.quantity is not None:
+        return p.record.quantity
+    return p.pn.amount.high if p.pn is not None and p.pn.amount is not None else Decimal(0)
+
+
+def pn_problem(earlier: Sequence[Placement], p: Placement, rules: FacilityRules) -> str | None:
+    """Why the PN dose `p` exceeds its allowance given the `earlier` PN doses of its order
+    (administration order), or None."""
+    terms = p.pn
+    if terms is None:
+        return None
+    t = p.record.administered_at
+    problems = []
+    if terms.max_count is not None:
+        n = len(pn_used(earlier, t, terms.count_period, rules)) + 1
+        if n > terms.max_count:
+            problems.append(f"PN dose {n} of at most {terms.max_count} per "
+                            f"{period_text(terms.count_period, rules)}")
+    if terms.max_quantity is not None:
+        total = sum((pn_quantity(u) for u in pn_used(earlier, t, terms.quantity_period, rules)),
+                    pn_quantity(p))
+        if total > terms.max_quantity:
+            problems.append(f"{number(total)} {terms.unit} of at most "
+                            f"{number(terms.max_quantity)} per "
+                            f"{period_text(terms.quantity_period, rules)}")
+    return "; ".join(problems) or None
+
+
+def period_text(period: timedelta, rules: FacilityRules) -> str:
+    if period == DAY:
+        return ("calendar day" if rules.pn_day_mode is PnDayMode.CALENDAR_DAY
+                else "24 hours")
+    minutes = int(period.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        return f"{minutes // (24 * 60)} days"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minutes"
+
+
+def number(value: Decimal) -> str:
+    """A quantity as staff write it: 1, 0.5, 0.025 (no exponent, no trailing zeros)."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def amount_text(amount: Amount) -> str:
+    return number(amount.low) if not amount.is_range else \
+        f"{number(amount.low)}-{number(amount.high)}"
