@@ -25,12 +25,15 @@ class MedServiceError(Exception):
     """A call failed; carries the status code, the stable reason and any field violations."""
 
     def __init__(self, code: grpc.StatusCode, message: str, reason: str = "",
-                 violations: list[tuple[str, str]] | None = None) -> None:
+                 violations: list[tuple[str, str]] | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.reason = reason
         self.violations = violations or []
+        # ErrorInfo metadata, e.g. {"record": ...} for a dose that is already recorded.
+        self.metadata = metadata or {}
 
     def __str__(self) -> str:
         text = f"{self.code.name}: {self.message}"
@@ -44,18 +47,18 @@ class MedServiceError(Exception):
     def from_rpc_error(cls, error: grpc.RpcError) -> MedServiceError:
         code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
         message = error.details() if hasattr(error, "details") else str(error)
-        reason, violations = "", []
+        reason, violations, metadata = "", [], {}
         status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
         for detail in status.details if status else []:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
-                reason = info.reason
+                reason, metadata = info.reason, dict(info.metadata)
             elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations = [(v.field, v.description) for v in bad.field_violations]
-        return cls(code, message or "", reason, violations)
+        return cls(code, message or "", reason, violations, metadata)
 
 
 class _BearerAuth(grpc.AuthMetadataPlugin):  # type: ignore[misc]

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from medservice.api.auth import TokenVerifier
 from medservice.api.cards import MedicineCardServicer
+from medservice.api.discrepancies import DiscrepancyServicer
 from medservice.api.facilities import FacilityServicer
 from medservice.api.planned import planned
 from medservice.api.rounds import RoundServicer
@@ -98,8 +99,8 @@ def build_server(
     medicine_cards_pb2_grpc.add_MedicineCardServiceServicer_to_server(
         MedicineCardServicer(uow, clock), server)
     rounds_pb2_grpc.add_RoundServiceServicer_to_server(RoundServicer(uow, clock), server)
-    discrepancies_pb2_grpc.add_DiscrepancyServiceServicer_to_server(planned(
-        discrepancies_pb2_grpc.DiscrepancyServiceServicer, "issues 4 and 5"), server)
+    discrepancies_pb2_grpc.add_DiscrepancyServiceServicer_to_server(
+        DiscrepancyServicer(uow, clock), server)
     alerts_pb2_grpc.add_AlertServiceServicer_to_server(planned(
         alerts_pb2_grpc.AlertServiceServicer, "issue 5"), server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(planned(

@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -148,6 +148,25 @@ class ServerFixture:
         return c
 
 
+class TestClock:
+    __test__ = False  # a helper, not a test class
+    """The server's clock in tests: real time, moved on by `advance` (a window closing)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
+
+
+@pytest.fixture
+def server_clock() -> TestClock:
+    return TestClock()
+
+
 TEST_SETTINGS = Settings(listen="127.0.0.1:0", worker_threads=16, max_concurrent_rpcs=64)
 
 
@@ -158,8 +177,9 @@ def server_settings() -> Settings:
 
 @pytest.fixture
 def server(engine: Engine, uow: UnitOfWorkFactory, verifier: TokenVerifier,
-           server_settings: Settings) -> Iterator[ServerFixture]:
-    running = build_server(replace(server_settings, database_url=str(engine.url)), uow, verifier)
+           server_settings: Settings, server_clock: TestClock) -> Iterator[ServerFixture]:
+    running = build_server(replace(server_settings, database_url=str(engine.url)), uow, verifier,
+                           server_clock)
     fixture = ServerFixture(running, f"127.0.0.1:{running.port}", uow, [])
     yield fixture
     for c in fixture.clients:

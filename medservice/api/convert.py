@@ -4,6 +4,7 @@ naming the request field."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -167,3 +168,17 @@ def resident_from_proto(p: fpb.Resident, facility_id: str, resident_id: str) -> 
 
 def resident_fields(p: fpb.Resident) -> dict[str, Any]:
     return {"display_name": p.display_name, "room": p.room}
+
+
+def decimal_field(value: str, field: str) -> Decimal | None:
+    """A decimal string a caller sent, or None when empty."""
+    if not value:
+        return None
+    try:
+        d = Decimal(value)
+        if not d.is_finite() or d < 0:
+            raise InvalidOperation
+        return d
+    except InvalidOperation:
+        raise InvalidArgument([FieldViolation(field, "must be a decimal number, such as 0.5")]
+                              ) from None

@@ -27,7 +27,7 @@ _SOURCE_BACK = {v: k for k, v in _SOURCE.items()}
 
 
 def record_name(r: AdministrationRecord) -> str:
-    return f"{names.resident_name(r.facility_id, r.resident_id)}/administrations/{r.record_id}"
+    return names.record_name(r.facility_id, r.resident_id, r.record_id)
 
 
 def record_to_proto(r: AdministrationRecord) -> pb.AdministrationRecord:

@@ -30,7 +30,8 @@ def _pack(message: object) -> any_pb2.Any:
 
 def status_for(error: e.DomainError) -> grpc.Status:
     code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.FAILED_PRECONDITION)
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN,
+                                                 metadata=error.metadata))]
     if isinstance(error, e.InvalidArgument):
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)

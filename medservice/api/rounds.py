@@ -1,13 +1,13 @@
-"""RoundService: shift schedules, dispensing lists and scheduled doses. Dose checks and
-records (issue 4) still answer UNIMPLEMENTED through the planned base class."""
+"""RoundService: shift schedules, dispensing lists, scheduled doses, dose checks and
+records."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from medservice.api import convert, convert_records
 from medservice.api.convert import from_timestamp, timestamp
-from medservice.api.planned import planned_class
-from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc
+from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc, run_idempotent
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.dosage import Amount, DoseUnit, TimeKind
@@ -20,9 +20,12 @@ from medservice.domain.rounds import (
     ShiftSchedule,
 )
 from medservice.domain.schedule import ScheduledDose
+from medservice.reconcile import CheckResult, ProposedDose, Severity, Verdict
+from medservice.service import administration as admin_uc
 from medservice.service import rounds as uc
+from medservice.service.facilities import get_resident
 from medservice.service.paging import next_token, read_page
-from medservice.store.uow import UnitOfWorkFactory
+from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import common_pb2, rounds_pb2_grpc
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as pb
@@ -102,8 +105,22 @@ def _item(facility_id: str, resident_id: str, i: DispensingItem) -> pb.Dispensin
         times=list(i.times), dispensing_mode=_MODE[i.mode], includes_range=i.includes_range)
 
 
-class RoundServicer(planned_class(rounds_pb2_grpc.RoundServiceServicer,  # type: ignore[misc]
-                                  "issue 4")):
+_SEVERITY = {Severity.INFO: common_pb2.SEVERITY_INFO, Severity.LOW: common_pb2.SEVERITY_LOW,
+             Severity.MEDIUM: common_pb2.SEVERITY_MEDIUM,
+             Severity.HIGH: common_pb2.SEVERITY_HIGH}
+_VERDICT = {Verdict.OK: pb.CHECK_VERDICT_OK, Verdict.WARN: pb.CHECK_VERDICT_WARN,
+            Verdict.STOP: pb.CHECK_VERDICT_STOP}
+RECORDERS = (Role.CARER, Role.SHIFT_LEAD)
+_SERVICE = "/medservice.v1.RoundService/"
+
+
+def _reasons(result: CheckResult) -> list[pb.CheckReason]:
+    return [pb.CheckReason(code=getattr(r.code, "value", str(r.code)),
+                           severity=_SEVERITY[r.severity], message=r.message)
+            for r in result.reasons]
+
+
+class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
                  authenticate: Authenticate = principal_from_interceptor) -> None:
         self._uow = uow_factory
@@ -163,3 +180,95 @@ class RoundServicer(planned_class(rounds_pb2_grpc.RoundServiceServicer,  # type:
         return pb.ListScheduledDosesResponse(
             doses=[dose_to_proto(d, c) for d, c in items],
             next_page_token=next_token(page, rows, offset + len(items)))
+
+    @rpc(*ROUND_ROLES)
+    def CheckDose(self, request: pb.CheckDoseRequest, context: Any,
+                  principal: Principal) -> pb.CheckDoseResponse:
+        facility_id, resident_id = names.parse_resident_name(request.resident, "resident")
+        principal.require_facility(facility_id)
+        order_id = None
+        if request.order:
+            f, r, order_id = names.parse_order_name(request.order, "order")
+            if (f, r) != (facility_id, resident_id):
+                raise InvalidArgument([FieldViolation("order",
+                                                      "names an order of another resident")])
+        if not (order_id or request.drug_id or request.dose_id):
+            raise InvalidArgument([FieldViolation("order", "give the order, drug_id or dose_id")])
+        quantity = convert.decimal_field(request.quantity, "quantity")
+        now = self._clock()
+        at = from_timestamp(request.administration_time) if request.HasField(
+            "administration_time") else now
+        proposal = ProposedDose(facility_id, resident_id, request.drug_id, at, order_id,
+                                request.dose_id or None, quantity, request.route,
+                                request.as_needed)
+        with self._uow(write=False) as uow:
+            result = admin_uc.check(uow, proposal, now)
+            content = None
+            if result.matched_dose is not None:
+                content = next((c for d, c in admin_uc.doses_for(uow, result.matched_dose, now)
+                                ), None)
+        response = pb.CheckDoseResponse(
+            verdict=_VERDICT[result.verdict], reasons=_reasons(result),
+            pn_doses_left=result.pn_doses_left if result.pn_doses_left is not None else -1,
+            last_given_time=timestamp(result.last_given))
+        if result.matched_dose is not None and content is not None:
+            response.matched_dose.CopyFrom(dose_to_proto(result.matched_dose, content))
+        return response
+
+    @rpc(*RECORDERS)
+    def RecordDose(self, request: pb.RecordDoseRequest, context: Any,
+                   principal: Principal) -> pb.RecordDoseResponse:
+        facility_id, resident_id = names.parse_resident_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        now = self._clock()
+        record = convert_records.record_from_proto(
+            request.record, facility_id, resident_id, admin_uc.new_record_id(),
+            principal.subject, now)
+        acknowledged = set(request.acknowledged_reasons)
+
+        def work(uow: UnitOfWork) -> pb.RecordDoseResponse:
+            done = admin_uc.record_dose(uow, record, acknowledged, now)
+            return pb.RecordDoseResponse(
+                record=convert_records.record_to_proto(done.record),
+                reasons=_reasons(done.check),
+                discrepancies=[f"{names.facility_name(facility_id)}/discrepancies/{i}"
+                               for i in done.discrepancy_ids])
+
+        return run_idempotent(self._uow, principal, _SERVICE + "RecordDose", request,
+                              request.request_id, pb.RecordDoseResponse, work, now)
+
+    @rpc(*RECORDERS)
+    def CorrectRecord(self, request: pb.CorrectRecordRequest, context: Any,
+                      principal: Principal) -> pb.AdministrationRecord:
+        facility_id, resident_id, record_id = names.parse_record_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.AdministrationRecord:
+            return convert_records.record_to_proto(admin_uc.correct_record(
+                uow, facility_id, resident_id, record_id, request.reason, principal.subject,
+                now))
+
+        return run_idempotent(self._uow, principal, _SERVICE + "CorrectRecord", request,
+                              request.request_id, pb.AdministrationRecord, work, now)
+
+    @rpc(*ROUND_ROLES)
+    def ListAdministrationRecords(self, request: pb.ListAdministrationRecordsRequest,
+                                  context: Any, principal: Principal
+                                  ) -> pb.ListAdministrationRecordsResponse:
+        facility_id, resident_id = names.parse_resident_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        start = from_timestamp(request.start_time) if request.HasField("start_time") else None
+        end = from_timestamp(request.end_time) if request.HasField("end_time") else None
+        page = read_page(request.page_size, request.page_token, {
+            "parent": request.parent, "start": str(start), "end": str(end)})
+        after = tuple(page.after) if page.after else None
+        with self._uow(write=False) as uow:
+            get_resident(uow, facility_id, resident_id)
+            rows = uow.records.page(facility_id, resident_id, start, end,
+                                    limit=page.size + 1, after=after)  # type: ignore[arg-type]
+        items = rows[: page.size]
+        last = [items[-1].administered_at.isoformat(), items[-1].record_id] if items else None
+        return pb.ListAdministrationRecordsResponse(
+            records=[convert_records.record_to_proto(r) for r in items],
+            next_page_token=next_token(page, rows, last))

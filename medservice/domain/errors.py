@@ -19,11 +19,14 @@ class DomainError(Exception):
 
     reason = "DOMAIN_ERROR"
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
+    def __init__(self, message: str, reason: str | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         if reason is not None:
             self.reason = reason
+        # Goes to ErrorInfo.metadata: identifiers a caller can act on, never person data.
+        self.metadata = metadata or {}
 
 
 class InvalidArgument(DomainError):

@@ -72,3 +72,20 @@ def parse_order_name(name: str, field: str = "name") -> tuple[str, str, str]:
         raise InvalidArgument([FieldViolation(
             field, "must be an order name, facilities/{id}/residents/{id}/orders/{id}")])
     return m.group(1), m.group(2), m.group(3)
+
+
+_RECORD = re.compile(
+    rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}/administrations/([0-9a-f-]{{36}})$")
+
+
+def record_name(facility_id: str, resident_id: str, record_id: str) -> str:
+    return f"{resident_name(facility_id, resident_id)}/administrations/{record_id}"
+
+
+def parse_record_name(name: str, field: str = "name") -> tuple[str, str, str]:
+    """'facilities/{f}/residents/{r}/administrations/{id}' -> (facility, resident, id)."""
+    m = _RECORD.match(name)
+    if m is None:
+        raise InvalidArgument([FieldViolation(
+            field, "must be a record name, facilities/{id}/residents/{id}/administrations/{id}")])
+    return m.group(1), m.group(2), m.group(3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from medservice.domain.errors import FailedPrecondition, FieldViolation, NotFound, require
@@ -26,6 +26,7 @@ from medservice.imports.result import (
     PauseEvent,
     UnpauseEvent,
 )
+from medservice.service.administration import reconcile_resident
 from medservice.service.facilities import get_facility, get_resident
 from medservice.store.uow import UnitOfWork
 
@@ -153,6 +154,8 @@ def sync_card(uow: UnitOfWork, facility_id: str, resident_id: str, card_version:
                 uow.cards.add_version(removed)
                 changes.append(OrderChange(order_id, ChangeKind.REMOVED, removed.version))
     uow.cards.set_card_version(facility_id, resident_id, card_version, now)
+    if any(c.kind is not ChangeKind.UNCHANGED for c in changes):
+        _reconcile_since(uow, facility_id, resident_id, valid_from, now)
     return get_card(uow, facility_id, resident_id, max(valid_from, now), now), changes
 
 
@@ -207,14 +210,17 @@ def _apply(uow: UnitOfWork, facility_id: str, resident_id: str, content: OrderCo
 
 
 def _change_state(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
-                  content: OrderContent, now: datetime) -> OrderView:
+                  content: OrderContent, now: datetime, since: datetime) -> OrderView:
     """A new version that changes only pauses or discontinuation. It is valid from now:
-    those fields are absolute times and apply where they say (see effective_content)."""
+    those fields are absolute times and apply where they say (see effective_content).
+    Doses from `since` on are reconciled again: a back-dated discontinuation re-examines
+    the doses given after its time."""
     versions = _versions(uow, facility_id, resident_id, order_id)
     latest = versions[-1]
     version = dataclasses.replace(latest, content=content, version=latest.version + 1,
                                   valid_from=now, recorded_at=now)
     uow.cards.add_version(version)
+    _reconcile_since(uow, facility_id, resident_id, since, now)
     facility = get_facility(uow, facility_id)
     view = _view(facility, [*versions, version], now, now)
     assert view is not None
@@ -242,7 +248,7 @@ def pause_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: s
     if any(_overlaps(p, start, end) for p in c.pauses):
         raise FailedPrecondition("the order is already paused then", reason="ALREADY_PAUSED")
     content = dataclasses.replace(c, pauses=(*c.pauses, Pause(start, end)))
-    return _change_state(uow, facility_id, resident_id, order_id, content, now)
+    return _change_state(uow, facility_id, resident_id, order_id, content, now, start)
 
 
 def _overlaps(p: Pause, start: datetime, end: datetime | None) -> bool:
@@ -263,7 +269,7 @@ def resume_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: 
             else:
                 pauses[i] = Pause(p.start, at)
             content = dataclasses.replace(latest.content, pauses=tuple(pauses))
-            return _change_state(uow, facility_id, resident_id, order_id, content, now)
+            return _change_state(uow, facility_id, resident_id, order_id, content, now, at)
     raise FailedPrecondition("the order has no pause to end", reason="NOT_PAUSED")
 
 
@@ -275,7 +281,7 @@ def discontinue_order(uow: UnitOfWork, facility_id: str, resident_id: str, order
         raise FailedPrecondition("the order is already discontinued",
                                  reason="ALREADY_DISCONTINUED")
     content = dataclasses.replace(latest.content, discontinued_at=at or now)
-    return _change_state(uow, facility_id, resident_id, order_id, content, now)
+    return _change_state(uow, facility_id, resident_id, order_id, content, now, at or now)
 
 
 def reverse_discontinuation(uow: UnitOfWork, facility_id: str, resident_id: str,
@@ -283,5 +289,17 @@ def reverse_discontinuation(uow: UnitOfWork, facility_id: str, resident_id: str,
     latest = _current(uow, facility_id, resident_id, order_id)
     if latest.content.discontinued_at is None:
         raise FailedPrecondition("the order is not discontinued", reason="NOT_DISCONTINUED")
+    since = latest.content.discontinued_at
     content = dataclasses.replace(latest.content, discontinued_at=None)
-    return _change_state(uow, facility_id, resident_id, order_id, content, now)
+    return _change_state(uow, facility_id, resident_id, order_id, content, now, since)
+
+
+# An order change re-examines at most this far back; older history is left to a batch
+# reconciliation (ReconcileFacility) run on purpose.
+RECONCILE_BACK = timedelta(days=31)
+
+
+def _reconcile_since(uow: UnitOfWork, facility_id: str, resident_id: str, since: datetime,
+                     now: datetime) -> None:
+    start = max(min(since, now), now - RECONCILE_BACK)
+    reconcile_resident(uow, facility_id, resident_id, start, now, now)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from medservice.domain.administration import (
     AdministrationRecord,
@@ -41,9 +42,20 @@ class RecordRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(self, r: AdministrationRecord, *, settles: bool) -> None:
-        """Insert. With settles=True a concurrent settling record for the same dose makes
-        the commit fail on the unique index: exactly one of two wins."""
+    def add(self, r: AdministrationRecord, *, settles: bool) -> bool:
+        """Insert; False when another active record already settles the dose. The unique
+        index decides, so of two staff recording one dose at the same moment exactly one
+        wins; the loser's transaction stays usable (a savepoint) to read the winner."""
+        try:
+            with self._conn.begin_nested():
+                self._insert(r, settles)
+        except IntegrityError:
+            if not settles:
+                raise
+            return False
+        return True
+
+    def _insert(self, r: AdministrationRecord, settles: bool) -> None:
         self._conn.execute(insert(t.administration_records).values(
             record_id=r.record_id, facility_id=r.facility_id, resident_id=r.resident_id,
             order_id=r.order_id, drug_id=r.drug_id, dose_id=r.dose_id, settles=settles,

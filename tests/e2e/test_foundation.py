@@ -14,8 +14,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from clients.client import MedClient, MedServiceError
 from medservice.domain.access import Role
 from medservice.server import SERVICE_NAMES
+from medservice.v1 import alerts_pb2, alerts_pb2_grpc
 from medservice.v1 import facilities_pb2 as fpb
-from medservice.v1 import rounds_pb2, rounds_pb2_grpc
 from tests.conftest import ServerFixture, token_for
 
 
@@ -262,10 +262,10 @@ def test_resident_update_cannot_touch_the_person_identifier(server: ServerFixtur
 
 
 def test_planned_rpcs_answer_unimplemented(server: ServerFixture) -> None:
-    carer = server.client(Role.CARER, "f")
-    stub = rounds_pb2_grpc.RoundServiceStub(carer.channel)
-    err = _fails(grpc.StatusCode.UNIMPLEMENTED, carer.call, stub.CheckDose,
-                 rounds_pb2.CheckDoseRequest())
+    lead = server.client(Role.SHIFT_LEAD, "f")
+    stub = alerts_pb2_grpc.AlertServiceStub(lead.channel)
+    err = _fails(grpc.StatusCode.UNIMPLEMENTED, lead.call, stub.ListAlerts,
+                 alerts_pb2.ListAlertsRequest(parent="facilities/f"))
     assert err.reason == "NOT_YET_IMPLEMENTED"
 
 

@@ -1,0 +1,178 @@
+"""DiscrepancyService: queries, batch reconciliation and the error rate. The review workflow
+(issue 5) answers UNIMPLEMENTED through the planned base class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medservice.api.convert import from_timestamp, timestamp
+from medservice.api.planned import planned_class
+from medservice.api.rpc import (
+    Authenticate,
+    Clock,
+    principal_from_interceptor,
+    rpc,
+    run_idempotent,
+)
+from medservice.domain import names
+from medservice.domain.access import Principal, Role
+from medservice.domain.errors import FieldViolation, InvalidArgument, NotFound
+from medservice.reconcile import Code, Severity
+from medservice.service import administration as uc
+from medservice.service.facilities import get_facility
+from medservice.service.paging import next_token, read_page
+from medservice.store.discrepancies import DiscrepancyEntry, DiscrepancyFilter, Status
+from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.v1 import common_pb2, discrepancies_pb2_grpc
+from medservice.v1 import discrepancies_pb2 as pb
+
+READERS = (Role.PHARMACIST, Role.SHIFT_LEAD, Role.ADMIN)
+RECONCILERS = (Role.PHARMACIST, Role.ADMIN)
+_SERVICE = "/medservice.v1.DiscrepancyService/"
+
+_CODE = {c: getattr(pb, f"DISCREPANCY_CODE_{c.name}") for c in Code}
+_CODE_BACK = {v: k for k, v in _CODE.items()}
+_SEVERITY = {s: getattr(common_pb2, f"SEVERITY_{s.name}") for s in Severity}
+_SEVERITY_BACK = {v: k for k, v in _SEVERITY.items()}
+_STATUS = {s: getattr(pb, f"DISCREPANCY_STATUS_{s.name}") for s in Status}
+_STATUS_BACK = {v: k for k, v in _STATUS.items()}
+_DECISION = {"confirmed_error": pb.REVIEW_DECISION_CONFIRMED_ERROR,
+             "not_an_error": pb.REVIEW_DECISION_NOT_AN_ERROR,
+             "needs_follow_up": pb.REVIEW_DECISION_NEEDS_FOLLOW_UP}
+
+
+def discrepancy_to_proto(e: DiscrepancyEntry) -> pb.Discrepancy:
+    d = e.discrepancy
+    out = pb.Discrepancy(
+        name=f"{names.facility_name(d.facility_id)}/discrepancies/{e.discrepancy_id}",
+        key=d.key, code=_CODE[d.code], severity=_SEVERITY[d.severity], is_error=d.is_error,
+        resident=names.resident_name(d.facility_id, d.resident_id),
+        order=names.order_name(d.facility_id, d.resident_id, d.order_id) if d.order_id
+        else "",
+        dose_id=d.dose_id or "",
+        record=names.record_name(d.facility_id, d.resident_id, d.record_id) if d.record_id
+        else "",
+        occurrence_time=timestamp(d.occurred_at), detect_time=timestamp(e.detected_at),
+        description=d.description,
+        known_at_administration=bool(d.known_at_administration),
+        status=_STATUS[e.status], etag=e.etag)
+    if e.decision:
+        out.review.CopyFrom(pb.Review(decision=_DECISION.get(e.decision,
+                                                              pb.REVIEW_DECISION_UNSPECIFIED),
+                                      note=e.review_note,
+                                      reviewer=e.reviewer, review_time=timestamp(e.reviewed_at)))
+    return out
+
+
+def _parent(principal: Principal, parent: str) -> frozenset[str] | None:
+    """The facilities a list may span: one, or with "facilities/-" all the caller's."""
+    if parent == names.ALL_FACILITIES:
+        return principal.visible_facilities()
+    facility_id = names.parse_facility_name(parent, "parent")
+    principal.require_facility(facility_id)
+    return frozenset({facility_id})
+
+
+class DiscrepancyServicer(planned_class(  # type: ignore[misc]
+        discrepancies_pb2_grpc.DiscrepancyServiceServicer, "issue 5")):
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
+                 authenticate: Authenticate = principal_from_interceptor) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+        self.authenticate = authenticate
+
+    @rpc(*READERS)
+    def ListDiscrepancies(self, request: pb.ListDiscrepanciesRequest, context: Any,
+                          principal: Principal) -> pb.ListDiscrepanciesResponse:
+        facilities = _parent(principal, request.parent)
+        resident_id = None
+        if request.resident:
+            f, resident_id = names.parse_resident_name(request.resident, "resident")
+            if facilities is not None and f not in facilities:
+                raise InvalidArgument([FieldViolation("resident", "is not under parent")])
+        flt = DiscrepancyFilter(
+            facilities, resident_id, _CODE_BACK.get(request.code),
+            _SEVERITY_BACK.get(request.min_severity), _STATUS_BACK.get(request.status),
+            from_timestamp(request.start_time) if request.HasField("start_time") else None,
+            from_timestamp(request.end_time) if request.HasField("end_time") else None)
+        page = read_page(request.page_size, request.page_token, {"q": _query(request)})
+        after = tuple(page.after) if page.after else None
+        with self._uow(write=False) as uow:
+            rows = uow.discrepancies.page(flt, limit=page.size + 1,
+                                          after=after)  # type: ignore[arg-type]
+        items = rows[: page.size]
+        last = ([items[-1].discrepancy.occurred_at.isoformat(), items[-1].discrepancy_id]
+                if items else None)
+        return pb.ListDiscrepanciesResponse(
+            discrepancies=[discrepancy_to_proto(e) for e in items],
+            next_page_token=next_token(page, rows, last))
+
+    @rpc(*READERS)
+    def GetDiscrepancy(self, request: pb.GetDiscrepancyRequest, context: Any,
+                       principal: Principal) -> pb.Discrepancy:
+        facility_id, discrepancy_id = _parse_discrepancy_name(request.name)
+        principal.require_facility(facility_id)
+        with self._uow(write=False) as uow:
+            entry = uow.discrepancies.get(facility_id, discrepancy_id)
+        if entry is None:
+            raise NotFound("no such discrepancy", reason="DISCREPANCY_NOT_FOUND")
+        return discrepancy_to_proto(entry)
+
+    @rpc(*RECONCILERS)
+    def ReconcileFacility(self, request: pb.ReconcileFacilityRequest, context: Any,
+                          principal: Principal) -> pb.ReconcileFacilityResponse:
+        facility_id = names.parse_facility_name(request.facility, "facility")
+        principal.require_facility(facility_id)
+        start, end = _range(request)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.ReconcileFacilityResponse:
+            doses, records, found, new = uc.reconcile_facility(uow, facility_id, start, end,
+                                                               now)
+            return pb.ReconcileFacilityResponse(
+                doses_examined=doses, records_examined=records,
+                discrepancies_found=len(found), discrepancies_new=new)
+
+        return run_idempotent(self._uow, principal, _SERVICE + "ReconcileFacility", request,
+                              request.request_id, pb.ReconcileFacilityResponse, work, now)
+
+    @rpc(*READERS)
+    def ComputeErrorRate(self, request: pb.ComputeErrorRateRequest, context: Any,
+                         principal: Principal) -> pb.ErrorRate:
+        facility_id = names.parse_facility_name(request.facility, "facility")
+        principal.require_facility(facility_id)
+        start, end = _range(request)
+        with self._uow(write=False) as uow:
+            get_facility(uow, facility_id)
+            rate = uc.facility_error_rate(uow, facility_id, start, end)
+        return pb.ErrorRate(facility=request.facility, errors=rate.errors,
+                            doses_given=rate.given, doses_not_given=rate.not_given,
+                            error_rate_percent=str(rate.percent))
+
+
+def _query(request: pb.ListDiscrepanciesRequest) -> str:
+    bare = pb.ListDiscrepanciesRequest()
+    bare.CopyFrom(request)
+    bare.page_token = ""
+    bare.page_size = 0
+    return bare.SerializeToString(deterministic=True).hex()
+
+
+def _range(request: Any) -> tuple[Any, Any]:
+    missing = [FieldViolation(f, "is required") for f in ("start_time", "end_time")
+               if not request.HasField(f)]
+    if missing:
+        raise InvalidArgument(missing)
+    start, end = from_timestamp(request.start_time), from_timestamp(request.end_time)
+    if end <= start:
+        raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
+    return start, end
+
+
+def _parse_discrepancy_name(name: str) -> tuple[str, str]:
+    facility, _, rest = name.partition("/discrepancies/")
+    facility_id = names.parse_facility_name(facility, "name")
+    if len(rest) != 32 or not all(c in "0123456789abcdef" for c in rest):
+        raise InvalidArgument([FieldViolation(
+            "name", "must be a discrepancy name, facilities/{id}/discrepancies/{id}")])
+    return facility_id, rest

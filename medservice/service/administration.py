@@ -1,0 +1,278 @@
+"""Use cases at the round: check a dose, record it, correct a record, and the incremental
+reconciliation every record and order change triggers. Each runs in the caller's unit of
+work."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from medservice.domain import names
+from medservice.domain.administration import CLOCK_SKEW, AdministrationRecord, Outcome
+from medservice.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from medservice.domain.facility import Facility
+from medservice.domain.orders import OrderVersion
+from medservice.domain.rounds import DoseWithOrder, doses_between
+from medservice.domain.schedule import ScheduledDose
+from medservice.reconcile import (
+    CheckResult,
+    Code,
+    Discrepancy,
+    FacilityRules,
+    MatchKind,
+    ProposedDose,
+    Severity,
+    Verdict,
+    check_dose,
+    context_range,
+    match_record,
+    reconcile,
+)
+from medservice.reconcile.rate import ErrorRate, dose_counts, error_rate
+from medservice.service.facilities import get_facility, get_resident
+from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
+from medservice.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ResidentContext:
+    """What the rules need around a time: due doses, records and order histories."""
+
+    facility: Facility
+    rules: FacilityRules
+    doses: list[DoseWithOrder]
+    records: list[AdministrationRecord]
+    orders: dict[str, list[OrderVersion]]
+
+
+def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
+             end: datetime, now: datetime, *, all_residents: bool = False
+             ) -> ResidentContext:
+    facility = get_facility(uow, facility_id)
+    get_resident(uow, facility_id, resident_id)
+    rules = FacilityRules.from_facility(facility)
+    orders = uow.cards.resident_versions(facility_id, resident_id)
+    lo, hi = context_range(start, end, orders.values())
+    histories: list[Sequence[OrderVersion]] = list(orders.values())
+    if all_residents:  # to tell a dose id of another resident from an unknown one
+        histories = [h for r in uow.cards.facility_versions(facility_id).values()
+                     for h in r.values()]
+    doses = [pair for h in histories
+             for pair in doses_between(list(h), rules.clock, lo, hi, now)]
+    records = uow.records.between(facility_id, resident_id, lo, hi)
+    return ResidentContext(facility, rules, doses, records, orders)
+
+
+def check(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> CheckResult:
+    _refuse_future(proposal.administered_at, now, "administration_time")
+    at = proposal.administered_at
+    ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
+                   all_residents=bool(proposal.dose_id))
+    return check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
+                      rules=ctx.rules, now=now)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    record: AdministrationRecord
+    check: CheckResult
+    discrepancy_ids: list[str]
+
+
+def _refuse_future(at: datetime, now: datetime, field: str) -> None:
+    if at > now + CLOCK_SKEW:
+        raise InvalidArgument([FieldViolation(field, "lies in the future")])
+
+
+def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set[str],
+                now: datetime) -> Recorded:
+    """Document a dose. The check warns; the record documents: a dose that was given is
+    recorded even when the check says STOP, but only with every reason acknowledged, and
+    then reconciliation raises the discrepancy. A scheduled dose is settled by one record
+    only: a second one (another carer at the same moment) gets ALREADY_EXISTS naming the
+    first."""
+    _refuse_future(record.administered_at, now, "record.administration_time")
+    at = record.administered_at
+    ctx = _context(uow, record.facility_id, record.resident_id, at, at, now,
+                   all_residents=bool(record.dose_id))
+    match = match_record(record, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
+                         rules=ctx.rules, now=now)
+    if match.kind is MatchKind.OTHER_RESIDENT:
+        raise FailedPrecondition("the dose belongs to another resident",
+                                 reason="DOSE_OF_OTHER_RESIDENT")
+    if match.kind is MatchKind.NOT_DUE:
+        raise NotFound("no such due dose for this resident", reason="DOSE_NOT_FOUND")
+    matched = match.dose
+    record = dataclasses.replace(
+        record, order_id=record.order_id or match.order_id,
+        dose_id=matched.dose_id if matched is not None else None,
+        drug_id=record.drug_id or _drug_of(ctx, match.order_id))
+    verdict: CheckResult | None = None  # only a given dose is checked
+    if record.was_given:
+        proposal = ProposedDose(
+            record.facility_id, record.resident_id, record.drug_id, at, record.order_id,
+            record.dose_id if match.settled_by is None else None, record.quantity,
+            record.route, record.outcome is Outcome.PN_GIVEN)
+        verdict = check_dose(proposal, doses=ctx.doses, records=ctx.records,
+                             orders=ctx.orders, rules=ctx.rules, now=now)
+    settled_by = match.settled_by
+    if settled_by is not None and not (record.was_given and "EXTRA_DOSE" in acknowledged):
+        _already_recorded(uow.records.get(record.facility_id, record.resident_id, settled_by))
+    if verdict is not None and verdict.verdict is Verdict.STOP:
+        # A STOP is recorded only with each high-severity reason acknowledged; warnings
+        # (early, late, late documentation) are documented without one.
+        needed = {_code(r.code) for r in verdict.reasons if r.severity is Severity.HIGH}
+        missing = sorted(needed - acknowledged)
+        if missing:
+            raise FailedPrecondition(
+                "the check found " + ", ".join(missing) + "; acknowledge each reason to "
+                "record a dose that was given", reason="CHECK_NOT_ACKNOWLEDGED",
+                metadata={"reasons": ",".join(missing)})
+    settles = record.dose_id is not None and settled_by is None
+    if not uow.records.add(record, settles=settles):
+        # Another carer's record for this dose committed in the meantime.
+        assert record.dose_id is not None
+        _already_recorded(uow.records.settling(record.dose_id))
+    found = reconcile_resident(uow, record.facility_id, record.resident_id, at, at, now)
+    ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]
+    return Recorded(record, verdict or _no_check(), ids)
+
+
+def _already_recorded(existing: AdministrationRecord | None) -> NoReturn:
+    """ALREADY_EXISTS naming the record that settles the dose: a double dose prevented."""
+    metadata = {}
+    if existing is not None:
+        metadata = {"record": names.record_name(existing.facility_id, existing.resident_id,
+                                                existing.record_id),
+                    "outcome": existing.outcome.value, "performer": existing.performer}
+    raise AlreadyExists("the dose is already recorded", reason="DOSE_ALREADY_RECORDED",
+                        metadata=metadata)
+
+
+def _code(code: object) -> str:
+    return getattr(code, "value", str(code))
+
+
+def _no_check() -> CheckResult:
+    return CheckResult(Verdict.OK, (), None, None, None, None)
+
+
+def _drug_of(ctx: ResidentContext, order_id: str | None) -> str:
+    if order_id is None or order_id not in ctx.orders:
+        return ""
+    return ctx.orders[order_id][-1].content.drug.drug_id
+
+
+def new_record_id() -> str:
+    return str(uuid.uuid4())
+
+
+def correct_record(uow: UnitOfWork, facility_id: str, resident_id: str, record_id: str,
+                   reason: str, by: str, now: datetime) -> AdministrationRecord:
+    """Mark a record entered-in-error (never delete it) and reconcile again."""
+    if not reason.strip():
+        raise InvalidArgument([FieldViolation("reason", "is required")])
+    record = uow.records.get(facility_id, resident_id, record_id)
+    if record is None:
+        raise NotFound("no such record", reason="RECORD_NOT_FOUND")
+    if not uow.records.mark_entered_in_error(record_id, reason, by, now):
+        raise FailedPrecondition("the record is already marked entered-in-error",
+                                 reason="ALREADY_CORRECTED")
+    at = record.administered_at
+    reconcile_resident(uow, facility_id, resident_id, at, at, now)
+    corrected = uow.records.get(facility_id, resident_id, record_id)
+    assert corrected is not None
+    return corrected
+
+
+def not_before_mirroring(found: list[Discrepancy],
+                         histories: Iterable[Sequence[OrderVersion]]) -> list[Discrepancy]:
+    """Drop MISSED_DOSE for doses due before the mirror first learned of the order: a card
+    mirrored today with orders started long ago has no documentation of the past here."""
+    first = {h[0].order_id: min(v.recorded_at for v in h) for h in histories if h}
+    return [d for d in found if not (
+        d.code is Code.MISSED_DOSE and d.order_id in first
+        and d.occurred_at < first[d.order_id])]
+
+
+def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
+                       end: datetime, now: datetime) -> list[Discrepancy]:
+    """Reconcile one resident over [start, end] widened by a day either side (a record can
+    move what is extra, late or over a PN limit around it), save what is found by key and
+    withdraw what is no longer found. Never before the mirror first knew the card: doses
+    due before the home used medservice were not documented here, and are not missed.
+    Returns what was found."""
+    day = timedelta(days=1)
+    ctx = _context(uow, facility_id, resident_id, start - day, end + day, now)
+    mirrored_since = min((v.recorded_at for h in ctx.orders.values() for v in h),
+                         default=now)
+    lo, hi = max(start - day, mirrored_since), end + day
+    if lo >= hi:
+        return []
+    found = reconcile(facility_id, lo, hi, doses=ctx.doses, records=ctx.records,
+                      orders={resident_id: ctx.orders}, rules=ctx.rules, now=now)
+    uow.discrepancies.save(found, now)
+    uow.discrepancies.withdraw_absent(facility_id, resident_id, lo, hi,
+                                      {d.key for d in found})
+    return found
+
+
+def doses_for(uow: UnitOfWork, dose: ScheduledDose, now: datetime) -> list[DoseWithOrder]:
+    """The matched dose with the order content it was scheduled from (for display)."""
+    facility_id, resident_id = dose.resident_id.split("/", 1)
+    facility = get_facility(uow, facility_id)
+    history = uow.cards.order_versions(facility_id, resident_id, dose.order_id)
+    clock = FacilityRules.from_facility(facility).clock
+    return [(d, c) for d, c in doses_between(history, clock, dose.due_time,
+                                              dose.due_time + timedelta(seconds=1), now)
+            if d.dose_id == dose.dose_id]
+
+
+def reconcile_facility(uow: UnitOfWork, facility_id: str, start: datetime, end: datetime,
+                       now: datetime) -> tuple[int, int, list[Discrepancy], int]:
+    """Batch reconciliation of a facility over [start, end): (doses examined, records
+    examined, discrepancies found, of which new)."""
+    if end <= start:
+        raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
+    if end - start > timedelta(days=31):
+        raise InvalidArgument([FieldViolation("end_time", "the range may span at most 31 days")])
+    facility = get_facility(uow, facility_id)
+    rules = FacilityRules.from_facility(facility)
+    orders = uow.cards.facility_versions(facility_id)
+    lo, hi = context_range(start, end, [h for r in orders.values() for h in r.values()])
+    doses = [pair for r in orders.values() for h in r.values()
+             for pair in doses_between(h, rules.clock, lo, hi, now)]
+    records = uow.records.between(facility_id, None, lo, hi)
+    found = not_before_mirroring(
+        reconcile(facility_id, start, end, doses=doses, records=records, orders=orders,
+                  rules=rules, now=now), [h for r in orders.values() for h in r.values()])
+    new = uow.discrepancies.save(found, now)
+    produced = {d.key for d in found}
+    for resident_id in orders:
+        uow.discrepancies.withdraw_absent(facility_id, resident_id, start, end, produced)
+    examined = sum(1 for d, _ in doses if start <= d.due_time < end)
+    return examined, sum(1 for r in records if start <= r.administered_at < end), found, len(new)
+
+
+def facility_error_rate(uow: UnitOfWork, facility_id: str, start: datetime, end: datetime
+                        ) -> ErrorRate:
+    """Errors / (doses given + doses ordered but not given) x 100 over [start, end), from
+    the stored discrepancies (reconcile first for an up-to-date figure)."""
+    get_facility(uow, facility_id)
+    entries = uow.discrepancies.page(
+        DiscrepancyFilter(frozenset({facility_id}), start=start, end=end),
+        limit=1_000_000, after=None)
+    found = [e.discrepancy for e in entries if e.status is not Status.WITHDRAWN]
+    records = uow.records.between(facility_id, None, start, end)
+    counts = dose_counts(records, found, start, end)
+    return error_rate(found, counts.given, counts.not_given)

@@ -1,0 +1,270 @@
+"""Checking and recording doses, corrections and reconciliation over gRPC, on SQLite and
+PostgreSQL (DOMAIN.md §6-8)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import grpc
+import pytest
+
+from clients.client import MedClient, MedServiceError
+from medservice.domain.access import Role
+from medservice.v1 import common_pb2, discrepancies_pb2_grpc, medicine_cards_pb2_grpc
+from medservice.v1 import discrepancies_pb2 as dpb
+from medservice.v1 import facilities_pb2 as fpb
+from medservice.v1 import medicine_cards_pb2 as cpb
+from medservice.v1 import rounds_pb2 as pb
+from tests.builders import CARD_VALID_FROM, K, dose, morning_evening, order, structured, ts
+from tests.conftest import ServerFixture, TestClock
+
+R1 = "facilities/f/residents/r1"
+ZONE = ZoneInfo("Europe/Copenhagen")
+
+
+@pytest.fixture
+def ward(server: ServerFixture, server_clock: TestClock) -> dict[str, MedClient]:
+    admin = server.client(Role.ADMIN)
+    admin.create_facility(fpb.Facility(display_name="Home"), "f")
+    admin.create_resident("f", fpb.Resident(person_id="010145-1111", display_name="A",
+                                            room="1"), "r1")
+    admin.create_resident("f", fpb.Resident(person_id="020245-2222", display_name="B",
+                                            room="2"), "r2")
+    integration = server.client(Role.INTEGRATION, "f")
+    stub = medicine_cards_pb2_grpc.MedicineCardServiceStub(integration.channel)
+    integration.call(stub.SyncMedicineCard, cpb.SyncMedicineCardRequest(
+        card=cpb.MedicineCard(name=f"{R1}/medicineCard", card_version=1, orders=[
+            order(R1, "para", "Paracetamol", morning_evening("2")),
+            order(R1, "pn", "Morfin", structured(
+                [dose(K.DOSE_TIME_KIND_ANY, "5", as_needed=True)] * 2),
+                mode=common_pb2.DISPENSING_MODE_STAFF_POURED),
+        ]), valid_time=ts(CARD_VALID_FROM)))
+    # The card was mirrored now; the round is tomorrow at 09:00, after the morning dose.
+    set_now(server_clock, _round_day(server_clock) + timedelta(hours=9))
+    return {"carer": server.client(Role.CARER, "f", subject="nurse-1"),
+            "carer2": server.client(Role.CARER, "f", subject="nurse-2"),
+            "pharmacist": server.client(Role.PHARMACIST, "f"),
+            "integration": integration}
+
+
+def _round_day(clock: TestClock) -> datetime:
+    """Local midnight starting the day of the round (tomorrow, when the fixture runs)."""
+    tomorrow = clock().astimezone(ZONE).date() + timedelta(days=1)
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=ZONE)
+
+
+def _today(clock: TestClock) -> datetime:
+    local = clock().astimezone(ZONE)
+    return datetime(local.year, local.month, local.day, tzinfo=ZONE)
+
+
+def set_now(clock: TestClock, at: datetime) -> None:
+    clock.advance(at - clock())
+
+
+def _doses(c: MedClient, day: datetime) -> list[pb.ScheduledDose]:
+    return list(c.call(c.rounds.ListScheduledDoses, pb.ListScheduledDosesRequest(
+        parent=R1, start_time=ts(day), end_time=ts(day + timedelta(days=1)))).doses)
+
+
+def _give(c: MedClient, d: pb.ScheduledDose, *, quantity: str = "2", late: timedelta = timedelta(0),
+          ack: list[str] | None = None, request_id: str = "") -> pb.RecordDoseResponse:
+    record = pb.AdministrationRecord(
+        dose_id=d.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity=quantity,
+        route="oral", administration_time=ts(d.due_time.ToDatetime(tzinfo=UTC) + late),
+        source=pb.DOSE_SOURCE_POUCH)
+    return c.call(c.rounds.RecordDose, pb.RecordDoseRequest(
+        parent=R1, record=record, acknowledged_reasons=ack or [], request_id=request_id))
+
+
+def _discrepancies(c: MedClient, **kw: object) -> list[dpb.Discrepancy]:
+    stub = discrepancies_pb2_grpc.DiscrepancyServiceStub(c.channel)
+    return list(c.call(stub.ListDiscrepancies, dpb.ListDiscrepanciesRequest(
+        parent="facilities/f", **kw)).discrepancies)  # type: ignore[arg-type]
+
+
+def _fails(fn: object, *args: object, **kw: object) -> MedServiceError:
+    with pytest.raises(MedServiceError) as info:
+        fn(*args, **kw)  # type: ignore[operator]
+    return info.value
+
+
+def test_check_then_give_on_time_raises_nothing(ward: dict[str, MedClient],
+                                                server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    morning = _doses(carer, _today(server_clock))[0]
+    check = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, dose_id=morning.dose_id, quantity="2", route="oral",
+        administration_time=morning.due_time))
+    assert check.verdict == pb.CHECK_VERDICT_OK, check.reasons
+    assert check.matched_dose.dose_id == morning.dose_id
+    done = _give(carer, morning)
+    assert done.record.performer == "nurse-1" and done.record.order.endswith("/orders/para")
+    assert [d for d in done.discrepancies] == []
+    records = carer.call(carer.rounds.ListAdministrationRecords,
+                         pb.ListAdministrationRecordsRequest(parent=R1)).records
+    assert [r.dose_id for r in records] == [morning.dose_id]
+
+
+def test_a_retried_record_returns_the_first_and_records_once(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    morning = _doses(carer, _today(server_clock))[0]
+    first = _give(carer, morning, request_id="round-1")
+    assert _give(carer, morning, request_id="round-1") == first
+    assert len(carer.call(carer.rounds.ListAdministrationRecords,
+                          pb.ListAdministrationRecordsRequest(parent=R1)).records) == 1
+
+
+def test_two_staff_recording_one_dose_at_once_one_wins(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    morning = _doses(ward["carer"], _today(server_clock))[0]
+    results: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def record(client: MedClient) -> None:
+        barrier.wait()
+        try:
+            results.append(_give(client, morning))
+        except MedServiceError as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=record, args=(ward[k],)) for k in ("carer", "carer2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wins = [r for r in results if isinstance(r, pb.RecordDoseResponse)]
+    losses = [r for r in results if isinstance(r, MedServiceError)]
+    assert len(wins) == 1 and len(losses) == 1
+    loss = losses[0]
+    assert (loss.code, loss.reason) == (grpc.StatusCode.ALREADY_EXISTS, "DOSE_ALREADY_RECORDED")
+    assert loss.metadata["record"] == wins[0].record.name
+    records = ward["carer"].call(ward["carer"].rounds.ListAdministrationRecords,
+                                 pb.ListAdministrationRecordsRequest(parent=R1)).records
+    assert len(records) == 1
+
+
+def test_a_stop_must_be_acknowledged_and_then_raises_its_discrepancy(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    morning = _doses(carer, _today(server_clock))[0]
+    check = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, dose_id=morning.dose_id, quantity="3", route="oral",
+        administration_time=morning.due_time))
+    assert check.verdict == pb.CHECK_VERDICT_STOP
+    assert [r.code for r in check.reasons] == ["WRONG_DOSE"]
+    err = _fails(_give, carer, morning, quantity="3")
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                      "CHECK_NOT_ACKNOWLEDGED")
+    assert err.metadata["reasons"] == "WRONG_DOSE"
+    done = _give(carer, morning, quantity="3", ack=["WRONG_DOSE"])
+    [found] = _discrepancies(ward["pharmacist"])
+    assert found.name in done.discrepancies
+    assert (found.code, found.severity, found.is_error) == (
+        dpb.DISCREPANCY_CODE_WRONG_DOSE, common_pb2.SEVERITY_HIGH, True)
+    # Entered in error: never deleted, and its discrepancy is withdrawn.
+    corrected = carer.call(carer.rounds.CorrectRecord, pb.CorrectRecordRequest(
+        name=done.record.name, reason="wrong quantity typed"))
+    assert corrected.state == pb.RECORD_STATE_ENTERED_IN_ERROR
+    assert corrected.corrected_by == "nurse-1"
+    status = {d.code: d.status for d in _discrepancies(ward["pharmacist"])}
+    # Its window closed at 09:00 with no valid record left: now it is missed.
+    assert status == {dpb.DISCREPANCY_CODE_WRONG_DOSE: dpb.DISCREPANCY_STATUS_WITHDRAWN,
+                      dpb.DISCREPANCY_CODE_MISSED_DOSE: dpb.DISCREPANCY_STATUS_OPEN}
+    # The dose is free again for the right record, and is no longer missed.
+    assert _give(carer, morning).record.dose_id == morning.dose_id
+    status = {d.code: d.status for d in _discrepancies(ward["pharmacist"])}
+    assert status[dpb.DISCREPANCY_CODE_MISSED_DOSE] == dpb.DISCREPANCY_STATUS_WITHDRAWN
+
+
+def test_late_dose_not_given_and_time_in_the_future(ward: dict[str, MedClient],
+                                                    server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    set_now(server_clock, _today(server_clock) + timedelta(hours=21))
+    morning, evening = _doses(carer, _today(server_clock))[:2]
+    _give(carer, morning, late=timedelta(hours=3))
+    carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(parent=R1, record=(
+        pb.AdministrationRecord(dose_id=evening.dose_id,
+                                outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+                                not_given_reason=pb.NOT_GIVEN_REASON_REFUSED,
+                                administration_time=evening.due_time))))
+    found = {d.code: d for d in _discrepancies(ward["pharmacist"])}
+    assert found[dpb.DISCREPANCY_CODE_LATE_DOSE].severity == common_pb2.SEVERITY_MEDIUM
+    refused = found[dpb.DISCREPANCY_CODE_NOT_GIVEN]
+    assert (refused.severity, refused.is_error) == (common_pb2.SEVERITY_INFO, False)
+    future = pb.AdministrationRecord(
+        dose_id=evening.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity="2",
+        administration_time=ts(server_clock() + timedelta(minutes=10)))
+    err = _fails(carer.call, carer.rounds.RecordDose,
+                 pb.RecordDoseRequest(parent=R1, record=future))
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in err.violations] == ["record.administration_time"]
+
+
+def test_reconcile_finds_missed_doses_once_and_computes_the_error_rate(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    carer, pharmacist = ward["carer"], ward["pharmacist"]
+    day = _today(server_clock)
+    morning = _doses(carer, day)[0]
+    _give(carer, morning)
+    set_now(server_clock, day + timedelta(hours=21))  # the evening window has closed
+    stub = discrepancies_pb2_grpc.DiscrepancyServiceStub(pharmacist.channel)
+    request = dpb.ReconcileFacilityRequest(facility="facilities/f", start_time=ts(day),
+                                           end_time=ts(day + timedelta(days=1)))
+    first = pharmacist.call(stub.ReconcileFacility, request)
+    again = pharmacist.call(stub.ReconcileFacility, request)
+    assert first.discrepancies_found == again.discrepancies_found == 1
+    assert (first.discrepancies_new, again.discrepancies_new) == (1, 0)
+    [missed] = _discrepancies(pharmacist, code=dpb.DISCREPANCY_CODE_MISSED_DOSE)
+    assert missed.severity == common_pb2.SEVERITY_HIGH and missed.dose_id
+    rate = pharmacist.call(stub.ComputeErrorRate, dpb.ComputeErrorRateRequest(
+        facility="facilities/f", start_time=ts(day), end_time=ts(day + timedelta(days=1))))
+    assert (rate.errors, rate.doses_given, rate.doses_not_given) == (1, 1, 1)
+    assert rate.error_rate_percent == "50.00"
+    got = pharmacist.call(stub.GetDiscrepancy, dpb.GetDiscrepancyRequest(name=missed.name))
+    assert got == missed
+
+
+def test_back_dated_discontinuation_flags_a_dose_given_before_it_was_known(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    set_now(server_clock, _today(server_clock) + timedelta(hours=21))
+    morning, evening = _doses(carer, _today(server_clock))[:2]
+    _give(carer, evening)
+    integration = ward["integration"]
+    cards = medicine_cards_pb2_grpc.MedicineCardServiceStub(integration.channel)
+    # Discontinued at noon, learned only now: the evening dose was given after it.
+    integration.call(cards.DiscontinueOrder, cpb.DiscontinueOrderRequest(
+        name=f"{R1}/orders/para",
+        discontinue_time=ts(morning.due_time.ToDatetime(tzinfo=UTC) + timedelta(hours=4))))
+    found = _discrepancies(ward["pharmacist"],
+                           code=dpb.DISCREPANCY_CODE_GIVEN_AFTER_DISCONTINUATION)
+    assert len(found) == 1
+    assert found[0].known_at_administration is False
+    assert found[0].severity == common_pb2.SEVERITY_HIGH
+
+
+def test_pn_limit_and_other_residents_dose(ward: dict[str, MedClient],
+                                           server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    at = server_clock() - timedelta(hours=1)
+    for i in range(2):
+        carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(parent=R1, record=(
+            pb.AdministrationRecord(order=f"{R1}/orders/pn", quantity="5", route="oral",
+                                    outcome=pb.ADMINISTRATION_OUTCOME_PN_GIVEN,
+                                    pn_reason="smerter",
+                                    administration_time=ts(at + timedelta(minutes=10 * i))))))
+    third = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, order=f"{R1}/orders/pn", quantity="5", route="oral", as_needed=True))
+    assert third.verdict == pb.CHECK_VERDICT_STOP
+    assert [r.code for r in third.reasons] == ["PN_LIMIT_EXCEEDED"]
+    assert third.pn_doses_left == 0
+    morning = _doses(carer, _today(server_clock))[0]
+    other = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident="facilities/f/residents/r2", dose_id=morning.dose_id, quantity="2",
+        administration_time=morning.due_time))
+    assert other.verdict == pb.CHECK_VERDICT_STOP
+    assert "DOSE_OF_OTHER_RESIDENT" in [r.code for r in other.reasons]
