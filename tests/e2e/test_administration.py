@@ -40,6 +40,9 @@ def ward(server: ServerFixture, server_clock: TestClock) -> dict[str, MedClient]
             order(R1, "pn", "Morfin", structured(
                 [dose(K.DOSE_TIME_KIND_ANY, "5", as_needed=True)] * 2),
                 mode=common_pb2.DISPENSING_MODE_STAFF_POURED),
+            order(R1, "old", "Furosemid", structured([dose(K.DOSE_TIME_KIND_MORNING)]),
+                  end="2026-01-31"),
+            order(R1, "inr", "Marevan", cpb.Dosage(free_text="efter INR")),
         ]), valid_time=ts(CARD_VALID_FROM)))
     # The card was mirrored now; the round is tomorrow at 09:00, after the morning dose.
     set_now(server_clock, _round_day(server_clock) + timedelta(hours=9))
@@ -161,7 +164,7 @@ def test_a_stop_must_be_acknowledged_and_then_raises_its_discrepancy(
                                       "CHECK_NOT_ACKNOWLEDGED")
     assert err.metadata["reasons"] == "WRONG_DOSE"
     done = _give(carer, morning, quantity="3", ack=["WRONG_DOSE"])
-    [found] = _discrepancies(ward["pharmacist"])
+    [found] = _discrepancies(ward["pharmacist"], code=dpb.DISCREPANCY_CODE_WRONG_DOSE)
     assert found.name in done.discrepancies
     assert (found.code, found.severity, found.is_error) == (
         dpb.DISCREPANCY_CODE_WRONG_DOSE, common_pb2.SEVERITY_HIGH, True)
@@ -170,7 +173,8 @@ def test_a_stop_must_be_acknowledged_and_then_raises_its_discrepancy(
         name=done.record.name, reason="wrong quantity typed"))
     assert corrected.state == pb.RECORD_STATE_ENTERED_IN_ERROR
     assert corrected.corrected_by == "nurse-1"
-    status = {d.code: d.status for d in _discrepancies(ward["pharmacist"])}
+    status = {d.code: d.status for d in _discrepancies(ward["pharmacist"])
+              if d.code != dpb.DISCREPANCY_CODE_NEEDS_MANUAL_SCHEDULE}
     # Its window closed at 09:00 with no valid record left: now it is missed.
     assert status == {dpb.DISCREPANCY_CODE_WRONG_DOSE: dpb.DISCREPANCY_STATUS_WITHDRAWN,
                       dpb.DISCREPANCY_CODE_MISSED_DOSE: dpb.DISCREPANCY_STATUS_OPEN}
@@ -216,7 +220,8 @@ def test_reconcile_finds_missed_doses_once_and_computes_the_error_rate(
                                            end_time=ts(day + timedelta(days=1)))
     first = pharmacist.call(stub.ReconcileFacility, request)
     again = pharmacist.call(stub.ReconcileFacility, request)
-    assert first.discrepancies_found == again.discrepancies_found == 1
+    # The missed evening dose, and the free-text order that needs a manual schedule.
+    assert first.discrepancies_found == again.discrepancies_found == 2
     assert (first.discrepancies_new, again.discrepancies_new) == (1, 0)
     [missed] = _discrepancies(pharmacist, code=dpb.DISCREPANCY_CODE_MISSED_DOSE)
     assert missed.severity == common_pb2.SEVERITY_HIGH and missed.dose_id
@@ -268,3 +273,75 @@ def test_pn_limit_and_other_residents_dose(ward: dict[str, MedClient],
         administration_time=morning.due_time))
     assert other.verdict == pb.CHECK_VERDICT_STOP
     assert "DOSE_OF_OTHER_RESIDENT" in [r.code for r in other.reasons]
+
+
+def _record(c: MedClient, *, at: datetime, dose_id: str = "", order: str = "",
+            drug_id: str = "", quantity: str = "2", route: str = "oral",
+            outcome: int = pb.ADMINISTRATION_OUTCOME_GIVEN, ack: tuple[str, ...] = ()
+            ) -> pb.RecordDoseResponse:
+    return c.call(c.rounds.RecordDose, pb.RecordDoseRequest(parent=R1, record=(
+        pb.AdministrationRecord(dose_id=dose_id, order=order, drug_id=drug_id,
+                                quantity=quantity, route=route, outcome=outcome,
+                                administration_time=ts(at))), acknowledged_reasons=ack))
+
+
+def _codes(c: MedClient) -> dict[int, dpb.Discrepancy]:
+    return {d.code: d for d in _discrepancies(c, status=dpb.DISCREPANCY_STATUS_OPEN)}
+
+
+def test_every_code_of_a_record_end_to_end(ward: dict[str, MedClient],
+                                           server_clock: TestClock) -> None:
+    """One scenario per code a record can raise, each with its severity and reference."""
+    carer, pharmacist, integration = ward["carer"], ward["pharmacist"], ward["integration"]
+    day = _today(server_clock)
+    morning = _doses(carer, day)[0]
+    due = morning.due_time.ToDatetime(tzinfo=UTC)
+    para, pn = f"{R1}/orders/para", f"{R1}/orders/pn"
+
+    early = _record(carer, at=due - timedelta(minutes=90), dose_id=morning.dose_id)
+    extra = _record(carer, at=due, dose_id=morning.dose_id, ack=("EXTRA_DOSE",))
+    route = _record(carer, at=due + timedelta(minutes=20), order=para, route="subcutaneous",
+                    ack=("EXTRA_DOSE", "WRONG_ROUTE"))
+    unordered = _record(carer, at=due, drug_id="id-ukendt", ack=("UNORDERED_DRUG",))
+    outside = _record(carer, at=due, order=f"{R1}/orders/old", quantity="1")
+    pns = [_record(carer, at=due + timedelta(minutes=i), order=pn, quantity="5",
+                   outcome=pb.ADMINISTRATION_OUTCOME_PN_GIVEN, ack=("PN_LIMIT_EXCEEDED",))
+           for i in range(3)]
+    found = _codes(pharmacist)
+    expect = {
+        dpb.DISCREPANCY_CODE_EARLY_DOSE: (early, common_pb2.SEVERITY_MEDIUM),
+        dpb.DISCREPANCY_CODE_EXTRA_DOSE: (extra, common_pb2.SEVERITY_HIGH),
+        dpb.DISCREPANCY_CODE_WRONG_ROUTE: (route, common_pb2.SEVERITY_HIGH),
+        dpb.DISCREPANCY_CODE_UNORDERED_DRUG: (unordered, common_pb2.SEVERITY_HIGH),
+        dpb.DISCREPANCY_CODE_OUTSIDE_TREATMENT_PERIOD: (outside, common_pb2.SEVERITY_MEDIUM),
+        dpb.DISCREPANCY_CODE_PN_LIMIT_EXCEEDED: (pns[2], common_pb2.SEVERITY_HIGH),
+    }
+    for code, (response, severity) in expect.items():
+        d = found[code]
+        assert (d.severity, d.record) == (severity, response.record.name), code
+        assert d.name in response.discrepancies, code
+    assert found[dpb.DISCREPANCY_CODE_NEEDS_MANUAL_SCHEDULE].order == f"{R1}/orders/inr"
+
+    # Paused from 07:00: a dose given at 08:00 is given during the pause.
+    stub = medicine_cards_pb2_grpc.MedicineCardServiceStub(integration.channel)
+    integration.call(stub.PauseOrder, cpb.PauseOrderRequest(
+        name=para, pause_start=ts(due - timedelta(hours=1))))
+    paused = _record(carer, at=due, order=para, ack=("GIVEN_DURING_PAUSE",))
+    during = [d for d in _discrepancies(pharmacist, code=dpb.DISCREPANCY_CODE_GIVEN_DURING_PAUSE)
+              if d.record == paused.record.name]
+    assert [(d.severity, d.known_at_administration) for d in during] == [
+        (common_pb2.SEVERITY_HIGH, True)]
+    # The back-dated pause re-examined the 08:00 records given before it was known.
+    earlier = _discrepancies(pharmacist, code=dpb.DISCREPANCY_CODE_GIVEN_DURING_PAUSE)
+    assert any(d.record == extra.record.name and not d.known_at_administration
+               for d in earlier)
+
+
+def test_late_documentation(ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    carer, day = ward["carer"], _today(server_clock)
+    morning = _doses(carer, day)[0]
+    set_now(server_clock, day + timedelta(hours=14))  # six hours after the dose
+    done = _give(carer, morning)
+    d = _codes(ward["pharmacist"])[dpb.DISCREPANCY_CODE_LATE_DOCUMENTATION]
+    assert (d.record, d.severity, d.is_error) == (done.record.name, common_pb2.SEVERITY_LOW,
+                                                  True)
