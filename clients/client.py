@@ -41,6 +41,8 @@ class MedServiceError(Exception):
             text += f" [{self.reason}]"
         for field, description in self.violations:
             text += f"\n  {field}: {description}"
+        for key, value in sorted(self.metadata.items()):
+            text += f"\n  {key}: {value}"
         return text
 
     @classmethod

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 
 from clients.client import MedClient, MedServiceError
 from clients.dosage_cli import add_dosage_commands, run_local
+from clients.round_cli import add_round_commands
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -315,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--shift", default="day")
         p.set_defaults(handler=handler)
 
+    add_round_commands(top)
     add_dosage_commands(top)
     return parser
 

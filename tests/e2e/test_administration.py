@@ -345,3 +345,24 @@ def test_late_documentation(ward: dict[str, MedClient], server_clock: TestClock)
     d = _codes(ward["pharmacist"])[dpb.DISCREPANCY_CODE_LATE_DOCUMENTATION]
     assert (d.record, d.severity, d.is_error) == (done.record.name, common_pb2.SEVERITY_LOW,
                                                   True)
+
+
+def test_medctl_check_give_and_a_second_give(ward: dict[str, MedClient],
+                                             server_clock: TestClock, server: ServerFixture,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+    from tests.conftest import token_for
+
+    day = _today(server_clock)
+    dose_id = _doses(ward["carer"], day)[0].dose_id
+    # medctl stamps records with the real time: put the server's clock back to it.
+    server_clock.offset = timedelta(0)
+    base = ["--target", server.target, "--token", token_for(Role.CARER, "f")]
+    assert main([*base, "check", "--resident", R1, "--drug", "id-ukendt", "--quantity",
+                 "1"]) == 4
+    assert "UNORDERED_DRUG" in capsys.readouterr().out
+    assert main([*base, "not-given", dose_id, "--resident", R1, "--reason", "refused"]) == 0
+    assert "recorded facilities/f/residents/r1/administrations/" in capsys.readouterr().out
+    assert main([*base, "not-given", dose_id, "--resident", R1, "--reason", "refused"]) == 1
+    err = capsys.readouterr().err
+    assert "DOSE_ALREADY_RECORDED" in err and "record: facilities/f/residents/r1/" in err

@@ -1,0 +1,111 @@
+"""`medctl give`, `medctl not-given`, `medctl check`: a quick round at the command line."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clients.client import MedClient, MedServiceError, new_request_id
+from medservice.v1 import rounds_pb2 as pb
+
+REASONS = {r.removeprefix("NOT_GIVEN_REASON_").lower().replace("_", "-"): v
+           for r, v in pb.NotGivenReason.items() if v}
+_VERDICT = {pb.CHECK_VERDICT_OK: "OK", pb.CHECK_VERDICT_WARN: "WARN",
+            pb.CHECK_VERDICT_STOP: "STOP"}
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(datetime.now(UTC))
+    return ts
+
+
+def _find_dose(client: MedClient, resident: str, dose_id: str) -> pb.ScheduledDose:
+    """The scheduled dose, looked up among the resident's doses of the last and next day."""
+    now = datetime.now(UTC)
+    start, end = Timestamp(), Timestamp()
+    start.FromDatetime(now - timedelta(days=1))
+    end.FromDatetime(now + timedelta(days=1))
+    for d in client.call(client.rounds.ListScheduledDoses, pb.ListScheduledDosesRequest(
+            parent=resident, start_time=start, end_time=end, page_size=500)).doses:
+        if d.dose_id == dose_id:
+            return d
+    raise MedServiceError(grpc.StatusCode.NOT_FOUND,
+                          f"no dose {dose_id} for this resident around now", "DOSE_NOT_FOUND")
+
+
+def _print_reasons(reasons: list[pb.CheckReason]) -> None:
+    for r in reasons:
+        print(f"  {r.code}: {r.message}")
+
+
+def give(client: MedClient, args: argparse.Namespace) -> int:
+    dose = _find_dose(client, args.resident, args.dose_id)
+    quantity = args.quantity or dose.amount.quantity or dose.amount.max_quantity
+    record = pb.AdministrationRecord(
+        dose_id=dose.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity=quantity,
+        route=dose.route, administration_time=_now())
+    return _record(client, args, record)
+
+
+def not_given(client: MedClient, args: argparse.Namespace) -> int:
+    record = pb.AdministrationRecord(
+        dose_id=args.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+        not_given_reason=REASONS[args.reason], reason_text=args.text or "",
+        administration_time=_now())
+    return _record(client, args, record)
+
+
+def _record(client: MedClient, args: argparse.Namespace, record: pb.AdministrationRecord
+            ) -> int:
+    done = client.call(client.rounds.RecordDose, pb.RecordDoseRequest(
+        parent=args.resident, record=record, acknowledged_reasons=args.ack,
+        request_id=new_request_id()))
+    print(f"recorded {done.record.name}")
+    _print_reasons(list(done.reasons))
+    for name in done.discrepancies:
+        print(f"  discrepancy {name}")
+    return 0
+
+
+def check(client: MedClient, args: argparse.Namespace) -> int:
+    result = client.call(client.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=args.resident, dose_id=args.dose or "", order=args.order or "",
+        drug_id=args.drug or "", quantity=args.quantity or "", route=args.route or "",
+        as_needed=args.pn, administration_time=_now()))
+    print(_VERDICT.get(result.verdict, "?"))
+    _print_reasons(list(result.reasons))
+    if result.HasField("matched_dose"):
+        d = result.matched_dose
+        print(f"  dose {d.dose_id} due {d.local_date} {d.local_time}")
+    if result.pn_doses_left >= 0:
+        print(f"  PN doses left: {result.pn_doses_left}")
+    return 0 if result.verdict == pb.CHECK_VERDICT_OK else 4
+
+
+def add_round_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = top.add_parser("give", help="record a scheduled dose as given, now")
+    p.add_argument("dose_id")
+    p.add_argument("--resident", required=True, help="facilities/F/residents/R")
+    p.add_argument("--quantity", help="default: the ordered quantity (the maximum of a range)")
+    p.add_argument("--ack", action="append", default=[], metavar="CODE",
+                   help="acknowledge a check reason (repeat)")
+    p.set_defaults(handler=give)
+    p = top.add_parser("not-given", help="record a scheduled dose as not given, now")
+    p.add_argument("dose_id")
+    p.add_argument("--resident", required=True)
+    p.add_argument("--reason", required=True, choices=sorted(REASONS))
+    p.add_argument("--text", help="required with --reason other")
+    p.set_defaults(handler=not_given, ack=[])
+    p = top.add_parser("check", help="check a dose before giving it (exit 4 unless OK)")
+    p.add_argument("--resident", required=True)
+    p.add_argument("--dose")
+    p.add_argument("--order")
+    p.add_argument("--drug")
+    p.add_argument("--quantity")
+    p.add_argument("--route")
+    p.add_argument("--pn", action="store_true", help="an as-needed dose")
+    p.set_defaults(handler=check)
