@@ -56,19 +56,21 @@ class ResidentContext:
 
 
 def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
-             end: datetime, now: datetime, *, all_residents: bool = False
+             end: datetime, now: datetime, *, dose_id: str | None = None
              ) -> ResidentContext:
+    """The resident's context. With a dose id that is not one of the resident's doses,
+    the facility's doses too, to tell another resident's dose from an unknown one."""
     facility = get_facility(uow, facility_id)
     get_resident(uow, facility_id, resident_id)
     rules = FacilityRules.from_facility(facility)
     orders = uow.cards.resident_versions(facility_id, resident_id)
     lo, hi = context_range(start, end, orders.values())
-    histories: list[Sequence[OrderVersion]] = list(orders.values())
-    if all_residents:  # to tell a dose id of another resident from an unknown one
-        histories = [h for r in uow.cards.facility_versions(facility_id).values()
-                     for h in r.values()]
-    doses = [pair for h in histories
-             for pair in doses_between(list(h), rules.clock, lo, hi, now)]
+    doses = [pair for h in orders.values()
+             for pair in doses_between(h, rules.clock, lo, hi, now)]
+    if dose_id and all(d.dose_id != dose_id for d, _ in doses):
+        doses += [pair for rid, r in uow.cards.facility_versions(facility_id).items()
+                  if rid != resident_id for h in r.values()
+                  for pair in doses_between(h, rules.clock, lo, hi, now)]
     records = uow.records.between(facility_id, resident_id, lo, hi)
     return ResidentContext(facility, rules, doses, records, orders)
 
@@ -77,7 +79,7 @@ def check(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> CheckResult
     _refuse_future(proposal.administered_at, now, "administration_time")
     at = proposal.administered_at
     ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
-                   all_residents=bool(proposal.dose_id))
+                   dose_id=proposal.dose_id)
     return check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
                       rules=ctx.rules, now=now)
 
@@ -104,7 +106,7 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     _refuse_future(record.administered_at, now, "record.administration_time")
     at = record.administered_at
     ctx = _context(uow, record.facility_id, record.resident_id, at, at, now,
-                   all_residents=bool(record.dose_id))
+                   dose_id=record.dose_id)
     match = match_record(record, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
                          rules=ctx.rules, now=now)
     if match.kind is MatchKind.OTHER_RESIDENT:
