@@ -11,26 +11,18 @@ server and the load share them; the ratio is what to read.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
 
-from bench.rounds_bench import SECRET, _seed
-from medservice.api.auth import TokenVerifier, mint_token
+from bench.rounds_bench import SECRET, seeded_server
+from medservice.api.auth import mint_token
 from medservice.domain.access import Role
-from medservice.logs import configure_logging
-from medservice.server import build_server
-from medservice.settings import Settings
-from medservice.store.db import make_engine
-from medservice.store.migrate import upgrade
-from medservice.store.uow import uow_factory
 from medservice.v1 import rounds_pb2 as pb
 from medservice.v1 import rounds_pb2_grpc
 
@@ -92,22 +84,9 @@ def _p(values: list[float], q: float) -> float:
 
 
 def run() -> dict[str, float | int | str]:
-    configure_logging("console", "warning")
     today = datetime.now(UTC).date()
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        upgrade(url)
-        _seed(url, today)
-        engine = make_engine(url)
-        echo = grpc.method_handlers_generic_handler("medservice.bench.Echo", {
-            "Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)})
-        running = build_server(Settings(listen="127.0.0.1:0"), uow_factory(engine),
-                               TokenVerifier(hmac_secret=SECRET), extra_handlers=[echo])
-        try:
-            return _measure(running.port, today)
-        finally:
-            running.stop(0)
-            engine.dispose()
+    with seeded_server(today) as port:
+        return _measure(port, today)
 
 
 def _measure(port: int, today: Any) -> dict[str, float | int | str]:

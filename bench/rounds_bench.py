@@ -9,6 +9,8 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -68,9 +70,11 @@ def _time_calls(call: object, request: object, metadata: tuple) -> list[float]:
     return samples
 
 
-def run() -> dict[str, float | int | str]:
+@contextmanager
+def seeded_server(today: date) -> Iterator[int]:
+    """A server on a free port over a seeded SQLite facility ("bench", 40 residents), with
+    an echo RPC on the same stack (/medservice.bench.Echo/Echo); yields the port."""
     configure_logging("console", "warning")  # a log line per call would be the benchmark
-    today = datetime.now(UTC).date()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(url)
@@ -81,21 +85,27 @@ def run() -> dict[str, float | int | str]:
         running = build_server(Settings(listen="127.0.0.1:0"), uow_factory(engine),
                                TokenVerifier(hmac_secret=SECRET), extra_handlers=[echo])
         try:
-            channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
-            token = mint_token(SECRET, subject="bench", role=Role.CARER, facilities=["bench"])
-            metadata = (("authorization", f"Bearer {token}"),)
-            stub = rounds_pb2_grpc.RoundServiceStub(channel)
-            request = rounds_pb2.GetShiftScheduleRequest(
-                facility="facilities/bench", date=today.isoformat(), shift_id="day")
-            doses = sum(len(r.doses) for r in stub.GetShiftSchedule(
-                request, metadata=metadata).residents)
-            schedule = _time_calls(stub.GetShiftSchedule, request, metadata)
-            echo_call = channel.unary_unary("/medservice.bench.Echo/Echo")
-            baseline = _time_calls(echo_call, b"x" * 64, metadata)
-            channel.close()
+            yield running.port
         finally:
             running.stop(0)
             engine.dispose()
+
+
+def run() -> dict[str, float | int | str]:
+    today = datetime.now(UTC).date()
+    with seeded_server(today) as port:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        token = mint_token(SECRET, subject="bench", role=Role.CARER, facilities=["bench"])
+        metadata = (("authorization", f"Bearer {token}"),)
+        stub = rounds_pb2_grpc.RoundServiceStub(channel)
+        request = rounds_pb2.GetShiftScheduleRequest(
+            facility="facilities/bench", date=today.isoformat(), shift_id="day")
+        doses = sum(len(r.doses) for r in stub.GetShiftSchedule(
+            request, metadata=metadata).residents)
+        schedule = _time_calls(stub.GetShiftSchedule, request, metadata)
+        echo_call = channel.unary_unary("/medservice.bench.Echo/Echo")
+        baseline = _time_calls(echo_call, b"x" * 64, metadata)
+        channel.close()
     return {
         "residents": RESIDENTS, "orders": RESIDENTS * ORDERS_PER_RESIDENT,
         "doses_in_shift": doses, "calls": CALLS,
