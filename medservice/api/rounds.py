@@ -84,7 +84,8 @@ def _resident_round(facility_id: str, r: ResidentRound) -> pb.ResidentRound:
             drug=_drug(p.drug), unit=_unit(p.unit),
             amount=_amount(p.amount),
             max_doses_per_day=p.max_per_day or 0, unlimited=p.max_per_day is None,
-            doses_left=p.doses_left if p.doses_left is not None else -1) for p in r.pn],
+            doses_left=p.doses_left if p.doses_left is not None else -1,
+            last_given_time=timestamp(p.last_given)) for p in r.pn],
         notes=[pb.OrderNote(order=names.order_name(facility_id, resident.resident_id,
                                                    n.order_id),
                             drug=_drug(n.drug), kind=_NOTE[n.kind], text=n.text)

@@ -6,12 +6,15 @@ functions decide what is due, what is allowed as needed, and what staff must be 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
+from medservice.domain.administration import AdministrationRecord, Outcome
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import Amount, DoseUnit, StructuredDosage, pn_allowance
 from medservice.domain.facility import Resident
@@ -115,6 +118,28 @@ class PnLine:
     last_given: datetime | None = None
 
 
+# Given a resident id and a PN line, the line with what was already used of it.
+PnGiven = Callable[[str, PnLine], PnLine]
+
+
+def pn_used(records: Iterable[AdministrationRecord], at: datetime, day_start: datetime
+            ) -> PnGiven:
+    """A PnGiven over `records`: the PN doses given of each order in [day_start, at) (the
+    facility's PN day: the last 24 hours, or the calendar day) reduce its doses left."""
+    given: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for r in records:
+        if (r.active and r.outcome is Outcome.PN_GIVEN and r.order_id
+                and day_start <= r.administered_at < at):
+            given[(r.resident_id, r.order_id)].append(r.administered_at)
+
+    def apply(resident_id: str, line: PnLine) -> PnLine:
+        times = given.get((resident_id, line.order_id), [])
+        left = None if line.max_per_day is None else max(0, line.max_per_day - len(times))
+        return dataclasses.replace(line, doses_left=left, last_given=max(times, default=None))
+
+    return apply
+
+
 @dataclass
 class ResidentRound:
     resident: Resident
@@ -164,10 +189,11 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
 def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: date,
                          shift_id: str, residents: list[Resident],
                          versions: dict[str, dict[str, list[OrderVersion]]],
-                         known_at: datetime) -> ShiftSchedule:
+                         known_at: datetime, *, pn_given: PnGiven | None = None
+                         ) -> ShiftSchedule:
     """The round list: residents in the given (room) order, each with the doses due in the
-    shift as ordered at their time, PN allowances and notes. `versions` maps resident id ->
-    order id -> the order's versions."""
+    shift as ordered at their time, PN allowances (less what `pn_given` says was used)
+    and notes. `versions` maps resident id -> order id -> the order's versions."""
     start, end = clock.shift_interval(shift_date, shift_id)
     rounds = []
     for resident in residents:
@@ -180,6 +206,8 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
             entry.doses += _doses_in(pieces, clock, start, end)
             notes, pn = _notes_and_pn(content, order_id, clock, shift_date, start, end)
             entry.notes += notes
+            if pn is not None and pn_given is not None:
+                pn = pn_given(resident.resident_id, pn)
             if pn is not None:
                 entry.pn.append(pn)
         entry.doses.sort(key=lambda pair: (pair[0].due_time, pair[1].drug.name.lower()))

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 
 from medservice.domain.clock import FacilityClock
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.domain.facility import Resident
+from medservice.domain.facility import Facility, PnDayMode, Resident
 from medservice.domain.rounds import (
     DoseWithOrder,
+    PnGiven,
     ResidentDispensing,
     ShiftSchedule,
     build_shift_schedule,
     dispensing_list,
     doses_between,
+    pn_used,
 )
 from medservice.service.facilities import get_facility, get_resident
 from medservice.store.uow import UnitOfWork
@@ -46,7 +48,24 @@ def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id
     clock.shift(shift_id)  # an unknown shift is a field error before any work
     return build_shift_schedule(facility_id, clock, shift_date, shift_id,
                                 _all_residents(uow, facility_id),
-                                uow.cards.facility_versions(facility_id), now)
+                                uow.cards.facility_versions(facility_id), now,
+                                pn_given=_pn_given(uow, facility, clock, shift_date, shift_id,
+                                                   now))
+
+
+def _pn_given(uow: UnitOfWork, facility: Facility, clock: FacilityClock, shift_date: date,
+              shift_id: str, now: datetime) -> PnGiven:
+    """PN used so far, as of now (clamped into the shift): in the last 24 hours, or since
+    local midnight when the facility counts PN per calendar day."""
+    start, end = clock.shift_interval(shift_date, shift_id)
+    at = min(max(now, start), end)
+    if facility.pn_day_mode is PnDayMode.CALENDAR_DAY:
+        local = clock.local_date_of(at)
+        day_start = clock.instant(local, time(0, 0))
+    else:
+        day_start = at - timedelta(hours=24)
+    return pn_used(uow.records.between(facility.facility_id, None, day_start, at), at,
+                   day_start)
 
 
 def shift_dispensing_list(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,

@@ -267,6 +267,12 @@ def test_pn_limit_and_other_residents_dose(ward: dict[str, MedClient],
     assert third.verdict == pb.CHECK_VERDICT_STOP
     assert [r.code for r in third.reasons] == ["PN_LIMIT_EXCEEDED"]
     assert third.pn_doses_left == 0
+    # The round list says the same: nothing left of today's PN allowance.
+    schedule = carer.shift_schedule("f", _today(server_clock).date().isoformat(), "day")
+    [allowance] = schedule.residents[0].pn_allowances
+    assert (allowance.max_doses_per_day, allowance.doses_left) == (2, 0)
+    assert allowance.last_given_time.ToDatetime(tzinfo=UTC) == (
+        at + timedelta(minutes=10)).replace(microsecond=at.microsecond)
     morning = _doses(carer, _today(server_clock))[0]
     other = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
         resident="facilities/f/residents/r2", dose_id=morning.dose_id, quantity="2",
