@@ -259,9 +259,7 @@ def reconcile_facility(uow: UnitOfWork, facility_id: str, start: datetime, end: 
         reconcile(facility_id, start, end, doses=doses, records=records, orders=orders,
                   rules=rules, now=now), [h for r in orders.values() for h in r.values()])
     new = uow.discrepancies.save(found, now)
-    produced = {d.key for d in found}
-    for resident_id in orders:
-        uow.discrepancies.withdraw_absent(facility_id, resident_id, start, end, produced)
+    uow.discrepancies.withdraw_absent(facility_id, None, start, end, {d.key for d in found})
     examined = sum(1 for d, _ in doses if start <= d.due_time < end)
     return examined, sum(1 for r in records if start <= r.administered_at < end), found, len(new)
 
