@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_SQLITE_PATH = Path("var") / "medservice.db"
@@ -31,7 +31,6 @@ class Settings:
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
     var_dir: str = "var"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:

@@ -83,11 +83,7 @@ def postgres_database() -> Iterator[str | None]:
     admin.dispose()
 
 
-def _backends() -> list[str]:
-    return ["sqlite", "postgres"]
-
-
-@pytest.fixture(params=_backends())
+@pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     if request.param == "sqlite":
         path = tmp_path / "medservice.db"

@@ -116,7 +116,7 @@ _SERVICE = "/medservice.v1.RoundService/"
 
 
 def _reasons(result: CheckResult) -> list[pb.CheckReason]:
-    return [pb.CheckReason(code=getattr(r.code, "value", str(r.code)),
+    return [pb.CheckReason(code=r.code.value,
                            severity=_SEVERITY[r.severity], message=r.message)
             for r in result.reasons]
 

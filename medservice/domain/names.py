@@ -37,12 +37,6 @@ def parse_resident_name(name: str, field: str = "name") -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def facility_of(name: str) -> str | None:
-    """The facility id a resource name lies under, or None; for permission checks that must
-    come before any lookup."""
-    m = re.match(rf"^facilities/{_SEGMENT}(/|$)", name)
-    return m.group(1) if m else None
-
 
 _CARD = re.compile(rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}/medicineCard$")
 _ORDER = re.compile(rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}/orders/([^/]{{1,63}})$")

@@ -133,7 +133,7 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     if verdict is not None and verdict.verdict is Verdict.STOP:
         # A STOP is recorded only with each high-severity reason acknowledged; warnings
         # (early, late, late documentation) are documented without one.
-        needed = {_code(r.code) for r in verdict.reasons if r.severity is Severity.HIGH}
+        needed = {r.code.value for r in verdict.reasons if r.severity is Severity.HIGH}
         missing = sorted(needed - acknowledged)
         if missing:
             raise FailedPrecondition(
@@ -159,10 +159,6 @@ def _already_recorded(existing: AdministrationRecord | None) -> NoReturn:
                     "outcome": existing.outcome.value, "performer": existing.performer}
     raise AlreadyExists("the dose is already recorded", reason="DOSE_ALREADY_RECORDED",
                         metadata=metadata)
-
-
-def _code(code: object) -> str:
-    return getattr(code, "value", str(code))
 
 
 def _no_check() -> CheckResult:

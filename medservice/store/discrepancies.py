@@ -123,11 +123,6 @@ class DiscrepancyRepository:
             _D.facility_id == facility_id, _D.discrepancy_id == discrepancy_id_)).first()
         return _entry(row) if row else None
 
-    def keys_for(self, ids: list[str]) -> list[DiscrepancyEntry]:
-        rows = self._conn.execute(select(t.discrepancies).where(
-            _D.discrepancy_id.in_(ids)))
-        return [_entry(r) for r in rows]
-
     def page(self, f: DiscrepancyFilter, *, limit: int, after: tuple[str, str] | None
              ) -> list[DiscrepancyEntry]:
         """Newest occurrence first; `after` is (occurred_at ISO, id) of the previous page."""

@@ -66,7 +66,6 @@ def test_night_shift_crossing_midnight_is_not_an_overlap() -> None:
 
 def test_names() -> None:
     assert names.parse_resident_name("facilities/a/residents/r-1") == ("a", "r-1")
-    assert names.facility_of("facilities/a/residents/r-1") == "a"
     for bad in ("facility/a", "facilities/A", "facilities/a/residents/", "facilities/"):
         with pytest.raises(InvalidArgument):
             names.parse_resident_name(bad)
