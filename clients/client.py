@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -13,8 +14,18 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from medservice.v1 import alerts_pb2 as alpb
+from medservice.v1 import (
+    alerts_pb2_grpc,
+    audit_pb2_grpc,
+    discrepancies_pb2_grpc,
+    facilities_pb2_grpc,
+    medicine_cards_pb2_grpc,
+    rounds_pb2_grpc,
+)
+from medservice.v1 import audit_pb2 as aupb
+from medservice.v1 import discrepancies_pb2 as dpb
 from medservice.v1 import facilities_pb2 as fpb
-from medservice.v1 import facilities_pb2_grpc, medicine_cards_pb2_grpc, rounds_pb2_grpc
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as rpb
 
@@ -96,6 +107,8 @@ class MedClient:
         self.facilities = facilities_pb2_grpc.FacilityServiceStub(self.channel)
         self.cards = medicine_cards_pb2_grpc.MedicineCardServiceStub(self.channel)
         self.rounds = rounds_pb2_grpc.RoundServiceStub(self.channel)
+        self.discrepancies = discrepancies_pb2_grpc.DiscrepancyServiceStub(self.channel)
+        self.alerts = alerts_pb2_grpc.AlertServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -210,3 +223,83 @@ class MedClient:
                         ) -> rpb.DispensingList:
         return self.call(self.rounds.GetDispensingList, rpb.GetDispensingListRequest(
             facility=f"facilities/{facility_id}", date=day, shift_id=shift_id))
+
+    # The audit trail
+
+    def audit_events(self, parent: str = "facilities/-", *, subject: str = "",
+                     resident: str = "", method: str = "", since: datetime | None = None,
+                     page_size: int = 0) -> Iterator[aupb.AuditEvent]:
+        """Newest first, fetching page after page as the caller reads on."""
+        stub = audit_pb2_grpc.AuditServiceStub(self.channel)
+        request = aupb.ListAuditEventsRequest(parent=parent, subject=subject,
+                                              resident=resident, method=method,
+                                              page_size=page_size)
+        if since is not None:
+            request.start_time.FromDatetime(since.astimezone(UTC))
+        while True:
+            resp = self.call(stub.ListAuditEvents, request)
+            yield from resp.events
+            if not resp.next_page_token:
+                return
+            request.page_token = resp.next_page_token
+
+    # Discrepancies and their review
+
+    def get_discrepancy(self, name: str) -> dpb.Discrepancy:
+        return self.call(self.discrepancies.GetDiscrepancy,
+                         dpb.GetDiscrepancyRequest(name=name))
+
+    def review_queue(self, parent: str = "facilities/-", page_size: int = 0
+                     ) -> Iterator[dpb.Discrepancy]:
+        token = ""
+        while True:
+            resp = self.call(self.discrepancies.ListReviewQueue, dpb.ListReviewQueueRequest(
+                parent=parent, page_size=page_size, page_token=token))
+            yield from resp.discrepancies
+            token = resp.next_page_token
+            if not token:
+                return
+
+    def review_discrepancy(self, name: str, decision: dpb.ReviewDecision.ValueType, note: str,
+                           etag: str, request_id: str | None = None) -> dpb.Discrepancy:
+        return self.call(self.discrepancies.ReviewDiscrepancy, dpb.ReviewDiscrepancyRequest(
+            name=name, decision=decision, note=note, etag=etag,
+            request_id=request_id or new_request_id()))
+
+    def discrepancy_events(self, name: str, page_size: int = 0
+                           ) -> Iterator[dpb.DiscrepancyEvent]:
+        token = ""
+        while True:
+            resp = self.call(self.discrepancies.ListDiscrepancyEvents,
+                             dpb.ListDiscrepancyEventsRequest(parent=name, page_size=page_size,
+                                                              page_token=token))
+            yield from resp.events
+            token = resp.next_page_token
+            if not token:
+                return
+
+    # Alerts
+
+    def watch_alerts(self, facility_id: str, resume_token: str = "", audience: int = 0
+                     ) -> Any:
+        """The open stream (iterate it; `.cancel()` ends it): no deadline, it is long-lived."""
+        return self.alerts.WatchAlerts(alpb.WatchAlertsRequest(
+            parent=f"facilities/{facility_id}", resume_token=resume_token,
+            audience=audience), metadata=self._metadata)  # type: ignore[arg-type]
+
+    def list_alerts(self, facility_id: str, *, unacknowledged_only: bool = False,
+                    audience: int = 0, page_size: int = 0) -> Iterator[alpb.Alert]:
+        token = ""
+        while True:
+            page = self.call(self.alerts.ListAlerts, alpb.ListAlertsRequest(
+                parent=f"facilities/{facility_id}", audience=audience,  # type: ignore[arg-type]
+                unacknowledged_only=unacknowledged_only, page_size=page_size,
+                page_token=token))
+            yield from page.alerts
+            token = page.next_page_token
+            if not token:
+                return
+
+    def acknowledge_alert(self, name: str, request_id: str | None = None) -> alpb.Alert:
+        return self.call(self.alerts.AcknowledgeAlert, alpb.AcknowledgeAlertRequest(
+            name=name, request_id=request_id or new_request_id()))

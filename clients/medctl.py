@@ -17,8 +17,11 @@ from pathlib import Path
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 
+from clients.alerts_cli import add_alert_commands
+from clients.audit_cli import add_audit_commands
 from clients.client import MedClient, MedServiceError
 from clients.dosage_cli import add_dosage_commands, run_local
+from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
@@ -317,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
 
     add_round_commands(top)
+    add_alert_commands(top)
+    add_audit_commands(top)
+    add_review_commands(top)
     add_dosage_commands(top)
     return parser
 

@@ -14,16 +14,20 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from medservice.alerts.feed import AlertFeed
+from medservice.alerts.listener import PgListener
+from medservice.api.alerts import AlertServicer
+from medservice.api.audit import AuditServicer
 from medservice.api.auth import TokenVerifier
 from medservice.api.cards import MedicineCardServicer
 from medservice.api.discrepancies import DiscrepancyServicer
 from medservice.api.facilities import FacilityServicer
-from medservice.api.planned import planned
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
+from medservice.service.sweep import Sweeper
 from medservice.settings import Settings, development_secret
 from medservice.store.db import make_engine
-from medservice.store.uow import UnitOfWorkFactory, uow_factory
+from medservice.store.uow import UnitOfWork, UnitOfWorkFactory, uow_factory
 from medservice.v1 import (
     alerts_pb2,
     alerts_pb2_grpc,
@@ -71,11 +75,19 @@ class RunningServer:
     server: grpc.Server
     port: int
     health: health.HealthServicer
+    feed: AlertFeed
+    sweeper: Sweeper
+    listener: PgListener | None = None
 
     def stop(self, grace: float | None = None) -> None:
         """Graceful: health goes NOT_SERVING first, then calls drain for `grace` seconds."""
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        self.sweeper.shutdown()
+        stopped = self.server.stop(grace)
+        self.feed.close()  # wakes the watch streams, which then end
+        stopped.wait()
+        if self.listener is not None:
+            self.listener.close()
 
 
 def build_server(
@@ -87,10 +99,12 @@ def build_server(
 ) -> RunningServer:
     """Start a server with every service on settings.listen. `extra_handlers` go on the same
     stack (interceptors, limits): benchmarks use it for an echo baseline."""
+    feed = AlertFeed(uow)
+    uow = _waking(uow, feed)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
                                    thread_name_prefix="rpc"),
-        interceptors=[CallInterceptor(verifier)],
+        interceptors=[CallInterceptor(verifier, uow, clock)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         options=[("grpc.so_reuseport", 0)],
     )
@@ -101,10 +115,10 @@ def build_server(
     rounds_pb2_grpc.add_RoundServiceServicer_to_server(RoundServicer(uow, clock), server)
     discrepancies_pb2_grpc.add_DiscrepancyServiceServicer_to_server(
         DiscrepancyServicer(uow, clock), server)
-    alerts_pb2_grpc.add_AlertServiceServicer_to_server(planned(
-        alerts_pb2_grpc.AlertServiceServicer, "issue 5"), server)
-    audit_pb2_grpc.add_AuditServiceServicer_to_server(planned(
-        audit_pb2_grpc.AuditServiceServicer, "issue 5"), server)
+    alerts_pb2_grpc.add_AlertServiceServicer_to_server(AlertServicer(
+        uow, clock, feed, heartbeat_seconds=settings.alert_heartbeat_seconds,
+        max_watchers=settings.max_alert_watchers), server)
+    audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(uow, clock), server)
     for handler in extra_handlers:
         server.add_generic_rpc_handlers((handler,))
 
@@ -114,10 +128,29 @@ def build_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     port = _bind(server, settings)
+    feed.start()
+    listener = None
+    if settings.database_url.startswith("postgresql"):
+        listener = PgListener(settings.database_url, feed.wake, feed.wake_all)
+        listener.start()
     server.start()
+    sweeper = Sweeper(uow, clock, settings.sweep_interval_seconds)
+    if settings.sweep_interval_seconds > 0:
+        sweeper.start()
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer)
+    return RunningServer(server, port, health_servicer, feed, sweeper, listener)
+
+
+def _waking(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:
+    """Units of work that wake this process's watchers after committing new alerts."""
+
+    def make(*, write: bool = True) -> UnitOfWork:
+        unit = uow(write=write)
+        unit.on_alerts = feed.wake
+        return unit
+
+    return make
 
 
 def _bind(server: grpc.Server, settings: Settings) -> int:

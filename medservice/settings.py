@@ -23,10 +23,15 @@ class Settings:
     tls_key_file: str = ""
     log_format: str = "console"  # or "json"
     log_level: str = "info"
-    # Thread pool size; also bounds concurrent streams, which hold a thread each.
-    worker_threads: int = 32
+    # Thread pool size. Each alert watch stream holds a thread while it is open.
+    worker_threads: int = 256
     # Calls beyond this answer RESOURCE_EXHAUSTED instead of queueing forever.
-    max_concurrent_rpcs: int = 256
+    max_concurrent_rpcs: int = 512
+    # Watch streams beyond this answer RESOURCE_EXHAUSTED: keeps threads for the rounds.
+    max_alert_watchers: int = 200
+    alert_heartbeat_seconds: float = 10.0
+    # The missed-dose sweep runs this often in every replica; 0 turns it off here.
+    sweep_interval_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
@@ -58,6 +63,11 @@ def load_settings() -> Settings:
         log_level=_env("LOG_LEVEL", "info"),
         worker_threads=int(_env("WORKER_THREADS", str(Settings.worker_threads))),
         max_concurrent_rpcs=int(_env("MAX_CONCURRENT_RPCS", str(Settings.max_concurrent_rpcs))),
+        max_alert_watchers=int(_env("MAX_ALERT_WATCHERS", str(Settings.max_alert_watchers))),
+        alert_heartbeat_seconds=float(_env("ALERT_HEARTBEAT_SECONDS",
+                                           str(Settings.alert_heartbeat_seconds))),
+        sweep_interval_seconds=float(_env("SWEEP_INTERVAL_SECONDS",
+                                          str(Settings.sweep_interval_seconds))),
         shutdown_grace_seconds=float(_env("SHUTDOWN_GRACE_SECONDS", "10")),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),

@@ -1,0 +1,1 @@
+"""Waking alert watchers: the in-process feed and the PostgreSQL LISTEN connection."""

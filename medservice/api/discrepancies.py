@@ -1,12 +1,11 @@
-"""DiscrepancyService: queries, batch reconciliation and the error rate. The review workflow
-(issue 5) answers UNIMPLEMENTED through the planned base class."""
+"""DiscrepancyService: queries, the pharmacist's review (queue, decision, history), batch
+reconciliation and the error rate."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from medservice.api.convert import from_timestamp, timestamp
-from medservice.api.planned import planned_class
 from medservice.api.rpc import (
     Authenticate,
     Clock,
@@ -19,15 +18,25 @@ from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument, NotFound
 from medservice.reconcile import Code, Severity
 from medservice.service import administration as uc
+from medservice.service import review
 from medservice.service.facilities import get_facility
 from medservice.service.paging import next_token, read_page
-from medservice.store.discrepancies import DiscrepancyEntry, DiscrepancyFilter, Status
+from medservice.store.discrepancies import (
+    Decision,
+    DiscrepancyEntry,
+    DiscrepancyEvent,
+    DiscrepancyFilter,
+    Status,
+)
 from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import common_pb2, discrepancies_pb2_grpc
 from medservice.v1 import discrepancies_pb2 as pb
 
 READERS = (Role.PHARMACIST, Role.SHIFT_LEAD, Role.ADMIN)
 RECONCILERS = (Role.PHARMACIST, Role.ADMIN)
+QUEUE_READERS = (Role.PHARMACIST, Role.ADMIN)  # the queue is the pharmacist's work list
+# A review is a clinical decision: the pharmacist's alone, not an administrator's.
+REVIEWERS = (Role.PHARMACIST,)
 _SERVICE = "/medservice.v1.DiscrepancyService/"
 
 _CODE = {c: getattr(pb, f"DISCREPANCY_CODE_{c.name}") for c in Code}
@@ -36,9 +45,8 @@ _SEVERITY = {s: getattr(common_pb2, f"SEVERITY_{s.name}") for s in Severity}
 _SEVERITY_BACK = {v: k for k, v in _SEVERITY.items()}
 _STATUS = {s: getattr(pb, f"DISCREPANCY_STATUS_{s.name}") for s in Status}
 _STATUS_BACK = {v: k for k, v in _STATUS.items()}
-_DECISION = {"confirmed_error": pb.REVIEW_DECISION_CONFIRMED_ERROR,
-             "not_an_error": pb.REVIEW_DECISION_NOT_AN_ERROR,
-             "needs_follow_up": pb.REVIEW_DECISION_NEEDS_FOLLOW_UP}
+_DECISION = {d: getattr(pb, f"REVIEW_DECISION_{d.name}") for d in Decision}
+_DECISION_BACK = {v: k for k, v in _DECISION.items()}
 
 
 def discrepancy_to_proto(e: DiscrepancyEntry) -> pb.Discrepancy:
@@ -56,12 +64,15 @@ def discrepancy_to_proto(e: DiscrepancyEntry) -> pb.Discrepancy:
         description=d.description,
         known_at_administration=bool(d.known_at_administration),
         status=_STATUS[e.status], etag=e.etag)
-    if e.decision:
-        out.review.CopyFrom(pb.Review(decision=_DECISION.get(e.decision,
-                                                              pb.REVIEW_DECISION_UNSPECIFIED),
-                                      note=e.review_note,
+    if e.decision is not None:
+        out.review.CopyFrom(pb.Review(decision=_DECISION[e.decision], note=e.review_note,
                                       reviewer=e.reviewer, review_time=timestamp(e.reviewed_at)))
     return out
+
+
+def event_to_proto(e: DiscrepancyEvent) -> pb.DiscrepancyEvent:
+    return pb.DiscrepancyEvent(event_time=timestamp(e.event_time), kind=e.kind.name,
+                               actor=e.actor, detail=e.detail)
 
 
 def _parent(principal: Principal, parent: str) -> frozenset[str] | None:
@@ -73,8 +84,7 @@ def _parent(principal: Principal, parent: str) -> frozenset[str] | None:
     return frozenset({facility_id})
 
 
-class DiscrepancyServicer(planned_class(  # type: ignore[misc]
-        discrepancies_pb2_grpc.DiscrepancyServiceServicer, "issue 5")):
+class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):  # type: ignore[misc]
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
                  authenticate: Authenticate = principal_from_interceptor) -> None:
         self._uow = uow_factory
@@ -117,6 +127,43 @@ class DiscrepancyServicer(planned_class(  # type: ignore[misc]
         if entry is None:
             raise NotFound("no such discrepancy", reason="DISCREPANCY_NOT_FOUND")
         return discrepancy_to_proto(entry)
+
+    @rpc(*QUEUE_READERS)
+    def ListReviewQueue(self, request: pb.ListReviewQueueRequest, context: Any,
+                        principal: Principal) -> pb.ListReviewQueueResponse:
+        facilities = _parent(principal, request.parent)
+        page = read_page(request.page_size, request.page_token,
+                         {"queue": request.parent})
+        with self._uow(write=False) as uow:
+            items, token = review.review_queue(uow, facilities, page)
+        return pb.ListReviewQueueResponse(
+            discrepancies=[discrepancy_to_proto(e) for e in items], next_page_token=token)
+
+    @rpc(*REVIEWERS)
+    def ReviewDiscrepancy(self, request: pb.ReviewDiscrepancyRequest, context: Any,
+                          principal: Principal) -> pb.Discrepancy:
+        facility_id, discrepancy_id = _parse_discrepancy_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.Discrepancy:
+            return discrepancy_to_proto(review.review_discrepancy(
+                uow, facility_id, discrepancy_id, _DECISION_BACK.get(request.decision),
+                request.note, request.etag, principal.subject, now))
+
+        return run_idempotent(self._uow, principal, _SERVICE + "ReviewDiscrepancy", request,
+                              request.request_id, pb.Discrepancy, work, now)
+
+    @rpc(*READERS)
+    def ListDiscrepancyEvents(self, request: pb.ListDiscrepancyEventsRequest, context: Any,
+                              principal: Principal) -> pb.ListDiscrepancyEventsResponse:
+        facility_id, discrepancy_id = _parse_discrepancy_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        page = read_page(request.page_size, request.page_token, {"events": request.parent})
+        with self._uow(write=False) as uow:
+            items, token = review.discrepancy_history(uow, facility_id, discrepancy_id, page)
+        return pb.ListDiscrepancyEventsResponse(events=[event_to_proto(e) for e in items],
+                                                next_page_token=token)
 
     @rpc(*RECONCILERS)
     def ReconcileFacility(self, request: pb.ReconcileFacilityRequest, context: Any,
@@ -169,10 +216,10 @@ def _range(request: Any) -> tuple[Any, Any]:
     return start, end
 
 
-def _parse_discrepancy_name(name: str) -> tuple[str, str]:
+def _parse_discrepancy_name(name: str, field: str = "name") -> tuple[str, str]:
     facility, _, rest = name.partition("/discrepancies/")
-    facility_id = names.parse_facility_name(facility, "name")
+    facility_id = names.parse_facility_name(facility, field)
     if len(rest) != 32 or not all(c in "0123456789abcdef" for c in rest):
         raise InvalidArgument([FieldViolation(
-            "name", "must be a discrepancy name, facilities/{id}/discrepancies/{id}")])
+            field, "must be a discrepancy name, facilities/{id}/discrepancies/{id}")])
     return facility_id, rest

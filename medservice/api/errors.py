@@ -17,6 +17,8 @@ _CODES: list[tuple[type[e.DomainError], int]] = [
     (e.AlreadyExists, code_pb2.ALREADY_EXISTS),
     (e.FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (e.Aborted, code_pb2.ABORTED),
+    (e.OutOfRange, code_pb2.OUT_OF_RANGE),
+    (e.ResourceExhausted, code_pb2.RESOURCE_EXHAUSTED),
     (e.PermissionDenied, code_pb2.PERMISSION_DENIED),
     (e.Unauthenticated, code_pb2.UNAUTHENTICATED),
 ]

@@ -20,6 +20,7 @@ import structlog
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
+from medservice.api.audit_capture import AuditRecorder, address_created
 from medservice.api.auth import TokenVerifier
 from medservice.api.errors import internal_status, simple_status, status_for
 from medservice.domain.access import Principal, Role
@@ -73,8 +74,10 @@ def _bearer(metadata: Any) -> str | None:
 
 
 class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, uow_factory: UnitOfWorkFactory,
+                 clock: Clock) -> None:
         self._verifier = verifier
+        self._audit = AuditRecorder(uow_factory, clock)  # one event per call (issue 5)
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = continuation(details)
@@ -116,8 +119,17 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             token = self._enter(method, request, context)
+            audit = self._audit.begin(method, request, current_principal())
             try:
-                return behavior(request, context)
+                try:
+                    response = behavior(request, context)
+                except BaseException:
+                    self._audit.end(audit, _code_name(context, raised=True))
+                    raise
+                address_created(response)  # a retried create answered from the request log
+                if not self._audit.end(audit, _code_name(context)):
+                    abort(context, internal_status())  # no data out that the trail lacks
+                return response
             finally:
                 _principal.reset(token)
                 _log_done(context, started)
@@ -128,13 +140,37 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
             token = self._enter(method, request, context)
+            audit = self._audit.begin(method, request, current_principal())
+            responses: Any = ()
             try:
-                yield from behavior(request, context)
+                try:
+                    responses = behavior(request, context)
+                    for response in responses:
+                        if not self._audit.first_message(audit):
+                            abort(context, internal_status())
+                        yield response
+                except GeneratorExit:  # the client went away
+                    self._audit.end(audit, "CANCELLED")
+                    raise
+                except BaseException:
+                    self._audit.end(audit, _code_name(context, raised=True))
+                    raise
+                self._audit.end(audit, _code_name(context))
             finally:
+                getattr(responses, "close", lambda: None)()
                 _principal.reset(token)
                 _log_done(context, started)
 
         return call
+
+
+def _code_name(context: grpc.ServicerContext, *, raised: bool = False) -> str:
+    """The call's final status: what it aborted with; UNKNOWN when an exception escaped
+    without one (gRPC answers so)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return "UNKNOWN" if raised else "OK"
 
 
 def _log_done(context: grpc.ServicerContext, started: float) -> None:
@@ -199,6 +235,7 @@ def run_idempotent(
 
         raise InvalidArgument([FieldViolation("request_id", "is longer than 100 characters")])
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    work = _addressing_created(work)
     if not request_id:
         with uow_factory() as uow:
             response = work(uow)
@@ -221,6 +258,11 @@ def run_idempotent(
         raise
 
 
+def _addressing_created(work: Callable[[UnitOfWork], M]) -> Callable[[UnitOfWork], M]:
+    """The audit event of a create names the new resource before it commits with it."""
+    return lambda uow: address_created(work(uow))
+
+
 def _stored(uow_factory: UnitOfWorkFactory, principal: Principal, method: str,
             request_id: str, digest: str, response_type: type[M]) -> M | None:
     with uow_factory(write=False) as uow:
@@ -232,3 +274,32 @@ def _stored(uow_factory: UnitOfWorkFactory, principal: Principal, method: str,
         raise FailedPrecondition("this request_id was used for a different request",
                                  reason="REQUEST_ID_REUSED")
     return response_type.FromString(payload)
+
+
+def rpc_stream(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Iterator[Resp]]],
+                                         Callable[[S, Req, Any], Iterator[Resp]]]:
+    """`rpc` for a server-streaming method: the same role check and error mapping, for
+    errors raised before the first message and while streaming."""
+
+    def decorate(fn: Callable[[S, Req, Any, Principal], Iterator[Resp]]
+                 ) -> Callable[[S, Req, Any], Iterator[Resp]]:
+        @functools.wraps(fn)
+        def wrapper(self: S, request: Req, context: Any) -> Iterator[Resp]:
+            authenticate: Authenticate = getattr(self, "authenticate",
+                                                 principal_from_interceptor)
+            try:
+                principal = authenticate(context)
+                principal.require_role(*roles)
+                yield from fn(self, request, context, principal)
+                return
+            except DomainError as e:
+                log.info("call failed", reason=e.reason)
+                status = status_for(e)
+            except Exception:
+                log.exception("unexpected error")
+                status = internal_status()
+            abort(context, status)
+
+        return wrapper
+
+    return decorate

@@ -56,6 +56,16 @@ class Aborted(DomainError):
     reason = "ABORTED"
 
 
+class OutOfRange(DomainError):
+    """A position or token outside what the service can still serve (e.g. retention)."""
+
+    reason = "OUT_OF_RANGE"
+
+
+class ResourceExhausted(DomainError):
+    reason = "RESOURCE_EXHAUSTED"
+
+
 class PermissionDenied(DomainError):
     reason = "PERMISSION_DENIED"
 

@@ -39,6 +39,7 @@ from medservice.reconcile import (
     reconcile,
 )
 from medservice.reconcile.rate import ErrorRate, dose_counts, error_rate
+from medservice.service.alerts import raise_alerts
 from medservice.service.facilities import get_facility, get_resident
 from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
 from medservice.store.uow import UnitOfWork
@@ -219,9 +220,10 @@ def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, star
         return []
     found = reconcile(facility_id, lo, hi, doses=ctx.doses, records=ctx.records,
                       orders={resident_id: ctx.orders}, rules=ctx.rules, now=now)
-    uow.discrepancies.save(found, now)
+    new = uow.discrepancies.save(found, now)
     uow.discrepancies.withdraw_absent(facility_id, resident_id, lo, hi,
-                                      {d.key for d in found})
+                                      {d.key for d in found}, now)
+    raise_alerts(uow, ctx.facility, found, new, now)
     return found
 
 
@@ -255,7 +257,9 @@ def reconcile_facility(uow: UnitOfWork, facility_id: str, start: datetime, end: 
         reconcile(facility_id, start, end, doses=doses, records=records, orders=orders,
                   rules=rules, now=now), [h for r in orders.values() for h in r.values()])
     new = uow.discrepancies.save(found, now)
-    uow.discrepancies.withdraw_absent(facility_id, None, start, end, {d.key for d in found})
+    uow.discrepancies.withdraw_absent(facility_id, None, start, end, {d.key for d in found},
+                                      now)
+    raise_alerts(uow, facility, found, new, now)
     examined = sum(1 for d, _ in doses if start <= d.due_time < end)
     return examined, sum(1 for r in records if start <= r.administered_at < end), found, len(new)
 

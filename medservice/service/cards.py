@@ -28,6 +28,7 @@ from medservice.imports.result import (
 )
 from medservice.service.administration import reconcile_resident
 from medservice.service.facilities import get_facility, get_resident
+from medservice.service.sweep import refresh_resident_doses
 from medservice.store.uow import UnitOfWork
 
 
@@ -302,4 +303,5 @@ RECONCILE_BACK = timedelta(days=31)
 def _reconcile_since(uow: UnitOfWork, facility_id: str, resident_id: str, since: datetime,
                      now: datetime) -> None:
     start = max(min(since, now), now - RECONCILE_BACK)
+    refresh_resident_doses(uow, facility_id, resident_id, now)
     reconcile_resident(uow, facility_id, resident_id, start, now, now)

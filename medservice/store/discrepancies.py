@@ -1,17 +1,26 @@
 """Repository of discrepancies: saved by stable key (never twice), withdrawn when they no
-longer apply, reviewed under an etag."""
+longer apply, reviewed under an etag, and the history of each."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -20,12 +29,33 @@ from medservice.store import tables as t
 from medservice.store.repositories import _utc
 
 _D = t.discrepancies.c
+_E = t.discrepancy_events.c
 
 
 class Status(Enum):
     OPEN = "open"
     REVIEWED = "reviewed"
     WITHDRAWN = "withdrawn"
+
+
+class Decision(Enum):
+    """The pharmacist's review decision."""
+
+    CONFIRMED_ERROR = "confirmed_error"
+    NOT_AN_ERROR = "not_an_error"
+    NEEDS_FOLLOW_UP = "needs_follow_up"
+
+
+class EventKind(Enum):
+    """What happened to a discrepancy (the API's DETECTED, REDETECTED, ...)."""
+
+    DETECTED = "detected"
+    REDETECTED = "redetected"  # found again after it had been withdrawn
+    WITHDRAWN = "withdrawn"
+    REVIEWED = "reviewed"
+
+
+RECONCILIATION = "reconciliation"  # the actor of detections and withdrawals
 
 
 @dataclass(frozen=True)
@@ -36,16 +66,30 @@ class DiscrepancyEntry:
     discrepancy: Discrepancy
     detected_at: datetime
     status: Status
-    decision: str | None
+    decision: Decision | None
     review_note: str
     reviewer: str
     reviewed_at: datetime | None
     etag: str
 
 
+@dataclass(frozen=True)
+class DiscrepancyEvent:
+    event_id: int
+    discrepancy_id: str
+    event_time: datetime
+    kind: EventKind
+    actor: str
+    detail: str
+
+
 def discrepancy_id(key: str) -> str:
     """The same key gives the same id in every replica."""
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def new_etag() -> str:
+    return uuid.uuid4().hex
 
 
 def _entry(row: Any) -> DiscrepancyEntry:
@@ -56,9 +100,9 @@ def _entry(row: Any) -> DiscrepancyEntry:
         occurred_at=_utc(row.occurred_at), description=row.description,
         known_at_administration=row.known_at_administration)
     return DiscrepancyEntry(
-        row.discrepancy_id, d, _utc(row.detected_at), Status(row.status), row.decision,
-        row.review_note, row.reviewer, _utc(row.reviewed_at) if row.reviewed_at else None,
-        row.etag)
+        row.discrepancy_id, d, _utc(row.detected_at), Status(row.status),
+        Decision(row.decision) if row.decision else None, row.review_note, row.reviewer,
+        _utc(row.reviewed_at) if row.reviewed_at else None, row.etag)
 
 
 @dataclass(frozen=True)
@@ -72,27 +116,75 @@ class DiscrepancyFilter:
     end: datetime | None = None
 
 
+# The pharmacist's review queue: open discrepancies, and reviewed ones whose decision asks
+# for follow-up. Ordered by queue rank (open before follow-up, each high .. info), then
+# facility, oldest occurrence, id.
+_SEVERITY_ORDER = (Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.INFO)
+
+
+def queue_rank(status: Status, severity: Severity) -> int:
+    """0 (open, high) .. 7 (needs follow-up, info): the first key of the queue's order."""
+    return (0 if status is Status.OPEN else len(_SEVERITY_ORDER)) + \
+        _SEVERITY_ORDER.index(severity)
+
+
+# The same rank in SQL, built from the function so the two cannot disagree.
+_QUEUE_RANK = case({s.value: queue_rank(Status.OPEN, s) for s in Severity},
+                   value=_D.severity) + \
+    case((_D.status == Status.OPEN.value, 0), else_=queue_rank(Status.REVIEWED, Severity.HIGH))
+_IN_QUEUE = or_(_D.status == Status.OPEN.value,
+                and_(_D.status == Status.REVIEWED.value,
+                     _D.decision == Decision.NEEDS_FOLLOW_UP.value))
+
+QueueKey = tuple[int, str, datetime, str]  # rank, facility, occurrence, id
+
+
+def queue_key(e: DiscrepancyEntry) -> QueueKey:
+    d = e.discrepancy
+    return queue_rank(e.status, d.severity), d.facility_id, d.occurred_at, e.discrepancy_id
+
+
+def _after(columns: Sequence[ColumnElement[Any]], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows after `values` in the ascending order of `columns` (a portable row-value
+    comparison: (a, b) > (x, y) as a > x OR (a = x AND b > y))."""
+    return or_(*(and_(*(c == v for c, v in zip(columns[:i], values[:i], strict=True)),
+                      columns[i] > values[i]) for i in range(len(columns))))
+
+
 class DiscrepancyRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def save(self, found: Iterable[Discrepancy], now: datetime) -> list[str]:
         """Insert what is new (by key) and reopen what had been withdrawn; return the ids
-        of the discrepancies that are new or reopened."""
+        of the discrepancies that are new or reopened, and record each as detected or
+        re-detected. A concurrent twin that inserted a key first counts it, not this call.
+
+        Hot path of batch reconciliation: a fixed number of statements, whatever the
+        number of discrepancies."""
         rows = [self._row(d, now) for d in found]
         if not rows:
             return []
-        keys = [r["key"] for r in rows]
-        before = {k: s for k, s in self._conn.execute(
-            select(_D.key, _D.status).where(_D.key.in_(keys)))}
-        insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
-        self._conn.execute(insert(t.discrepancies).on_conflict_do_nothing(
-            index_elements=["key"]), rows)
-        reopened = [k for k, s in before.items() if s == Status.WITHDRAWN.value]
-        if reopened:
-            self._conn.execute(update(t.discrepancies).where(_D.key.in_(reopened)).values(
-                status=Status.OPEN.value, etag=uuid.uuid4().hex))
-        return [discrepancy_id(k) for k in keys if k not in before or k in reopened]
+        insert_ = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        new = {i for (i,) in self._conn.execute(
+            insert_(t.discrepancies).on_conflict_do_nothing(index_elements=["key"])
+            .returning(_D.discrepancy_id), rows)}
+        existing = [r["discrepancy_id"] for r in rows if r["discrepancy_id"] not in new]
+        reopened: set[str] = set()
+        if existing:
+            # Found again after it no longer applied: open for review again. Its earlier
+            # review (if any) stays in the history; the row shows the current state.
+            reopened = {i for (i,) in self._conn.execute(
+                update(t.discrepancies)
+                .where(_D.discrepancy_id.in_(existing), _D.status == Status.WITHDRAWN.value)
+                .values(status=Status.OPEN.value, decision=None, review_note="",
+                        reviewer="", reviewed_at=None, etag=new_etag())
+                .returning(_D.discrepancy_id))}
+        ids = [r["discrepancy_id"] for r in rows
+               if r["discrepancy_id"] in new or r["discrepancy_id"] in reopened]
+        self._append([(i, EventKind.DETECTED if i in new else EventKind.REDETECTED, "")
+                      for i in ids], RECONCILIATION, now)
+        return ids
 
     @staticmethod
     def _row(d: Discrepancy, now: datetime) -> dict[str, Any]:
@@ -103,20 +195,55 @@ class DiscrepancyRepository:
             record_id=d.record_id, occurred_at=d.occurred_at, detected_at=now,
             description=d.description, known_at_administration=d.known_at_administration,
             status=Status.OPEN.value, decision=None, review_note="", reviewer="",
-            reviewed_at=None, etag=uuid.uuid4().hex)
+            reviewed_at=None, etag=new_etag())
 
     def withdraw_absent(self, facility_id: str, resident_id: str | None, start: datetime,
-                        end: datetime, produced: set[str]) -> int:
-        """Withdraw open discrepancies of the scope that reconciliation no longer finds."""
-        q = select(_D.key).where(_D.facility_id == facility_id, _D.occurred_at >= start,
-                                 _D.occurred_at < end, _D.status == Status.OPEN.value)
+                        end: datetime, produced: set[str], now: datetime) -> int:
+        """Withdraw the scope's discrepancies (open or reviewed) that reconciliation no
+        longer finds, and record each withdrawal. Returns how many this call withdrew."""
+        q = select(_D.discrepancy_id, _D.key).where(
+            _D.facility_id == facility_id, _D.occurred_at >= start, _D.occurred_at < end,
+            _D.status != Status.WITHDRAWN.value)
         if resident_id is not None:
             q = q.where(_D.resident_id == resident_id)
-        stale = [k for (k,) in self._conn.execute(q) if k not in produced]
-        if stale:
-            self._conn.execute(update(t.discrepancies).where(_D.key.in_(stale)).values(
-                status=Status.WITHDRAWN.value, etag=uuid.uuid4().hex))
-        return len(stale)
+        stale = [i for i, k in self._conn.execute(q) if k not in produced]
+        if not stale:
+            return 0
+        # The status condition again: a concurrent twin may have withdrawn some already,
+        # and each withdrawal is recorded once.
+        withdrawn = [i for (i,) in self._conn.execute(
+            update(t.discrepancies)
+            .where(_D.discrepancy_id.in_(stale), _D.status != Status.WITHDRAWN.value)
+            .values(status=Status.WITHDRAWN.value, etag=new_etag())
+            .returning(_D.discrepancy_id))]
+        self._append([(i, EventKind.WITHDRAWN, "no longer found") for i in withdrawn],
+                     RECONCILIATION, now)
+        return len(withdrawn)
+
+    def review(self, discrepancy_id_: str, etag: str, decision: Decision, note: str,
+               reviewer: str, now: datetime) -> bool:
+        """Record a review if the discrepancy still has `etag` and is not withdrawn: a
+        compare-and-set, so of two reviewers who read the same etag one wins. False when
+        the condition failed (the caller says why)."""
+        done = self._conn.execute(
+            update(t.discrepancies)
+            .where(_D.discrepancy_id == discrepancy_id_, _D.etag == etag,
+                   _D.status != Status.WITHDRAWN.value)
+            .values(status=Status.REVIEWED.value, decision=decision.value, review_note=note,
+                    reviewer=reviewer, reviewed_at=now, etag=new_etag()))
+        if done.rowcount != 1:
+            return False
+        detail = f"decision={decision.value}" + (f": {note}" if note else "")
+        self._append([(discrepancy_id_, EventKind.REVIEWED, detail)], reviewer, now)
+        return True
+
+    def _append(self, events: list[tuple[str, EventKind, str]], actor: str,
+                now: datetime) -> None:
+        """Add history events in one statement (executemany)."""
+        if events:
+            self._conn.execute(insert(t.discrepancy_events), [
+                dict(discrepancy_id=i, event_time=now, kind=kind.value, actor=actor,
+                     detail=detail) for i, kind, detail in events])
 
     def get(self, facility_id: str, discrepancy_id_: str) -> DiscrepancyEntry | None:
         row = self._conn.execute(select(t.discrepancies).where(
@@ -148,3 +275,25 @@ class DiscrepancyRepository:
                             and_(_D.occurred_at == at, _D.discrepancy_id < after[1])))
         q = q.order_by(_D.occurred_at.desc(), _D.discrepancy_id.desc()).limit(limit)
         return [_entry(r) for r in self._conn.execute(q)]
+
+    def review_queue(self, facility_ids: frozenset[str] | None, *, limit: int,
+                     after: QueueKey | None) -> list[DiscrepancyEntry]:
+        """The pharmacist's queue in queue order (see `queue_rank`), after `after`."""
+        order = (_QUEUE_RANK, _D.facility_id, _D.occurred_at, _D.discrepancy_id)
+        q = select(t.discrepancies).where(_IN_QUEUE)
+        if facility_ids is not None:
+            q = q.where(_D.facility_id.in_(sorted(facility_ids)))
+        if after is not None:
+            q = q.where(_after(order, after))
+        return [_entry(r) for r in self._conn.execute(q.order_by(*order).limit(limit))]
+
+    def events(self, discrepancy_id_: str, *, limit: int,
+               after: tuple[datetime, int] | None) -> list[DiscrepancyEvent]:
+        """The discrepancy's history, oldest first; `after` is (event_time, event_id)."""
+        order = (_E.event_time, _E.event_id)
+        q = select(t.discrepancy_events).where(_E.discrepancy_id == discrepancy_id_)
+        if after is not None:
+            q = q.where(_after(order, after))
+        return [DiscrepancyEvent(r.event_id, r.discrepancy_id, _utc(r.event_time),
+                                 EventKind(r.kind), r.actor, r.detail)
+                for r in self._conn.execute(q.order_by(*order).limit(limit))]

@@ -101,6 +101,13 @@ class FacilityRepository:
             select(t.facilities.c.facility_id).where(t.facilities.c.facility_id == facility_id)
         ).first() is not None
 
+    def ids_without_horizon(self) -> list[str]:
+        """Facilities whose due doses the sweep has not begun to materialise."""
+        h = t.schedule_horizons.c
+        return list(self._conn.scalars(select(t.facilities.c.facility_id).where(
+            ~select(h.facility_id).where(h.facility_id == t.facilities.c.facility_id)
+            .exists())))
+
     def list(
         self, *, limit: int, after: str | None, only: frozenset[str] | None
     ) -> list[Facility]:

@@ -158,3 +158,109 @@ discrepancies = Table(
     Index("ix_discrepancies_facility_time", "facility_id", "occurred_at"),
     Index("ix_discrepancies_queue", "status", "severity", "facility_id"),
 )
+
+# -- alerts and the missed-dose sweep (issue 5) ------------------------------------------
+
+# One row per facility: the alert log's last position. Taking the next position updates
+# this row, whose lock is held until commit, so positions become visible in order and a
+# watcher reading "after my position" never skips a row that commits late.
+alert_logs = Table(
+    "alert_logs",
+    metadata,
+    Column("facility_id", String(63), primary_key=True),
+    Column("last_position", BigInteger, nullable=False),
+    # Positions up to this one were pruned (retention): older resume tokens are refused.
+    Column("pruned_through", BigInteger, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String(32), primary_key=True),
+    Column("facility_id", String(63), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("audience", String(20), nullable=False),
+    # What raised it, e.g. "discrepancy:<key>" or "escalation:<alert id>": raised once.
+    Column("source_key", String(450), nullable=False, unique=True),
+    Column("shift_id", String(30), nullable=False),
+    Column("shift_date", String(10), nullable=False),
+    Column("discrepancy_id", String(32)),
+    Column("resident_id", String(63)),
+    Column("severity", String(10), nullable=False),
+    Column("summary", String(1000), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("escalate_at", UtcDateTime),
+    Column("escalates", String(32)),
+    Column("acknowledged_at", UtcDateTime),
+    Column("acknowledged_by", String(200), nullable=False),
+    Index("ux_alerts_position", "facility_id", "position", unique=True),
+    Index("ix_alerts_escalate_at", "escalate_at",
+          postgresql_where=text("escalate_at IS NOT NULL"),
+          sqlite_where=text("escalate_at IS NOT NULL")),
+)
+
+# Due doses materialised over a rolling horizon, so the sweep can claim the ones whose
+# window has closed. Refreshed on every order change; the sweep re-checks each claimed
+# dose against the order history before anything is raised.
+scheduled_doses = Table(
+    "scheduled_doses",
+    metadata,
+    Column("dose_id", String(36), primary_key=True),
+    Column("facility_id", String(63), nullable=False),
+    Column("resident_id", String(63), nullable=False),
+    Column("order_id", String(63), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("closes_at", UtcDateTime, nullable=False),
+    Column("swept_at", UtcDateTime),
+    Index("ix_scheduled_doses_resident", "facility_id", "resident_id", "due_at"),
+    Index("ix_scheduled_doses_unswept", "closes_at",
+          postgresql_where=text("swept_at IS NULL"), sqlite_where=text("swept_at IS NULL")),
+)
+
+# How far ahead each facility's doses are materialised; a replica extends it by claiming
+# the row.
+schedule_horizons = Table(
+    "schedule_horizons",
+    metadata,
+    Column("facility_id", String(63), primary_key=True),
+    Column("materialised_until", UtcDateTime, nullable=False),
+)
+
+# The history of each discrepancy (DOMAIN.md §8): detected, withdrawn, re-detected by
+# reconciliation, reviewed by a pharmacist. Rows are only ever added. Reconciliation writes
+# them in bulk, one statement per call. The id is an integer (a rowid on SQLite).
+discrepancy_events = Table(
+    "discrepancy_events",
+    metadata,
+    Column("event_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("discrepancy_id", String(32), nullable=False),
+    Column("event_time", UtcDateTime, nullable=False),
+    Column("kind", String(20), nullable=False),
+    # "reconciliation", or the reviewer's subject.
+    Column("actor", String(200), nullable=False),
+    Column("detail", String(4100), nullable=False),
+    Index("ix_discrepancy_events_history", "discrepancy_id", "event_time", "event_id"),
+)
+
+# The audit trail (issue 5): one row per authenticated API call, only ever added. Triggers
+# (migration 0005) make the database refuse UPDATE and DELETE. facility_id is null for
+# calls that name no facility (ListFacilities); resource is a resource name, never a person
+# identifier.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("event_time", UtcDateTime, nullable=False),
+    Column("facility_id", String(63)),
+    Column("subject", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("method", String(200), nullable=False),
+    Column("resource", String(300), nullable=False),
+    Column("resident_id", String(63)),
+    Column("request_id", String(100), nullable=False),
+    Column("outcome", String(30), nullable=False),
+    Index("ix_audit_events_facility_time", "facility_id", "event_time"),
+    Index("ix_audit_events_time", "event_time"),
+)

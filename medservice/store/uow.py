@@ -9,6 +9,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from medservice.domain.errors import AlreadyExists
+from medservice.store.alerts import AlertRepository
+from medservice.store.audit import AuditLog
 from medservice.store.cards import CardRepository
 from medservice.store.discrepancies import DiscrepancyRepository
 from medservice.store.records import RecordRepository
@@ -17,6 +19,10 @@ from medservice.store.repositories import (
     RequestLog,
     ResidentRepository,
 )
+from medservice.store.schedule import ScheduleRepository
+
+# Told (facility id, last position) after a commit that appended to a facility's alert log.
+AlertsCommitted = Callable[[str, int], None]
 
 
 class UnitOfWork:
@@ -29,10 +35,18 @@ class UnitOfWork:
     cards: CardRepository
     records: RecordRepository
     discrepancies: DiscrepancyRepository
+    alerts: AlertRepository
+    schedule: ScheduleRepository
+    audit: AuditLog
 
-    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+    def __init__(self, engine: Engine, *, write: bool = True,
+                 on_alerts: AlertsCommitted | None = None) -> None:
         self._engine = engine
         self._write = write
+        # Told, after commit, of each facility whose alert log grew: wakes this process's
+        # watchers at once (other replicas hear of it by NOTIFY).
+        self.on_alerts = on_alerts
+        self._alerted: dict[str, int] = {}
         self._conn: Connection | None = None
         self._committed = False
 
@@ -52,14 +66,26 @@ class UnitOfWork:
         self.cards = CardRepository(conn)
         self.records = RecordRepository(conn)
         self.discrepancies = DiscrepancyRepository(conn)
+        self._alerted = {}
+        self.alerts = AlertRepository(conn, self._alerted)
+        self.schedule = ScheduleRepository(conn)
+        self.audit = AuditLog(conn)
         return self
 
     def commit(self) -> None:
+        # The call's audit event commits with its work (store/audit.py).
+        audited = self.audit.add_pending() if self._write else None
         try:
             self.conn.commit()
         except IntegrityError as e:
             raise AlreadyExists("a concurrent request created the same resource") from e
         self._committed = True
+        if audited is not None:
+            audited.written = True
+        if self.on_alerts is not None:
+            for facility_id, position in sorted(self._alerted.items()):
+                self.on_alerts(facility_id, position)
+        self._alerted.clear()
 
     def __exit__(
         self,
@@ -85,8 +111,9 @@ class UnitOfWork:
 UnitOfWorkFactory = Callable[..., UnitOfWork]
 
 
-def uow_factory(engine: Engine) -> UnitOfWorkFactory:
+def uow_factory(engine: Engine, on_alerts: AlertsCommitted | None = None
+                ) -> UnitOfWorkFactory:
     def make(*, write: bool = True) -> UnitOfWork:
-        return UnitOfWork(engine, write=write)
+        return UnitOfWork(engine, write=write, on_alerts=on_alerts)
 
     return make

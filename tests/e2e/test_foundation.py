@@ -14,7 +14,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from clients.client import MedClient, MedServiceError
 from medservice.domain.access import Role
 from medservice.server import SERVICE_NAMES
-from medservice.v1 import alerts_pb2, alerts_pb2_grpc
 from medservice.v1 import facilities_pb2 as fpb
 from tests.conftest import ServerFixture, token_for
 
@@ -58,7 +57,7 @@ def test_no_token_or_a_bad_one_is_unauthenticated(server: ServerFixture) -> None
     expired = MedClient(server.target, token_for(Role.ADMIN, ttl=timedelta(hours=-1)))
     err = _fails(grpc.StatusCode.UNAUTHENTICATED, lambda: list(expired.list_facilities()))
     assert err.reason == "TOKEN_EXPIRED"
-    # Authentication comes before anything else, also on planned RPCs.
+    # Authentication comes before anything else.
     _fails(grpc.StatusCode.UNAUTHENTICATED, server.anonymous().get_facility, "x")
     wrong_key.close()
     expired.close()
@@ -259,14 +258,6 @@ def test_resident_update_cannot_touch_the_person_identifier(server: ServerFixtur
     err = _fails(grpc.StatusCode.INVALID_ARGUMENT, admin.update_resident,
                  fpb.Resident(name=r.name, person_id="020202-2222"), ["person_id"])
     assert err.violations[0][0] == "update_mask"
-
-
-def test_planned_rpcs_answer_unimplemented(server: ServerFixture) -> None:
-    lead = server.client(Role.SHIFT_LEAD, "f")
-    stub = alerts_pb2_grpc.AlertServiceStub(lead.channel)
-    err = _fails(grpc.StatusCode.UNIMPLEMENTED, lead.call, stub.ListAlerts,
-                 alerts_pb2.ListAlertsRequest(parent="facilities/f"))
-    assert err.reason == "NOT_YET_IMPLEMENTED"
 
 
 def test_logs_carry_no_person_identifier_or_name(server: ServerFixture,

@@ -11,15 +11,16 @@ from typing import Any
 
 import grpc
 import grpc_testing
-import pytest
 
+from medservice.alerts.feed import AlertFeed
+from medservice.api.alerts import AlertServicer
 from medservice.api.facilities import FacilityServicer
-from medservice.api.planned import planned
 from medservice.domain.access import Principal, Role
 from medservice.store.uow import UnitOfWorkFactory
-from medservice.v1 import alerts_pb2, alerts_pb2_grpc, facilities_pb2
+from medservice.v1 import alerts_pb2, facilities_pb2
 
 SERVICE = facilities_pb2.DESCRIPTOR.services_by_name["FacilityService"]
+ALERTS = alerts_pb2.DESCRIPTOR.services_by_name["AlertService"]
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 
 
@@ -70,14 +71,22 @@ def test_an_unexpected_failure_is_internal_without_a_trace() -> None:
     assert "hunter2" not in details and "Traceback" not in details
 
 
-@pytest.mark.parametrize("method", ["ListAlerts", "AcknowledgeAlert"])
-def test_planned_rpcs_are_unimplemented(method: str) -> None:
-    service = alerts_pb2.DESCRIPTOR.services_by_name["AlertService"]
-    server = grpc_testing.server_from_dictionary(
-        {service: planned(alerts_pb2_grpc.AlertServiceServicer, "issue 5")},
-        grpc_testing.strict_real_time())
-    request = getattr(alerts_pb2, f"{method}Request")()
-    rpc = server.invoke_unary_unary(service.methods_by_name[method], (), request, None)
+def _alert_server(uow: UnitOfWorkFactory, principal: Principal) -> Any:
+    servicer = AlertServicer(uow, lambda: NOW, AlertFeed(uow))
+    servicer.authenticate = lambda _ctx: principal  # type: ignore[method-assign]
+    return grpc_testing.server_from_dictionary({ALERTS: servicer},
+                                               grpc_testing.strict_real_time())
+
+
+def test_alert_calls_name_the_bad_field_and_check_the_role(uow: UnitOfWorkFactory) -> None:
+    lead = Principal("lead-1", Role.SHIFT_LEAD, frozenset({"a"}))
+    rpc = _alert_server(uow, lead).invoke_unary_unary(
+        ALERTS.methods_by_name["AcknowledgeAlert"], (),
+        alerts_pb2.AcknowledgeAlertRequest(name="facilities/a/oops"), None)
     _, _, code, details = rpc.termination()
-    assert code == grpc.StatusCode.UNIMPLEMENTED
-    assert "issue 5" in details
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("name:")
+    carer = Principal("carer-1", Role.CARER, frozenset({"a"}))
+    rpc = _alert_server(uow, carer).invoke_unary_unary(
+        ALERTS.methods_by_name["ListAlerts"], (),
+        alerts_pb2.ListAlertsRequest(parent="facilities/a"), None)
+    assert rpc.termination()[2] == grpc.StatusCode.PERMISSION_DENIED

@@ -1,0 +1,106 @@
+"""`medctl alerts watch|list|ack`: the shift lead's live console and the alert log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC
+from pathlib import Path
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clients.client import MedClient, MedServiceError
+from medservice.v1 import alerts_pb2 as pb
+from medservice.v1 import common_pb2
+
+_KIND = {pb.ALERT_KIND_MISSED_DOSE: "MISSED DOSE", pb.ALERT_KIND_DISCREPANCY: "DISCREPANCY",
+         pb.ALERT_KIND_ESCALATION: "ESCALATION"}
+AUDIENCES = {"shift-lead": common_pb2.ROLE_SHIFT_LEAD,
+             "pharmacist": common_pb2.ROLE_PHARMACIST}
+# Errors after which reconnecting cannot help: tell the user and stop.
+_FINAL = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
+          grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+          grpc.StatusCode.OUT_OF_RANGE}
+
+
+def _time(ts: Timestamp) -> str:
+    return ts.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S")
+
+
+def alert_line(a: pb.Alert) -> str:
+    shift = f" [{a.shift_id} {a.shift_date}]" if a.shift_id else ""
+    severity = common_pb2.Severity.Name(a.severity).removeprefix("SEVERITY_").lower()
+    resident = a.resident.rsplit("/", 1)[-1] if a.resident else "-"
+    return (f"{_time(a.create_time)}  {_KIND.get(a.kind, '?'):<11}  {severity:<6}  "
+            f"{resident:<10}{shift}  {a.summary}  ({a.name})")
+
+
+def watch(client: MedClient, args: argparse.Namespace) -> int:
+    """Print alerts as they come. On a broken stream, reconnect with the last resume token
+    (kept in --token-file across restarts too): nothing missed, nothing shown twice."""
+    token_file = Path(args.token_file) if args.token_file else None
+    token = token_file.read_text().strip() if token_file and token_file.exists() else ""
+    seen: set[str] = set()
+    delay = 0.5
+    while True:
+        try:
+            for event in client.watch_alerts(args.facility, token,
+                                             AUDIENCES.get(args.audience or "", 0)):
+                delay = 0.5
+                if event.HasField("alert") and event.alert.name not in seen:
+                    seen.add(event.alert.name)
+                    print(alert_line(event.alert), flush=True)
+                token = event.resume_token
+                if token_file is not None:
+                    token_file.write_text(token)
+                if args.count and len(seen) >= args.count:
+                    return 0
+            return 0  # the server ended the stream
+        except grpc.RpcError as e:
+            error = MedServiceError.from_rpc_error(e)
+            if error.code in _FINAL:
+                if error.code == grpc.StatusCode.OUT_OF_RANGE:
+                    print("medctl: the resume token is too old; use `medctl alerts list`",
+                          file=sys.stderr)
+                raise error from None
+            print(f"medctl: connection lost ({error.code.name}); reconnecting",
+                  file=sys.stderr)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def list_alerts(client: MedClient, args: argparse.Namespace) -> int:
+    for a in client.list_alerts(args.facility, unacknowledged_only=args.open,
+                                audience=AUDIENCES.get(args.audience or "", 0)):
+        ack = f"  acknowledged by {a.acknowledged_by}" if a.acknowledged else ""
+        print(alert_line(a) + ack)
+    return 0
+
+
+def ack(client: MedClient, args: argparse.Namespace) -> int:
+    a = client.acknowledge_alert(args.name)
+    print(f"acknowledged by {a.acknowledged_by}: {alert_line(a)}")
+    return 0
+
+
+def add_alert_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    alerts = top.add_parser("alerts", help="missed-dose and discrepancy alerts")
+    sub = alerts.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("watch", help="a live console; reconnects and resumes on its own")
+    p.add_argument("--facility", required=True)
+    p.add_argument("--audience", choices=sorted(AUDIENCES),
+                   help="default: the token's role")
+    p.add_argument("--token-file", help="keep the resume token here, to resume after a "
+                   "restart")
+    p.add_argument("--count", type=int, default=0, help="exit after this many alerts")
+    p.set_defaults(handler=watch)
+    p = sub.add_parser("list", help="the alert log, newest first")
+    p.add_argument("--facility", required=True)
+    p.add_argument("--audience", choices=sorted(AUDIENCES))
+    p.add_argument("--open", action="store_true", help="only unacknowledged alerts")
+    p.set_defaults(handler=list_alerts)
+    p = sub.add_parser("ack", help="acknowledge an alert")
+    p.add_argument("name", help="facilities/F/alerts/A")
+    p.set_defaults(handler=ack)

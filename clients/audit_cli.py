@@ -1,0 +1,74 @@
+"""`medctl audit list`: the audit trail, newest first (pharmacists and administrators)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from google.protobuf.json_format import MessageToJson
+
+from clients.client import MedClient
+from medservice.v1 import audit_pb2 as pb
+from medservice.v1 import common_pb2
+
+MAX_PAGE_SIZE = 500
+HEADER = ("TIME (UTC)", "SUBJECT", "ROLE", "METHOD", "RESOURCE", "REQUEST ID", "OUTCOME")
+
+
+def _instant(value: str) -> datetime:
+    """ISO date or date-time; without a zone it is local time."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {value!r}") from None
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return int(value)
+
+
+def _row(e: pb.AuditEvent) -> tuple[str, ...]:
+    role = common_pb2.Role.Name(e.role).removeprefix("ROLE_").lower()
+    method = e.method.rsplit(".", 1)[-1]  # "/medservice.v1.RoundService/X" -> "RoundService/X"
+    return (e.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S"), e.subject,
+            role, method, e.resource or "-", e.request_id or "-", e.outcome)
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(c) for c in col) for col in zip(HEADER, *rows, strict=False)]
+    for row in (HEADER, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+def audit_list(client: MedClient, args: argparse.Namespace) -> int:
+    parent = f"facilities/{args.facility}" if args.facility else "facilities/-"
+    resident = args.resident or ""
+    if resident and "/" not in resident and args.facility:  # a bare resident id
+        resident = f"{parent}/residents/{resident}"
+    events = list(itertools.islice(client.audit_events(
+        parent, subject=args.subject or "", resident=resident, method=args.method or "",
+        since=args.since, page_size=min(args.limit, MAX_PAGE_SIZE)), args.limit))
+    if args.json:
+        for e in events:
+            print(MessageToJson(e, indent=None, preserving_proto_field_name=True))
+    else:
+        _print_table([_row(e) for e in events])
+    return 0
+
+
+def add_audit_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    audit = top.add_parser("audit", help="the audit trail (pharmacists, administrators)")
+    sub = audit.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("list", help="events newest first")
+    p.add_argument("--facility", help="facility id (default: every facility of the token)")
+    p.add_argument("--subject", help="only this caller (the token's subject)")
+    p.add_argument("--resident", help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--method", help="e.g. RecordDose, RoundService/RecordDose or the full name")
+    p.add_argument("--since", type=_instant, help="ISO date or time, e.g. 2026-11-23T08:00")
+    p.add_argument("--limit", type=_positive, default=50, help="at most this many (50)")
+    p.set_defaults(handler=audit_list)

@@ -1,0 +1,106 @@
+"""`medctl review list|decide|history`: the pharmacist's review of discrepancies."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC
+
+import grpc
+from google.protobuf.json_format import MessageToJson
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from clients.client import MedClient, MedServiceError
+from medservice.v1 import common_pb2
+from medservice.v1 import discrepancies_pb2 as pb
+
+DECISIONS = {d.removeprefix("REVIEW_DECISION_").lower().replace("_", "-"): v
+             for d, v in pb.ReviewDecision.items() if v}
+_DECISION_TEXT = {v: k.replace("-", " ") for k, v in DECISIONS.items()}
+_STATUS = {pb.DISCREPANCY_STATUS_OPEN: "open", pb.DISCREPANCY_STATUS_REVIEWED: "reviewed",
+           pb.DISCREPANCY_STATUS_WITHDRAWN: "withdrawn"}
+
+
+def _time(ts: Timestamp) -> str:
+    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M") + "Z"
+
+
+def _print(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=False)]
+    for row in (header, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+def _print_json(messages: Sequence[Message]) -> None:
+    for m in messages:
+        print(MessageToJson(m, indent=None, preserving_proto_field_name=True))
+
+
+def _state(d: pb.Discrepancy) -> str:
+    state = _STATUS.get(d.status, "?")
+    if d.HasField("review"):
+        state += f" ({_DECISION_TEXT.get(d.review.decision, '?')})"
+    return state
+
+
+def review_list(client: MedClient, args: argparse.Namespace) -> int:
+    parent = f"facilities/{args.facility}" if args.facility else "facilities/-"
+    items = list(client.review_queue(parent))
+    if args.json:
+        _print_json(items)
+        return 0
+    _print([(common_pb2.Severity.Name(d.severity).removeprefix("SEVERITY_").lower(),
+             _state(d), pb.DiscrepancyCode.Name(d.code).removeprefix("DISCREPANCY_CODE_"),
+             _time(d.occurrence_time), d.resident, d.name) for d in items],
+           ("SEVERITY", "STATE", "CODE", "OCCURRED", "RESIDENT", "DISCREPANCY"))
+    return 0
+
+
+def review_decide(client: MedClient, args: argparse.Namespace) -> int:
+    """Decide with the etag given, else with the one read now: a review that crossed
+    another's is refused, never overwrites it."""
+    etag = args.etag or client.get_discrepancy(args.name).etag
+    try:
+        done = client.review_discrepancy(args.name, DECISIONS[args.decision], args.note,
+                                         etag)
+    except MedServiceError as e:
+        if e.code != grpc.StatusCode.ABORTED:
+            raise
+        print(f"medctl: {args.name} changed since it was read (another review?); nothing "
+              f"was recorded. See `medctl review history {args.name}` and decide again.",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json([done])
+    else:
+        print(f"reviewed {done.name}: {_DECISION_TEXT[done.review.decision]}")
+    return 0
+
+
+def review_history(client: MedClient, args: argparse.Namespace) -> int:
+    events = list(client.discrepancy_events(args.name))
+    if args.json:
+        _print_json(events)
+        return 0
+    _print([(_time(e.event_time), e.kind.lower(), e.actor, e.detail) for e in events],
+           ("TIME", "EVENT", "BY", "DETAIL"))
+    return 0
+
+
+def add_review_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    review = top.add_parser("review", help="the pharmacist's review of discrepancies")
+    sub = review.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("list", help="the review queue: open first, then by severity")
+    p.add_argument("--facility", help="one facility (default: every facility you may see)")
+    p.set_defaults(handler=review_list)
+    p = sub.add_parser("decide", help="record a decision on a discrepancy")
+    p.add_argument("name", help="facilities/F/discrepancies/D")
+    p.add_argument("--decision", required=True, choices=sorted(DECISIONS))
+    p.add_argument("--note", default="")
+    p.add_argument("--etag", help="the etag you reviewed (default: the current one)")
+    p.set_defaults(handler=review_decide)
+    p = sub.add_parser("history", help="what happened to a discrepancy, oldest first")
+    p.add_argument("name", help="facilities/F/discrepancies/D")
+    p.set_defaults(handler=review_history)

@@ -1,0 +1,189 @@
+"""AlertService: watch (replay, then live, with heartbeats), list and acknowledge."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from medservice.alerts.feed import AlertFeed
+from medservice.api.convert import timestamp
+from medservice.api.rpc import (
+    Authenticate,
+    Clock,
+    principal_from_interceptor,
+    rpc,
+    rpc_stream,
+    run_idempotent,
+)
+from medservice.domain import names
+from medservice.domain.access import Principal, Role
+from medservice.domain.alerts import (
+    Alert,
+    AlertKind,
+    ResumePoint,
+    parse_resume_token,
+    resume_token,
+)
+from medservice.domain.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from medservice.reconcile import Severity
+from medservice.service import alerts as uc
+from medservice.service.facilities import get_facility
+from medservice.service.paging import next_token, read_page
+from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.v1 import alerts_pb2 as pb
+from medservice.v1 import alerts_pb2_grpc, common_pb2
+
+WATCHERS = (Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
+_SERVICE = "/medservice.v1.AlertService/"
+
+_KIND = {k: getattr(pb, f"ALERT_KIND_{k.name}") for k in AlertKind}
+_ROLE = {r: getattr(common_pb2, f"ROLE_{r.name}") for r in Role}
+_ROLE_BACK = {v: k for k, v in _ROLE.items()}
+_SEVERITY = {s: getattr(common_pb2, f"SEVERITY_{s.name}") for s in Severity}
+
+
+def alert_to_proto(a: Alert) -> pb.Alert:
+    base = names.facility_name(a.facility_id)
+    return pb.Alert(
+        name=f"{base}/alerts/{a.alert_id}", position=a.position, kind=_KIND[a.kind],
+        audience=_ROLE[a.audience], shift_id=a.shift_id, shift_date=a.shift_date,
+        discrepancy=f"{base}/discrepancies/{a.discrepancy_id}" if a.discrepancy_id else "",
+        resident=names.resident_name(a.facility_id, a.resident_id) if a.resident_id else "",
+        severity=_SEVERITY[a.severity], summary=a.summary,
+        create_time=timestamp(a.created_at), acknowledged=a.acknowledged_at is not None,
+        acknowledged_by=a.acknowledged_by, acknowledge_time=timestamp(a.acknowledged_at),
+        escalates=f"{base}/alerts/{a.escalates}" if a.escalates else "")
+
+
+def _audience(principal: Principal, value: int) -> Role | None:
+    """The audience asked for; unspecified means the caller's own (an administrator: all)."""
+    if value == common_pb2.ROLE_UNSPECIFIED:
+        return None if principal.role is Role.ADMIN else principal.role
+    role = _ROLE_BACK.get(value)
+    if role not in (Role.SHIFT_LEAD, Role.PHARMACIST):
+        raise InvalidArgument([FieldViolation("audience", "alerts are for shift_lead or "
+                                              "pharmacist")])
+    uc.may_watch(principal, role)
+    return role
+
+
+def _parse_alert_name(name: str) -> tuple[str, str]:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "facilities" or parts[2] != "alerts" or not all(parts):
+        raise InvalidArgument([FieldViolation("name", "must be facilities/{facility}/alerts/"
+                                              "{alert}")])
+    return parts[1], parts[3]
+
+
+class Slots:
+    """At most `limit` concurrent watch streams: each holds a server thread."""
+
+    def __init__(self, limit: int) -> None:
+        self._sem = threading.BoundedSemaphore(limit)
+
+    def take(self) -> bool:
+        return self._sem.acquire(blocking=False)
+
+    def give(self) -> None:
+        self._sem.release()
+
+
+class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):  # type: ignore[misc]
+    authenticate: Authenticate = staticmethod(principal_from_interceptor)
+
+    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, feed: AlertFeed, *,
+                 heartbeat_seconds: float = 10.0, max_watchers: int = 200) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._feed = feed
+        self._heartbeat = heartbeat_seconds
+        self._slots = Slots(max_watchers)
+
+    @rpc_stream(*WATCHERS)
+    def WatchAlerts(self, request: pb.WatchAlertsRequest, context: Any,
+                    principal: Principal) -> Iterator[pb.WatchAlertsResponse]:
+        facility_id = names.parse_facility_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        audience = _audience(principal, request.audience)
+        with self._uow(write=False) as uow:
+            get_facility(uow, facility_id)
+            if request.resume_token:
+                cursor = parse_resume_token(request.resume_token, facility_id).position
+                uc.check_resumable(uow, facility_id, cursor)
+            else:
+                cursor = uow.alerts.bounds(facility_id)[1]
+        if not self._slots.take():
+            raise ResourceExhausted("too many alert watchers on this replica; try another "
+                                    "or later", reason="TOO_MANY_WATCHERS")
+        ended = threading.Event()
+
+        def on_end() -> None:  # the client went away or the server is stopping
+            ended.set()
+            self._feed.poke(facility_id)
+
+        context.add_callback(on_end)
+        try:
+            yield self._beat(facility_id, cursor)  # open: here is where you are
+            beat_at = time.monotonic() + self._heartbeat
+            while not ended.is_set():
+                alerts = self._feed.wait_after(facility_id, cursor,
+                                               max(0.0, beat_at - time.monotonic()))
+                if alerts is None:  # older than this replica keeps: replay from the log
+                    alerts = self._replay(facility_id, cursor)
+                    if not alerts:  # nothing up to what the feed holds (pruned)
+                        cursor = max(cursor, self._feed.base(facility_id))
+                for a in alerts:
+                    cursor = a.position
+                    if audience is None or a.audience is audience:
+                        yield pb.WatchAlertsResponse(
+                            alert=alert_to_proto(a),
+                            resume_token=resume_token(ResumePoint(facility_id, cursor)))
+                        beat_at = time.monotonic() + self._heartbeat
+                if time.monotonic() >= beat_at:
+                    yield self._beat(facility_id, cursor)
+                    beat_at = time.monotonic() + self._heartbeat
+        finally:
+            self._slots.give()
+
+    def _beat(self, facility_id: str, cursor: int) -> pb.WatchAlertsResponse:
+        return pb.WatchAlertsResponse(
+            heartbeat=pb.Heartbeat(time=timestamp(self._clock())),
+            resume_token=resume_token(ResumePoint(facility_id, cursor)))
+
+    def _replay(self, facility_id: str, cursor: int) -> list[Alert]:
+        with self._uow(write=False) as uow:
+            return uow.alerts.after(facility_id, cursor, 500)
+
+    @rpc(*WATCHERS)
+    def ListAlerts(self, request: pb.ListAlertsRequest, context: Any,
+                   principal: Principal) -> pb.ListAlertsResponse:
+        facility_id = names.parse_facility_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        audience = _audience(principal, request.audience)
+        page = read_page(request.page_size, request.page_token, {
+            "parent": request.parent, "audience": audience.value if audience else "",
+            "unacknowledged_only": request.unacknowledged_only})
+        with self._uow(write=False) as uow:
+            get_facility(uow, facility_id)
+            items = uow.alerts.page(facility_id, audience, request.unacknowledged_only,
+                                    limit=page.size + 1, before=page.after)
+        shown = items[:page.size]
+        token = next_token(page, items, shown[-1].position if shown else None)
+        return pb.ListAlertsResponse(alerts=[alert_to_proto(a) for a in shown],
+                                     next_page_token=token)
+
+    @rpc(*WATCHERS)
+    def AcknowledgeAlert(self, request: pb.AcknowledgeAlertRequest, context: Any,
+                         principal: Principal) -> pb.Alert:
+        facility_id, alert_id = _parse_alert_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.Alert:
+            return alert_to_proto(uc.acknowledge_alert(uow, principal, facility_id,
+                                                       alert_id, now))
+
+        return run_idempotent(self._uow, principal, _SERVICE + "AcknowledgeAlert", request,
+                              request.request_id, pb.Alert, work, now)

@@ -1,0 +1,196 @@
+"""The audit event of each call (issue 5): what the call addressed, read from its request,
+and the event written once with the call's outcome.
+
+A write's event commits in the transaction that does its work: UnitOfWork.commit adds the
+call's pending draft with outcome OK. Everything else (reads, failures, retries answered
+from the request log) gets its event here when the call ends; a write that committed and
+then failed gets a second event with the failure. A stream gets one event, written when it
+first sends data, or at its end with its code if it never did.
+
+Only resource names are kept, and only well-formed ones: a malformed name (which could be
+anything a caller typed, a person identifier included) is left out.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from medservice.domain.access import Principal
+from medservice.store.audit import AuditDraft, AuditEvent, pending_audit
+from medservice.store.uow import UnitOfWorkFactory
+
+log = structlog.get_logger("medservice.audit")
+
+AUDITED_PREFIX = "/medservice.v1."
+# Where requests carry the name of what they address, in this order of preference.
+_NAME_FIELDS = ("name", "parent", "resident", "facility")
+# ... and in a request's nested messages: UpdateResidentRequest.resident, SyncMedicineCard-
+# Request.card, a RecordDoseRequest.record if it ever names its resident.
+_NESTED_NAME_FIELDS = ("resident", "name")
+
+_SEGMENT = r"[a-z0-9][a-z0-9-]{0,62}"
+_WELL_FORMED = re.compile(
+    rf"^facilities/(-|{_SEGMENT})(/[a-zA-Z]+/[A-Za-z0-9._~:-]{{1,63}}|/medicineCard)*$")
+_FACILITY = re.compile(rf"^facilities/({_SEGMENT})(/|$)")
+_RESIDENT = re.compile(rf"^facilities/({_SEGMENT})/residents/({_SEGMENT})(/|$)")
+_ID = re.compile(rf"^{_SEGMENT}$")
+# A CPR number, with or without its hyphen, standing on its own.
+_PERSON_ID = re.compile(r"(?<![A-Za-z0-9])\d{6}-?\d{4}(?![A-Za-z0-9])")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class Addressed:
+    """What a call addressed: a resource name and the facility and resident it lies in."""
+
+    resource: str = ""
+    facility_id: str | None = None
+    resident_id: str | None = None
+
+
+def _safe(name: str) -> bool:
+    return (len(name) <= 300 and _WELL_FORMED.match(name) is not None
+            and _PERSON_ID.search(name) is None)
+
+
+def _string(message: Message, field: str) -> str:
+    fd = message.DESCRIPTOR.fields_by_name.get(field)
+    if fd is None or fd.type != FieldDescriptor.TYPE_STRING or fd.is_repeated:
+        return ""
+    return str(getattr(message, field))
+
+
+def _candidates(request: Message) -> list[str]:
+    out = [_string(request, f) for f in _NAME_FIELDS]
+    for fd in request.DESCRIPTOR.fields:
+        if (fd.type == FieldDescriptor.TYPE_MESSAGE and not fd.is_repeated
+                and request.HasField(fd.name)):
+            nested = getattr(request, fd.name)
+            out += [_string(nested, f) for f in _NESTED_NAME_FIELDS]
+    return out
+
+
+def addressed_by_names(candidates: Iterable[str]) -> Addressed:
+    """The first well-formed name is the resource; the resident is the first one named
+    (any name under facilities/{f}/residents/{r}), the facility its or the first one."""
+    names = [n for n in candidates if n and _safe(n)]
+    if not names:
+        return Addressed()
+    resident = next((m for m in map(_RESIDENT.match, names) if m), None)
+    if resident is not None:
+        return Addressed(names[0], resident.group(1), resident.group(2))
+    facility = next((m for m in map(_FACILITY.match, names) if m), None)
+    return Addressed(names[0], facility.group(1) if facility else None, None)
+
+
+def addressed(request: Message) -> Addressed:
+    """What `request` addresses. A create that names the new resource's id addresses it:
+    CreateFacilityRequest.facility_id, CreateResidentRequest.parent + resident_id."""
+    found = addressed_by_names(_candidates(request))
+    facility_id, resident_id = _string(request, "facility_id"), _string(request, "resident_id")
+    if not found.resource and _ID.match(facility_id) and _PERSON_ID.search(facility_id) is None:
+        return Addressed(f"facilities/{facility_id}", facility_id)
+    if (found.facility_id and found.resident_id is None
+            and found.resource == f"facilities/{found.facility_id}"
+            and _ID.match(resident_id) and _PERSON_ID.search(resident_id) is None):
+        return Addressed(f"{found.resource}/residents/{resident_id}", found.facility_id,
+                         resident_id)
+    return found
+
+
+def _request_id(request: Any) -> str:
+    value = getattr(request, "request_id", "")
+    if isinstance(value, str) and _REQUEST_ID.match(value) and not _PERSON_ID.search(value):
+        return value
+    return ""
+
+
+M = TypeVar("M", bound=Message)
+
+
+def address_created(response: M) -> M:
+    """A create whose id the service chose names the new resource only in its response:
+    take it into the call's pending event before it commits. Only a resource under the one
+    the request addressed is taken, and only while no resident is named."""
+    draft = pending_audit.get()
+    if not isinstance(response, Message):
+        return response
+    name = _string(response, "name")
+    if draft is None or draft.written or draft.event.resident_id or not name:
+        return response
+    if draft.event.resource and not name.startswith(draft.event.resource + "/"):
+        return response
+    found = addressed_by_names([name])
+    if found.resource:
+        draft.event = replace(draft.event, resource=found.resource,
+                              facility_id=found.facility_id, resident_id=found.resident_id)
+    return response
+
+
+@dataclass
+class CallAudit:
+    """The audit of one call in progress."""
+
+    draft: AuditDraft
+    token: contextvars.Token[AuditDraft | None] | None
+    streamed: bool = False  # a stream's event went out with its first message
+
+
+class AuditRecorder:
+    """Used by the call interceptor: `begin` when a call is authenticated, `end` (and for
+    streams `first_message`) as it goes. Writing returns False when it failed; the failure
+    is logged, and the caller must then not hand out data the trail does not show."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Callable[[], datetime]) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+
+    def begin(self, method: str, request: Any, principal: Principal) -> CallAudit | None:
+        if not method.startswith(AUDITED_PREFIX):
+            return None
+        where = addressed(request) if isinstance(request, Message) else Addressed()
+        draft = AuditDraft(AuditEvent(
+            "", self._clock(), where.facility_id, principal.subject, principal.role, method,
+            where.resource, where.resident_id, _request_id(request), ""))
+        return CallAudit(draft, pending_audit.set(draft))
+
+    def first_message(self, call: CallAudit | None) -> bool:
+        if call is None or call.draft.written:
+            return True
+        call.streamed = True
+        return self._write(call.draft, "OK")
+
+    def end(self, call: CallAudit | None, outcome: str) -> bool:
+        if call is None:
+            return True
+        if call.token is not None:
+            try:
+                pending_audit.reset(call.token)
+            except ValueError:  # a stream closed from another context
+                pending_audit.set(None)
+            call.token = None
+        if call.draft.written and (outcome == "OK" or call.streamed):
+            return True
+        return self._write(call.draft, outcome)
+
+    def _write(self, draft: AuditDraft, outcome: str) -> bool:
+        written = draft.written
+        draft.written = True  # so that this unit of work does not add the draft a second time
+        try:
+            with self._uow() as uow:
+                uow.audit.add(draft.completed(outcome))
+                uow.commit()
+            return True
+        except Exception:
+            draft.written = written
+            log.exception("audit event not written", outcome=outcome)
+            return False

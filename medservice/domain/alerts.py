@@ -1,0 +1,140 @@
+"""Who is alerted of what (DOMAIN.md §9), and the watcher's resume token.
+
+A missed dose goes to the shift lead of the facility and shift that owned the dose; any
+other high-severity discrepancy to the pharmacist-in-charge. A shift lead's alert that
+nobody acknowledges in time escalates to the pharmacist-in-charge (a pharmacist's own
+alerts are already in the review queue, so they do not escalate).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import Enum
+
+from medservice.domain.access import Role
+from medservice.domain.clock import FacilityClock
+from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.reconcile.discrepancy import Code, Discrepancy, Severity
+
+
+class AlertKind(Enum):
+    MISSED_DOSE = "missed_dose"
+    DISCREPANCY = "discrepancy"
+    ESCALATION = "escalation"
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert to append to a facility's log (the log gives it its position)."""
+
+    source_key: str
+    facility_id: str
+    kind: AlertKind
+    audience: Role
+    severity: Severity
+    summary: str
+    created_at: datetime
+    shift_id: str = ""
+    shift_date: str = ""
+    discrepancy_id: str | None = None
+    resident_id: str | None = None
+    escalate_at: datetime | None = None
+    escalates: str | None = None
+
+    @property
+    def alert_id(self) -> str:
+        """The same source gives the same id in every replica."""
+        return hashlib.sha256(self.source_key.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert as stored: a new alert with its position and acknowledgement."""
+
+    alert_id: str
+    position: int
+    facility_id: str
+    kind: AlertKind
+    audience: Role
+    severity: Severity
+    summary: str
+    created_at: datetime
+    shift_id: str
+    shift_date: str
+    discrepancy_id: str | None
+    resident_id: str | None
+    escalates: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str
+
+
+def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: datetime,
+              escalate_after: timedelta) -> NewAlert | None:
+    """The alert a newly found discrepancy raises, if any. The summary names the resident by
+    id only: alerts reach consoles on the ward, never a person identifier."""
+    if d.code is Code.MISSED_DOSE:
+        shift = clock.shift_of(d.occurred_at)
+        shift_id, shift_date = shift if shift is not None else ("", None)
+        return NewAlert(
+            source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
+            kind=AlertKind.MISSED_DOSE, audience=Role.SHIFT_LEAD, severity=d.severity,
+            summary=f"{d.code.value}: {d.description}", created_at=now,
+            shift_id=shift_id, shift_date=_iso(shift_date), discrepancy_id=discrepancy_id,
+            resident_id=d.resident_id, escalate_at=now + escalate_after)
+    if d.severity is Severity.HIGH:
+        return NewAlert(
+            source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
+            kind=AlertKind.DISCREPANCY, audience=Role.PHARMACIST, severity=d.severity,
+            summary=f"{d.code.value}: {d.description}", created_at=now,
+            discrepancy_id=discrepancy_id, resident_id=d.resident_id)
+    return None
+
+
+def escalation_of(alert: Alert, now: datetime) -> NewAlert:
+    """The pharmacist-in-charge's alert for a shift lead's alert nobody acknowledged."""
+    return NewAlert(
+        source_key=f"escalation:{alert.alert_id}", facility_id=alert.facility_id,
+        kind=AlertKind.ESCALATION, audience=Role.PHARMACIST, severity=alert.severity,
+        summary=f"not acknowledged since {alert.created_at:%H:%M} UTC: {alert.summary}",
+        created_at=now, shift_id=alert.shift_id, shift_date=alert.shift_date,
+        discrepancy_id=alert.discrepancy_id, resident_id=alert.resident_id,
+        escalates=alert.alert_id)
+
+
+def _iso(d: date | None) -> str:
+    return d.isoformat() if d is not None else ""
+
+
+# -- resume tokens -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a watcher is in a facility's log: it has seen everything up to `position`."""
+
+    facility_id: str
+    position: int
+
+
+def resume_token(point: ResumePoint) -> str:
+    raw = json.dumps({"f": point.facility_id, "p": point.position}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def parse_resume_token(token: str, facility_id: str) -> ResumePoint:
+    """The point a token names; INVALID_ARGUMENT for a token that is not ours or belongs to
+    another facility's log."""
+    bad = InvalidArgument([FieldViolation("resume_token", "is not a resume token of this "
+                                          "facility's alerts")])
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        point = ResumePoint(str(data["f"]), int(data["p"]))
+    except (ValueError, KeyError, TypeError):
+        raise bad from None
+    if point.facility_id != facility_id or point.position < 0:
+        raise bad
+    return point

@@ -1,0 +1,87 @@
+"""Alert use cases: raise the alerts newly found discrepancies call for, list and
+acknowledge them, escalate the ones nobody acknowledged, and prune by retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from medservice.domain.access import Principal, Role
+from medservice.domain.alerts import Alert, NewAlert, alert_for, escalation_of
+from medservice.domain.errors import NotFound, OutOfRange, PermissionDenied
+from medservice.domain.facility import Facility
+from medservice.reconcile import Discrepancy, FacilityRules
+from medservice.service.facilities import get_facility
+from medservice.store.discrepancies import discrepancy_id
+from medservice.store.uow import UnitOfWork
+
+# Alerts older than this leave the log; a resume token from before gets OUT_OF_RANGE.
+RETENTION = timedelta(days=30)
+
+
+def raise_alerts(uow: UnitOfWork, facility: Facility, found: Sequence[Discrepancy],
+                 new_ids: Sequence[str], now: datetime) -> list[Alert]:
+    """Append an alert for each discrepancy that is new (or reopened) and calls for one.
+    The alert's source key makes this exactly once however often reconciliation finds it
+    and whichever replica gets there first. Call it last in the unit of work."""
+    fresh = set(new_ids)
+    if not fresh:
+        return []
+    clock = FacilityRules.from_facility(facility).clock
+    escalate_after = timedelta(minutes=facility.alert_escalation_minutes)
+    new: list[NewAlert] = []
+    for d in found:
+        d_id = discrepancy_id(d.key)
+        if d_id in fresh:
+            alert = alert_for(d, d_id, clock, now, escalate_after)
+            if alert is not None:
+                new.append(alert)
+    return uow.alerts.append(new)
+
+
+def may_watch(principal: Principal, audience: Role) -> None:
+    """A shift lead sees shift-lead alerts, a pharmacist pharmacist alerts; an
+    administrator any."""
+    if principal.role is not Role.ADMIN and principal.role is not audience:
+        raise PermissionDenied(f"role {principal.role.value} may not see alerts for "
+                               f"{audience.value}", reason="AUDIENCE_NOT_ALLOWED")
+
+
+def get_alert(uow: UnitOfWork, facility_id: str, alert_id: str) -> Alert:
+    alert = uow.alerts.get(facility_id, alert_id)
+    if alert is None:
+        raise NotFound("no such alert", reason="ALERT_NOT_FOUND")
+    return alert
+
+
+def acknowledge_alert(uow: UnitOfWork, principal: Principal, facility_id: str,
+                      alert_id: str, now: datetime) -> Alert:
+    """Acknowledge an alert meant for the caller's role (an administrator any). The first
+    acknowledgement stands; acknowledging again returns the alert unchanged."""
+    get_facility(uow, facility_id)
+    alert = get_alert(uow, facility_id, alert_id)
+    may_watch(principal, alert.audience)
+    uow.alerts.acknowledge(facility_id, alert_id, principal.subject, now)
+    return get_alert(uow, facility_id, alert_id)
+
+
+def escalate_due(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[Alert]:
+    """Escalate the alerts whose time to be acknowledged has passed, exactly once: each is
+    claimed in the database, and its escalation has a source key of its own."""
+    overdue = uow.alerts.claim_escalations(now, limit)
+    return uow.alerts.append([escalation_of(a, now) for a in overdue])
+
+
+def prune_alerts(uow: UnitOfWork, now: datetime) -> int:
+    return sum(uow.alerts.prune(f, now - RETENTION) for f in uow.alerts.facilities_with_logs())
+
+
+def check_resumable(uow: UnitOfWork, facility_id: str, position: int) -> None:
+    """OUT_OF_RANGE for a resume point the log can no longer serve."""
+    pruned_through, last = uow.alerts.bounds(facility_id)
+    if position < pruned_through:
+        raise OutOfRange("the resume token is older than the alert log's retention; list "
+                         "the alerts instead", reason="RESUME_TOKEN_EXPIRED")
+    if position > last:
+        raise OutOfRange("the resume token is ahead of the alert log",
+                         reason="RESUME_TOKEN_UNKNOWN")

@@ -1,0 +1,119 @@
+"""The audit trail (issue 5): one event per authenticated API call, only ever added.
+
+There is no method to change or remove an event, and the database refuses UPDATE and
+DELETE on the table (migration 0005). The event of the call in progress waits in
+`pending_audit`; a write unit of work adds it in the transaction that does the work
+(UnitOfWork.commit), so work and its event land together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select
+
+from medservice.domain.access import Role
+from medservice.store import tables as t
+from medservice.store.repositories import _utc
+
+_A = t.audit_events.c
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    event_id: str
+    event_time: datetime
+    facility_id: str | None  # None: the call named no facility
+    subject: str
+    role: Role
+    method: str
+    resource: str  # a resource name, never a person identifier
+    resident_id: str | None
+    request_id: str
+    outcome: str  # the gRPC status code name
+
+
+@dataclass
+class AuditDraft:
+    """The event of the call in progress, before its outcome is known. `written` is set
+    once an event with outcome OK has been committed for it."""
+
+    event: AuditEvent
+    written: bool = False
+
+    def completed(self, outcome: str) -> AuditEvent:
+        return replace(self.event, event_id=str(uuid.uuid4()), outcome=outcome)
+
+
+# Set by the API layer for the duration of each call; None outside calls (background jobs).
+pending_audit: contextvars.ContextVar[AuditDraft | None] = contextvars.ContextVar(
+    "pending_audit", default=None)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    facility_ids: frozenset[str] | None  # None: every facility and calls naming none
+    subject: str | None = None
+    resident: tuple[str, str] | None = None  # (facility id, resident id)
+    # A full method ("/medservice.v1.RoundService/RecordDose") or its tail
+    # ("RoundService/RecordDose", "RecordDose").
+    method: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def _event(row: Any) -> AuditEvent:
+    return AuditEvent(row.event_id, _utc(row.event_time), row.facility_id, row.subject,
+                      Role(row.role), row.method, row.resource, row.resident_id,
+                      row.request_id, row.outcome)
+
+
+class AuditLog:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def add(self, e: AuditEvent) -> None:
+        self._conn.execute(insert(t.audit_events).values(
+            event_id=e.event_id, event_time=e.event_time, facility_id=e.facility_id,
+            subject=e.subject, role=e.role.value, method=e.method, resource=e.resource,
+            resident_id=e.resident_id, request_id=e.request_id, outcome=e.outcome))
+
+    def add_pending(self) -> AuditDraft | None:
+        """Add the call's event with outcome OK, if there is one not yet written; the
+        caller marks the draft written once the transaction has committed."""
+        draft = pending_audit.get()
+        if draft is None or draft.written:
+            return None
+        self.add(draft.completed("OK"))
+        return draft
+
+    def page(self, f: AuditFilter, *, limit: int, after: tuple[str, str] | None
+             ) -> list[AuditEvent]:
+        """Newest first; `after` is (event_time ISO, event id) of the previous page."""
+        q = select(t.audit_events)
+        if f.facility_ids is not None:
+            q = q.where(_A.facility_id.in_(sorted(f.facility_ids)))
+        if f.subject:
+            q = q.where(_A.subject == f.subject)
+        if f.resident is not None:
+            q = q.where(_A.facility_id == f.resident[0], _A.resident_id == f.resident[1])
+        if f.method:
+            if f.method.startswith("/"):
+                q = q.where(_A.method == f.method)
+            else:  # "RecordDose" ends "/RecordDose"; "RoundService/X" ends ".RoundService/X"
+                tail = ("." if "/" in f.method else "/") + f.method
+                q = q.where(_A.method.endswith(tail, autoescape=True))
+        if f.start is not None:
+            q = q.where(_A.event_time >= f.start)
+        if f.end is not None:
+            q = q.where(_A.event_time < f.end)
+        if after is not None:
+            at = datetime.fromisoformat(after[0])
+            q = q.where(or_(_A.event_time < at,
+                            and_(_A.event_time == at, _A.event_id < after[1])))
+        q = q.order_by(_A.event_time.desc(), _A.event_id.desc()).limit(limit)
+        return [_event(r) for r in self._conn.execute(q)]

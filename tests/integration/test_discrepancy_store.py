@@ -1,0 +1,72 @@
+"""The discrepancy store's history on SQLite and PostgreSQL: reconciliation writes its
+events in bulk (a fixed number of statements per call, whatever the number of
+discrepancies: it is the hot path of a national-day batch), and `save` still returns
+exactly the new and re-opened ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from medservice.reconcile import Code, Discrepancy, Severity
+from medservice.store.discrepancies import EventKind, Status, discrepancy_id
+from medservice.store.uow import UnitOfWorkFactory
+
+DAY = datetime(2026, 3, 29, tzinfo=UTC)
+NOW = DAY + timedelta(days=1)
+N = 200
+
+
+def _found(n: int) -> list[Discrepancy]:
+    return [Discrepancy(key=f"MISSED_DOSE|f/r{i}|o|d{i}", code=Code.MISSED_DOSE,
+                        severity=Severity.HIGH, is_error=True, facility_id="f",
+                        resident_id=f"r{i}", order_id="o", dose_id=f"d{i}", record_id=None,
+                        occurred_at=DAY + timedelta(minutes=i), description="missed")
+            for i in range(n)]
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _kinds(uow: UnitOfWorkFactory, ids: list[str]) -> list[list[EventKind]]:
+    with uow(write=False) as u:
+        return [[e.kind for e in u.discrepancies.events(i, limit=10, after=None)] for i in ids]
+
+
+def test_reconciliation_writes_history_in_bulk(uow: UnitOfWorkFactory, engine: Engine) -> None:
+    found = _found(N)
+    ids = [discrepancy_id(d.key) for d in found]
+    with _statements(engine) as seen, uow() as u:
+        assert u.discrepancies.save(found, NOW) == ids
+        u.commit()
+    assert seen.count("INSERT") == 2, seen  # the discrepancies, then their events
+    with _statements(engine) as seen, uow() as u:
+        assert u.discrepancies.save(found, NOW) == []  # nothing new, no event
+        assert u.discrepancies.withdraw_absent("f", None, DAY, NOW,
+                                               {d.key for d in found[:150]}, NOW) == 50
+        u.commit()
+    assert len([s for s in seen if s in ("INSERT", "UPDATE", "SELECT")]) <= 5, seen
+    with uow() as u:  # found again after the withdrawal: re-opened, and said so
+        assert u.discrepancies.save(found, NOW) == ids[150:]
+        u.commit()
+    kinds = _kinds(uow, ids)
+    assert kinds[0] == [EventKind.DETECTED]
+    assert kinds[-1] == [EventKind.DETECTED, EventKind.WITHDRAWN, EventKind.REDETECTED]
+    with uow(write=False) as u:
+        entry = u.discrepancies.get("f", ids[-1])
+    assert entry is not None and entry.status is Status.OPEN
