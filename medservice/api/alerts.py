@@ -91,12 +91,12 @@ class Slots:
 
 
 class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):  # type: ignore[misc]
-    authenticate: Authenticate = staticmethod(principal_from_interceptor)
-
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, feed: AlertFeed, *,
-                 heartbeat_seconds: float = 10.0, max_watchers: int = 200) -> None:
+                 heartbeat_seconds: float = 10.0, max_watchers: int = 200,
+                 authenticate: Authenticate = principal_from_interceptor) -> None:
         self._uow = uow
         self._clock = clock
+        self.authenticate = authenticate
         self._feed = feed
         self._heartbeat = heartbeat_seconds
         self._slots = Slots(max_watchers)

@@ -195,23 +195,33 @@ def rpc(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Resp]],
     def decorate(fn: Callable[[S, Req, Any, Principal], Resp]) -> Callable[[S, Req, Any], Resp]:
         @functools.wraps(fn)
         def wrapper(self: S, request: Req, context: Any) -> Resp:
-            authenticate: Authenticate = getattr(self, "authenticate",
-                                                 principal_from_interceptor)
             try:
-                principal = authenticate(context)
-                principal.require_role(*roles)
-                return fn(self, request, context, principal)
-            except DomainError as e:
-                log.info("call failed", reason=e.reason)
-                status = status_for(e)
-            except Exception:
-                log.exception("unexpected error")
-                status = internal_status()
-            abort(context, status)
+                return fn(self, request, context, _authorised(self, context, roles))
+            except Exception as e:
+                abort(context, _failure_status(e))
 
         return wrapper
 
     return decorate
+
+
+def _authorised(servicer: object, context: Any, roles: tuple[Role, ...]) -> Principal:
+    """The caller, who must have one of `roles`. A servicer may carry an
+    `authenticate(context)` attribute (servicer-level tests give one)."""
+    authenticate: Authenticate = getattr(servicer, "authenticate", principal_from_interceptor)
+    principal = authenticate(context)
+    principal.require_role(*roles)
+    return principal
+
+
+def _failure_status(error: Exception) -> grpc.Status:
+    """A domain error's rich status; anything else INTERNAL, logged with its trace (call
+    it from the except block) and never sent."""
+    if isinstance(error, DomainError):
+        log.info("call failed", reason=error.reason)
+        return status_for(error)
+    log.exception("unexpected error")
+    return internal_status()
 
 
 M = TypeVar("M", bound=Message)
@@ -285,20 +295,10 @@ def rpc_stream(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Ite
                  ) -> Callable[[S, Req, Any], Iterator[Resp]]:
         @functools.wraps(fn)
         def wrapper(self: S, request: Req, context: Any) -> Iterator[Resp]:
-            authenticate: Authenticate = getattr(self, "authenticate",
-                                                 principal_from_interceptor)
             try:
-                principal = authenticate(context)
-                principal.require_role(*roles)
-                yield from fn(self, request, context, principal)
-                return
-            except DomainError as e:
-                log.info("call failed", reason=e.reason)
-                status = status_for(e)
-            except Exception:
-                log.exception("unexpected error")
-                status = internal_status()
-            abort(context, status)
+                yield from fn(self, request, context, _authorised(self, context, roles))
+            except Exception as e:
+                abort(context, _failure_status(e))
 
         return wrapper
 

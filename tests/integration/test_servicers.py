@@ -72,8 +72,8 @@ def test_an_unexpected_failure_is_internal_without_a_trace() -> None:
 
 
 def _alert_server(uow: UnitOfWorkFactory, principal: Principal) -> Any:
-    servicer = AlertServicer(uow, lambda: NOW, AlertFeed(uow))
-    servicer.authenticate = lambda _ctx: principal  # type: ignore[method-assign]
+    servicer = AlertServicer(uow, lambda: NOW, AlertFeed(uow),
+                             authenticate=lambda _ctx: principal)
     return grpc_testing.server_from_dictionary({ALERTS: servicer},
                                                grpc_testing.strict_real_time())
 
