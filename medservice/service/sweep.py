@@ -98,14 +98,18 @@ def extend_horizon_once(uow: UnitOfWork, now: datetime) -> str | None:
     return facility_id
 
 
-def sweep_resident_once(uow: UnitOfWork, now: datetime) -> int | None:
-    """Claim the closed, unswept doses of one resident and reconcile that resident: a
-    missed one raises MISSED_DOSE and its alert. Returns the doses swept, None when there
-    was nothing to claim."""
-    first = uow.schedule.claim_closed(now, 1)
-    if not first:
+def sweep_resident_once(uow: UnitOfWork, now: datetime, skip: set[tuple[str, str]],
+                        attempt: list[tuple[str, str]]) -> int | None:
+    """Claim the closed, unswept doses of one resident (not one in `skip`) and reconcile
+    that resident: a missed one raises MISSED_DOSE and its alert. Returns the doses swept,
+    None when there was nothing to claim. `attempt` gets the resident before the work, so
+    that a failure can be skipped for the rest of the pass instead of blocking it."""
+    candidates = uow.schedule.claim_closed(now, len(skip) + 1)
+    first = next((d for d in candidates if (d.facility_id, d.resident_id) not in skip), None)
+    if first is None:
         return None
-    facility_id, resident_id = first[0].facility_id, first[0].resident_id
+    facility_id, resident_id = first.facility_id, first.resident_id
+    attempt[:] = [(facility_id, resident_id)]
     claimed = uow.schedule.claim_closed(now, 10_000, facility_id=facility_id,
                                         resident_id=resident_id)
     start = min(d.due_at for d in claimed)
@@ -127,14 +131,22 @@ def sweep(uow_factory: UnitOfWorkFactory, now: datetime, *, prune: bool = False,
           max_units: int = 10_000) -> SweepReport:
     """One pass: extend horizons, sweep closed doses resident by resident, escalate what
     nobody acknowledged; each step its own short transaction. A failed unit (a deadlock
-    a replica lost, say) is rolled back and left for the next pass."""
+    a replica lost, say) is rolled back and left for the next pass; a resident that
+    failed is passed over for the rest of this one."""
     report = SweepReport()
     for _ in range(max_units):
         if _unit(uow_factory, report, lambda u: extend_horizon_once(u, now)) is None:
             break
         report.extended += 1
+    skip: set[tuple[str, str]] = set()
+    attempt: list[tuple[str, str]] = []
     for _ in range(max_units):
-        swept = _unit(uow_factory, report, lambda u: sweep_resident_once(u, now))
+        failed = report.failed
+        swept = _unit(uow_factory, report,
+                      lambda u: sweep_resident_once(u, now, skip, attempt))
+        if report.failed > failed and attempt:
+            skip.add(attempt[0])  # left unswept: the next pass tries this resident again
+            continue
         if swept is None:
             break
         report.swept += swept
@@ -155,9 +167,13 @@ def _unit(uow_factory: UnitOfWorkFactory, report: SweepReport,
             result = work(uow)
             uow.commit()
             return result
-    except DBAPIError as e:
+    except DBAPIError as e:  # a deadlock lost to another replica, a lost connection
         report.failed += 1
         log.warning("sweep unit rolled back", error=type(e.orig).__name__)
+        return None
+    except Exception:  # a resident whose reconciliation fails must not stop the sweep
+        report.failed += 1
+        log.exception("sweep unit failed")
         return None
 
 

@@ -330,3 +330,26 @@ def test_medctl_alerts_watch_resumes_from_its_token_file_list_and_ack(
     assert capsys.readouterr().out.startswith("acknowledged by lead-7")
     assert main([*base, "alerts", "list", "--facility", "f", "--open"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_a_resident_whose_reconciliation_fails_does_not_stop_the_sweep(
+        server: ServerFixture, server_clock: TestClock, ward: dict[str, MedClient],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import medservice.service.sweep as sweep_module
+
+    real = sweep_module.reconcile_resident
+
+    def broken_for_r1(uow: object, facility_id: str, resident_id: str, *args: object
+                      ) -> object:
+        if resident_id == "r1":
+            raise RuntimeError("a card this version cannot read")
+        return real(uow, facility_id, resident_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sweep_module, "reconcile_resident", broken_for_r1)
+    set_now(server_clock, tomorrow_at(server_clock, 9, 5))
+    report = server.running.sweeper.run_once()
+    assert report.failed >= 1
+    assert [a.resident for a in ward["lead"].list_alerts("f")] == [R2]
+    monkeypatch.setattr(sweep_module, "reconcile_resident", real)
+    sweep(server)  # r1's dose was left unswept: the next pass raises it
+    assert sorted(a.resident for a in ward["lead"].list_alerts("f")) == [R1, R2]
