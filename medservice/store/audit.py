@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, insert, select
 
 from medservice.domain.access import Role
 from medservice.store import tables as t
-from medservice.store.repositories import _utc
+from medservice.store.repositories import _utc, newest_first
 
 _A = t.audit_events.c
 
@@ -107,13 +107,5 @@ class AuditLog:
             else:  # "RecordDose" ends "/RecordDose"; "RoundService/X" ends ".RoundService/X"
                 tail = ("." if "/" in f.method else "/") + f.method
                 q = q.where(_A.method.endswith(tail, autoescape=True))
-        if f.start is not None:
-            q = q.where(_A.event_time >= f.start)
-        if f.end is not None:
-            q = q.where(_A.event_time < f.end)
-        if after is not None:
-            at = datetime.fromisoformat(after[0])
-            q = q.where(or_(_A.event_time < at,
-                            and_(_A.event_time == at, _A.event_id < after[1])))
-        q = q.order_by(_A.event_time.desc(), _A.event_id.desc()).limit(limit)
+        q = newest_first(q, _A.event_time, _A.event_id, f.start, f.end, after, limit)
         return [_event(r) for r in self._conn.execute(q)]

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from medservice.reconcile.discrepancy import Code, Discrepancy, Severity
 from medservice.store import tables as t
-from medservice.store.repositories import _utc
+from medservice.store.repositories import _utc, newest_first
 
 _D = t.discrepancies.c
 _E = t.discrepancy_events.c
@@ -265,15 +265,7 @@ class DiscrepancyRepository:
                                          if s.rank >= f.min_severity.rank]))
         if f.status is not None:
             q = q.where(_D.status == f.status.value)
-        if f.start is not None:
-            q = q.where(_D.occurred_at >= f.start)
-        if f.end is not None:
-            q = q.where(_D.occurred_at < f.end)
-        if after is not None:
-            at = datetime.fromisoformat(after[0])
-            q = q.where(or_(_D.occurred_at < at,
-                            and_(_D.occurred_at == at, _D.discrepancy_id < after[1])))
-        q = q.order_by(_D.occurred_at.desc(), _D.discrepancy_id.desc()).limit(limit)
+        q = newest_first(q, _D.occurred_at, _D.discrepancy_id, f.start, f.end, after, limit)
         return [_entry(r) for r in self._conn.execute(q)]
 
     def review_queue(self, facility_ids: frozenset[str] | None, *, limit: int,

@@ -18,6 +18,20 @@ from medservice.domain.facility import (
 from medservice.store import tables as t
 
 
+def newest_first(q: Any, at: Any, key: Any, start: datetime | None, end: datetime | None,
+                 after: tuple[str, str] | None, limit: int) -> Any:
+    """`q` within [start, end) of column `at`, newest first, keyset-paged after
+    (`at` ISO, `key`) of the previous page's last row."""
+    if start is not None:
+        q = q.where(at >= start)
+    if end is not None:
+        q = q.where(at < end)
+    if after is not None:
+        last = datetime.fromisoformat(after[0])
+        q = q.where(or_(at < last, and_(at == last, key < after[1])))
+    return q.order_by(at.desc(), key.desc()).limit(limit)
+
+
 def _utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every instant here is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
