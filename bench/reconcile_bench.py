@@ -13,16 +13,20 @@ the day's due doses are recorded as given on time (dose id, the ordered quantity
 recorded a few minutes later); the rest are missing. The database holds that day only.
 
 Measured:
-- reconcile: `service.administration.reconcile_facility` for every facility over its
-  local day, each facility in its own unit of work, one process, `now` a day after the day
-  (every window closed). Cold: a fresh database, and a fresh order-version cache, which
-  cannot hold a national day anyway (50,000 entries).
-- anti-join: the same due doses materialised in an unlogged table `bench_due_doses`
-  (load not timed), then `due LEFT JOIN administration_records ... WHERE record IS NULL`
-  fetched to the client; best of three.
+- reconcile: `service.batch.reconcile_facilities` for every facility over the local day
+  in one unit of work, `now` a day after the day (every window closed), as a first run
+  (no discrepancy stored yet). The residents' doses are materialised and stamped as the
+  service's sweep and order changes leave them (`service.materialise.due_doses`, loaded
+  with COPY, not timed, as the anti-join's table is not).
+- again: the same batch once more (everything found already: nothing new to write).
+- cold: the batch for a sample of facilities whose stamps were deleted first, so it
+  materialises their schedule itself (what a range the sweep never covered costs).
+- anti-join: the same due doses in an unlogged table `bench_due_doses` (load not timed),
+  then `due LEFT JOIN administration_records ... WHERE record IS NULL` fetched to the
+  client; best of three.
 - agree: the anti-join's dose ids are exactly reconcile's MISSED_DOSE dose ids.
-- profile: cProfile of reconcile_facility over 50 facilities (first run for them: their
-  discrepancies are deleted first, their order versions no longer cached).
+- profile: cProfile of the national batch, run again after its discrepancies and alerts
+  were deleted.
 
 The benchmark creates its own database `medservice_bench_<pid>` next to the admin URL's
 (MEDSERVICE_BENCH_POSTGRES_URL, else MEDSERVICE_TEST_POSTGRES_URL, else
@@ -67,7 +71,8 @@ from medservice.domain.rounds import doses_between
 from medservice.domain.schedule import OrderTerms
 from medservice.reconcile import Code
 from medservice.reconcile.ledger import number
-from medservice.service.administration import reconcile_facility
+from medservice.service.batch import MARGIN, BatchResult, reconcile_facilities
+from medservice.service.materialise import due_doses, settings_key, simple
 from medservice.store import cards as card_store
 from medservice.store.db import make_engine, normalise_url
 from medservice.store.migrate import upgrade
@@ -82,7 +87,7 @@ MISSING_SHARE = 0.04
 SEED = 20260404
 MIRRORED_BEFORE = timedelta(days=30)
 ANTI_JOIN_REPEATS = 3
-PROFILE_FACILITIES = 50
+COLD_FACILITIES = 100  # materialised by the batch itself
 TARGET_SECONDS = 30.0
 TARGET_RATIO = 3.0
 TARGET_DOSES = 500_000  # the issue's national day
@@ -213,7 +218,7 @@ def _copy(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[t
 
 
 _SEEDED = ("facilities", "residents", "medicine_cards", "order_versions",
-           "administration_records", "bench_due_doses")
+           "administration_records", "bench_due_doses", "scheduled_doses", "schedule_stamps")
 
 _RECORD_COLUMNS = (
     "record_id", "facility_id", "resident_id", "order_id", "drug_id", "dose_id", "settles",
@@ -231,10 +236,22 @@ def seed(engine: Engine, homes: list[Home], now: datetime) -> tuple[int, int, in
     facility_rows, resident_rows, card_rows, version_rows = [], [], [], []
     record_rows: list[tuple] = []
     due_rows: list[tuple] = []
+    schedule_rows: list[tuple] = []
+    stamp_rows: list[tuple] = []
     missing: set[str] = set()
     person = 0
     for home in homes:
         f = home.facility
+        lo, hi = home.start - MARGIN, home.end + MARGIN
+        key = settings_key(f)
+        histories = {r: [[OrderVersion(f.facility_id, r, c, 1, mirrored, mirrored)]
+                         for c in contents] for r, contents in home.residents.items()}
+        for d in due_doses(f, [h for hs in histories.values() for h in hs], lo, hi, now):
+            schedule_rows.append((d.dose_id, d.facility_id, d.resident_id, d.order_id,
+                                  d.due_at, d.closes_at, now, d.plain_from, d.plain_until,
+                                  d.amount, d.route, d.order_since))
+        stamp_rows += [(f.facility_id, r, 0, key, lo, hi, simple(hs))
+                       for r, hs in histories.items()]
         facility_rows.append((f.facility_id, f.display_name, f.time_zone,
                               json.dumps(facility_settings(f)), created, created, "bench"))
         for resident_id, contents in home.residents.items():
@@ -275,6 +292,13 @@ def seed(engine: Engine, homes: list[Home], now: datetime) -> tuple[int, int, in
                                        "valid_from", "recorded_at", "removed", "content"),
               version_rows)
         _copy(conn, "administration_records", _RECORD_COLUMNS, record_rows)
+        _copy(conn, "scheduled_doses", (
+            "dose_id", "facility_id", "resident_id", "order_id", "due_at", "closes_at",
+            "swept_at", "plain_from", "plain_until", "amount", "route", "order_since"),
+              schedule_rows)
+        _copy(conn, "schedule_stamps", (
+            "facility_id", "resident_id", "order_changes", "settings_key", "covers_from",
+            "covers_until", "simple"), stamp_rows)
         conn.execute(text(
             "CREATE UNLOGGED TABLE bench_due_doses (dose_id varchar(36) PRIMARY KEY, "
             "facility_id varchar(63) NOT NULL, resident_id varchar(63) NOT NULL, "
@@ -294,31 +318,29 @@ def seed(engine: Engine, homes: list[Home], now: datetime) -> tuple[int, int, in
 # -- measuring ---------------------------------------------------------------------------
 
 
-@dataclass
-class Totals:
-    doses: int = 0
-    records: int = 0
-    new: int = 0
-    codes: Counter[str] = field(default_factory=Counter)
-    missed: set[str] = field(default_factory=set)
-
-
-def reconcile_all(engine: Engine, homes: Sequence[Home], now: datetime) -> Totals:
+def reconcile_national(engine: Engine, homes: Sequence[Home], now: datetime
+                       ) -> BatchResult:
+    """One batch over every facility's local day (they share the day: one zone)."""
+    starts, ends = {h.start for h in homes}, {h.end for h in homes}
+    assert len(starts) == len(ends) == 1, "the homes' local days differ"
     uow = uow_factory(engine)
-    totals = Totals()
-    for home in homes:
-        with uow() as u:
-            doses, records, found, new = reconcile_facility(
-                u, home.facility.facility_id, home.start, home.end, now)
-            u.commit()
-        totals.doses += doses
-        totals.records += records
-        totals.new += new
-        for d in found:
-            totals.codes[d.code.value] += 1
-            if d.code is Code.MISSED_DOSE and d.dose_id is not None:
-                totals.missed.add(d.dose_id)
-    return totals
+    with uow() as u:
+        done = reconcile_facilities(u, [h.facility.facility_id for h in homes],
+                                    starts.pop(), ends.pop(), now)
+        u.commit()
+    return done
+
+
+def forget_findings(engine: Engine) -> None:
+    """Back to a first run: no discrepancy, history or alert stored."""
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE discrepancies, discrepancy_events, alerts, alert_logs"))
+
+
+def forget_stamps(engine: Engine, homes: Sequence[Home]) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM schedule_stamps WHERE facility_id = ANY(:ids)"),
+                     {"ids": [h.facility.facility_id for h in homes]})
 
 
 def anti_join(engine: Engine, start: datetime, end: datetime
@@ -335,34 +357,31 @@ def anti_join(engine: Engine, start: datetime, end: datetime
     return best, rows, plan[0].strip()
 
 
-_PHASES = {  # (module path suffix, function): what reconcile_facility spends time on
-    "load facility": ("service/facilities.py", "get_facility"),
-    "load order versions": ("store/cards.py", "facility_versions"),
-    "  of which parse content JSON": ("domain/order_codec.py", "content_from_dict"),
-    "expand doses (doses_between)": ("domain/rounds.py", "doses_between"),
-    "  of which dose ids": ("domain/schedule.py", "dose_id"),
-    "load records": ("store/records.py", "between"),
-    "reconcile engine": ("reconcile/engine.py", "reconcile"),
-    "not_before_mirroring": ("service/administration.py", "not_before_mirroring"),
+_PHASES = {  # (module path suffix, function): what the batch spends time on
+    "load facilities": ("store/repositories.py", "list"),
+    "materialise stale residents": ("service/batch.py", "_materialise_stale"),
+    "triage residents (SQL)": ("store/schedule.py", "examined_residents"),
+    "unsettled doses (SQL anti-join)": ("store/schedule.py", "unsettled"),
+    "missed-dose discrepancies": ("reconcile/engine.py", "missed_dose"),
+    "engine for examined residents": ("service/batch.py", "_engine"),
     "save discrepancies": ("store/discrepancies.py", "save"),
-    "withdraw_absent (per resident)": ("store/discrepancies.py", "withdraw_absent"),
+    "withdraw absent": ("store/discrepancies.py", "withdraw_absent_in"),
+    "raise alerts": ("service/alerts.py", "raise_alerts"),
+    "  of which append": ("store/alerts.py", "append"),
+    "counts": ("store/schedule.py", "counts"),
     "commit": ("store/uow.py", "commit"),
     "SQL execute (all)": ("sqlalchemy/engine/base.py", "execute"),
 }
 
 
 def profile(engine: Engine, homes: Sequence[Home], now: datetime) -> dict[str, Any]:
-    """cProfile reconcile_facility over `homes`, as a first run: their discrepancies are
-    deleted first. Returns the phases' cumulative seconds and the top functions."""
-    ids = [h.facility.facility_id for h in homes]
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM discrepancies WHERE facility_id = ANY(:ids)"),
-                     {"ids": ids})
-    cached = sum(1 for k in _version_keys(engine, ids) if card_store.VERSIONS.get(k))
+    """cProfile the national batch as a first run (findings and alerts deleted first).
+    Returns the phases' cumulative seconds and the top functions."""
+    forget_findings(engine)
     profiler = cProfile.Profile()
     started = clock_time.perf_counter()
     profiler.enable()
-    reconcile_all(engine, homes, now)
+    reconcile_national(engine, homes, now)
     profiler.disable()
     wall = clock_time.perf_counter() - started
     stats = pstats.Stats(profiler)
@@ -381,10 +400,8 @@ def profile(engine: Engine, homes: Sequence[Home], now: datetime) -> dict[str, A
                           if k[0].endswith(suffix) and k[2] == name), default=(0.0, 0))
         phases[label] = {"seconds": round(cum, 3), "share": round(cum / total, 3),
                          "calls": calls}
-    by_self = sorted(entries.items(), key=lambda kv: kv[1][2], reverse=True)[:20]
+    by_self = sorted(entries.items(), key=lambda kv: kv[1][2], reverse=True)[:15]
     return {
-        "facilities": len(homes),
-        "cached_versions_before": cached,
         "wall_seconds_profiled": round(wall, 3),
         "profiled_seconds": round(total, 3),
         "phases_cumulative": phases,
@@ -392,22 +409,6 @@ def profile(engine: Engine, homes: Sequence[Home], now: datetime) -> dict[str, A
             {"function": where(k), "calls": v[1], "self_seconds": round(v[2], 3),
              "cumulative_seconds": round(v[3], 3)} for k, v in by_self],
     }
-
-
-def _version_keys(engine: Engine, ids: list[str]) -> list[card_store.VersionKey]:
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT facility_id, resident_id, order_id, version, recorded_at "
-            "FROM order_versions WHERE facility_id = ANY(:ids)"), {"ids": ids})
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-
-def _profile_sample(homes: Sequence[Home]) -> list[Home]:
-    """Spread over the first two thirds: the facilities whose versions the cache (LRU,
-    50,000 entries) has evicted again by the end of the national loop."""
-    pool = homes[: max(PROFILE_FACILITIES, len(homes) * 2 // 3)]
-    step = max(1, len(pool) // PROFILE_FACILITIES)
-    return list(pool[::step][:PROFILE_FACILITIES])
 
 
 def _unreachable() -> str | None:
@@ -448,17 +449,29 @@ def run() -> dict[str, Any]:
                 gc.collect()
 
                 started = clock_time.perf_counter()
-                totals = reconcile_all(engine, homes, now)
+                first_run = reconcile_national(engine, homes, now)
                 reconcile_seconds = clock_time.perf_counter() - started
+                started = clock_time.perf_counter()
+                again = reconcile_national(engine, homes, now)
+                again_seconds = clock_time.perf_counter() - started
 
                 join_seconds, rows, plan = anti_join(engine, first, last)
                 anti_ids = {r.dose_id for r in rows}
-                prof = profile(engine, _profile_sample(homes), now)
+
+                sample = list(homes[::max(1, len(homes) // COLD_FACILITIES)][:COLD_FACILITIES])
+                forget_findings(engine)
+                forget_stamps(engine, sample)
+                started = clock_time.perf_counter()
+                cold = reconcile_national(engine, sample, now)
+                cold_seconds = clock_time.perf_counter() - started
+                prof = profile(engine, homes, now)
             finally:
                 engine.dispose()
     finally:
         card_store.VERSIONS = saved_cache
     ratio = reconcile_seconds / join_seconds
+    codes = Counter(d.code.value for d in first_run.found)
+    missed = {d.dose_id for d in first_run.found if d.code is Code.MISSED_DOSE}
     return {
         "benchmark": "reconcile one national day (PostgreSQL)",
         "day": DAY.isoformat(),
@@ -474,22 +487,27 @@ def run() -> dict[str, Any]:
         "issue_workload": {"doses": TARGET_DOSES, "records": TARGET_RECORDS},
         "build_population_seconds": round(built, 2),
         "seeding_seconds": round(seeded, 2),
-        "reconcile_seconds": round(reconcile_seconds, 2),
-        "reconcile_doses_per_second": round(totals.doses / reconcile_seconds),
-        "reconcile_seconds_per_facility_ms": round(reconcile_seconds / len(homes) * 1000, 2),
+        "reconcile_seconds": round(reconcile_seconds, 3),
+        "reconcile_doses_per_second": round(first_run.doses / reconcile_seconds),
         "reconcile_seconds_at_issue_workload": round(
-            reconcile_seconds * TARGET_DOSES / max(1, totals.doses), 2),
-        "doses_examined": totals.doses,
-        "records_examined": totals.records,
-        "discrepancies_found": sum(totals.codes.values()),
-        "discrepancies_new": totals.new,
-        "discrepancies_by_code": dict(sorted(totals.codes.items())),
+            reconcile_seconds * TARGET_DOSES / max(1, first_run.doses), 2),
+        "reconcile_again_seconds": round(again_seconds, 3),
+        "again_new": again.new,
+        "doses_examined": first_run.doses,
+        "records_examined": first_run.records,
+        "residents_through_engine": first_run.examined_residents,
+        "discrepancies_found": len(first_run.found),
+        "discrepancies_new": first_run.new,
+        "discrepancies_by_code": dict(sorted(codes.items())),
+        "cold": {"facilities": len(sample), "seconds": round(cold_seconds, 2),
+                 "doses": cold.doses,
+                 "seconds_per_facility_ms": round(cold_seconds / len(sample) * 1000, 1)},
         "anti_join_seconds": round(join_seconds, 4),
         "anti_join_rows": len(rows),
         "anti_join_plan": plan,
-        "ratio": round(ratio, 1),
-        "agree": anti_ids == totals.missed == missing,
-        "doses_examined_match_seeded": totals.doses == due,
+        "ratio": round(ratio, 2),
+        "agree": anti_ids == missed == missing,
+        "doses_examined_match_seeded": first_run.doses == due,
         "target_seconds": TARGET_SECONDS,
         "target_ratio": TARGET_RATIO,
         "meets_seconds": reconcile_seconds <= TARGET_SECONDS,

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from medservice.domain.administration import AdministrationRecord
+from medservice.domain.clock import FacilityClock
 from medservice.domain.orders import OrderContent, OrderState, OrderVersion
 from medservice.domain.rounds import DoseWithOrder, resident_key
 from medservice.reconcile.discrepancy import (
@@ -39,6 +40,7 @@ from medservice.reconcile.ledger import (
     DAY,
     FacilityRules,
     Ledger,
+    OrderView,
     Placement,
     active_records,
     matching_window,
@@ -139,21 +141,47 @@ def _resident(ledger: Ledger, records: Iterable[AdministrationRecord], start: da
         if due.settled_by is None and start <= d.due_time < end:
             closes = matching_window(due, rules.clock)[1]
             if closes <= now:
-                clock = rules.clock
-                f = Finding(Code.MISSED_DOSE, DEFAULT_SEVERITY[Code.MISSED_DOSE],
-                            f"dose due {clock.local(d.due_time):%Y-%m-%d %H:%M} not recorded "
-                            f"by {clock.local(closes):%H:%M}")
-                found.append(_discrepancy(ledger, f, d.order_id, due.dose_id, None,
-                                          d.due_time, due.dose_id))
-    for order_id, view in ledger.views.items():
+                found.append(missed_dose(ledger.facility_id, ledger.resident_id, d.order_id,
+                                         due.dose_id, d.due_time, closes, rules.clock))
+    found += manual_schedules(ledger.facility_id, ledger.resident_id, ledger.views.values(),
+                              start, end, rules)
+    return found
+
+
+def manual_schedules(facility_id: str, resident_id: str, views: Iterable[OrderView],
+                     start: datetime, end: datetime, rules: FacilityRules
+                     ) -> list[Discrepancy]:
+    """NEEDS_MANUAL_SCHEDULE, once per version in force in [start, end) whose dosage the
+    service cannot schedule."""
+    found: list[Discrepancy] = []
+    for view in views:
         if all(v.content.manual_schedule_reason is None for v in view.versions):
             continue  # the common case, decided without building the order's timeline
         for version, content, lo, hi in view.versions_between(start, end):
-            f_manual = manual_schedule_finding(content)
-            if f_manual is not None and _in_force(content, lo, hi, rules):
-                found.append(_discrepancy(ledger, f_manual, order_id, None, None,
-                                          version.valid_from, f"v{version.version}"))
+            f = manual_schedule_finding(content)
+            if f is not None and _in_force(content, lo, hi, rules):
+                found.append(Discrepancy(
+                    key=discrepancy_key(f.code, facility_id, resident_id, view.order_id,
+                                        f"v{version.version}"),
+                    code=f.code, severity=f.severity, is_error=f.is_error,
+                    facility_id=facility_id, resident_id=resident_id,
+                    order_id=view.order_id, dose_id=None, record_id=None,
+                    occurred_at=version.valid_from, description=f.message,
+                    known_at_administration=f.known_at_administration))
     return found
+
+
+def missed_dose(facility_id: str, resident_id: str, order_id: str, dose_id: str,
+                due_time: datetime, closes: datetime, clock: FacilityClock) -> Discrepancy:
+    """The MISSED_DOSE of a dose whose window closed at `closes` with nothing recorded."""
+    return Discrepancy(
+        key=discrepancy_key(Code.MISSED_DOSE, facility_id, resident_id, order_id, dose_id),
+        code=Code.MISSED_DOSE, severity=DEFAULT_SEVERITY[Code.MISSED_DOSE], is_error=True,
+        facility_id=facility_id, resident_id=resident_id, order_id=order_id,
+        dose_id=dose_id, record_id=None, occurred_at=due_time,
+        description=f"dose due {clock.local(due_time):%Y-%m-%d %H:%M} not recorded by "
+                    f"{clock.local(closes):%H:%M}",
+        known_at_administration=None)
 
 
 def _in_force(content: OrderContent, lo: datetime, hi: datetime, rules: FacilityRules

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -26,7 +25,6 @@ from medservice.domain.rounds import DoseWithOrder, doses_between
 from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import (
     CheckResult,
-    Code,
     Discrepancy,
     FacilityRules,
     MatchKind,
@@ -40,6 +38,7 @@ from medservice.reconcile import (
 )
 from medservice.reconcile.rate import ErrorRate, dose_counts, error_rate
 from medservice.service.alerts import raise_alerts
+from medservice.service.batch import reconcile_facilities
 from medservice.service.facilities import get_facility, get_resident
 from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
 from medservice.store.uow import UnitOfWork
@@ -194,16 +193,6 @@ def correct_record(uow: UnitOfWork, facility_id: str, resident_id: str, record_i
     return corrected
 
 
-def not_before_mirroring(found: list[Discrepancy],
-                         histories: Iterable[Sequence[OrderVersion]]) -> list[Discrepancy]:
-    """Drop MISSED_DOSE for doses due before the mirror first learned of the order: a card
-    mirrored today with orders started long ago has no documentation of the past here."""
-    first = {h[0].order_id: min(v.recorded_at for v in h) for h in histories if h}
-    return [d for d in found if not (
-        d.code is Code.MISSED_DOSE and d.order_id in first
-        and d.occurred_at < first[d.order_id])]
-
-
 def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
                        end: datetime, now: datetime) -> list[Discrepancy]:
     """Reconcile one resident over [start, end] widened by a day either side (a record can
@@ -241,27 +230,9 @@ def doses_for(uow: UnitOfWork, dose: ScheduledDose, now: datetime) -> list[DoseW
 def reconcile_facility(uow: UnitOfWork, facility_id: str, start: datetime, end: datetime,
                        now: datetime) -> tuple[int, int, list[Discrepancy], int]:
     """Batch reconciliation of a facility over [start, end): (doses examined, records
-    examined, discrepancies found, of which new)."""
-    if end <= start:
-        raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
-    if end - start > timedelta(days=31):
-        raise InvalidArgument([FieldViolation("end_time", "the range may span at most 31 days")])
-    facility = get_facility(uow, facility_id)
-    rules = FacilityRules.from_facility(facility)
-    orders = uow.cards.facility_versions(facility_id)
-    lo, hi = context_range(start, end, [h for r in orders.values() for h in r.values()])
-    doses = [pair for r in orders.values() for h in r.values()
-             for pair in doses_between(h, rules.clock, lo, hi, now)]
-    records = uow.records.between(facility_id, None, lo, hi)
-    found = not_before_mirroring(
-        reconcile(facility_id, start, end, doses=doses, records=records, orders=orders,
-                  rules=rules, now=now), [h for r in orders.values() for h in r.values()])
-    new = uow.discrepancies.save(found, now)
-    uow.discrepancies.withdraw_absent(facility_id, None, start, end, {d.key for d in found},
-                                      now)
-    raise_alerts(uow, facility, found, new, now)
-    examined = sum(1 for d, _ in doses if start <= d.due_time < end)
-    return examined, sum(1 for r in records if start <= r.administered_at < end), found, len(new)
+    examined, discrepancies found, of which new). See `service.batch`."""
+    done = reconcile_facilities(uow, [facility_id], start, end, now)
+    return done.doses, done.records, done.found, done.new
 
 
 def facility_error_rate(uow: UnitOfWork, facility_id: str, start: datetime, end: datetime

@@ -3,7 +3,7 @@ acknowledge them, escalate the ones nobody acknowledged, and prune by retention.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from medservice.domain.access import Principal, Role
@@ -19,20 +19,26 @@ from medservice.store.uow import UnitOfWork
 RETENTION = timedelta(days=30)
 
 
-def raise_alerts(uow: UnitOfWork, facility: Facility, found: Sequence[Discrepancy],
-                 new_ids: Sequence[str], now: datetime) -> list[Alert]:
-    """Append an alert for each discrepancy that is new (or reopened) and calls for one.
-    The alert's source key makes this exactly once however often reconciliation finds it
-    and whichever replica gets there first. Call it last in the unit of work."""
+def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
+                 found: Sequence[Discrepancy], new_ids: Sequence[str], now: datetime
+                 ) -> list[Alert]:
+    """Append an alert for each discrepancy that is new (or reopened) and calls for one,
+    of a facility or of several (by id). The alert's source key makes this exactly once
+    however often reconciliation finds it and whichever replica gets there first. Call it
+    last in the unit of work."""
     fresh = set(new_ids)
     if not fresh:
         return []
-    clock = FacilityRules.from_facility(facility).clock
-    escalate_after = timedelta(minutes=facility.alert_escalation_minutes)
+    by_id = ({facilities.facility_id: facilities} if isinstance(facilities, Facility)
+             else facilities)
+    terms = {f_id: (FacilityRules.from_facility(f).clock,
+                    timedelta(minutes=f.alert_escalation_minutes))
+             for f_id, f in by_id.items()}
     new: list[NewAlert] = []
     for d in found:
         d_id = discrepancy_id(d.key)
         if d_id in fresh:
+            clock, escalate_after = terms[d.facility_id]
             alert = alert_for(d, d_id, clock, now, escalate_after)
             if alert is not None:
                 new.append(alert)

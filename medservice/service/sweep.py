@@ -23,15 +23,10 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError
 
-from medservice.domain.facility import Facility
-from medservice.domain.orders import OrderVersion
-from medservice.domain.rounds import doses_between
-from medservice.reconcile import FacilityRules
-from medservice.reconcile.ledger import Due, matching_window
 from medservice.service.administration import reconcile_resident
 from medservice.service.alerts import escalate_due, prune_alerts
 from medservice.service.facilities import get_facility
-from medservice.store.schedule import DueDose
+from medservice.service.materialise import materialise_facility
 from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.sweep")
@@ -44,21 +39,6 @@ HORIZON = timedelta(hours=48)
 REFRESH_BACK = timedelta(hours=12)
 
 
-def due_doses(facility: Facility, histories: list[list[OrderVersion]], start: datetime,
-              end: datetime, now: datetime) -> list[DueDose]:
-    """The facility's due doses in [start, end) of the given order histories, each with
-    the instant its window closes (what the engine uses to call a dose missed)."""
-    clock = FacilityRules.from_facility(facility).clock
-    out = []
-    for history in histories:
-        for dose, content in doses_between(history, clock, start, end, now):
-            closes = matching_window(Due(dose, content, ""), clock)[1]
-            facility_id, resident_id = dose.resident_id.split("/", 1)
-            out.append(DueDose(dose.dose_id, facility_id, resident_id, dose.order_id,
-                               dose.due_time, closes))
-    return out
-
-
 def refresh_resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str,
                            now: datetime) -> None:
     """Re-materialise the resident's doses after an order change: added, moved or
@@ -66,17 +46,15 @@ def refresh_resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str,
     facility = get_facility(uow, facility_id)
     start = now - REFRESH_BACK
     end = max(uow.schedule.horizon(facility_id) or now, now) + HORIZON
-    histories = list(uow.cards.resident_versions(facility_id, resident_id).values())
-    uow.schedule.replace_unswept(facility_id, resident_id, start, end,
-                                 due_doses(facility, histories, start, end, now))
+    materialise_facility(uow, facility, start, end, now, residents={resident_id})
 
 
 def reset_facility_doses(uow: UnitOfWork, facility_id: str, now: datetime) -> None:
     """After the facility's times, windows or shifts change: forget its unswept doses from
-    a little back and let the next sweep materialise them again under the new settings."""
+    a little back and let the next sweep materialise them again under the new settings
+    (the stamps name the old settings, so batch reconciliation no longer trusts them)."""
     start = now - REFRESH_BACK
-    uow.schedule.replace_unswept(facility_id, None, start, datetime.max.replace(tzinfo=UTC),
-                                 [])
+    uow.schedule.forget_unswept(facility_id, start)
     uow.schedule.ensure_horizon(facility_id, start)
     uow.schedule.set_horizon(facility_id, start)
 
@@ -91,9 +69,7 @@ def extend_horizon_once(uow: UnitOfWork, now: datetime) -> str | None:
     facility_id, until = claimed
     facility = get_facility(uow, facility_id)
     start, end = max(until, now - REFRESH_BACK), now + HORIZON
-    histories = [h for r in uow.cards.facility_versions(facility_id).values()
-                 for h in r.values()]
-    uow.schedule.add(due_doses(facility, histories, start, end, now))
+    materialise_facility(uow, facility, start, end, now)
     uow.schedule.set_horizon(facility_id, end)
     return facility_id
 

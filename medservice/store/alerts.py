@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -54,38 +54,54 @@ class AlertRepository:
 
     def append(self, new: Sequence[NewAlert]) -> list[Alert]:
         """Append the alerts not raised before (by source key) to their facilities' logs;
-        returns those appended. Call it last in a transaction: it holds the log's lock."""
+        returns those appended. Call it last in a transaction: it holds the logs' locks.
+        A fixed number of statements however many facilities (a national batch)."""
         if not new:
             return []
-        appended: list[Alert] = []
-        for facility_id in sorted({a.facility_id for a in new}):  # one lock order
-            mine = [a for a in new if a.facility_id == facility_id]
-            last = self._lock_log(facility_id)
-            # Under the log's lock no other transaction can raise the same source meanwhile.
-            known = set(self._conn.scalars(select(_A.source_key).where(
-                _A.source_key.in_([a.source_key for a in mine]))))
-            fresh = list({a.source_key: a for a in mine if a.source_key not in known}.values())
-            if not fresh:
-                continue
-            rows = [self._row(a, last + i + 1) for i, a in enumerate(fresh)]
-            self._conn.execute(t.alerts.insert(), rows)
-            self._conn.execute(update(t.alert_logs).where(_L.facility_id == facility_id)
-                               .values(last_position=last + len(fresh)))
-            appended += [_alert(_Row(r)) for r in rows]
-            self._touched[facility_id] = last + len(fresh)
-            if self._postgres:
-                self._conn.execute(text("SELECT pg_notify(:c, :f)"),
-                                   {"c": CHANNEL, "f": facility_id})
-        return appended
+        facility_ids = sorted({a.facility_id for a in new})
+        last = self._lock_logs(facility_ids)
+        # Under the logs' locks no other transaction can raise the same source meanwhile.
+        keys = [a.source_key for a in new]
+        known: set[str] = set()
+        for i in range(0, len(keys), 1000):
+            known.update(self._conn.scalars(select(_A.source_key).where(
+                _A.source_key.in_(keys[i:i + 1000]))))
+        fresh = list({a.source_key: a for a in new if a.source_key not in known}.values())
+        rows = []
+        for a in fresh:
+            last[a.facility_id] += 1
+            rows.append(self._row(a, last[a.facility_id]))
+        if not rows:
+            return []
+        for i in range(0, len(rows), 2000):
+            self._conn.execute(t.alerts.insert(), rows[i:i + 2000])
+        appended = {r["facility_id"] for r in rows}
+        self._conn.execute(
+            update(t.alert_logs).where(_L.facility_id == bindparam("f"))
+            .values(last_position=bindparam("p")),
+            [{"f": f, "p": last[f]} for f in sorted(appended)])
+        for f in appended:
+            self._touched[f] = last[f]
+        if self._postgres:
+            self._conn.execute(text("SELECT pg_notify(:c, f) FROM unnest(CAST(:fs AS text[])) f"),
+                               {"c": CHANNEL, "fs": sorted(appended)})
+        return [_alert(_Row(r)) for r in rows]
 
-    def _lock_log(self, facility_id: str) -> int:
+    def _lock_logs(self, facility_ids: list[str]) -> dict[str, int]:
+        """Each facility's last position, its log row locked until commit (in facility
+        order, so two appenders cannot deadlock)."""
         insert = pg_insert if self._postgres else sqlite_insert
-        self._conn.execute(insert(t.alert_logs).values(
-            facility_id=facility_id, last_position=0, pruned_through=0
-        ).on_conflict_do_nothing(index_elements=["facility_id"]))
-        return int(self._conn.execute(
-            select(_L.last_position).where(_L.facility_id == facility_id).with_for_update()
-        ).scalar_one())
+        self._conn.execute(insert(t.alert_logs).on_conflict_do_nothing(
+            index_elements=["facility_id"]),
+            [dict(facility_id=f, last_position=0, pruned_through=0) for f in facility_ids])
+        last: dict[str, int] = {}
+        for i in range(0, len(facility_ids), 1000):
+            rows = self._conn.execute(
+                select(_L.facility_id, _L.last_position)
+                .where(_L.facility_id.in_(facility_ids[i:i + 1000]))
+                .order_by(_L.facility_id).with_for_update())
+            last.update((r[0], int(r[1])) for r in rows)
+        return last
 
     @staticmethod
     def _row(a: NewAlert, position: int) -> dict[str, Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, tuple_, update
 
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderVersion
@@ -111,6 +112,10 @@ class CardRepository:
             facility_id=v.facility_id, resident_id=v.resident_id, order_id=v.order_id,
             version=v.version, valid_from=v.valid_from, recorded_at=v.recorded_at,
             removed=v.removed, content=content_to_dict(v.content)))
+        r = t.residents.c  # invalidates the resident's schedule stamp (see store.schedule)
+        self._conn.execute(update(t.residents).where(
+            r.facility_id == v.facility_id, r.resident_id == v.resident_id
+        ).values(order_changes=r.order_changes + 1))
 
     def next_version(self, facility_id: str, resident_id: str, order_id: str) -> int:
         current = self._conn.execute(select(func.max(_V.version)).where(
@@ -133,6 +138,18 @@ class CardRepository:
                                  & (_V.resident_id == resident_id)):
             out[v.order_id].append(v)
         return dict(out)
+
+    def residents_versions(self, residents: Sequence[tuple[str, str]]
+                           ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]:
+        """(facility id, resident id) -> order id -> versions, for these residents."""
+        out: dict[tuple[str, str], dict[str, list[OrderVersion]]] = defaultdict(
+            lambda: defaultdict(list))
+        for i in range(0, len(residents), 500):
+            chunk = list(residents[i:i + 500])
+            for v in _cached_or_load(self._conn,
+                                     tuple_(_V.facility_id, _V.resident_id).in_(chunk)):
+                out[(v.facility_id, v.resident_id)][v.order_id].append(v)
+        return {k: dict(v) for k, v in out.items()}
 
     def facility_versions(self, facility_id: str
                           ) -> dict[str, dict[str, list[OrderVersion]]]:

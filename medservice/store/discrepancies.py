@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -201,19 +201,29 @@ class DiscrepancyRepository:
                         end: datetime, produced: set[str], now: datetime) -> int:
         """Withdraw the scope's discrepancies (open or reviewed) that reconciliation no
         longer finds, and record each withdrawal. Returns how many this call withdrew."""
-        q = select(_D.discrepancy_id, _D.key).where(
-            _D.facility_id == facility_id, _D.occurred_at >= start, _D.occurred_at < end,
-            _D.status != Status.WITHDRAWN.value)
-        if resident_id is not None:
-            q = q.where(_D.resident_id == resident_id)
-        stale = [i for i, k in self._conn.execute(q) if k not in produced]
+        return self.withdraw_absent_in([facility_id], resident_id, start, end, produced, now)
+
+    def withdraw_absent_in(self, facility_ids: Collection[str], resident_id: str | None,
+                           start: datetime, end: datetime, produced: set[str],
+                           now: datetime) -> int:
+        """`withdraw_absent` over several facilities at once (a batch)."""
+        ids = sorted(facility_ids)
+        stale = []
+        for i in range(0, len(ids), 1000):
+            q = select(_D.discrepancy_id, _D.key).where(
+                _D.facility_id.in_(ids[i:i + 1000]), _D.occurred_at >= start,
+                _D.occurred_at < end, _D.status != Status.WITHDRAWN.value)
+            if resident_id is not None:
+                q = q.where(_D.resident_id == resident_id)
+            stale += [d_id for d_id, k in self._conn.execute(q) if k not in produced]
         if not stale:
             return 0
         # The status condition again: a concurrent twin may have withdrawn some already,
         # and each withdrawal is recorded once.
-        withdrawn = [i for (i,) in self._conn.execute(
+        withdrawn = [i for j in range(0, len(stale), 1000) for (i,) in self._conn.execute(
             update(t.discrepancies)
-            .where(_D.discrepancy_id.in_(stale), _D.status != Status.WITHDRAWN.value)
+            .where(_D.discrepancy_id.in_(stale[j:j + 1000]),
+                   _D.status != Status.WITHDRAWN.value)
             .values(status=Status.WITHDRAWN.value, etag=new_etag())
             .returning(_D.discrepancy_id))]
         self._append([(i, EventKind.WITHDRAWN, "no longer found") for i in withdrawn],

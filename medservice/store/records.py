@@ -3,12 +3,10 @@ mark them entered-in-error."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-
-from sqlalchemy import Connection, and_, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from medservice.domain.administration import (
     AdministrationRecord,
@@ -18,6 +16,8 @@ from medservice.domain.administration import (
 )
 from medservice.store import tables as t
 from medservice.store.repositories import _utc
+from sqlalchemy import Connection, and_, insert, or_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 
 _R = t.administration_records.c
 
@@ -91,6 +91,18 @@ class RecordRepository:
             q = q.where(_R.resident_id == resident_id)
         return [_record(r) for r in self._conn.execute(
             q.order_by(_R.administered_at, _R.recorded_at, _R.record_id))]
+
+    def of_residents(self, residents: Sequence[tuple[str, str]], start: datetime,
+                     end: datetime) -> list[AdministrationRecord]:
+        """Records (active and entered-in-error) of these (facility id, resident id)
+        administered in [start, end) (a batch's examined residents)."""
+        out: list[AdministrationRecord] = []
+        for i in range(0, len(residents), 500):
+            q = select(t.administration_records).where(
+                tuple_(_R.facility_id, _R.resident_id).in_(list(residents[i:i + 500])),
+                _R.administered_at >= start, _R.administered_at < end)
+            out += [_record(r) for r in self._conn.execute(q)]
+        return out
 
     def page(self, facility_id: str, resident_id: str, start: datetime | None,
              end: datetime | None, *, limit: int, after: tuple[str, str] | None

@@ -1,13 +1,26 @@
-"""Materialised due doses: what the missed-dose sweep claims once their window has closed."""
+"""Materialised due doses: what the missed-dose sweep claims once their window has closed,
+and what batch reconciliation checks records against in SQL where a resident's schedule
+stamp says the rows are exactly the schedule."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -16,10 +29,67 @@ from medservice.store.repositories import _utc
 
 _S = t.scheduled_doses.c
 _H = t.schedule_horizons.c
+_T = t.schedule_stamps.c
+_R = t.administration_records.c
+_P = t.residents.c
+
+ResidentId = tuple[str, str]  # (facility id, resident id)
 
 
 @dataclass(frozen=True)
 class DueDose:
+    """A materialised dose. The fields after `closes_at` are what a record on it is checked
+    against: [plain_from, plain_until] is the part of its window in which one version of
+    its order is in force and to be given (None: no such part)."""
+
+    dose_id: str
+    facility_id: str
+    resident_id: str
+    order_id: str
+    due_at: datetime
+    closes_at: datetime
+    plain_from: datetime | None = None
+    plain_until: datetime | None = None
+    amount: str | None = None
+    route: str = ""
+    order_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A resident's rows due in [covers_from, covers_until) are exactly their schedule as
+    computed from the order history after `order_changes` changes, under the facility
+    settings `settings_key`. `simple`: no order of theirs needs a manual schedule."""
+
+    facility_id: str
+    resident_id: str
+    order_changes: int
+    settings_key: str
+    covers_from: datetime
+    covers_until: datetime
+    simple: bool
+
+    def covers(self, order_changes: int, settings_key: str, start: datetime, end: datetime
+               ) -> bool:
+        return (self.order_changes == order_changes and self.settings_key == settings_key
+                and self.covers_from <= start and end <= self.covers_until)
+
+
+def merged(old: Stamp | None, new: Stamp) -> Stamp:
+    """`new`, widened by `old` when both describe the same history and settings and their
+    ranges meet (rows outside `new`'s range were left as they were)."""
+    if (old is None or (old.order_changes, old.settings_key) != (new.order_changes,
+                                                                 new.settings_key)
+            or old.covers_until < new.covers_from or new.covers_until < old.covers_from):
+        return new
+    return replace(new, covers_from=min(old.covers_from, new.covers_from),
+                   covers_until=max(old.covers_until, new.covers_until))
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A materialised dose whose window has closed with no active record on it."""
+
     dose_id: str
     facility_id: str
     resident_id: str
@@ -35,29 +105,135 @@ class ScheduleRepository:
     def _insert(self) -> Any:
         return pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
 
-    def add(self, doses: Iterable[DueDose]) -> None:
-        """Insert the doses not yet materialised (a swept dose stays swept)."""
-        rows = [dict(dose_id=d.dose_id, facility_id=d.facility_id, resident_id=d.resident_id,
-                     order_id=d.order_id, due_at=d.due_at, closes_at=d.closes_at,
-                     swept_at=None) for d in doses]
-        for i in range(0, len(rows), 5000):
-            self._conn.execute(self._insert()(t.scheduled_doses).on_conflict_do_nothing(
-                index_elements=["dose_id"]), rows[i:i + 5000])
-
-    def replace_unswept(self, facility_id: str, resident_id: str | None, start: datetime,
-                        end: datetime, doses: list[DueDose]) -> None:
-        """Make the unswept doses due in [start, end) exactly `doses`: an order change may
-        add, move or cancel doses. The caller holds the resident's card lock."""
+    def replace(self, facility_id: str, resident_ids: Collection[str] | None,
+                start: datetime, end: datetime, doses: list[DueDose], *,
+                swept_if_closed_by: datetime | None = None) -> None:
+        """Make the rows of these residents (None: the facility's) due in [start, end)
+        exactly `doses`: an order change may add, move or cancel doses, or change what is
+        ordered. A dose already materialised keeps whether it was swept; a new one counts
+        as swept when its window closed by `swept_if_closed_by` (its caller reconciles
+        it). The caller holds the residents' card locks or accepts that a stamp written
+        from a stale read certifies nothing (see `Stamp`)."""
         keep = {d.dose_id for d in doses}
-        q = select(_S.dose_id).where(_S.facility_id == facility_id, _S.swept_at.is_(None),
-                                     _S.due_at >= start, _S.due_at < end)
-        if resident_id is not None:
-            q = q.where(_S.resident_id == resident_id)
+        q = select(_S.dose_id).where(_S.facility_id == facility_id, _S.due_at >= start,
+                                     _S.due_at < end)
+        if resident_ids is not None:
+            q = q.where(_S.resident_id.in_(list(resident_ids)))
         stale = [i for i in self._conn.scalars(q) if i not in keep]
         for i in range(0, len(stale), 1000):
             self._conn.execute(delete(t.scheduled_doses).where(
                 _S.dose_id.in_(stale[i:i + 1000])))
-        self.add(doses)
+        rows = [dict(dose_id=d.dose_id, facility_id=d.facility_id, resident_id=d.resident_id,
+                     order_id=d.order_id, due_at=d.due_at, closes_at=d.closes_at,
+                     swept_at=(swept_if_closed_by if swept_if_closed_by is not None
+                               and d.closes_at <= swept_if_closed_by else None),
+                     plain_from=d.plain_from, plain_until=d.plain_until, amount=d.amount,
+                     route=d.route, order_since=d.order_since)
+                for d in doses]
+        for i in range(0, len(rows), 2000):
+            insert = self._insert()(t.scheduled_doses)
+            payload = {c: insert.excluded[c] for c in (
+                "order_id", "due_at", "closes_at", "plain_from", "plain_until", "amount",
+                "route", "order_since")}
+            self._conn.execute(insert.on_conflict_do_update(index_elements=["dose_id"],
+                                                            set_=payload), rows[i:i + 2000])
+
+    # -- schedule stamps ---------------------------------------------------------------
+
+    def order_changes(self, facility_ids: Collection[str]) -> dict[ResidentId, int]:
+        """Each resident's order change count. Read it before the order versions a
+        schedule is computed from: a change in between then leaves the stamp stale."""
+        rows = self._conn.execute(select(_P.facility_id, _P.resident_id, _P.order_changes)
+                                  .where(_P.facility_id.in_(list(facility_ids))))
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def stamps(self, facility_ids: Collection[str]) -> dict[ResidentId, Stamp]:
+        rows = self._conn.execute(select(t.schedule_stamps)
+                                  .where(_T.facility_id.in_(list(facility_ids))))
+        return {(r.facility_id, r.resident_id): Stamp(
+            r.facility_id, r.resident_id, int(r.order_changes), r.settings_key,
+            _utc(r.covers_from), _utc(r.covers_until), bool(r.simple)) for r in rows}
+
+    def save_stamps(self, stamps: Iterable[Stamp]) -> None:
+        rows = [dict(facility_id=s.facility_id, resident_id=s.resident_id,
+                     order_changes=s.order_changes, settings_key=s.settings_key,
+                     covers_from=s.covers_from, covers_until=s.covers_until, simple=s.simple)
+                for s in stamps]
+        for i in range(0, len(rows), 2000):
+            insert = self._insert()(t.schedule_stamps)
+            self._conn.execute(insert.on_conflict_do_update(
+                index_elements=["facility_id", "resident_id"],
+                set_={c: insert.excluded[c] for c in (
+                    "order_changes", "settings_key", "covers_from", "covers_until", "simple")}),
+                rows[i:i + 2000])
+
+    # -- batch reconciliation ----------------------------------------------------------
+
+    def examined_residents(self, facility_ids: Collection[str], start: datetime,
+                           end: datetime, late_after: timedelta) -> set[ResidentId]:
+        """The residents with an active record administered in [start, end) that is not
+        plainly right: anything but a dose given, as ordered, inside the plain part of the
+        window of one of their own doses due in [start, end) (the rows the caller trusts),
+        documented within `late_after`, and the only record on it.
+        Reconciliation looks at these residents' records in Python; for everyone else a
+        missed dose is all there is to find. Erring towards examining costs only time."""
+        documented_in_time = (
+            func.julianday(_R.recorded_at) - func.julianday(_R.administered_at)
+            <= late_after.total_seconds() / 86400
+            if self._conn.dialect.name == "sqlite"
+            else _R.recorded_at - _R.administered_at <= late_after)
+        plainly_right: ColumnElement[bool] = and_(
+            _S.facility_id == _R.facility_id, _S.resident_id == _R.resident_id,
+            _R.outcome == "given", _R.settles, _S.due_at >= start, _S.due_at < end,
+            or_(_R.order_id.is_(None), _R.order_id == _S.order_id),
+            _R.administered_at >= _S.plain_from, _R.administered_at <= _S.plain_until,
+            documented_in_time,
+            or_(_R.quantity.is_(None), _R.quantity == _S.amount),
+            or_(_R.route == "", _S.route == "",
+                func.lower(func.trim(_R.route)) == func.lower(func.trim(_S.route))))
+        # CASE, not NOT(...): a NULL anywhere (a dose with no plain part) must count
+        # as not plainly right rather than drop out of the WHERE.
+        q = (select(_R.facility_id, _R.resident_id).distinct()
+             .select_from(t.administration_records.outerjoin(
+                 t.scheduled_doses, _S.dose_id == _R.dose_id))
+             .where(_R.facility_id.in_(list(facility_ids)), _R.administered_at >= start,
+                    _R.administered_at < end, _R.entered_in_error.is_(False),
+                    case((plainly_right, 0), else_=1) == 1))
+        return {(r[0], r[1]) for r in self._conn.execute(q)}
+
+    def counts(self, facility_ids: Collection[str], start: datetime, end: datetime
+               ) -> tuple[int, int]:
+        """(doses due, records administered) in [start, end) in these facilities."""
+        ids = list(facility_ids)
+        doses = select(func.count()).select_from(t.scheduled_doses).where(
+            _S.facility_id.in_(ids), _S.due_at >= start, _S.due_at < end).scalar_subquery()
+        records = select(func.count()).select_from(t.administration_records).where(
+            _R.facility_id.in_(ids), _R.administered_at >= start,
+            _R.administered_at < end).scalar_subquery()
+        row = self._conn.execute(select(doses, records)).one()
+        return int(row[0]), int(row[1])
+
+    def unsettled(self, facility_ids: Collection[str], start: datetime, end: datetime,
+                  now: datetime) -> list[Unsettled]:
+        """Doses due in [start, end) whose window closed by `now` with no active settling
+        record of their resident, leaving out doses due before the mirror knew the order."""
+        settled = exists().where(_R.dose_id == _S.dose_id, _R.settles,
+                                 _R.entered_in_error.is_(False),
+                                 _R.facility_id == _S.facility_id,
+                                 _R.resident_id == _S.resident_id)
+        q = (select(_S.dose_id, _S.facility_id, _S.resident_id, _S.order_id, _S.due_at,
+                    _S.closes_at)
+             .where(_S.facility_id.in_(list(facility_ids)), _S.due_at >= start,
+                    _S.due_at < end, _S.closes_at <= now,
+                    or_(_S.order_since.is_(None), _S.due_at >= _S.order_since), ~settled))
+        return [Unsettled(r[0], r[1], r[2], r[3], _utc(r[4]), _utc(r[5]))
+                for r in self._conn.execute(q)]
+
+    def forget_unswept(self, facility_id: str, since: datetime) -> None:
+        """Drop the facility's unswept doses due from `since` (its settings changed; the
+        next horizon extension materialises them again)."""
+        self._conn.execute(delete(t.scheduled_doses).where(
+            _S.facility_id == facility_id, _S.swept_at.is_(None), _S.due_at >= since))
 
     def claim_closed(self, now: datetime, limit: int, *, facility_id: str | None = None,
                      resident_id: str | None = None) -> list[DueDose]:

@@ -46,6 +46,8 @@ residents = Table(
     Column("create_time", UtcDateTime, nullable=False),
     Column("update_time", UtcDateTime, nullable=False),
     Column("etag", String(64), nullable=False),
+    # Incremented by every new order version: a schedule stamp names the count it saw.
+    Column("order_changes", BigInteger, nullable=False, server_default="0"),
     ForeignKeyConstraint(["facility_id"], ["facilities.facility_id"]),
     Index("ix_residents_room_order", "facility_id", "room", "resident_id"),
 )
@@ -213,6 +215,14 @@ scheduled_doses = Table(
     Column("due_at", UtcDateTime, nullable=False),
     Column("closes_at", UtcDateTime, nullable=False),
     Column("swept_at", UtcDateTime),
+    # What a record on the dose is checked against (batch reconciliation's triage): the
+    # part of the window in which one version of the order is in force and to be given
+    # (NULL: none), the ordered quantity as records write it (NULL: a range), the route.
+    Column("plain_from", UtcDateTime),
+    Column("plain_until", UtcDateTime),
+    Column("amount", String(40)),
+    Column("route", String(100), nullable=False, server_default=""),
+    Column("order_since", UtcDateTime),  # when the mirror first knew the order
     Index("ix_scheduled_doses_resident", "facility_id", "resident_id", "due_at"),
     Index("ix_scheduled_doses_unswept", "closes_at",
           postgresql_where=text("swept_at IS NULL"), sqlite_where=text("swept_at IS NULL")),
@@ -225,6 +235,20 @@ schedule_horizons = Table(
     metadata,
     Column("facility_id", String(63), primary_key=True),
     Column("materialised_until", UtcDateTime, nullable=False),
+)
+
+# For which due times a resident's scheduled_doses rows are exactly their schedule, under
+# which order history (residents.order_changes) and facility settings.
+schedule_stamps = Table(
+    "schedule_stamps",
+    metadata,
+    Column("facility_id", String(63), primary_key=True),
+    Column("resident_id", String(63), primary_key=True),
+    Column("order_changes", BigInteger, nullable=False),
+    Column("settings_key", String(32), nullable=False),
+    Column("covers_from", UtcDateTime, nullable=False),
+    Column("covers_until", UtcDateTime, nullable=False),
+    Column("simple", Boolean, nullable=False),  # no order needs a manual schedule
 )
 
 # The history of each discrepancy (DOMAIN.md §8): detected, withdrawn, re-detected by
