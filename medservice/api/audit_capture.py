@@ -5,7 +5,8 @@ A write's event commits in the transaction that does its work: UnitOfWork.commit
 call's pending draft with outcome OK. Everything else (reads, failures, retries answered
 from the request log) gets its event here when the call ends; a write that committed and
 then failed gets a second event with the failure. A stream gets one event, written when it
-first sends data, or at its end with its code if it never did.
+first sends data, or at its end with its code if it never did. Those events are written by
+GroupCommit: several calls' events to a transaction, each call waiting for its own.
 
 Only resource names are kept, and only well-formed ones: a malformed name (which could be
 anything a caller typed, a person identifier included) is left out.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -151,8 +153,8 @@ class AuditRecorder:
     is logged, and the caller must then not hand out data the trail does not show."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Callable[[], datetime]) -> None:
-        self._uow = uow_factory
         self._clock = clock
+        self._events = GroupCommit(uow_factory)
 
     def begin(self, method: str, request: Any, principal: Principal) -> CallAudit | None:
         if not method.startswith(AUDITED_PREFIX):
@@ -185,12 +187,90 @@ class AuditRecorder:
     def _write(self, draft: AuditDraft, outcome: str) -> bool:
         written = draft.written
         draft.written = True  # so that this unit of work does not add the draft a second time
+        error = self._events.write(draft.completed(outcome))
+        if error is None:
+            return True
+        draft.written = written
+        log.error("audit event not written", outcome=outcome, exc_info=error)
+        return False
+
+
+class _Queued:
+    __slots__ = ("done", "error", "event", "lead")
+
+    def __init__(self, event: AuditEvent) -> None:
+        self.event = event
+        self.done = threading.Event()  # set when written (or not), or to hand over the lead
+        self.lead = False
+        self.error: Exception | None = None
+
+
+class GroupCommit:
+    """Audit events written by calls that have no transaction of their own to put them in
+    (reads, failures), several to a transaction: a commit, not the insert, is what an event
+    costs, and with one writer at a time (SQLite) each call's own commit queued behind all
+    the others. Each caller still waits until its event has committed, and learns whether
+    it did: a read hands out no data that the trail does not show.
+
+    No thread of its own: the first caller to find no commit in progress writes what is
+    queued (its own event first in line) and then hands the lead to the first of those who
+    queued meanwhile, who writes theirs together. If a shared commit fails, each of its
+    events is tried alone, so that one bad event fails only its own call."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow = uow_factory
+        self._lock = threading.Lock()
+        self._queue: list[_Queued] = []
+        self._busy = False
+
+    def write(self, event: AuditEvent) -> Exception | None:
+        """Write `event`; None once committed, else the error."""
+        mine = _Queued(event)
+        with self._lock:
+            self._queue.append(mine)
+            lead, self._busy = not self._busy, True
+        if not lead:
+            mine.done.wait()
+            if not mine.lead:
+                return mine.error
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self._commit(batch)
+        finally:
+            with self._lock:
+                if self._queue:
+                    following = self._queue[0]
+                    following.lead = True
+                    following.done.set()
+                else:
+                    self._busy = False
+            for q in batch:
+                if q is not mine:
+                    q.done.set()
+        return mine.error
+
+    def _commit(self, batch: list[_Queued]) -> None:
+        try:
+            self._insert([q.event for q in batch])
+            return
+        except Exception as e:
+            if len(batch) == 1:
+                batch[0].error = e
+                return
+        for q in batch:
+            try:
+                self._insert([q.event])
+            except Exception as e:
+                q.error = e
+
+    def _insert(self, events: list[AuditEvent]) -> None:
+        # No call's pending draft may ride along (UnitOfWork.commit adds the caller's own).
+        token = pending_audit.set(None)
         try:
             with self._uow() as uow:
-                uow.audit.add(draft.completed(outcome))
+                for event in events:
+                    uow.audit.add(event)
                 uow.commit()
-            return True
-        except Exception:
-            draft.written = written
-            log.exception("audit event not written", outcome=outcome)
-            return False
+        finally:
+            pending_audit.reset(token)

@@ -203,11 +203,8 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
                                 request.dose_id or None, quantity, request.route,
                                 request.as_needed)
         with self._uow(write=False) as uow:
-            result = admin_uc.check(uow, proposal, now)
-            content = None
-            if result.matched_dose is not None:
-                content = next((c for d, c in admin_uc.doses_for(uow, result.matched_dose, now)
-                                ), None)
+            done = admin_uc.checked(uow, proposal, now)
+        result, content = done.result, done.content
         response = pb.CheckDoseResponse(
             verdict=_VERDICT[result.verdict], reasons=_reasons(result),
             pn_doses_left=result.pn_doses_left if result.pn_doses_left is not None else -1,

@@ -80,6 +80,18 @@ def doses_between(versions: list[OrderVersion], clock: FacilityClock, start: dat
     return _doses_in(terms_pieces(versions, known_at), clock, start, end)
 
 
+def doses_on_dates(versions: list[OrderVersion], clock: FacilityClock, first: date,
+                   last: date, known_at: datetime | None) -> list[DoseWithOrder]:
+    """The order's doses due on local dates first..last, each with its content, ordered
+    by (due time, dose id): what `doses_between` keeps those in its range of (its first
+    and last dates are those of its range's ends). Lets a caller keep the result."""
+    doses = []
+    for content, terms in terms_pieces(versions, known_at):
+        doses += [(d, content) for d in schedule_terms(terms, clock, first, last)]
+    doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
+    return doses
+
+
 def _doses_in(pieces: Pieces, clock: FacilityClock, start: datetime, end: datetime
               ) -> list[DoseWithOrder]:
     first, last = clock.local_date_of(start), clock.local_date_of(end - timedelta(microseconds=1))

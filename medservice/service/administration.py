@@ -20,7 +20,7 @@ from medservice.domain.errors import (
     NotFound,
 )
 from medservice.domain.facility import Facility
-from medservice.domain.orders import OrderVersion
+from medservice.domain.orders import OrderContent, OrderVersion
 from medservice.domain.rounds import DoseWithOrder, doses_between
 from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import (
@@ -37,9 +37,11 @@ from medservice.reconcile import (
     reconcile,
 )
 from medservice.reconcile.rate import ErrorRate, dose_counts, error_rate
+from medservice.service import round_context
 from medservice.service.alerts import raise_alerts
 from medservice.service.batch import reconcile_facilities
-from medservice.service.facilities import get_facility, get_resident
+from medservice.service.facilities import get_facility
+from medservice.store import round_reads
 from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
 from medservice.store.uow import UnitOfWork
 
@@ -55,33 +57,78 @@ class ResidentContext:
     orders: dict[str, list[OrderVersion]]
 
 
+@dataclass(frozen=True)
+class _Resident:
+    """What the context holds whatever its time range: the facility, its rules and the
+    resident's order histories."""
+
+    facility: Facility
+    rules: FacilityRules
+    orders: dict[str, list[OrderVersion]]
+
+
+def _resident(uow: UnitOfWork, facility_id: str, resident_id: str) -> _Resident:
+    facility, rules = round_context.facility_of(uow, facility_id, resident_id)
+    return _Resident(facility, rules, round_reads.resident_versions(uow.conn, facility_id,
+                                                                    resident_id))
+
+
+def _doses(uow: UnitOfWork, base: _Resident, resident_id: str, lo: datetime, hi: datetime,
+           now: datetime, dose_id: str | None) -> list[DoseWithOrder]:
+    """The resident's doses due in [lo, hi). With a dose id that is not one of them, the
+    facility's doses too, to tell another resident's dose from an unknown one."""
+    f, rules = base.facility, base.rules
+    doses = [pair for h in base.orders.values()
+             for pair in round_context.doses_between(f, rules, h, lo, hi, now)]
+    if dose_id and all(d.dose_id != dose_id for d, _ in doses):
+        doses += [pair for rid, r in uow.cards.facility_versions(f.facility_id).items()
+                  if rid != resident_id for h in r.values()
+                  for pair in round_context.doses_between(f, rules, h, lo, hi, now)]
+    return doses
+
+
 def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
              end: datetime, now: datetime, *, dose_id: str | None = None
              ) -> ResidentContext:
-    """The resident's context. With a dose id that is not one of the resident's doses,
-    the facility's doses too, to tell another resident's dose from an unknown one."""
-    facility = get_facility(uow, facility_id)
-    get_resident(uow, facility_id, resident_id)
-    rules = FacilityRules.from_facility(facility)
-    orders = uow.cards.resident_versions(facility_id, resident_id)
-    lo, hi = context_range(start, end, orders.values())
-    doses = [pair for h in orders.values()
-             for pair in doses_between(h, rules.clock, lo, hi, now)]
-    if dose_id and all(d.dose_id != dose_id for d, _ in doses):
-        doses += [pair for rid, r in uow.cards.facility_versions(facility_id).items()
-                  if rid != resident_id for h in r.values()
-                  for pair in doses_between(h, rules.clock, lo, hi, now)]
-    records = uow.records.between(facility_id, resident_id, lo, hi)
-    return ResidentContext(facility, rules, doses, records, orders)
+    """The resident's context (with a dose id, see `_doses`)."""
+    base = _resident(uow, facility_id, resident_id)
+    lo, hi = context_range(start, end, base.orders.values())
+    return ResidentContext(base.facility, base.rules,
+                           _doses(uow, base, resident_id, lo, hi, now, dose_id),
+                           uow.records.between(facility_id, resident_id, lo, hi),
+                           base.orders)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A check's result, and the content of the order the matched dose was scheduled from
+    (None when no dose matched)."""
+
+    result: CheckResult
+    content: OrderContent | None
 
 
 def check(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> CheckResult:
+    return checked(uow, proposal, now).result
+
+
+def checked(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> Checked:
+    """The check, with the matched dose's content taken from the doses it was checked
+    against: what `doses_for` reads again (the dose as ordered at its time)."""
     _refuse_future(proposal.administered_at, now, "administration_time")
     at = proposal.administered_at
     ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
                    dose_id=proposal.dose_id)
-    return check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
-                      rules=ctx.rules, now=now)
+    result = check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
+                        rules=ctx.rules, now=now)
+    dose = result.matched_dose
+    if dose is None:
+        return Checked(result, None)
+    until = dose.due_time + timedelta(seconds=1)
+    content = next((c for d, c in ctx.doses if d.resident_id == dose.resident_id
+                    and d.order_id == dose.order_id and d.dose_id == dose.dose_id
+                    and dose.due_time <= d.due_time < until), None)
+    return Checked(result, content)
 
 
 @dataclass(frozen=True)
@@ -105,8 +152,18 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     first."""
     _refuse_future(record.administered_at, now, "record.administration_time")
     at = record.administered_at
-    ctx = _context(uow, record.facility_id, record.resident_id, at, at, now,
-                   dose_id=record.dose_id)
+    # One read of the resident for both the check and the reconciliation after the insert:
+    # the records of the reconciliation's wider range when it will run (the check's are
+    # among them), the doses of each range from the cache.
+    base = _resident(uow, record.facility_id, record.resident_id)
+    lo, hi = context_range(at, at, base.orders.values())
+    later = _reconciled_range(base, at, at, now)
+    wide = context_range(at - _DAY, at + _DAY, base.orders.values()) if later else (lo, hi)
+    wide_records = uow.records.between(record.facility_id, record.resident_id, *wide)
+    ctx = ResidentContext(
+        base.facility, base.rules,
+        _doses(uow, base, record.resident_id, lo, hi, now, record.dose_id),
+        [r for r in wide_records if lo <= r.administered_at < hi], base.orders)
     match = match_record(record, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
                          rules=ctx.rules, now=now)
     if match.kind is MatchKind.OTHER_RESIDENT:
@@ -145,7 +202,13 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
         # Another carer's record for this dose committed in the meantime.
         assert record.dose_id is not None
         _already_recorded(uow.records.settling(record.dose_id))
-    found = reconcile_resident(uow, record.facility_id, record.resident_id, at, at, now)
+    found: list[Discrepancy] = []
+    if later is not None:
+        # What reconcile_resident would read now: the same, and the record as stored.
+        stored = uow.records.get(record.facility_id, record.resident_id, record.record_id)
+        assert stored is not None
+        found = _reconcile(uow, base, record.resident_id, *later, wide, [*wide_records, stored],
+                           now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]
     return Recorded(record, verdict or _no_check(), ids)
 
@@ -200,19 +263,39 @@ def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, star
     withdraw what is no longer found. Never before the mirror first knew the card: doses
     due before the home used medservice were not documented here, and are not missed.
     Returns what was found."""
-    day = timedelta(days=1)
-    ctx = _context(uow, facility_id, resident_id, start - day, end + day, now)
-    mirrored_since = min((v.recorded_at for h in ctx.orders.values() for v in h),
+    base = _resident(uow, facility_id, resident_id)
+    later = _reconciled_range(base, start, end, now)
+    if later is None:
+        return []  # nothing to reconcile: no need to read doses and records
+    wide = context_range(start - _DAY, end + _DAY, base.orders.values())
+    return _reconcile(uow, base, resident_id, *later, wide,
+                      uow.records.between(facility_id, resident_id, *wide), now)
+
+
+_DAY = timedelta(days=1)
+
+
+def _reconciled_range(base: _Resident, start: datetime, end: datetime, now: datetime
+                      ) -> tuple[datetime, datetime] | None:
+    """The range reconcile_resident reconciles for [start, end]; None when empty."""
+    mirrored_since = min((v.recorded_at for h in base.orders.values() for v in h),
                          default=now)
-    lo, hi = max(start - day, mirrored_since), end + day
-    if lo >= hi:
-        return []
-    found = reconcile(facility_id, lo, hi, doses=ctx.doses, records=ctx.records,
-                      orders={resident_id: ctx.orders}, rules=ctx.rules, now=now)
+    lo, hi = max(start - _DAY, mirrored_since), end + _DAY
+    return (lo, hi) if lo < hi else None
+
+
+def _reconcile(uow: UnitOfWork, base: _Resident, resident_id: str, lo: datetime,
+               hi: datetime, context: tuple[datetime, datetime],
+               records: list[AdministrationRecord], now: datetime) -> list[Discrepancy]:
+    """reconcile_resident's work over [lo, hi), given the records of its context range."""
+    facility_id = base.facility.facility_id
+    doses = _doses(uow, base, resident_id, *context, now, None)
+    found = reconcile(facility_id, lo, hi, doses=doses, records=records,
+                      orders={resident_id: base.orders}, rules=base.rules, now=now)
     new = uow.discrepancies.save(found, now)
     uow.discrepancies.withdraw_absent(facility_id, resident_id, lo, hi,
                                       {d.key for d in found}, now)
-    raise_alerts(uow, ctx.facility, found, new, now)
+    raise_alerts(uow, base.facility, found, new, now)
     return found
 
 

@@ -8,6 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
 from medservice.domain.administration import (
     AdministrationRecord,
     DoseSource,
@@ -16,10 +20,26 @@ from medservice.domain.administration import (
 )
 from medservice.store import tables as t
 from medservice.store.repositories import _utc
-from sqlalchemy import Connection, and_, insert, or_, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 
 _R = t.administration_records.c
+
+# Prepared once (see store/round_reads.py): what every dose check and record runs.
+_BETWEEN = select(t.administration_records).where(
+    _R.facility_id == bindparam("facility_id"), _R.administered_at >= bindparam("start"),
+    _R.administered_at < bindparam("end"))
+_ORDERED = (_R.administered_at, _R.recorded_at, _R.record_id)
+_BETWEEN_ALL = _BETWEEN.order_by(*_ORDERED)
+_BETWEEN_ONE = _BETWEEN.where(_R.resident_id == bindparam("resident_id")).order_by(*_ORDERED)
+_INSERT = insert(t.administration_records)
+# A settling record that loses to another settling the same dose (the unique index) is not
+# inserted: no error, so the transaction goes on without a savepoint round trip. RETURNING
+# tells whether it was (the driver's rowcount does not, through SQLAlchemy on psycopg).
+_INSERT_SETTLING = {
+    "sqlite": sqlite_insert(t.administration_records).on_conflict_do_nothing()
+    .returning(_R.record_id),
+    "postgresql": pg_insert(t.administration_records).on_conflict_do_nothing()
+    .returning(_R.record_id),
+}
 
 
 def _record(row: Any) -> AdministrationRecord:
@@ -38,6 +58,20 @@ def _record(row: Any) -> AdministrationRecord:
         corrected_at=_utc(row.corrected_at) if row.corrected_at else None)
 
 
+def _row(r: AdministrationRecord, settles: bool) -> dict[str, Any]:
+    return dict(
+        record_id=r.record_id, facility_id=r.facility_id, resident_id=r.resident_id,
+        order_id=r.order_id, drug_id=r.drug_id, dose_id=r.dose_id, settles=settles,
+        outcome=r.outcome.value,
+        quantity=str(r.quantity) if r.quantity is not None else None, route=r.route,
+        source=r.source.value if r.source else None,
+        not_given_reason=r.not_given_reason.value if r.not_given_reason else None,
+        reason_text=r.reason_text, pn_reason=r.pn_reason,
+        administered_at=r.administered_at, recorded_at=r.recorded_at,
+        performer=r.performer, entered_in_error=False, correction_reason="",
+        corrected_by="", corrected_at=None)
+
+
 class RecordRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -45,28 +79,14 @@ class RecordRepository:
     def add(self, r: AdministrationRecord, *, settles: bool) -> bool:
         """Insert; False when another active record already settles the dose. The unique
         index decides, so of two staff recording one dose at the same moment exactly one
-        wins; the loser's transaction stays usable (a savepoint) to read the winner."""
-        try:
-            with self._conn.begin_nested():
-                self._insert(r, settles)
-        except IntegrityError:
-            if not settles:
-                raise
-            return False
-        return True
-
-    def _insert(self, r: AdministrationRecord, settles: bool) -> None:
-        self._conn.execute(insert(t.administration_records).values(
-            record_id=r.record_id, facility_id=r.facility_id, resident_id=r.resident_id,
-            order_id=r.order_id, drug_id=r.drug_id, dose_id=r.dose_id, settles=settles,
-            outcome=r.outcome.value,
-            quantity=str(r.quantity) if r.quantity is not None else None, route=r.route,
-            source=r.source.value if r.source else None,
-            not_given_reason=r.not_given_reason.value if r.not_given_reason else None,
-            reason_text=r.reason_text, pn_reason=r.pn_reason,
-            administered_at=r.administered_at, recorded_at=r.recorded_at,
-            performer=r.performer, entered_in_error=False, correction_reason="",
-            corrected_by="", corrected_at=None))
+        wins; the loser's record is not inserted (ON CONFLICT DO NOTHING), and its
+        transaction stays usable to read the winner."""
+        row = _row(r, settles)
+        if not settles:
+            self._conn.execute(_INSERT, row)
+            return True
+        done = self._conn.execute(_INSERT_SETTLING[self._conn.dialect.name], row)
+        return done.first() is not None
 
     def get(self, facility_id: str, resident_id: str, record_id: str
             ) -> AdministrationRecord | None:
@@ -84,13 +104,11 @@ class RecordRepository:
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]:
         """Records (active and entered-in-error) administered in [start, end)."""
-        q = select(t.administration_records).where(
-            _R.facility_id == facility_id, _R.administered_at >= start,
-            _R.administered_at < end)
-        if resident_id is not None:
-            q = q.where(_R.resident_id == resident_id)
-        return [_record(r) for r in self._conn.execute(
-            q.order_by(_R.administered_at, _R.recorded_at, _R.record_id))]
+        params = {"facility_id": facility_id, "start": start, "end": end}
+        if resident_id is None:
+            return [_record(r) for r in self._conn.execute(_BETWEEN_ALL, params)]
+        params["resident_id"] = resident_id
+        return [_record(r) for r in self._conn.execute(_BETWEEN_ONE, params)]
 
     def of_residents(self, residents: Sequence[tuple[str, str]], start: datetime,
                      end: datetime) -> list[AdministrationRecord]:

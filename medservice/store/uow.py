@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from types import TracebackType
 
@@ -12,6 +13,7 @@ from medservice.domain.errors import AlreadyExists
 from medservice.store.alerts import AlertRepository
 from medservice.store.audit import AuditLog
 from medservice.store.cards import CardRepository
+from medservice.store.db import WRITER_LOCK_TIMEOUT, writer_lock
 from medservice.store.discrepancies import DiscrepancyRepository
 from medservice.store.records import RecordRepository
 from medservice.store.repositories import (
@@ -49,6 +51,7 @@ class UnitOfWork:
         self._alerted: dict[str, int] = {}
         self._conn: Connection | None = None
         self._committed = False
+        self._locked: threading.Lock | None = None
 
     @property
     def conn(self) -> Connection:
@@ -56,9 +59,16 @@ class UnitOfWork:
         return self._conn
 
     def __enter__(self) -> UnitOfWork:
-        conn = self._engine.connect()
-        conn.info["write"] = self._write  # read by the SQLite begin hook (BEGIN IMMEDIATE)
-        conn.begin()
+        lock = writer_lock(self._engine) if self._write else None
+        if lock is not None and lock.acquire(timeout=WRITER_LOCK_TIMEOUT):
+            self._locked = lock  # SQLite: queue here, not in its busy handler (store/db.py)
+        try:
+            conn = self._engine.connect()
+            conn.info["write"] = self._write  # read by the SQLite begin hook (BEGIN IMMEDIATE)
+            conn.begin()
+        except BaseException:
+            self._unlock()
+            raise
         self._conn = conn
         self.facilities = FacilityRepository(conn)
         self.residents = ResidentRepository(conn)
@@ -103,9 +113,16 @@ class UnitOfWork:
             conn.info.pop("write", None)
             conn.close()
             self._conn = None
+            self._unlock()
         if isinstance(exc, IntegrityError):
             # A unique key lost a race with a concurrent request: say so, in domain terms.
             raise AlreadyExists("a concurrent request created the same resource") from exc
+
+
+    def _unlock(self) -> None:
+        if self._locked is not None:
+            self._locked.release()
+            self._locked = None
 
 
 UnitOfWorkFactory = Callable[..., UnitOfWork]
