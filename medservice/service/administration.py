@@ -21,8 +21,7 @@ from medservice.domain.errors import (
 )
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderContent, OrderVersion
-from medservice.domain.rounds import DoseWithOrder, doses_between
-from medservice.domain.schedule import ScheduledDose
+from medservice.domain.rounds import DoseWithOrder
 from medservice.reconcile import (
     CheckResult,
     Discrepancy,
@@ -79,11 +78,11 @@ def _doses(uow: UnitOfWork, base: _Resident, resident_id: str, lo: datetime, hi:
     facility's doses too, to tell another resident's dose from an unknown one."""
     f, rules = base.facility, base.rules
     doses = [pair for h in base.orders.values()
-             for pair in round_context.doses_between(f, rules, h, lo, hi, now)]
+             for pair in round_context.cached_doses(f, rules, h, lo, hi, now)]
     if dose_id and all(d.dose_id != dose_id for d, _ in doses):
         doses += [pair for rid, r in uow.cards.facility_versions(f.facility_id).items()
                   if rid != resident_id for h in r.values()
-                  for pair in round_context.doses_between(f, rules, h, lo, hi, now)]
+                  for pair in round_context.cached_doses(f, rules, h, lo, hi, now)]
     return doses
 
 
@@ -108,13 +107,9 @@ class Checked:
     content: OrderContent | None
 
 
-def check(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> CheckResult:
-    return checked(uow, proposal, now).result
-
-
 def checked(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> Checked:
-    """The check, with the matched dose's content taken from the doses it was checked
-    against: what `doses_for` reads again (the dose as ordered at its time)."""
+    """The check, with the matched dose's content (the order as it was when the dose was
+    scheduled) taken from the doses it was checked against, not read again."""
     _refuse_future(proposal.administered_at, now, "administration_time")
     at = proposal.administered_at
     ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
@@ -297,17 +292,6 @@ def _reconcile(uow: UnitOfWork, base: _Resident, resident_id: str, lo: datetime,
                                       {d.key for d in found}, now)
     raise_alerts(uow, base.facility, found, new, now)
     return found
-
-
-def doses_for(uow: UnitOfWork, dose: ScheduledDose, now: datetime) -> list[DoseWithOrder]:
-    """The matched dose with the order content it was scheduled from (for display)."""
-    facility_id, resident_id = dose.resident_id.split("/", 1)
-    facility = get_facility(uow, facility_id)
-    history = uow.cards.order_versions(facility_id, resident_id, dose.order_id)
-    clock = FacilityRules.from_facility(facility).clock
-    return [(d, c) for d, c in doses_between(history, clock, dose.due_time,
-                                              dose.due_time + timedelta(seconds=1), now)
-            if d.dose_id == dose.dose_id]
 
 
 def reconcile_facility(uow: UnitOfWork, facility_id: str, start: datetime, end: datetime,

@@ -36,6 +36,7 @@ from medservice.reconcile.engine import manual_schedules, missed_dose
 from medservice.reconcile.ledger import DAY, OrderView
 from medservice.service.alerts import raise_alerts
 from medservice.service.materialise import materialise_facility, settings_key
+from medservice.store.schedule import ResidentId, Stamp
 from medservice.store.uow import UnitOfWork
 
 # Records this far around the range are triaged, and the materialised schedule must be
@@ -68,9 +69,7 @@ def reconcile_facilities(uow: UnitOfWork, facility_ids: Sequence[str], start: da
     if unknown:
         raise NotFound("no such facility", reason="FACILITY_NOT_FOUND")
     lo, hi = start - MARGIN, end + MARGIN
-    _materialise_stale(uow, facilities, lo, hi, now)
-
-    stamps = uow.schedule.stamps(facilities)
+    stamps = _materialise_stale(uow, facilities, lo, hi, now)
     late_after = min(FacilityRules.from_facility(f).late_documentation_after
                      for f in facilities.values())
     examined = uow.schedule.examined_residents(facilities, lo, hi, late_after)
@@ -98,10 +97,10 @@ def reconcile_facilities(uow: UnitOfWork, facility_ids: Sequence[str], start: da
 
 
 def _materialise_stale(uow: UnitOfWork, facilities: dict[str, Facility], lo: datetime,
-                       hi: datetime, now: datetime) -> None:
+                       hi: datetime, now: datetime) -> dict[ResidentId, Stamp]:
     """Materialise over [lo, hi) the residents whose stamp does not vouch for it (change
     counts read before the stamps: a change committing in between leaves a stamp that
-    vouches for nothing, see `materialise`)."""
+    vouches for nothing, see `materialise`). Returns every resident's stamp after."""
     changes = uow.schedule.order_changes(facilities)
     stamps = uow.schedule.stamps(facilities)
     keys = {f_id: settings_key(f) for f_id, f in facilities.items()}
@@ -114,6 +113,9 @@ def _materialise_stale(uow: UnitOfWork, facilities: dict[str, Facility], lo: dat
         # Doses this batch reconciles need no sweep; later ones still get one.
         materialise_facility(uow, facilities[facility_id], lo, hi, now, residents=residents,
                              swept_if_closed_by=now)
+    if stale:  # read again only where materialising rewrote them
+        stamps.update(uow.schedule.stamps(stale))
+    return stamps
 
 
 def _engine(uow: UnitOfWork, rules: dict[str, FacilityRules],

@@ -87,7 +87,7 @@ def facility_of(uow: UnitOfWork, facility_id: str, resident_id: str
     return cached
 
 
-def doses_between(facility: Facility, rules: FacilityRules,
+def cached_doses(facility: Facility, rules: FacilityRules,
                   versions: Sequence[OrderVersion], start: datetime, end: datetime,
                   now: datetime) -> list[DoseWithOrder]:
     """rounds.doses_between(versions, rules.clock, start, end, now), from the cache when
