@@ -36,7 +36,7 @@ from medservice.reconcile.engine import manual_schedules, missed_dose
 from medservice.reconcile.ledger import DAY, OrderView
 from medservice.service.alerts import raise_alerts
 from medservice.service.materialise import materialise_facility, settings_key
-from medservice.store.schedule import ResidentId, Stamp
+from medservice.store.schedule import ResidentId
 from medservice.store.uow import UnitOfWork
 
 # Records this far around the range are triaged, and the materialised schedule must be
@@ -69,11 +69,11 @@ def reconcile_facilities(uow: UnitOfWork, facility_ids: Sequence[str], start: da
     if unknown:
         raise NotFound("no such facility", reason="FACILITY_NOT_FOUND")
     lo, hi = start - MARGIN, end + MARGIN
-    stamps = _materialise_stale(uow, facilities, lo, hi, now)
+    manual = _materialise_stale(uow, facilities, lo, hi, now)
     late_after = min(FacilityRules.from_facility(f).late_documentation_after
                      for f in facilities.values())
     examined = uow.schedule.examined_residents(facilities, lo, hi, late_after)
-    manual = {key for key, stamp in stamps.items() if not stamp.simple} - examined
+    manual -= examined
 
     found: list[Discrepancy] = []
     rules = {f_id: FacilityRules.from_facility(f) for f_id, f in facilities.items()}
@@ -97,25 +97,20 @@ def reconcile_facilities(uow: UnitOfWork, facility_ids: Sequence[str], start: da
 
 
 def _materialise_stale(uow: UnitOfWork, facilities: dict[str, Facility], lo: datetime,
-                       hi: datetime, now: datetime) -> dict[ResidentId, Stamp]:
-    """Materialise over [lo, hi) the residents whose stamp does not vouch for it (change
-    counts read before the stamps: a change committing in between leaves a stamp that
-    vouches for nothing, see `materialise`). Returns every resident's stamp after."""
-    changes = uow.schedule.order_changes(facilities)
-    stamps = uow.schedule.stamps(facilities)
-    keys = {f_id: settings_key(f) for f_id, f in facilities.items()}
-    stale: dict[str, set[str]] = defaultdict(set)
-    for (facility_id, resident_id), count in changes.items():
-        stamp = stamps.get((facility_id, resident_id))
-        if stamp is None or not stamp.covers(count, keys[facility_id], lo, hi):
-            stale[facility_id].add(resident_id)
-    for facility_id, residents in sorted(stale.items()):
+                       hi: datetime, now: datetime) -> set[ResidentId]:
+    """Materialise over [lo, hi) the residents whose stamp does not vouch for it. Returns
+    the residents with an order that needs a manual schedule."""
+    check = uow.schedule.check_stamps({f_id: settings_key(f) for f_id, f in facilities.items()},
+                                      lo, hi)
+    for facility_id, residents in sorted(check.stale.items()):
         # Doses this batch reconciles need no sweep; later ones still get one.
         materialise_facility(uow, facilities[facility_id], lo, hi, now, residents=residents,
                              swept_if_closed_by=now)
-    if stale:  # read again only where materialising rewrote them
-        stamps.update(uow.schedule.stamps(stale))
-    return stamps
+    manual = set(check.manual)
+    if check.stale:  # their stamps as materialising rewrote them
+        manual |= {key for key, stamp in uow.schedule.stamps(check.stale).items()
+                   if key[1] in check.stale[key[0]] and not stamp.simple}
+    return manual
 
 
 def _engine(uow: UnitOfWork, rules: dict[str, FacilityRules],

@@ -14,13 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from medservice.domain.access import Role
 from medservice.domain.alerts import Alert, AlertKind, NewAlert
 from medservice.reconcile.discrepancy import Severity
 from medservice.store import tables as t
+from medservice.store.bulk import insert_rows
 from medservice.store.repositories import _utc
 
 _A = t.alerts.c
@@ -73,8 +72,7 @@ class AlertRepository:
             rows.append(self._row(a, last[a.facility_id]))
         if not rows:
             return []
-        for i in range(0, len(rows), 2000):
-            self._conn.execute(t.alerts.insert(), rows[i:i + 2000])
+        insert_rows(self._conn, t.alerts, rows)
         appended = {r["facility_id"] for r in rows}
         self._conn.execute(
             update(t.alert_logs).where(_L.facility_id == bindparam("f"))
@@ -90,10 +88,9 @@ class AlertRepository:
     def _lock_logs(self, facility_ids: list[str]) -> dict[str, int]:
         """Each facility's last position, its log row locked until commit (in facility
         order, so two appenders cannot deadlock)."""
-        insert = pg_insert if self._postgres else sqlite_insert
-        self._conn.execute(insert(t.alert_logs).on_conflict_do_nothing(
-            index_elements=["facility_id"]),
-            [dict(facility_id=f, last_position=0, pruned_through=0) for f in facility_ids])
+        insert_rows(self._conn, t.alert_logs,
+                    [dict(facility_id=f, last_position=0, pruned_through=0)
+                     for f in facility_ids], skip_conflicts_on=["facility_id"])
         last: dict[str, int] = {}
         for i in range(0, len(facility_ids), 1000):
             rows = self._conn.execute(

@@ -16,16 +16,14 @@ from sqlalchemy import (
     Connection,
     and_,
     case,
-    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from medservice.reconcile.discrepancy import Code, Discrepancy, Severity
 from medservice.store import tables as t
+from medservice.store.bulk import insert_rows
 from medservice.store.repositories import _utc, newest_first
 
 _D = t.discrepancies.c
@@ -165,10 +163,8 @@ class DiscrepancyRepository:
         rows = [self._row(d, now) for d in found]
         if not rows:
             return []
-        insert_ = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
-        new = {i for (i,) in self._conn.execute(
-            insert_(t.discrepancies).on_conflict_do_nothing(index_elements=["key"])
-            .returning(_D.discrepancy_id), rows)}
+        new = set(insert_rows(self._conn, t.discrepancies, rows, skip_conflicts_on=["key"],
+                              returning=_D.discrepancy_id))
         existing = [r["discrepancy_id"] for r in rows if r["discrepancy_id"] not in new]
         reopened: set[str] = set()
         if existing:
@@ -249,11 +245,9 @@ class DiscrepancyRepository:
 
     def _append(self, events: list[tuple[str, EventKind, str]], actor: str,
                 now: datetime) -> None:
-        """Add history events in one statement (executemany)."""
-        if events:
-            self._conn.execute(insert(t.discrepancy_events), [
-                dict(discrepancy_id=i, event_time=now, kind=kind.value, actor=actor,
-                     detail=detail) for i, kind, detail in events])
+        insert_rows(self._conn, t.discrepancy_events, [
+            dict(discrepancy_id=i, event_time=now, kind=kind.value, actor=actor,
+                 detail=detail) for i, kind, detail in events])
 
     def get(self, facility_id: str, discrepancy_id_: str) -> DiscrepancyEntry | None:
         row = self._conn.execute(select(t.discrepancies).where(

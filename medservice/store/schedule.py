@@ -4,7 +4,8 @@ stamp says the rows are exactly the schedule."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from medservice.store import tables as t
+from medservice.store.bulk import any_of
 from medservice.store.repositories import _utc
 
 _S = t.scheduled_doses.c
@@ -87,6 +89,12 @@ def merged(old: Stamp | None, new: Stamp) -> Stamp:
 
 
 @dataclass(frozen=True)
+class StampCheck:
+    stale: dict[str, set[str]]  # facility -> residents no stamp vouches for
+    manual: set[ResidentId]  # vouched for, with an order that needs a manual schedule
+
+
+@dataclass(frozen=True)
 class Unsettled:
     """A materialised dose whose window has closed with no active record on it."""
 
@@ -146,6 +154,32 @@ class ScheduleRepository:
         rows = self._conn.execute(select(_P.facility_id, _P.resident_id, _P.order_changes)
                                   .where(_P.facility_id.in_(list(facility_ids))))
         return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    def check_stamps(self, settings_keys: Mapping[str, str], start: datetime, end: datetime
+                     ) -> StampCheck:
+        """Which residents of these facilities (id -> settings key) have no stamp vouching
+        for [start, end) under their order history and their facility's settings, and
+        which have one that needs manual schedules. One statement: the change counts and
+        the stamps come from one snapshot, and only the exceptions reach Python."""
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for facility_id, key in settings_keys.items():
+            by_key[key].append(facility_id)
+        stale = or_(_T.resident_id.is_(None), _T.order_changes != _P.order_changes,
+                    _T.covers_from > start, _T.covers_until < end,
+                    *(and_(any_of(self._conn, _P.facility_id, ids), _T.settings_key != key)
+                      for key, ids in by_key.items()))
+        q = (select(_P.facility_id, _P.resident_id, case((stale, 1), else_=0), _T.simple)
+             .select_from(t.residents.outerjoin(t.schedule_stamps, and_(
+                 _T.facility_id == _P.facility_id, _T.resident_id == _P.resident_id)))
+             .where(any_of(self._conn, _P.facility_id, settings_keys),
+                    or_(stale, _T.simple.is_(False))))
+        check = StampCheck(defaultdict(set), set())
+        for facility_id, resident_id, is_stale, simple in self._conn.execute(q):
+            if is_stale:
+                check.stale[facility_id].add(resident_id)
+            elif not simple:
+                check.manual.add((facility_id, resident_id))
+        return check
 
     def stamps(self, facility_ids: Collection[str]) -> dict[ResidentId, Stamp]:
         rows = self._conn.execute(select(t.schedule_stamps)
