@@ -21,14 +21,14 @@ RETENTION = timedelta(days=30)
 
 def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
                  found: Sequence[Discrepancy], new_ids: Sequence[str], now: datetime
-                 ) -> list[Alert]:
+                 ) -> int:
     """Append an alert for each discrepancy that is new (or reopened) and calls for one,
     of a facility or of several (by id). The alert's source key makes this exactly once
     however often reconciliation finds it and whichever replica gets there first. Call it
-    last in the unit of work."""
+    last in the unit of work. Returns how many were appended."""
     fresh = set(new_ids)
     if not fresh:
-        return []
+        return 0
     by_id = ({facilities.facility_id: facilities} if isinstance(facilities, Facility)
              else facilities)
     terms = {f_id: (FacilityRules.from_facility(f).clock,
@@ -71,9 +71,10 @@ def acknowledge_alert(uow: UnitOfWork, principal: Principal, facility_id: str,
     return get_alert(uow, facility_id, alert_id)
 
 
-def escalate_due(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[Alert]:
+def escalate_due(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
     """Escalate the alerts whose time to be acknowledged has passed, exactly once: each is
-    claimed in the database, and its escalation has a source key of its own."""
+    claimed in the database, and its escalation has a source key of its own. Returns how
+    many were escalated."""
     overdue = uow.alerts.claim_escalations(now, limit)
     return uow.alerts.append([escalation_of(a, now) for a in overdue])
 

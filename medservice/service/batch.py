@@ -69,6 +69,7 @@ def reconcile_facilities(uow: UnitOfWork, facility_ids: Sequence[str], start: da
     if unknown:
         raise NotFound("no such facility", reason="FACILITY_NOT_FOUND")
     lo, hi = start - MARGIN, end + MARGIN
+    uow.schedule.use_batch_memory()
     manual = _materialise_stale(uow, facilities, lo, hi, now)
     late_after = min(FacilityRules.from_facility(f).late_documentation_after
                      for f in facilities.values())

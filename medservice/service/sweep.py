@@ -127,9 +127,9 @@ def sweep(uow_factory: UnitOfWorkFactory, now: datetime, *, prune: bool = False,
             break
         report.swept += swept
     while True:
-        escalated = _unit(uow_factory, report, lambda u: escalate_due(u, now)) or []
-        report.escalated += len(escalated)
-        if len(escalated) < 200:
+        escalated = _unit(uow_factory, report, lambda u: escalate_due(u, now)) or 0
+        report.escalated += escalated
+        if escalated < 200:
             break
     if prune:
         _unit(uow_factory, report, lambda u: prune_alerts(u, now))

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, select, text, update
+from sqlalchemy import Connection, and_, delete, func, select, text, update
 
 from medservice.domain.access import Role
 from medservice.domain.alerts import Alert, AlertKind, NewAlert
 from medservice.reconcile.discrepancy import Severity
 from medservice.store import tables as t
-from medservice.store.bulk import insert_rows
+from medservice.store.bulk import any_of, insert_rows
 from medservice.store.repositories import _utc
 
 _A = t.alerts.c
@@ -51,39 +51,36 @@ class AlertRepository:
     def _postgres(self) -> bool:
         return self._conn.dialect.name == "postgresql"
 
-    def append(self, new: Sequence[NewAlert]) -> list[Alert]:
+    def append(self, new: Sequence[NewAlert]) -> int:
         """Append the alerts not raised before (by source key) to their facilities' logs;
-        returns those appended. Call it last in a transaction: it holds the logs' locks.
+        returns how many were appended. Call it last in a transaction: it holds the logs' locks.
         A fixed number of statements however many facilities (a national batch)."""
         if not new:
-            return []
+            return 0
         facility_ids = sorted({a.facility_id for a in new})
         last = self._lock_logs(facility_ids)
         # Under the logs' locks no other transaction can raise the same source meanwhile.
-        keys = [a.source_key for a in new]
-        known: set[str] = set()
-        for i in range(0, len(keys), 1000):
-            known.update(self._conn.scalars(select(_A.source_key).where(
-                _A.source_key.in_(keys[i:i + 1000]))))
+        known = set(self._conn.scalars(select(_A.source_key).where(
+            any_of(self._conn, _A.source_key, {a.source_key for a in new}))))
         fresh = list({a.source_key: a for a in new if a.source_key not in known}.values())
         rows = []
         for a in fresh:
             last[a.facility_id] += 1
             rows.append(self._row(a, last[a.facility_id]))
         if not rows:
-            return []
+            return 0
         insert_rows(self._conn, t.alerts, rows)
         appended = {r["facility_id"] for r in rows}
-        self._conn.execute(
-            update(t.alert_logs).where(_L.facility_id == bindparam("f"))
-            .values(last_position=bindparam("p")),
-            [{"f": f, "p": last[f]} for f in sorted(appended)])
+        self._conn.execute(update(t.alert_logs).where(
+            any_of(self._conn, _L.facility_id, appended)).values(
+                last_position=select(func.max(_A.position))
+                .where(_A.facility_id == _L.facility_id).scalar_subquery()))
         for f in appended:
             self._touched[f] = last[f]
         if self._postgres:
             self._conn.execute(text("SELECT pg_notify(:c, f) FROM unnest(CAST(:fs AS text[])) f"),
                                {"c": CHANNEL, "fs": sorted(appended)})
-        return [_alert(_Row(r)) for r in rows]
+        return len(rows)
 
     def _lock_logs(self, facility_ids: list[str]) -> dict[str, int]:
         """Each facility's last position, its log row locked until commit (in facility
@@ -91,14 +88,11 @@ class AlertRepository:
         insert_rows(self._conn, t.alert_logs,
                     [dict(facility_id=f, last_position=0, pruned_through=0)
                      for f in facility_ids], skip_conflicts_on=["facility_id"])
-        last: dict[str, int] = {}
-        for i in range(0, len(facility_ids), 1000):
-            rows = self._conn.execute(
-                select(_L.facility_id, _L.last_position)
-                .where(_L.facility_id.in_(facility_ids[i:i + 1000]))
-                .order_by(_L.facility_id).with_for_update())
-            last.update((r[0], int(r[1])) for r in rows)
-        return last
+        rows = self._conn.execute(
+            select(_L.facility_id, _L.last_position)
+            .where(any_of(self._conn, _L.facility_id, facility_ids))
+            .order_by(_L.facility_id).with_for_update())
+        return {r[0]: int(r[1]) for r in rows}
 
     @staticmethod
     def _row(a: NewAlert, position: int) -> dict[str, Any]:
@@ -176,10 +170,3 @@ class AlertRepository:
 
     def facilities_with_logs(self) -> list[str]:
         return list(self._conn.scalars(select(_L.facility_id)))
-
-
-class _Row:
-    """A dict seen as a row, to build the appended alerts without reading them back."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)

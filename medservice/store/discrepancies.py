@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 from medservice.reconcile.discrepancy import Code, Discrepancy, Severity
 from medservice.store import tables as t
-from medservice.store.bulk import insert_rows
+from medservice.store.bulk import any_of, insert_rows
 from medservice.store.repositories import _utc, newest_first
 
 _D = t.discrepancies.c
@@ -172,7 +172,8 @@ class DiscrepancyRepository:
             # review (if any) stays in the history; the row shows the current state.
             reopened = {i for (i,) in self._conn.execute(
                 update(t.discrepancies)
-                .where(_D.discrepancy_id.in_(existing), _D.status == Status.WITHDRAWN.value)
+                .where(any_of(self._conn, _D.discrepancy_id, existing),
+                       _D.status == Status.WITHDRAWN.value)
                 .values(status=Status.OPEN.value, decision=None, review_note="",
                         reviewer="", reviewed_at=None, etag=new_etag())
                 .returning(_D.discrepancy_id))}
@@ -203,25 +204,22 @@ class DiscrepancyRepository:
                            start: datetime, end: datetime, produced: set[str],
                            now: datetime) -> int:
         """`withdraw_absent` over several facilities at once (a batch)."""
-        ids = sorted(facility_ids)
-        stale = []
-        for i in range(0, len(ids), 1000):
-            q = select(_D.discrepancy_id, _D.key).where(
-                _D.facility_id.in_(ids[i:i + 1000]), _D.occurred_at >= start,
-                _D.occurred_at < end, _D.status != Status.WITHDRAWN.value)
-            if resident_id is not None:
-                q = q.where(_D.resident_id == resident_id)
-            stale += [d_id for d_id, k in self._conn.execute(q) if k not in produced]
+        q = select(_D.discrepancy_id, _D.key).where(
+            any_of(self._conn, _D.facility_id, facility_ids), _D.occurred_at >= start,
+            _D.occurred_at < end, _D.status != Status.WITHDRAWN.value)
+        if resident_id is not None:
+            q = q.where(_D.resident_id == resident_id)
+        stale = [d_id for d_id, k in self._conn.execute(q) if k not in produced]
         if not stale:
             return 0
         # The status condition again: a concurrent twin may have withdrawn some already,
         # and each withdrawal is recorded once.
-        withdrawn = [i for j in range(0, len(stale), 1000) for (i,) in self._conn.execute(
+        withdrawn = list(self._conn.scalars(
             update(t.discrepancies)
-            .where(_D.discrepancy_id.in_(stale[j:j + 1000]),
+            .where(any_of(self._conn, _D.discrepancy_id, stale),
                    _D.status != Status.WITHDRAWN.value)
             .values(status=Status.WITHDRAWN.value, etag=new_etag())
-            .returning(_D.discrepancy_id))]
+            .returning(_D.discrepancy_id)))
         self._append([(i, EventKind.WITHDRAWN, "no longer found") for i in withdrawn],
                      RECONCILIATION, now)
         return len(withdrawn)
