@@ -292,6 +292,8 @@ def seed(engine: Engine, homes: list[Home], now: datetime) -> tuple[int, int, in
                                        "valid_from", "recorded_at", "removed", "content"),
               version_rows)
         _copy(conn, "administration_records", _RECORD_COLUMNS, record_rows)
+        # In due-time order, as the sweep's horizon extensions write them a day at a time.
+        schedule_rows.sort(key=lambda row: row[4])
         _copy(conn, "scheduled_doses", (
             "dose_id", "facility_id", "resident_id", "order_id", "due_at", "closes_at",
             "swept_at", "plain_from", "plain_until", "amount", "route", "order_since"),

@@ -125,6 +125,7 @@ administration_records = Table(
     ForeignKeyConstraint(["facility_id", "resident_id"],
                          ["residents.facility_id", "residents.resident_id"]),
     Index("ix_records_resident_time", "facility_id", "resident_id", "administered_at"),
+    Index("ix_records_administered", "administered_at"),  # the national batch's range
     Index("ux_records_settling_dose", "dose_id", unique=True,
           sqlite_where=text("settles AND NOT entered_in_error"),
           postgresql_where=text("settles AND NOT entered_in_error")),
@@ -224,6 +225,7 @@ scheduled_doses = Table(
     Column("route", String(100), nullable=False, server_default=""),
     Column("order_since", UtcDateTime),  # when the mirror first knew the order
     Index("ix_scheduled_doses_resident", "facility_id", "resident_id", "due_at"),
+    Index("ix_scheduled_doses_due", "due_at"),  # the national batch's range
     Index("ix_scheduled_doses_unswept", "closes_at",
           postgresql_where=text("swept_at IS NULL"), sqlite_where=text("swept_at IS NULL")),
 )
