@@ -70,6 +70,7 @@ def reconcile_facilities(uow: UnitOfWork, facility_ids: Sequence[str], start: da
         raise NotFound("no such facility", reason="FACILITY_NOT_FOUND")
     lo, hi = start - MARGIN, end + MARGIN
     uow.schedule.use_batch_memory()
+    uow.schedule.hold_schedule()
     manual = _materialise_stale(uow, facilities, lo, hi, now)
     late_after = min(FacilityRules.from_facility(f).late_documentation_after
                      for f in facilities.values())

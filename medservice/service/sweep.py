@@ -37,6 +37,9 @@ T = TypeVar("T")
 HORIZON = timedelta(hours=48)
 # A refresh also rewrites this far back: doses whose window is open or just closed.
 REFRESH_BACK = timedelta(hours=12)
+# Swept doses are kept this long for batch reconciliation to read; a batch over an older
+# range materialises it again itself.
+SCHEDULE_RETENTION = timedelta(days=45)
 
 
 def refresh_resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str,
@@ -133,6 +136,8 @@ def sweep(uow_factory: UnitOfWorkFactory, now: datetime, *, prune: bool = False,
             break
     if prune:
         _unit(uow_factory, report, lambda u: prune_alerts(u, now))
+        _unit(uow_factory, report,
+              lambda u: u.schedule.prune(now - SCHEDULE_RETENTION))
     return report
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -37,6 +38,7 @@ _P = t.residents.c
 
 ResidentId = tuple[str, str]  # (facility id, resident id)
 BATCH_WORK_MEM = "128MB"  # per hash, shared by a parallel query's workers
+_PRUNE_LOCK = 0x6D6564_5052  # advisory lock key: pruning the schedule vs. batches using it
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,26 @@ class ScheduleRepository:
                     or_(_S.order_since.is_(None), _S.due_at >= _S.order_since), ~settled))
         return [Unsettled(r[0], r[1], r[2], r[3], _utc(r[4]), _utc(r[5]))
                 for r in self._conn.execute(q)]
+
+    def hold_schedule(self) -> None:
+        """Keep `prune` out until this transaction ends (PostgreSQL; SQLite has one writer
+        at a time): a batch that found its stamps vouching must not lose rows to a prune
+        committing between its statements."""
+        if self._conn.dialect.name == "postgresql":
+            self._conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"),
+                               {"k": _PRUNE_LOCK})
+
+    def prune(self, before: datetime) -> int:
+        """Drop the swept doses due before `before` and narrow every stamp to what is left,
+        so that a batch over an older range materialises it again instead of trusting rows
+        that are gone. Returns how many doses were dropped."""
+        if self._conn.dialect.name == "postgresql":
+            self._conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PRUNE_LOCK})
+        self._conn.execute(update(t.schedule_stamps).where(_T.covers_from < before)
+                           .values(covers_from=before))
+        gone = self._conn.execute(delete(t.scheduled_doses).where(
+            _S.due_at < before, _S.swept_at.is_not(None))).rowcount
+        return int(gone)
 
     def forget_unswept(self, facility_id: str, since: datetime) -> None:
         """Drop the facility's unswept doses due from `since` (its settings changed; the

@@ -241,3 +241,17 @@ def test_new_facility_settings_are_not_trusted_from_old_rows(uow: UnitOfWorkFact
         u.commit()
     expected = _as_engine_finds(uow, start, end)
     _same(_batch(uow, start, end).found, expected)
+
+
+def test_a_pruned_range_is_materialised_again(uow: UnitOfWorkFactory) -> None:
+    _, start, end = _seed(uow, 6)
+    expected = _as_engine_finds(uow, start, end)
+    _batch(uow, start, end)  # materialised, swept for the batch's range, stamped
+    with uow() as u:
+        assert u.schedule.prune(end + batch.MARGIN) > 0
+        u.commit()
+    with uow(write=False) as u:
+        stamps = u.schedule.stamps(HOMES)
+        assert stamps and all(s.covers_from >= end + batch.MARGIN for s in stamps.values())
+    # Trusting the stamps now would find no missed dose at all: the rows are gone.
+    _same(_batch(uow, start, end).found, expected)
