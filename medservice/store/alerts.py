@@ -87,7 +87,7 @@ class AlertRepository:
         order, so two appenders cannot deadlock)."""
         insert_rows(self._conn, t.alert_logs,
                     [dict(facility_id=f, last_position=0, pruned_through=0)
-                     for f in facility_ids], skip_conflicts_on=["facility_id"])
+                     for f in facility_ids], on_conflict=["facility_id"])
         rows = self._conn.execute(
             select(_L.facility_id, _L.last_position)
             .where(any_of(self._conn, _L.facility_id, facility_ids))

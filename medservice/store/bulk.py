@@ -20,29 +20,32 @@ from sqlalchemy import Column, ColumnElement, Connection, Table, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-SQLITE_CHUNK = 2000  # rows per executemany (bound parameters stay under SQLite's limit)
+SQLITE_CHUNK = 2000  # rows per executemany
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
-                skip_conflicts_on: Sequence[str] = (),
+                on_conflict: Sequence[str] = (), update: Sequence[str] = (),
                 returning: Column[Any] | None = None) -> list[Any]:
-    """Insert `rows` (dicts with the same keys). With `skip_conflicts_on`, a row whose
-    values of those unique columns are already stored is left out (ON CONFLICT DO
-    NOTHING). Returns `returning` of the rows inserted (in no particular order), else []."""
+    """Insert `rows` (dicts with the same keys). A row whose `on_conflict` (unique) columns
+    match a stored row overwrites that row's `update` columns, or with no `update` is left
+    out. Returns `returning` of the rows written (in no particular order), else []."""
     if not rows:
         return []
     if conn.dialect.name == "postgresql":
-        return _insert_json(conn, table, rows, skip_conflicts_on, returning)
-    inserted: list[Any] = []
+        return _insert_json(conn, table, rows, on_conflict, update, returning)
+    written: list[Any] = []
     for i in range(0, len(rows), SQLITE_CHUNK):
         stmt: Any = sqlite_insert(table)
-        if skip_conflicts_on:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+        if update:
+            stmt = stmt.on_conflict_do_update(index_elements=list(on_conflict),
+                                              set_={c: stmt.excluded[c] for c in update})
+        elif on_conflict:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(on_conflict))
         if returning is not None:
-            inserted += list(conn.scalars(stmt.returning(returning), rows[i:i + SQLITE_CHUNK]))
+            written += list(conn.scalars(stmt.returning(returning), rows[i:i + SQLITE_CHUNK]))
         else:
             conn.execute(stmt, rows[i:i + SQLITE_CHUNK])
-    return inserted
+    return written
 
 
 def any_of(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
@@ -56,14 +59,16 @@ def any_of(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]
 
 
 def _insert_json(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
-                 skip_conflicts_on: Sequence[str], returning: Column[Any] | None
-                 ) -> list[Any]:
+                 on_conflict: Sequence[str], update: Sequence[str],
+                 returning: Column[Any] | None) -> list[Any]:
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(map(quote, rows[0]))
     sql = (f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} "
            f"FROM json_populate_recordset(NULL::{quote(table.name)}, CAST(:rows AS json))")
-    if skip_conflicts_on:
-        sql += f" ON CONFLICT ({', '.join(map(quote, skip_conflicts_on))}) DO NOTHING"
+    if on_conflict:
+        sql += f" ON CONFLICT ({', '.join(map(quote, on_conflict))}) DO "
+        sql += ("UPDATE SET " + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in update)
+                if update else "NOTHING")
     if returning is not None:
         sql += f" RETURNING {quote(returning.name)}"
     result = conn.execute(text(sql), {"rows": json.dumps(rows, default=_json_value)})
@@ -72,7 +77,7 @@ def _insert_json(conn: Connection, table: Table, rows: Sequence[dict[str, Any]],
 
 def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
-        if value.tzinfo is None:  # as UtcDateTime refuses it: no guessing the zone
+        if value.tzinfo is None:  # which zone? refuse rather than guess
             raise ValueError("naive datetime")
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in bulk")

@@ -163,7 +163,7 @@ class DiscrepancyRepository:
         rows = [self._row(d, now) for d in found]
         if not rows:
             return []
-        new = set(insert_rows(self._conn, t.discrepancies, rows, skip_conflicts_on=["key"],
+        new = set(insert_rows(self._conn, t.discrepancies, rows, on_conflict=["key"],
                               returning=_D.discrepancy_id))
         existing = [r["discrepancy_id"] for r in rows if r["discrepancy_id"] not in new]
         reopened: set[str] = set()

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from medservice.store import tables as t
-from medservice.store.bulk import any_of
+from medservice.store.bulk import any_of, insert_rows
 from medservice.store.repositories import _utc
 
 _S = t.scheduled_doses.c
@@ -58,6 +58,16 @@ class DueDose:
     amount: str | None = None
     route: str = ""
     order_since: datetime | None = None
+
+
+# What a materialised row says about its dose (rewritten when the schedule changes it).
+_ORDERED = ("order_id", "due_at", "closes_at", "plain_from", "plain_until", "amount",
+            "route", "order_since")
+
+
+def _ordered(d: DueDose) -> tuple[Any, ...]:
+    return (d.order_id, d.due_at, d.closes_at, d.plain_from, d.plain_until, d.amount,
+            d.route, d.order_since)
 
 
 @dataclass(frozen=True)
@@ -125,29 +135,27 @@ class ScheduleRepository:
         as swept when its window closed by `swept_if_closed_by` (its caller reconciles
         it). The caller holds the residents' card locks or accepts that a stamp written
         from a stale read certifies nothing (see `Stamp`)."""
-        keep = {d.dose_id for d in doses}
-        q = select(_S.dose_id).where(_S.facility_id == facility_id, _S.due_at >= start,
-                                     _S.due_at < end)
+        q = select(_S.dose_id, *(_S[c] for c in _ORDERED)).where(
+            _S.facility_id == facility_id, _S.due_at >= start, _S.due_at < end)
         if resident_ids is not None:
-            q = q.where(_S.resident_id.in_(list(resident_ids)))
-        stale = [i for i in self._conn.scalars(q) if i not in keep]
+            q = q.where(any_of(self._conn, _S.resident_id, resident_ids))
+        stored = {r[0]: tuple(_utc(v) if isinstance(v, datetime) else v for v in r[1:])
+                  for r in self._conn.execute(q)}
+        keep = {d.dose_id for d in doses}
+        stale = [i for i in stored if i not in keep]
         for i in range(0, len(stale), 1000):
             self._conn.execute(delete(t.scheduled_doses).where(
-                _S.dose_id.in_(stale[i:i + 1000])))
+                any_of(self._conn, _S.dose_id, stale[i:i + 1000])))
+        # Only new and changed rows are written: after an order change most doses are
+        # as they were, and a lost stamp (pruned, or new settings) often finds them all so.
         rows = [dict(dose_id=d.dose_id, facility_id=d.facility_id, resident_id=d.resident_id,
-                     order_id=d.order_id, due_at=d.due_at, closes_at=d.closes_at,
                      swept_at=(swept_if_closed_by if swept_if_closed_by is not None
                                and d.closes_at <= swept_if_closed_by else None),
-                     plain_from=d.plain_from, plain_until=d.plain_until, amount=d.amount,
-                     route=d.route, order_since=d.order_since)
-                for d in doses]
-        for i in range(0, len(rows), 2000):
-            insert = self._insert()(t.scheduled_doses)
-            payload = {c: insert.excluded[c] for c in (
-                "order_id", "due_at", "closes_at", "plain_from", "plain_until", "amount",
-                "route", "order_since")}
-            self._conn.execute(insert.on_conflict_do_update(index_elements=["dose_id"],
-                                                            set_=payload), rows[i:i + 2000])
+                     **dict(zip(_ORDERED, ordered, strict=True)))
+                for d in doses
+                if stored.get(d.dose_id) != (ordered := _ordered(d))]
+        insert_rows(self._conn, t.scheduled_doses, rows, on_conflict=["dose_id"],
+                    update=_ORDERED)
 
     # -- schedule stamps ---------------------------------------------------------------
 
@@ -196,13 +204,10 @@ class ScheduleRepository:
                      order_changes=s.order_changes, settings_key=s.settings_key,
                      covers_from=s.covers_from, covers_until=s.covers_until, simple=s.simple)
                 for s in stamps]
-        for i in range(0, len(rows), 2000):
-            insert = self._insert()(t.schedule_stamps)
-            self._conn.execute(insert.on_conflict_do_update(
-                index_elements=["facility_id", "resident_id"],
-                set_={c: insert.excluded[c] for c in (
-                    "order_changes", "settings_key", "covers_from", "covers_until", "simple")}),
-                rows[i:i + 2000])
+        insert_rows(self._conn, t.schedule_stamps, rows,
+                    on_conflict=["facility_id", "resident_id"],
+                    update=["order_changes", "settings_key", "covers_from", "covers_until",
+                            "simple"])
 
     # -- batch reconciliation ----------------------------------------------------------
 
