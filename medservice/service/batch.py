@@ -8,12 +8,12 @@ materialised schedule finds exactly those. So a batch:
 
 1. makes sure each resident's materialised doses are their schedule over the range and a
    margin (`materialise`; in steady state the sweep's horizon and every order change
-   have done so already, and this reads the stamps only);
+   have done so already, and one SQL statement finds no stamp wanting);
 2. asks SQL for the residents with any record that is not plainly right, or an order
    needing a manual schedule: those go through the engine, with the whole context;
 3. takes every other resident's missed doses from the anti-join;
 4. saves by stable key, withdraws what is no longer found and raises alerts, in a fixed
-   number of statements however many facilities.
+   number of statements however many facilities (`store.bulk`).
 
 `tests/integration/test_batch_reconcile.py` checks that this gives exactly what the
 engine gives on every resident.
