@@ -6,8 +6,11 @@ EdDSA) so the service never holds a signing key.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +23,45 @@ from medservice.domain.errors import Unauthenticated
 ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
 
 
+class VerifiedTokens:
+    """Principals of tokens already verified, by the token string, each until its `exp`:
+    a signature check cost more than the rest of a small call. Only successes are kept,
+    a bounded number, least recently used out first; thread-safe."""
+
+    def __init__(self, max_entries: int = 1_000) -> None:
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        with self._lock:
+            found = self._entries.get(token)
+            if found is None:
+                return None
+            principal, expires = found
+            if time.time() >= expires:  # past exp: verified again (and refused after leeway)
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return principal
+
+    def put(self, token: str, principal: Principal, expires: float) -> None:
+        with self._lock:
+            self._entries[token] = (principal, expires)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class TokenVerifier:
     hmac_secret: str = ""
     public_keys: tuple[Any, ...] = ()
     issuer: str = ""
     audience: str = ""
+    # Not an init field: a verifier made from another (dataclasses.replace) starts empty.
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens, init=False,
+                                     compare=False, repr=False)
 
     @classmethod
     def from_key_files(cls, files: Sequence[str], issuer: str = "", audience: str = ""
@@ -36,7 +72,16 @@ class TokenVerifier:
         return cls(public_keys=keys, issuer=issuer, audience=audience)
 
     def verify(self, token: str) -> Principal:
+        cached = self.verified.get(token)
+        if cached is not None:
+            return cached
         claims = self._decode(token)
+        principal = self._principal(claims)
+        self.verified.put(token, principal, float(claims["exp"]))
+        return principal
+
+    @staticmethod
+    def _principal(claims: dict[str, Any]) -> Principal:
         try:
             role = Role(claims["role"])
             subject = str(claims["sub"])

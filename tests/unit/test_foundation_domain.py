@@ -108,6 +108,39 @@ def test_hmac_token_round_trip_and_refusals() -> None:
         TokenVerifier(hmac_secret=SECRET).verify(no_exp)
 
 
+def test_verified_tokens_are_kept_until_they_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+    decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda token, *a, **k: (
+        decoded.append(token), decode(token, *a, **k))[1])
+    verifier = TokenVerifier(hmac_secret=SECRET)
+    token = mint_token(SECRET, subject="nurse-1", role=Role.CARER, facilities=["a"],
+                       ttl=timedelta(minutes=5))
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first and decoded == [token]  # kept: checked once
+    # Past its exp a kept token is verified again (here still inside the leeway).
+    now = datetime.now(UTC)
+    monkeypatch.setattr("medservice.api.auth.time.time",
+                        lambda: (now + timedelta(minutes=5, seconds=1)).timestamp())
+    verifier.verify(token)
+    assert decoded == [token, token]
+    # Within the leeway after exp a token is accepted but not kept.
+    monkeypatch.undo()
+    monkeypatch.setattr(jwt, "decode", lambda token, *a, **k: (
+        decoded.append(token), decode(token, *a, **k))[1])
+    late = mint_token(SECRET, subject="nurse-1", role=Role.CARER, facilities=["a"],
+                      ttl=timedelta(seconds=10), now=now - timedelta(seconds=20))
+    verifier.verify(late)
+    verifier.verify(late)
+    assert decoded.count(late) == 2
+    # A refusal is never kept.
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            verifier.verify(forged)
+    assert decoded.count(forged) == 2
+
+
 def test_public_key_tokens_for_production(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.public_key().public_bytes(serialization.Encoding.PEM,
