@@ -251,18 +251,21 @@ def run_idempotent(
             response = work(uow)
             uow.commit()
             return response
-    prior = _stored(uow_factory, principal, method, request_id, digest, response_type)
-    if prior is not None:
-        return prior
+    # The request log is read in the write transaction itself: a retry is answered from it
+    # there, and a first attempt pays for no second transaction.
     try:
         with uow_factory() as uow:
+            prior = _stored(uow, principal, method, request_id, digest, response_type)
+            if prior is not None:
+                return prior
             response = work(uow)
             uow.requests.add(principal.subject, method, request_id, digest,
                              response.SerializeToString(), now)
             uow.commit()
             return response
-    except AlreadyExists:
-        prior = _stored(uow_factory, principal, method, request_id, digest, response_type)
+    except AlreadyExists:  # the work or a concurrent twin: the twin's response, if stored
+        with uow_factory(write=False) as uow:
+            prior = _stored(uow, principal, method, request_id, digest, response_type)
         if prior is not None:
             return prior
         raise
@@ -273,10 +276,9 @@ def _addressing_created(work: Callable[[UnitOfWork], M]) -> Callable[[UnitOfWork
     return lambda uow: address_created(work(uow))
 
 
-def _stored(uow_factory: UnitOfWorkFactory, principal: Principal, method: str,
-            request_id: str, digest: str, response_type: type[M]) -> M | None:
-    with uow_factory(write=False) as uow:
-        found = uow.requests.get(principal.subject, method, request_id)
+def _stored(uow: UnitOfWork, principal: Principal, method: str, request_id: str,
+            digest: str, response_type: type[M]) -> M | None:
+    found = uow.requests.get(principal.subject, method, request_id)
     if found is None:
         return None
     stored_digest, payload = found

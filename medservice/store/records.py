@@ -31,6 +31,11 @@ _ORDERED = (_R.administered_at, _R.recorded_at, _R.record_id)
 _BETWEEN_ALL = _BETWEEN.order_by(*_ORDERED)
 _BETWEEN_ONE = _BETWEEN.where(_R.resident_id == bindparam("resident_id")).order_by(*_ORDERED)
 _INSERT = insert(t.administration_records)
+_GET = select(t.administration_records).where(
+    _R.facility_id == bindparam("facility_id"), _R.resident_id == bindparam("resident_id"),
+    _R.record_id == bindparam("record_id"))
+_SETTLING = select(t.administration_records).where(
+    _R.dose_id == bindparam("dose_id"), _R.settles, ~_R.entered_in_error)
 # A settling record that loses to another settling the same dose (the unique index) is not
 # inserted: no error, so the transaction goes on without a savepoint round trip. RETURNING
 # tells whether it was (the driver's rowcount does not, through SQLAlchemy on psycopg).
@@ -90,15 +95,13 @@ class RecordRepository:
 
     def get(self, facility_id: str, resident_id: str, record_id: str
             ) -> AdministrationRecord | None:
-        row = self._conn.execute(select(t.administration_records).where(
-            _R.facility_id == facility_id, _R.resident_id == resident_id,
-            _R.record_id == record_id)).first()
+        row = self._conn.execute(_GET, {"facility_id": facility_id, "resident_id": resident_id,
+                                        "record_id": record_id}).first()
         return _record(row) if row else None
 
     def settling(self, dose_id: str) -> AdministrationRecord | None:
         """The active record that settles a scheduled dose, if any."""
-        row = self._conn.execute(select(t.administration_records).where(
-            _R.dose_id == dose_id, _R.settles, ~_R.entered_in_error)).first()
+        row = self._conn.execute(_SETTLING, {"dose_id": dose_id}).first()
         return _record(row) if row else None
 
     def between(self, facility_id: str, resident_id: str | None, start: datetime,

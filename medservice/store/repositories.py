@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from medservice.domain.facility import (
     Facility,
@@ -205,6 +205,15 @@ class ResidentRepository:
         return result.rowcount == 1
 
 
+_Q = t.request_log.c
+# Prepared once: every idempotent write runs both (building a statement per call cost more
+# than running it).
+_REQUEST = select(_Q.request_hash, _Q.response).where(
+    _Q.subject == bindparam("subject"), _Q.method == bindparam("method"),
+    _Q.request_id == bindparam("request_id"))
+_ADD_REQUEST = insert(t.request_log)
+
+
 class RequestLog:
     """Responses of completed write requests, keyed by (subject, method, request_id)."""
 
@@ -212,16 +221,12 @@ class RequestLog:
         self._conn = conn
 
     def get(self, subject: str, method: str, request_id: str) -> tuple[str, bytes] | None:
-        c = t.request_log.c
-        row = self._conn.execute(
-            select(c.request_hash, c.response).where(
-                c.subject == subject, c.method == method, c.request_id == request_id)
-        ).first()
-        return (row.request_hash, bytes(row.response)) if row else None
+        row = self._conn.execute(_REQUEST, {"subject": subject, "method": method,
+                                            "request_id": request_id}).first()
+        return (row[0], bytes(row[1])) if row else None
 
     def add(self, subject: str, method: str, request_id: str, request_hash: str,
             response: bytes, now: datetime) -> None:
-        self._conn.execute(insert(t.request_log).values(
-            subject=subject, method=method, request_id=request_id,
-            request_hash=request_hash, response=response, create_time=now,
-        ))
+        self._conn.execute(_ADD_REQUEST, {
+            "subject": subject, "method": method, "request_id": request_id,
+            "request_hash": request_hash, "response": response, "create_time": now})
