@@ -10,11 +10,12 @@ Dose ids are uuid5 of "resident/order/local date/slot" under a fixed namespace, 
 same dose gets the same id from any call, process or replica, and keeps it across order
 versions that keep the dose. A ScheduledDose carries the slot and derives its id on
 access: expanding a national day then does not hash ~400,000 names that only the doses
-someone stores or reports need.
+someone stores or reports need. A KeptDose keeps its id once derived.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -99,6 +100,19 @@ class ScheduledDose(NamedTuple):
     def dose_id(self) -> str:
         """The dose's stable id (see `dose_id`)."""
         return dose_id(self.resident_id, self.order_id, self.local_date, self.slot)
+
+
+class KeptDose(ScheduledDose):
+    """A ScheduledDose that derives its id once, on first access, and keeps it: for doses
+    kept between calls (service.round_context), whose ids every check reads again."""
+
+    @functools.cached_property
+    def dose_id(self) -> str:  # type: ignore[override]
+        return dose_id(self.resident_id, self.order_id, self.local_date, self.slot)
+
+    @classmethod
+    def of(cls, dose: ScheduledDose) -> KeptDose:
+        return tuple.__new__(cls, dose)
 
 
 _NAMESPACE_BYTES = DOSE_ID_NAMESPACE.bytes

@@ -40,7 +40,7 @@ from medservice.service import round_context
 from medservice.service.alerts import raise_alerts
 from medservice.service.batch import reconcile_facilities
 from medservice.service.facilities import get_facility
-from medservice.store import round_reads
+from medservice.service.round_context import ResidentRound, resident_round
 from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
 from medservice.store.uow import UnitOfWork
 
@@ -56,29 +56,12 @@ class ResidentContext:
     orders: dict[str, list[OrderVersion]]
 
 
-@dataclass(frozen=True)
-class _Resident:
-    """What the context holds whatever its time range: the facility, its rules and the
-    resident's order histories."""
-
-    facility: Facility
-    rules: FacilityRules
-    orders: dict[str, list[OrderVersion]]
-
-
-def _resident(uow: UnitOfWork, facility_id: str, resident_id: str) -> _Resident:
-    facility, rules = round_context.facility_of(uow, facility_id, resident_id)
-    return _Resident(facility, rules, round_reads.resident_versions(uow.conn, facility_id,
-                                                                    resident_id))
-
-
-def _doses(uow: UnitOfWork, base: _Resident, resident_id: str, lo: datetime, hi: datetime,
+def _doses(uow: UnitOfWork, base: ResidentRound, resident_id: str, lo: datetime, hi: datetime,
            now: datetime, dose_id: str | None) -> list[DoseWithOrder]:
     """The resident's doses due in [lo, hi). With a dose id that is not one of them, the
     facility's doses too, to tell another resident's dose from an unknown one."""
     f, rules = base.facility, base.rules
-    doses = [pair for h in base.orders.values()
-             for pair in round_context.cached_doses(f, rules, h, lo, hi, now)]
+    doses = round_context.resident_doses(base, resident_id, lo, hi, now)
     if dose_id and all(d.dose_id != dose_id for d, _ in doses):
         doses += [pair for rid, r in uow.cards.facility_versions(f.facility_id).items()
                   if rid != resident_id for h in r.values()
@@ -90,7 +73,7 @@ def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetim
              end: datetime, now: datetime, *, dose_id: str | None = None
              ) -> ResidentContext:
     """The resident's context (with a dose id, see `_doses`)."""
-    base = _resident(uow, facility_id, resident_id)
+    base = resident_round(uow, facility_id, resident_id)
     lo, hi = context_range(start, end, base.orders.values())
     return ResidentContext(base.facility, base.rules,
                            _doses(uow, base, resident_id, lo, hi, now, dose_id),
@@ -150,7 +133,8 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     # One read of the resident for both the check and the reconciliation after the insert:
     # the records of the reconciliation's wider range when it will run (the check's are
     # among them), the doses of each range from the cache.
-    base = _resident(uow, record.facility_id, record.resident_id)
+    base = resident_round(uow, record.facility_id, record.resident_id,
+                          orders_unchanged=True)
     lo, hi = context_range(at, at, base.orders.values())
     later = _reconciled_range(base, at, at, now)
     wide = context_range(at - _DAY, at + _DAY, base.orders.values()) if later else (lo, hi)
@@ -258,7 +242,7 @@ def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, star
     withdraw what is no longer found. Never before the mirror first knew the card: doses
     due before the home used medservice were not documented here, and are not missed.
     Returns what was found."""
-    base = _resident(uow, facility_id, resident_id)
+    base = resident_round(uow, facility_id, resident_id)
     later = _reconciled_range(base, start, end, now)
     if later is None:
         return []  # nothing to reconcile: no need to read doses and records
@@ -270,7 +254,7 @@ def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, star
 _DAY = timedelta(days=1)
 
 
-def _reconciled_range(base: _Resident, start: datetime, end: datetime, now: datetime
+def _reconciled_range(base: ResidentRound, start: datetime, end: datetime, now: datetime
                       ) -> tuple[datetime, datetime] | None:
     """The range reconcile_resident reconciles for [start, end]; None when empty."""
     mirrored_since = min((v.recorded_at for h in base.orders.values() for v in h),
@@ -279,7 +263,7 @@ def _reconciled_range(base: _Resident, start: datetime, end: datetime, now: date
     return (lo, hi) if lo < hi else None
 
 
-def _reconcile(uow: UnitOfWork, base: _Resident, resident_id: str, lo: datetime,
+def _reconcile(uow: UnitOfWork, base: ResidentRound, resident_id: str, lo: datetime,
                hi: datetime, context: tuple[datetime, datetime],
                records: list[AdministrationRecord], now: datetime) -> list[Discrepancy]:
     """reconcile_resident's work over [lo, hi), given the records of its context range."""

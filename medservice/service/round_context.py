@@ -3,12 +3,19 @@ cannot go stale:
 
 - a facility's settings and the clock built from them, by the facility's etag (every
   change to a facility gives it a new etag; the etag is read in each call, with the
-  resident's existence, in one query);
+  resident's stamps, in one query);
+- a resident's order versions, by the resident's etag (new and random at creation, so
+  never the same in another database) and its order_changes (bumped in the transaction
+  that adds an order version): the count is read before the versions, so an entry holds
+  at least the versions of its count, and versions never change once written. Only
+  transactions that have not added versions themselves keep what they read: one that did
+  might still roll back;
 - an order's doses on a run of local dates, by the order versions known and the
   facility's etag (order versions are never changed once written, so the versions known
-  at a time name the schedule exactly).
+  at a time name the schedule exactly); and all of a resident's, by the facility's etag
+  and the resident's stamp that names its versions, when every version is known.
 
-Both are per process and bounded; a miss costs what every call cost before.
+All are per process and bounded; a miss costs what every call cost before.
 """
 
 from __future__ import annotations
@@ -16,13 +23,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Generic, TypeVar
 
 from medservice.domain.errors import NotFound
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import DoseWithOrder, doses_on_dates
+from medservice.domain.schedule import KeptDose
 from medservice.reconcile import FacilityRules
 from medservice.service.facilities import get_facility
 from medservice.store import round_reads
@@ -69,22 +78,81 @@ _DoseKey = tuple[str, str, str, str, tuple[tuple[int, datetime], ...], object, o
 DOSES: Lru[_DoseKey, list[DoseWithOrder]] = Lru(50_000)
 
 
-def facility_of(uow: UnitOfWork, facility_id: str, resident_id: str
-                ) -> tuple[Facility, FacilityRules]:
-    """The facility and its rules, after checking that it and the resident exist (the
-    errors get_facility and get_resident give, in that order)."""
-    found = round_reads.facility_etag(uow.conn, facility_id, resident_id)
-    if found is None:
+# (facility id, resident id, resident etag, order_changes) -> order id -> versions.
+ORDERS: Lru[tuple[str, str, str, int], dict[str, list[OrderVersion]]] = Lru(10_000)
+
+
+@dataclass(frozen=True)
+class ResidentRound:
+    """What every dose check and record starts from."""
+
+    facility: Facility
+    rules: FacilityRules
+    orders: dict[str, list[OrderVersion]]  # order id -> versions by number
+    # The resident's (etag, order_changes) naming `orders` as committed; None when they
+    # were read in a transaction that may have added versions of its own.
+    stamp: tuple[str, int] | None = None
+
+
+def resident_round(uow: UnitOfWork, facility_id: str, resident_id: str, *,
+                   orders_unchanged: bool = False) -> ResidentRound:
+    """The facility, its rules and the resident's order versions, after checking that the
+    facility and the resident exist (the errors get_facility and get_resident give, in
+    that order). `orders_unchanged`: the caller's write transaction added no order
+    version, so what it reads may be kept."""
+    head = round_reads.round_head(uow.conn, facility_id, resident_id)
+    if head is None:
         raise NotFound("no such facility", reason="FACILITY_NOT_FOUND")
-    etag, resident_exists = found
-    cached = FACILITIES.get((facility_id, etag))
+    cached = FACILITIES.get((facility_id, head.facility_etag))
     if cached is None:
         facility = get_facility(uow, facility_id)
         cached = (facility, FacilityRules.from_facility(facility))
         FACILITIES.put((facility_id, facility.etag), cached)
-    if not resident_exists:
+    if head.resident is None:
         raise NotFound("no such resident", reason="RESIDENT_NOT_FOUND")
-    return cached
+    key = (facility_id, resident_id, *head.resident)
+    stamp: tuple[str, int] | None = head.resident
+    orders = ORDERS.get(key)
+    if orders is None:
+        orders = round_reads.resident_versions(uow.conn, facility_id, resident_id)
+        if orders_unchanged or not uow.writes:
+            ORDERS.put(key, orders)
+        else:
+            stamp = None
+    # Copies: the kept lists are shared between calls.
+    return ResidentRound(*cached, {k: list(v) for k, v in orders.items()}, stamp)
+
+
+# (facility id, etag, resident id, resident etag, order_changes, first date, last date)
+# -> the resident's doses on those dates, order by order (see resident_doses).
+RESIDENT_DOSES: Lru[tuple[str, str, str, str, int, object, object], list[DoseWithOrder]] = \
+    Lru(20_000)
+
+
+def resident_doses(base: ResidentRound, resident_id: str, start: datetime, end: datetime,
+                   now: datetime) -> list[DoseWithOrder]:
+    """The resident's doses due in [start, end): cached_doses of each order in turn. Kept
+    for the resident as a whole, by its stamp, when every version is known at `now` (one
+    look-up instead of one per order)."""
+    f, rules = base.facility, base.rules
+    if base.stamp is None or any(v.recorded_at > now for h in base.orders.values()
+                                 for v in h):
+        return [pair for h in base.orders.values()
+                for pair in cached_doses(f, rules, h, start, end, now)]
+    first, last = _dates(rules, start, end)
+    key = (f.facility_id, f.etag, resident_id, *base.stamp, first, last)
+    doses = RESIDENT_DOSES.get(key)
+    if doses is None:
+        doses = [pair for h in base.orders.values()
+                 for pair in _dated_doses(f, rules, h, first, last, now)]
+        RESIDENT_DOSES.put(key, doses)
+    return [pair for pair in doses if start <= pair[0].due_time < end]
+
+
+def _dates(rules: FacilityRules, start: datetime, end: datetime) -> tuple[date, date]:
+    """The local dates of [start, end)."""
+    clock = rules.clock
+    return clock.local_date_of(start), clock.local_date_of(end - timedelta(microseconds=1))
 
 
 def cached_doses(facility: Facility, rules: FacilityRules,
@@ -92,17 +160,23 @@ def cached_doses(facility: Facility, rules: FacilityRules,
                   now: datetime) -> list[DoseWithOrder]:
     """rounds.doses_between(versions, rules.clock, start, end, now), from the cache when
     the same versions were expanded over the same local dates before."""
+    doses = _dated_doses(facility, rules, versions, *_dates(rules, start, end), now)
+    return [pair for pair in doses if start <= pair[0].due_time < end]
+
+
+def _dated_doses(facility: Facility, rules: FacilityRules, versions: Sequence[OrderVersion],
+                 first: date, last: date, now: datetime) -> list[DoseWithOrder]:
+    """The order's doses on local dates first..last as known at `now` (doses_on_dates),
+    from the cache."""
     known = tuple((v.version, v.recorded_at) for v in versions if v.recorded_at <= now)
     if not known:
         return []  # no version known yet: no piece to schedule
-    clock = rules.clock
-    first = clock.local_date_of(start)
-    last = clock.local_date_of(end - timedelta(microseconds=1))
     head = versions[0]
     key = (facility.facility_id, facility.etag, head.resident_id, head.order_id, known,
            first, last)
     doses = DOSES.get(key)
     if doses is None:
-        doses = doses_on_dates(list(versions), clock, first, last, now)
+        doses = [(KeptDose.of(d), c) for d, c in
+                 doses_on_dates(list(versions), rules.clock, first, last, now)]
         DOSES.put(key, doses)
-    return [pair for pair in doses if start <= pair[0].due_time < end]
+    return doses

@@ -5,6 +5,7 @@ SQLAlchemy that cost more than the queries themselves)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, select
 
@@ -17,8 +18,10 @@ _F = t.facilities.c
 _RS = t.residents.c
 _V = t.order_versions.c
 
-_FACILITY_AND_RESIDENT = (
-    select(_F.etag, _RS.resident_id)
+# The facility's etag, and the resident's etag and order_changes (bumped with every new
+# order version): what tells a call whether what it kept from before still holds.
+_ROUND_HEAD = (
+    select(_F.etag, _RS.etag, _RS.order_changes)
     .select_from(t.facilities.outerjoin(t.residents, and_(
         _RS.facility_id == _F.facility_id, _RS.resident_id == bindparam("resident_id"))))
     .where(_F.facility_id == bindparam("facility_id")))
@@ -32,12 +35,19 @@ _VERSION_HEADS = (select(_V.facility_id, _V.resident_id, _V.order_id, _V.version
 _VERSION_ROWS = select(t.order_versions).where(_OF_RESIDENT)
 
 
-def facility_etag(conn: Connection, facility_id: str, resident_id: str
-                  ) -> tuple[str, bool] | None:
-    """(the facility's etag, whether the resident exists); None: no such facility."""
-    row = conn.execute(_FACILITY_AND_RESIDENT, {"facility_id": facility_id,
-                                                "resident_id": resident_id}).first()
-    return None if row is None else (row[0], row[1] is not None)
+@dataclass(frozen=True)
+class RoundHead:
+    facility_etag: str
+    resident: tuple[str, int] | None  # (etag, order_changes); None: no such resident
+
+
+def round_head(conn: Connection, facility_id: str, resident_id: str) -> RoundHead | None:
+    """The facility's etag and the resident's stamps; None: no such facility."""
+    row = conn.execute(_ROUND_HEAD, {"facility_id": facility_id,
+                                     "resident_id": resident_id}).first()
+    if row is None:
+        return None
+    return RoundHead(row[0], None if row[1] is None else (row[1], int(row[2])))
 
 
 def resident_versions(conn: Connection, facility_id: str, resident_id: str

@@ -54,6 +54,11 @@ class UnitOfWork:
         self._locked: threading.Lock | None = None
 
     @property
+    def writes(self) -> bool:
+        """A write transaction (else read-only)."""
+        return self._write
+
+    @property
     def conn(self) -> Connection:
         assert self._conn is not None, "unit of work is not open"
         return self._conn

@@ -164,6 +164,40 @@ def test_an_order_change_is_seen_by_the_next_check(uow: UnitOfWorkFactory) -> No
     assert "WRONG_DOSE" not in {r.code.value for r in before.reasons}
 
 
+def test_order_versions_read_in_a_rolled_back_change_are_not_kept(
+        uow: UnitOfWorkFactory) -> None:
+    """The orders kept by the resident's order_changes: a sync that reads its own new
+    versions (reconciling) and then rolls back must not leave them under a count that
+    another change then commits."""
+    _seed(uow)
+    with uow(write=False) as u:
+        pairs = [pair for pair in _doses(u, "r0", NOW - timedelta(days=1), NOW)
+                 if pair[0].amount.quantity is not None]
+        d, content = pairs[0]
+        p = _proposal("r0", d)
+        assert "WRONG_DOSE" not in {r.code.value for r in _assert_same_check(u, p).reasons}
+        orders = [v[-1].content for v in u.cards.resident_versions(F, "r0").values()]
+    other = next(o for o in orders if o.order_id != content.order_id
+                 and hasattr(o.dosage, "periods") and _doubled(o) != o.dosage)
+
+    def changed(order_id: str) -> list[OrderContent]:
+        return [dataclasses.replace(o, dosage=_doubled(o)) if o.order_id == order_id
+                else o for o in orders]
+
+    with uow() as u:  # doubles the checked dose, reconciles, and rolls back
+        cards_uc.sync_card(u, F, "r0", 2, changed(content.order_id), NOW - timedelta(days=2),
+                           NOW)
+        assert "WRONG_DOSE" in {r.code.value for r in
+                                admin.checked(u, p, NOW + timedelta(hours=4)).result.reasons}
+    with uow() as u:  # the same number of new versions, for another order
+        cards_uc.sync_card(u, F, "r0", 2, changed(other.order_id), NOW - timedelta(days=2),
+                           NOW)
+        u.commit()
+    with uow(write=False) as u:
+        after = _assert_same_check(u, p)
+    assert "WRONG_DOSE" not in {r.code.value for r in after.reasons}
+
+
 def _doubled(o: OrderContent) -> object:
     dosage = o.dosage
     periods = tuple(dataclasses.replace(period, days=tuple(
