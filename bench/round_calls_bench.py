@@ -10,6 +10,7 @@ server and the load share them; the ratio is what to read.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import threading
 import time
@@ -23,6 +24,7 @@ import grpc
 from bench.rounds_bench import SECRET, seeded_server
 from medservice.api.auth import mint_token
 from medservice.domain.access import Role
+from medservice.server import settle_heap
 from medservice.v1 import rounds_pb2 as pb
 from medservice.v1 import rounds_pb2_grpc
 
@@ -90,6 +92,7 @@ def run() -> dict[str, float | int | str]:
 
 
 def _measure(port: int, today: Any) -> dict[str, float | int | str]:
+    settle_heap()  # as `medservice serve` does once the server is up
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     token = mint_token(SECRET, subject="bench", role=Role.CARER, facilities=["bench"])
     md = (("authorization", f"Bearer {token}"),)
@@ -119,7 +122,7 @@ def _measure(port: int, today: Any) -> dict[str, float | int | str]:
                                            route=d.route, administration_time=d.due_time),
                        metadata=md, timeout=10)
 
-    record_index = iter(range(len(doses)))
+    record_index = itertools.count()  # wraps round the list (a range stopped the clients)
 
     def call_record(i: int) -> None:
         resident, d = doses[next(record_index) % len(doses)]

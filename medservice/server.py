@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Sequence
@@ -165,10 +166,20 @@ def _bind(server: grpc.Server, settings: Settings) -> int:
     return port
 
 
+def settle_heap() -> None:
+    """Collect, then exempt what exists from future collections: what a started server
+    holds (modules, protobuf and SQLAlchemy metadata: over 100,000 objects) lives as long
+    as the process, and walking it made each full collection a pause of tens of
+    milliseconds (up to ~100 ms measured) in which every call waited."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(settings: Settings, *, on_ready: object = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     engine = make_engine(settings.database_url)
     running = build_server(settings, uow_factory(engine), make_verifier(settings))
+    settle_heap()
     log.info("serving", port=running.port, tls=bool(settings.tls_cert_file))
     if callable(on_ready):
         on_ready(running)

@@ -71,13 +71,37 @@ def _string(message: Message, field: str) -> str:
     return str(getattr(message, field))
 
 
+def _strings(descriptor: Any, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of `fields` that are single strings in messages of `descriptor`."""
+    by_name = descriptor.fields_by_name
+    return tuple(f for f in fields if f in by_name
+                 and by_name[f].type == FieldDescriptor.TYPE_STRING
+                 and not by_name[f].is_repeated)
+
+
+# Per request type, worked out once rather than in every call: its name fields, and each
+# nested message field with that message's name fields (see _candidates).
+_Plan = tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]
+_PLANS: dict[Any, _Plan] = {}  # by message descriptor
+
+
+def _plan(descriptor: Any) -> _Plan:
+    plan = _PLANS.get(descriptor)
+    if plan is None:
+        nested = tuple((fd.name, _strings(fd.message_type, _NESTED_NAME_FIELDS))
+                       for fd in descriptor.fields
+                       if fd.type == FieldDescriptor.TYPE_MESSAGE and not fd.is_repeated)
+        plan = _PLANS[descriptor] = (_strings(descriptor, _NAME_FIELDS), nested)
+    return plan
+
+
 def _candidates(request: Message) -> list[str]:
-    out = [_string(request, f) for f in _NAME_FIELDS]
-    for fd in request.DESCRIPTOR.fields:
-        if (fd.type == FieldDescriptor.TYPE_MESSAGE and not fd.is_repeated
-                and request.HasField(fd.name)):
-            nested = getattr(request, fd.name)
-            out += [_string(nested, f) for f in _NESTED_NAME_FIELDS]
+    top, nested = _plan(request.DESCRIPTOR)
+    out = [getattr(request, f) for f in top]
+    for name, fields in nested:
+        if request.HasField(name):
+            message = getattr(request, name)
+            out += [getattr(message, f) for f in fields]
     return out
 
 
@@ -196,13 +220,22 @@ class AuditRecorder:
 
 
 class _Queued:
-    __slots__ = ("done", "error", "event", "lead")
+    __slots__ = ("_done", "error", "event", "lead")
 
     def __init__(self, event: AuditEvent) -> None:
         self.event = event
-        self.done = threading.Event()  # set when written (or not), or to hand over the lead
+        # Held until written (or not), or until the lead is handed over: a bare lock is
+        # the cheapest wake-up (an Event is a Condition, a lock and a list of waiters).
+        self._done = threading.Lock()
+        self._done.acquire()
         self.lead = False
         self.error: Exception | None = None
+
+    def wait(self) -> None:
+        self._done.acquire()
+
+    def wake(self) -> None:  # once per item
+        self._done.release()
 
 
 class GroupCommit:
@@ -213,9 +246,10 @@ class GroupCommit:
     it did: a read hands out no data that the trail does not show.
 
     No thread of its own: the first caller to find no commit in progress writes what is
-    queued (its own event first in line) and then hands the lead to the first of those who
-    queued meanwhile, who writes theirs together. If a shared commit fails, each of its
-    events is tried alone, so that one bad event fails only its own call."""
+    queued once its transaction is open (its own event first in line) and then hands the
+    lead to the first of those who queued meanwhile, who writes theirs together. If a
+    shared commit fails, each of its events is tried alone, so that one bad event fails
+    only its own call."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
         self._uow = uow_factory
@@ -230,46 +264,59 @@ class GroupCommit:
             self._queue.append(mine)
             lead, self._busy = not self._busy, True
         if not lead:
-            mine.done.wait()
+            mine.wait()
             if not mine.lead:
                 return mine.error
-        with self._lock:
-            batch, self._queue = self._queue, []
+        batch: list[_Queued] = []
         try:
             self._commit(batch)
         finally:
+            self._take(batch)  # if it never was (nothing is left queued for no one)
             with self._lock:
                 if self._queue:
                     following = self._queue[0]
                     following.lead = True
-                    following.done.set()
+                    following.wake()
                 else:
                     self._busy = False
             for q in batch:
                 if q is not mine:
-                    q.done.set()
+                    q.wake()
         return mine.error
 
+    def _take(self, batch: list[_Queued]) -> list[AuditEvent]:
+        """Move what is queued (the leader's own event first) into `batch`, once; its
+        events."""
+        if not batch:
+            with self._lock:
+                batch += self._queue
+                self._queue = []
+        return [q.event for q in batch]
+
     def _commit(self, batch: list[_Queued]) -> None:
+        """Write the queue as `batch`, taken once the transaction is open: who queued while
+        it opened (SQLite: waited for the write lock) goes in the same commit."""
         try:
-            self._insert([q.event for q in batch])
+            self._insert(lambda: self._take(batch))
             return
         except Exception as e:
+            self._take(batch)
             if len(batch) == 1:
                 batch[0].error = e
                 return
         for q in batch:
             try:
-                self._insert([q.event])
+                self._insert([q.event].copy)  # this event alone
             except Exception as e:
                 q.error = e
 
-    def _insert(self, events: list[AuditEvent]) -> None:
+    def _insert(self, events: Callable[[], list[AuditEvent]]) -> None:
+        """Insert the events `events()` gives once the transaction is open."""
         # No call's pending draft may ride along (UnitOfWork.commit adds the caller's own).
         token = pending_audit.set(None)
         try:
             with self._uow() as uow:
-                for event in events:
+                for event in events():
                     uow.audit.add(event)
                 uow.commit()
         finally:

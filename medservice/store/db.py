@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 # SQLite has one writer at a time. Writers of this process queue on a lock per database
 # file (see writer_lock) instead of on SQLite's busy handler, which sleeps in steps of up
@@ -81,6 +83,13 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+        # On the driver's connection: through SQLAlchemy's statement machinery this BEGIN
+        # cost as much as a query, and every call opens at least one transaction.
+        statement = "BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN"
+        try:
+            conn.connection.driver_connection.execute(statement)
+        except sqlite3.Error as e:  # raised as SQLAlchemy would (the sweep catches DBAPIError)
+            raise DBAPIError.instance(statement, None, e, sqlite3.Error,
+                                      hide_parameters=True) from e
 
     return engine
