@@ -3,6 +3,7 @@ resident read from every request type of the v1 API. No database, no server."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from medservice.api.audit_capture import (
     addressed,
 )
 from medservice.domain.access import Principal, Role
+from medservice.store import audit
 from medservice.store.audit import pending_audit
 from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import audit_pb2 as aupb
@@ -254,3 +256,13 @@ def test_a_failed_write_of_the_event_is_reported_not_raised() -> None:
     assert call is not None
     assert recorder.end(call, "OK") is False
     assert store == [] and not call.draft.written
+
+
+def test_event_ids_are_uuid7_in_time_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([1_790_000_000_000_000_000 + k * 1_000_000 for k in range(50)])
+    monkeypatch.setattr(audit.time, "time_ns", lambda: next(clock))
+    ids = [audit.time_ordered_id() for _ in range(50)]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert [u.int >> 80 for u in parsed] == [1_790_000_000_000 + k for k in range(50)]
+    assert ids == sorted(ids) and len(set(ids)) == 50  # later milliseconds sort later
