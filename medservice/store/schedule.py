@@ -84,11 +84,6 @@ class Stamp:
     covers_until: datetime
     simple: bool
 
-    def covers(self, order_changes: int, settings_key: str, start: datetime, end: datetime
-               ) -> bool:
-        return (self.order_changes == order_changes and self.settings_key == settings_key
-                and self.covers_from <= start and end <= self.covers_until)
-
 
 def merged(old: Stamp | None, new: Stamp) -> Stamp:
     """`new`, widened by `old` when both describe the same history and settings and their
