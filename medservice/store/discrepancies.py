@@ -28,6 +28,7 @@ from medservice.store.repositories import _utc, newest_first
 
 _D = t.discrepancies.c
 _E = t.discrepancy_events.c
+LOOKUP_CHUNK = 10_000  # ids per lookup (SQLite allows 32,766 parameters)
 
 
 class Status(Enum):
@@ -160,33 +161,40 @@ class DiscrepancyRepository:
 
         Hot path of batch reconciliation: a fixed number of statements, whatever the
         number of discrepancies."""
-        rows = [self._row(d, now) for d in found]
-        if not rows:
+        by_id = {discrepancy_id(d.key): d for d in found}
+        if not by_id:
             return []
+        # Most of a batch's findings were stored by an earlier run: look them up rather
+        # than send them all to be refused by the key's constraint.
+        ids = list(by_id)
+        stored: dict[str, str] = {}
+        for i in range(0, len(ids), LOOKUP_CHUNK):
+            stored.update(self._conn.execute(select(_D.discrepancy_id, _D.status).where(
+                any_of(self._conn, _D.discrepancy_id, ids[i:i + LOOKUP_CHUNK]))).all())
+        rows = [self._row(i, d, now) for i, d in by_id.items() if i not in stored]
         new = set(insert_rows(self._conn, t.discrepancies, rows, on_conflict=["key"],
-                              returning=_D.discrepancy_id))
-        existing = [r["discrepancy_id"] for r in rows if r["discrepancy_id"] not in new]
+                              returning=_D.discrepancy_id)) if rows else set()
+        withdrawn = [i for i, status in stored.items() if status == Status.WITHDRAWN.value]
         reopened: set[str] = set()
-        if existing:
+        if withdrawn:
             # Found again after it no longer applied: open for review again. Its earlier
             # review (if any) stays in the history; the row shows the current state.
             reopened = {i for (i,) in self._conn.execute(
                 update(t.discrepancies)
-                .where(any_of(self._conn, _D.discrepancy_id, existing),
+                .where(any_of(self._conn, _D.discrepancy_id, withdrawn),
                        _D.status == Status.WITHDRAWN.value)
                 .values(status=Status.OPEN.value, decision=None, review_note="",
                         reviewer="", reviewed_at=None, etag=new_etag())
                 .returning(_D.discrepancy_id))}
-        ids = [r["discrepancy_id"] for r in rows
-               if r["discrepancy_id"] in new or r["discrepancy_id"] in reopened]
+        saved = [i for i in ids if i in new or i in reopened]
         self._append([(i, EventKind.DETECTED if i in new else EventKind.REDETECTED, "")
-                      for i in ids], RECONCILIATION, now)
-        return ids
+                      for i in saved], RECONCILIATION, now)
+        return saved
 
     @staticmethod
-    def _row(d: Discrepancy, now: datetime) -> dict[str, Any]:
+    def _row(discrepancy_id_: str, d: Discrepancy, now: datetime) -> dict[str, Any]:
         return dict(
-            discrepancy_id=discrepancy_id(d.key), key=d.key, facility_id=d.facility_id,
+            discrepancy_id=discrepancy_id_, key=d.key, facility_id=d.facility_id,
             resident_id=d.resident_id, code=d.code.value, severity=d.severity.value,
             is_error=d.is_error, order_id=d.order_id, dose_id=d.dose_id,
             record_id=d.record_id, occurred_at=d.occurred_at, detected_at=now,
@@ -209,7 +217,7 @@ class DiscrepancyRepository:
             _D.occurred_at < end, _D.status != Status.WITHDRAWN.value)
         if resident_id is not None:
             q = q.where(_D.resident_id == resident_id)
-        stale = [d_id for d_id, k in self._conn.execute(q) if k not in produced]
+        stale = [d_id for d_id, k in self._conn.execute(q).all() if k not in produced]
         if not stale:
             return 0
         # The status condition again: a concurrent twin may have withdrawn some already,

@@ -135,7 +135,7 @@ class ScheduleRepository:
         if resident_ids is not None:
             q = q.where(any_of(self._conn, _S.resident_id, resident_ids))
         stored = {r[0]: tuple(_utc(v) if isinstance(v, datetime) else v for v in r[1:])
-                  for r in self._conn.execute(q)}
+                  for r in self._conn.execute(q).all()}
         keep = {d.dose_id for d in doses}
         stale = [i for i in stored if i not in keep]
         for i in range(0, len(stale), 1000):
@@ -271,7 +271,7 @@ class ScheduleRepository:
                     _S.due_at < end, _S.closes_at <= now,
                     or_(_S.order_since.is_(None), _S.due_at >= _S.order_since), ~settled))
         return [Unsettled(r[0], r[1], r[2], r[3], _utc(r[4]), _utc(r[5]))
-                for r in self._conn.execute(q)]
+                for r in self._conn.execute(q).all()]
 
     def hold_schedule(self) -> None:
         """Keep `prune` out until this transaction ends (PostgreSQL; SQLite has one writer
