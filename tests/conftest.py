@@ -13,8 +13,9 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -156,6 +157,13 @@ class TestClock:
 
     def advance(self, by: timedelta) -> None:
         self.offset += by
+
+    def to_late_evening(self, zone: ZoneInfo) -> None:
+        """23:30 local of the real today: a card mirrored then has no dose of today still
+        to come, whatever the hour the tests run at. (Mirrored at 00:30, today's morning
+        and evening doses would be missed by tomorrow's round as well.)"""
+        today = datetime.now(zone).date()
+        self.offset += datetime.combine(today, time(23, 30), zone) - self()
 
 
 @pytest.fixture

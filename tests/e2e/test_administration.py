@@ -21,11 +21,13 @@ from tests.builders import CARD_VALID_FROM, K, dose, morning_evening, order, str
 from tests.conftest import ServerFixture, TestClock
 
 R1 = "facilities/f/residents/r1"
+R2 = "facilities/f/residents/r2"
 ZONE = ZoneInfo("Europe/Copenhagen")
 
 
 @pytest.fixture
 def ward(server: ServerFixture, server_clock: TestClock) -> dict[str, MedClient]:
+    server_clock.to_late_evening(ZONE)  # the card is mirrored after today's rounds
     admin = server.client(Role.ADMIN)
     admin.create_facility(fpb.Facility(display_name="Home"), "f")
     admin.create_resident("f", fpb.Resident(person_id="010145-1111", display_name="A",
@@ -44,7 +46,7 @@ def ward(server: ServerFixture, server_clock: TestClock) -> dict[str, MedClient]
                   end="2026-01-31"),
             order(R1, "inr", "Marevan", cpb.Dosage(free_text="efter INR")),
         ]), valid_time=ts(CARD_VALID_FROM)))
-    # The card was mirrored now; the round is tomorrow at 09:00, after the morning dose.
+    # The round is tomorrow at 09:00, after the morning dose.
     set_now(server_clock, _round_day(server_clock) + timedelta(hours=9))
     return {"carer": server.client(Role.CARER, "f", subject="nurse-1"),
             "carer2": server.client(Role.CARER, "f", subject="nurse-2"),
@@ -359,16 +361,26 @@ def test_medctl_check_give_and_a_second_give(ward: dict[str, MedClient],
     from clients.medctl import main
     from tests.conftest import token_for
 
-    day = _today(server_clock)
-    dose_id = _doses(ward["carer"], day)[0].dose_id
-    # medctl stamps records with the real time: put the server's clock back to it.
+    # medctl stamps records with the real time: put the server's clock back to it, and
+    # mirror r2's card then (r1's was mirrored late this evening, after the real now).
     server_clock.offset = timedelta(0)
+    integration = server.client(Role.INTEGRATION, "f")
+    stub = medicine_cards_pb2_grpc.MedicineCardServiceStub(integration.channel)
+    integration.call(stub.SyncMedicineCard, cpb.SyncMedicineCardRequest(
+        card=cpb.MedicineCard(name=f"{R2}/medicineCard", card_version=1, orders=[
+            order(R2, "para", "Paracetamol", morning_evening("2"))]),
+        valid_time=ts(CARD_VALID_FROM)))
+    now = datetime.now(UTC)
+    dose_id = ward["carer"].call(ward["carer"].rounds.ListScheduledDoses,
+                                 pb.ListScheduledDosesRequest(
+                                     parent=R2, start_time=ts(now),
+                                     end_time=ts(now + timedelta(days=1)))).doses[0].dose_id
     base = ["--target", server.target, "--token", token_for(Role.CARER, "f")]
-    assert main([*base, "check", "--resident", R1, "--drug", "id-ukendt", "--quantity",
+    assert main([*base, "check", "--resident", R2, "--drug", "id-ukendt", "--quantity",
                  "1"]) == 4
     assert "UNORDERED_DRUG" in capsys.readouterr().out
-    assert main([*base, "not-given", dose_id, "--resident", R1, "--reason", "refused"]) == 0
-    assert "recorded facilities/f/residents/r1/administrations/" in capsys.readouterr().out
-    assert main([*base, "not-given", dose_id, "--resident", R1, "--reason", "refused"]) == 1
+    assert main([*base, "not-given", dose_id, "--resident", R2, "--reason", "refused"]) == 0
+    assert "recorded facilities/f/residents/r2/administrations/" in capsys.readouterr().out
+    assert main([*base, "not-given", dose_id, "--resident", R2, "--reason", "refused"]) == 1
     err = capsys.readouterr().err
-    assert "DOSE_ALREADY_RECORDED" in err and "record: facilities/f/residents/r1/" in err
+    assert "DOSE_ALREADY_RECORDED" in err and "record: facilities/f/residents/r2/" in err

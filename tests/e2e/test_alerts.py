@@ -88,14 +88,15 @@ def set_now(clock: TestClock, at: datetime) -> None:
 
 
 def tomorrow_at(clock: TestClock, hour: int, minute: int = 0) -> datetime:
-    """A time on the day after the real today (the card was mirrored today), however far
-    the test has moved the server's clock."""
+    """A time on the day after the real today (the card was mirrored late today), however
+    far the test has moved the server's clock."""
     day = (clock() - clock.offset).astimezone(ZONE).date() + timedelta(days=1)
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZONE)
 
 
 @pytest.fixture
-def ward(server: ServerFixture) -> Iterator[dict[str, MedClient]]:
+def ward(server: ServerFixture, server_clock: TestClock) -> Iterator[dict[str, MedClient]]:
+    server_clock.to_late_evening(ZONE)  # the cards are mirrored after today's rounds
     admin = server.client(Role.ADMIN)
     admin.create_facility(fpb.Facility(display_name="Home"), "f")
     for rid, pid, room in (("r1", "010145-1111", "1"), ("r2", "020245-2222", "2")):

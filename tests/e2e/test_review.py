@@ -87,6 +87,7 @@ class Homes:
 
 @pytest.fixture
 def homes(server: ServerFixture, server_clock: TestClock) -> Homes:
+    server_clock.to_late_evening(ZONE)  # the cards are mirrored after today's rounds
     admin = server.client(Role.ADMIN)
     integration = server.client(Role.INTEGRATION)
     cards = medicine_cards_pb2_grpc.MedicineCardServiceStub(integration.channel)
@@ -100,7 +101,7 @@ def homes(server: ServerFixture, server_clock: TestClock) -> Homes:
                 order(r, "para", "Paracetamol", morning_evening("2")),
                 order(r, "inr", "Marevan", cpb.Dosage(free_text="efter INR"))]),
             valid_time=ts(CARD_VALID_FROM)))
-    # The cards were mirrored now; the round is tomorrow, at 09:00 (after the morning dose).
+    # The round is tomorrow, at 09:00 (after the morning dose).
     tomorrow = server_clock().astimezone(ZONE).date() + timedelta(days=1)
     day = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=ZONE)
     h = Homes(server, server_clock, day,
