@@ -16,6 +16,7 @@ from medservice.domain.facility import (
     TimingWindows,
 )
 from medservice.store import tables as t
+from medservice.store.bulk import any_of
 
 
 def newest_first(q: Any, at: Any, key: Any, start: datetime | None, end: datetime | None,
@@ -130,7 +131,7 @@ class FacilityRepository:
         if after is not None:
             q = q.where(t.facilities.c.facility_id > after)
         if only is not None:
-            q = q.where(t.facilities.c.facility_id.in_(sorted(only)))
+            q = q.where(any_of(self._conn, t.facilities.c.facility_id, sorted(only)))
         return [_facility(r) for r in self._conn.execute(q)]
 
     def replace(self, f: Facility, *, expected_etag: str) -> bool:

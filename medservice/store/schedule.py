@@ -158,7 +158,7 @@ class ScheduleRepository:
         """Each resident's order change count. Read it before the order versions a
         schedule is computed from: a change in between then leaves the stamp stale."""
         rows = self._conn.execute(select(_P.facility_id, _P.resident_id, _P.order_changes)
-                                  .where(_P.facility_id.in_(list(facility_ids))))
+                                  .where(any_of(self._conn, _P.facility_id, facility_ids)))
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def check_stamps(self, settings_keys: Mapping[str, str], start: datetime, end: datetime
@@ -189,7 +189,7 @@ class ScheduleRepository:
 
     def stamps(self, facility_ids: Collection[str]) -> dict[ResidentId, Stamp]:
         rows = self._conn.execute(select(t.schedule_stamps)
-                                  .where(_T.facility_id.in_(list(facility_ids))))
+                                  .where(any_of(self._conn, _T.facility_id, facility_ids)))
         return {(r.facility_id, r.resident_id): Stamp(
             r.facility_id, r.resident_id, int(r.order_changes), r.settings_key,
             _utc(r.covers_from), _utc(r.covers_until), bool(r.simple)) for r in rows}
@@ -240,7 +240,7 @@ class ScheduleRepository:
         q = (select(_R.facility_id, _R.resident_id).distinct()
              .select_from(t.administration_records.outerjoin(
                  t.scheduled_doses, _S.dose_id == _R.dose_id))
-             .where(_R.facility_id.in_(list(facility_ids)), _R.administered_at >= start,
+             .where(any_of(self._conn, _R.facility_id, facility_ids), _R.administered_at >= start,
                     _R.administered_at < end, _R.entered_in_error.is_(False),
                     case((plainly_right, 0), else_=1) == 1))
         return {(r[0], r[1]) for r in self._conn.execute(q)}
@@ -250,9 +250,10 @@ class ScheduleRepository:
         """(doses due, records administered) in [start, end) in these facilities."""
         ids = list(facility_ids)
         doses = select(func.count()).select_from(t.scheduled_doses).where(
-            _S.facility_id.in_(ids), _S.due_at >= start, _S.due_at < end).scalar_subquery()
+            any_of(self._conn, _S.facility_id, ids), _S.due_at >= start,
+            _S.due_at < end).scalar_subquery()
         records = select(func.count()).select_from(t.administration_records).where(
-            _R.facility_id.in_(ids), _R.administered_at >= start,
+            any_of(self._conn, _R.facility_id, ids), _R.administered_at >= start,
             _R.administered_at < end).scalar_subquery()
         row = self._conn.execute(select(doses, records)).one()
         return int(row[0]), int(row[1])
@@ -267,7 +268,7 @@ class ScheduleRepository:
                                  _R.resident_id == _S.resident_id)
         q = (select(_S.dose_id, _S.facility_id, _S.resident_id, _S.order_id, _S.due_at,
                     _S.closes_at)
-             .where(_S.facility_id.in_(list(facility_ids)), _S.due_at >= start,
+             .where(any_of(self._conn, _S.facility_id, facility_ids), _S.due_at >= start,
                     _S.due_at < end, _S.closes_at <= now,
                     or_(_S.order_since.is_(None), _S.due_at >= _S.order_since), ~settled))
         return [Unsettled(r[0], r[1], r[2], r[3], _utc(r[4]), _utc(r[5]))
