@@ -134,10 +134,9 @@ def materialise_facility(uow: UnitOfWork, facility: Facility, start: datetime,
                          end: datetime, now: datetime, *, residents: set[str] | None = None,
                          swept_if_closed_by: datetime | None = None) -> None:
     """`materialise` for the facility's residents (or those of `residents`), reading their
-    change counts before their order versions."""
+    change counts before their order versions, and holding them."""
     facility_id = facility.facility_id
-    changes = {r: n for (_, r), n in uow.schedule.order_changes([facility_id]).items()
-               if residents is None or r in residents}
+    changes = uow.schedule.hold_order_changes(facility_id, residents)
     versions = uow.cards.facility_versions(facility_id)
     histories = {r: list(versions.get(r, {}).values()) for r in changes}
     materialise(uow, facility, histories, changes, start, end, now,

@@ -128,8 +128,8 @@ class ScheduleRepository:
         exactly `doses`: an order change may add, move or cancel doses, or change what is
         ordered. A dose already materialised keeps whether it was swept; a new one counts
         as swept when its window closed by `swept_if_closed_by` (its caller reconciles
-        it). The caller holds the residents' card locks or accepts that a stamp written
-        from a stale read certifies nothing (see `Stamp`)."""
+        it). The caller holds the residents (`hold_order_changes`) since before it read
+        the order versions `doses` come from."""
         q = select(_S.dose_id, *(_S[c] for c in _ORDERED)).where(
             _S.facility_id == facility_id, _S.due_at >= start, _S.due_at < end)
         if resident_ids is not None:
@@ -154,12 +154,20 @@ class ScheduleRepository:
 
     # -- schedule stamps ---------------------------------------------------------------
 
-    def order_changes(self, facility_ids: Collection[str]) -> dict[ResidentId, int]:
-        """Each resident's order change count. Read it before the order versions a
-        schedule is computed from: a change in between then leaves the stamp stale."""
-        rows = self._conn.execute(select(_P.facility_id, _P.resident_id, _P.order_changes)
-                                  .where(any_of(self._conn, _P.facility_id, facility_ids)))
-        return {(r[0], r[1]): int(r[2]) for r in rows}
+    def hold_order_changes(self, facility_id: str, residents: Collection[str] | None
+                           ) -> dict[str, int]:
+        """The order change count of each of these residents (None: the facility's), their
+        rows held until this transaction ends (FOR SHARE; SQLite has one writer anyway).
+        Read it before the order versions a schedule is computed from: no order change
+        of theirs can then commit before the rows are written. (One that did would have
+        its own rows, written by its own refresh, deleted again by `replace` as not in
+        the schedule: the sweep would never see those doses.) An order change holds its
+        resident's row already, from the count it bumps."""
+        q = (select(_P.resident_id, _P.order_changes).where(_P.facility_id == facility_id)
+             .order_by(_P.resident_id).with_for_update(read=True))
+        if residents is not None:
+            q = q.where(any_of(self._conn, _P.resident_id, residents))
+        return {r: int(n) for r, n in self._conn.execute(q).all()}
 
     def check_stamps(self, settings_keys: Mapping[str, str], start: datetime, end: datetime
                      ) -> StampCheck:
@@ -236,10 +244,12 @@ class ScheduleRepository:
             or_(_R.route == "", _S.route == "",
                 func.lower(func.trim(_R.route)) == func.lower(func.trim(_S.route))))
         # CASE, not NOT(...): a NULL anywhere (a dose with no plain part) must count
-        # as not plainly right rather than drop out of the WHERE.
+        # as not plainly right rather than drop out of the WHERE. The due range is in the
+        # join's condition too, so that only the range's doses are read and hashed, not
+        # the whole retained schedule (45 days of a nation: some 23 million rows).
         q = (select(_R.facility_id, _R.resident_id).distinct()
-             .select_from(t.administration_records.outerjoin(
-                 t.scheduled_doses, _S.dose_id == _R.dose_id))
+             .select_from(t.administration_records.outerjoin(t.scheduled_doses, and_(
+                 _S.dose_id == _R.dose_id, _S.due_at >= start, _S.due_at < end)))
              .where(any_of(self._conn, _R.facility_id, facility_ids), _R.administered_at >= start,
                     _R.administered_at < end, _R.entered_in_error.is_(False),
                     case((plainly_right, 0), else_=1) == 1))

@@ -194,9 +194,14 @@ def test_three_replicas_deliver_each_missed_dose_once_to_every_watcher(
             w.stop()
         for r in replicas:
             r.stop()
+    with pg_engine.connect() as conn:  # what was raised, to tell delivery from raising
+        stored = conn.execute(text(
+            "SELECT position, resident_id, created_at FROM alerts WHERE facility_id = 'mp' "
+            "ORDER BY position")).all()
     for w in watchers:
         names = [x.name for x in w.alerts]
-        assert len(names) == MISSED, (len(names), w.reconnects)
+        assert len(names) == MISSED, (len(names), w.reconnects,
+                                      [x.position for x in w.alerts], stored)
         assert len(set(names)) == MISSED  # none twice
         assert {x.kind for x in w.alerts} == {apb.ALERT_KIND_MISSED_DOSE}
     assert [sorted(x.name for x in w.alerts) for w in watchers[1:]] == [
