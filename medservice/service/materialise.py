@@ -3,9 +3,10 @@ which due times the rows are exactly the schedule (see `store.schedule.Stamp`).
 
 The missed-dose sweep works from these rows; batch reconciliation trusts them in SQL
 where the stamp covers its range under the resident's current order history and the
-facility's current settings, and materialises what it cannot trust first. A stamp is
-written from an order-change count read before the order versions: a change that commits
-in between leaves the stamp naming an older count, so it certifies nothing.
+facility's current settings, and materialises what it cannot trust first. The residents'
+order-change counts are read, and held, before their order versions: no order change of
+theirs commits until the rows and the stamp naming that count are written (and a stamp
+naming an older count than the resident's certifies nothing).
 """
 
 from __future__ import annotations
