@@ -10,7 +10,9 @@ records) is MEDSERVICE_BENCH_SCALE=1.34. The day is schedule_bench's (2026-03-29
 spring DST day), on which its population's pauses and discontinuations fall. Each order is
 one order version, valid and recorded a month before the day, route oral. About 96% of
 the day's due doses are recorded as given on time (dose id, the ordered quantity,
-recorded a few minutes later); the rest are missing. The database holds that day only.
+recorded a few minutes later); the rest are missing. The database holds that day's records
+and, besides the day's schedule, RETAINED_DAYS (7; MEDSERVICE_BENCH_RETAINED_DAYS) older
+days of swept scheduled doses, as the sweep keeps them: the batch must read only its range.
 
 Measured:
 - reconcile: `service.batch.reconcile_facilities` for every facility over the local day
@@ -88,6 +90,10 @@ SEED = 20260404
 MIRRORED_BEFORE = timedelta(days=30)
 ANTI_JOIN_REPEATS = 3
 COLD_FACILITIES = 100  # materialised by the batch itself
+# Older, swept scheduled doses the database also holds (the sweep keeps 45 days): a batch
+# must read only its own range of them. MEDSERVICE_BENCH_RETAINED_DAYS overrides.
+RETAINED_DAYS_ENV = "MEDSERVICE_BENCH_RETAINED_DAYS"
+RETAINED_DAYS = 7
 TARGET_SECONDS = 30.0
 TARGET_RATIO = 3.0
 TARGET_DOSES = 500_000  # the issue's national day
@@ -317,6 +323,28 @@ def seed(engine: Engine, homes: list[Home], now: datetime) -> tuple[int, int, in
     return len(version_rows), len(due_rows), len(record_rows), missing
 
 
+def add_retained_schedule(engine: Engine, start: datetime, end: datetime, days: int) -> int:
+    """Copies of the day's scheduled doses (due in [start, end)) `days` times over, 3 to
+    days + 2 days earlier: swept history before the batch's range and margin, as the sweep
+    leaves it. Returns the rows the table then holds."""
+    with engine.begin() as conn:
+        conn.execute(text("""
+            INSERT INTO scheduled_doses (dose_id, facility_id, resident_id, order_id, due_at,
+                closes_at, swept_at, plain_from, plain_until, amount, route, order_since)
+            SELECT md5(s.dose_id || k), s.facility_id, s.resident_id, s.order_id,
+                   s.due_at - k * interval '1 day', s.closes_at - k * interval '1 day',
+                   s.swept_at, s.plain_from - k * interval '1 day',
+                   s.plain_until - k * interval '1 day', s.amount, s.route, s.order_since
+            FROM scheduled_doses s, generate_series(3, :last) k
+            WHERE s.due_at >= :start AND s.due_at < :end"""),
+                     {"last": days + 2, "start": start, "end": end})
+        rows = int(conn.scalar(text("SELECT count(*) FROM scheduled_doses")) or 0)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE scheduled_doses"))
+        conn.execute(text("CHECKPOINT"))
+    return rows
+
+
 # -- measuring ---------------------------------------------------------------------------
 
 
@@ -431,6 +459,7 @@ def run() -> dict[str, Any]:
     if problem is not None:  # say so rather than fail the other benchmarks of the run
         return {"benchmark": "reconcile one national day (PostgreSQL)", "skipped": problem}
     scale = float(os.environ.get(SCALE_ENV) or 1.0)
+    retained_days = int(os.environ.get(RETAINED_DAYS_ENV) or RETAINED_DAYS)
     started = clock_time.perf_counter()
     homes, source, repaired = build_homes(scale)
     built = clock_time.perf_counter() - started
@@ -444,6 +473,7 @@ def run() -> dict[str, Any]:
             try:
                 started = clock_time.perf_counter()
                 orders, due, records, missing = seed(engine, homes, now)
+                schedule_rows = add_retained_schedule(engine, first, last, retained_days)
                 seeded = clock_time.perf_counter() - started
                 residents = sum(len(h.residents) for h in homes)
                 for h in homes:  # the loop reads everything from the database
@@ -489,6 +519,8 @@ def run() -> dict[str, Any]:
         "issue_workload": {"doses": TARGET_DOSES, "records": TARGET_RECORDS},
         "build_population_seconds": round(built, 2),
         "seeding_seconds": round(seeded, 2),
+        "retained_schedule_days": retained_days,
+        "scheduled_doses_rows": schedule_rows,
         "reconcile_seconds": round(reconcile_seconds, 3),
         "reconcile_doses_per_second": round(first_run.doses / reconcile_seconds),
         "reconcile_seconds_at_issue_workload": round(
