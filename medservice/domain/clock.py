@@ -99,6 +99,11 @@ class FacilityClock:
     def local_date_of(self, instant: datetime) -> date:
         return self.local(instant).date()
 
+    def wall_time(self, instant: datetime) -> time:
+        """The local clock time an instant shows: 03:30 for a dose set at 02:30 on the
+        spring night, when 02:30 does not exist (DOMAIN.md §5)."""
+        return self.local(instant).time().replace(fold=0)
+
     # -- dose times -------------------------------------------------------------------
 
     def time_of(
@@ -131,8 +136,8 @@ class FacilityClock:
         return self._spread(index, count)
 
     def dose_time(self, local_date: date, time_key: str) -> tuple[time, datetime]:
-        """(local time, UTC instant) of a dose given by its `dosage.time_key` ("morning",
-        "12:30", "any-2of3") on a local date: `time_of`, then `instant`.
+        """(wall-clock time, UTC instant) of a dose given by its `dosage.time_key`
+        ("morning", "12:30", "any-2of3") on a local date: `time_of`, then `instant`.
 
         Memoized: a facility's doses share a handful of times a day."""
         key = (local_date, time_key)
@@ -140,8 +145,8 @@ class FacilityClock:
         if found is None:
             if len(self._dose_times) >= _CACHE_LIMIT:
                 self._dose_times.clear()
-            local_time = self.time_of(*parse_time_key(time_key))
-            found = (local_time, self.instant(local_date, local_time))
+            instant = self.instant(local_date, self.time_of(*parse_time_key(time_key)))
+            found = (self.wall_time(instant), instant)
             self._dose_times[key] = found
         return found
 

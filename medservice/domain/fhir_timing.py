@@ -575,7 +575,7 @@ def _day_slots(t: TimingDosage, plan: _Plan, course: _Course, clock: FacilityClo
             if t.count is not None and issued > t.count:
                 return
             if on >= first:
-                yield TimingSlot(on, local_time, d.slot, t.amount, per_day, d.kind, due,
+                yield TimingSlot(on, clock.wall_time(due), d.slot, t.amount, per_day, d.kind, due,
                                  one_time)
 
 

@@ -4,7 +4,7 @@ the reference examples in ../shared/reference (skipped without them, unless CI r
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import grpc
@@ -82,7 +82,8 @@ def test_fhir_medication_request_imports_and_is_scheduled(server: ServerFixture)
     [order] = result.card.orders
     assert order.dosage.HasField("timing") and not order.needs_manual_schedule
     assert order.dosage.timing.amount.quantity == "6"
-    start = datetime(2026, 12, 1, tzinfo=UTC)
+    # Two whole days from tomorrow's UTC midnight: after the import, whatever today is.
+    start = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(0), UTC)
     carer = server.client(Role.CARER, "f")
     doses = carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
         parent=RESIDENT, start_time=ts(start), end_time=ts(start + timedelta(days=2))))

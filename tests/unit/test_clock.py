@@ -108,9 +108,10 @@ def test_spreading_wraps_past_midnight_when_night_is_not_after_morning() -> None
         time(20), time(21, 30), time(23), time(0, 30), time(2)]
 
 
-def test_dose_time_is_time_of_then_instant() -> None:
+def test_dose_time_is_time_of_then_instant_with_the_wall_clock_time_it_shows() -> None:
     assert CLOCK.dose_time(SPRING, "any-1of2") == (time(8), CLOCK.instant(SPRING, time(8)))
-    assert CLOCK.dose_time(SPRING, "02:30") == (time(2, 30), utc(2026, 3, 29, 1, 30))
+    # 02:30 does not exist on the spring night: the dose is at 03:30, and says so.
+    assert CLOCK.dose_time(SPRING, "02:30") == (time(3, 30), utc(2026, 3, 29, 1, 30))
     assert CLOCK.dose_time(AUTUMN, "night") == (time(22), utc(2026, 10, 25, 21))
 
 

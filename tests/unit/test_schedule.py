@@ -170,13 +170,15 @@ def test_a_range_of_days_comes_in_time_order() -> None:
         date(2026, 5, 6), date(2026, 5, 13)]
 
 
-@pytest.mark.parametrize(("day", "at", "expected"), [
-    (date(2026, 3, 29), time(2, 30), utc(2026, 3, 29, 1, 30)),  # moved to 03:30 CEST
-    (date(2026, 10, 25), time(2, 30), utc(2026, 10, 25, 0, 30)),  # the first 02:30
+@pytest.mark.parametrize(("day", "at", "expected", "wall"), [
+    # 02:30 does not exist that night: moved to 03:30 CEST, and shown so.
+    (date(2026, 3, 29), time(2, 30), utc(2026, 3, 29, 1, 30), time(3, 30)),
+    (date(2026, 10, 25), time(2, 30), utc(2026, 10, 25, 0, 30), time(2, 30)),  # the first
 ])
-def test_clock_time_doses_on_dst_days(day: date, at: time, expected: datetime) -> None:
+def test_clock_time_doses_on_dst_days(day: date, at: time, expected: datetime,
+                                      wall: time) -> None:
     (found,) = schedule_order(terms(dosage(dose(TimeKind.CLOCK, at=at))), CLOCK, day, day)
-    assert (found.local_time, found.due_time, found.slot) == (at, expected, "02:30")
+    assert (found.local_time, found.due_time, found.slot) == (wall, expected, "02:30")
     assert found.window_end is not None and found.window_end - found.due_time == 2 * HOUR
 
 
