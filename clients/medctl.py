@@ -135,7 +135,8 @@ def _quantity(amount: common_pb2.DoseQuantity, unit: cpb.DoseUnit) -> str:
 
 
 _STATE = {cpb.ORDER_STATE_ACTIVE: "active", cpb.ORDER_STATE_PAUSED: "paused",
-          cpb.ORDER_STATE_DISCONTINUED: "discontinued", cpb.ORDER_STATE_ENDED: "ended"}
+          cpb.ORDER_STATE_DISCONTINUED: "discontinued", cpb.ORDER_STATE_ENDED: "ended",
+          cpb.ORDER_STATE_NOT_STARTED: "not started"}
 
 
 def card_get(client: MedClient, args: argparse.Namespace) -> int:

@@ -30,6 +30,11 @@ def record_name(r: AdministrationRecord) -> str:
     return names.record_name(r.facility_id, r.resident_id, r.record_id)
 
 
+def not_given_reason_to_proto(r: AdministrationRecord) -> pb.NotGivenReason.ValueType:
+    return _REASON[r.not_given_reason] if r.not_given_reason \
+        else pb.NOT_GIVEN_REASON_UNSPECIFIED
+
+
 def record_to_proto(r: AdministrationRecord) -> pb.AdministrationRecord:
     return pb.AdministrationRecord(
         name=record_name(r), dose_id=r.dose_id or "",
@@ -40,8 +45,7 @@ def record_to_proto(r: AdministrationRecord) -> pb.AdministrationRecord:
         administration_time=timestamp(r.administered_at), record_time=timestamp(r.recorded_at),
         performer=r.performer, source=_SOURCE.get(r.source, pb.DOSE_SOURCE_UNSPECIFIED)
         if r.source else pb.DOSE_SOURCE_UNSPECIFIED,
-        not_given_reason=_REASON[r.not_given_reason] if r.not_given_reason
-        else pb.NOT_GIVEN_REASON_UNSPECIFIED,
+        not_given_reason=not_given_reason_to_proto(r),
         reason_text=r.reason_text, pn_reason=r.pn_reason,
         state=pb.RECORD_STATE_ENTERED_IN_ERROR if r.entered_in_error
         else pb.RECORD_STATE_ACTIVE,

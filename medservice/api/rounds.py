@@ -3,6 +3,7 @@ records."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from medservice.api import convert, convert_records
@@ -14,8 +15,12 @@ from medservice.domain.dosage import Amount, DoseUnit, TimeKind
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.orders import DispensingMode, Drug, OrderContent
 from medservice.domain.rounds import (
+    DUE,
     DispensingItem,
+    DoseState,
+    DoseStatus,
     NoteKind,
+    PnLine,
     ResidentRound,
     ShiftSchedule,
 )
@@ -37,9 +42,7 @@ _NAMED = {TimeKind.MORNING: pb.NAMED_TIME_MORNING, TimeKind.NOON: pb.NAMED_TIME_
           TimeKind.CLOCK: pb.NAMED_TIME_CLOCK, TimeKind.ANY: pb.NAMED_TIME_ANY}
 _MODE = {DispensingMode.DOSE_DISPENSED: common_pb2.DISPENSING_MODE_DOSE_DISPENSED,
          DispensingMode.STAFF_POURED: common_pb2.DISPENSING_MODE_STAFF_POURED}
-_NOTE = {NoteKind.PAUSED: pb.ORDER_NOTE_KIND_PAUSED,
-         NoteKind.DISCONTINUED: pb.ORDER_NOTE_KIND_DISCONTINUED,
-         NoteKind.NEEDS_MANUAL_SCHEDULE: pb.ORDER_NOTE_KIND_NEEDS_MANUAL_SCHEDULE}
+_NOTE = {k: getattr(pb, f"ORDER_NOTE_KIND_{k.name}") for k in NoteKind}
 
 
 def _drug(d: Drug) -> cpb.Drug:
@@ -58,9 +61,16 @@ def _unit(u: DoseUnit) -> cpb.DoseUnit:
     return cpb.DoseUnit(singular=u.singular, plural=u.plural)
 
 
-def dose_to_proto(dose: ScheduledDose, content: OrderContent) -> pb.ScheduledDose:
+_STATUS = {DoseStatus.DUE: pb.DOSE_STATUS_DUE, DoseStatus.GIVEN: pb.DOSE_STATUS_GIVEN,
+           DoseStatus.NOT_GIVEN: pb.DOSE_STATUS_NOT_GIVEN,
+           DoseStatus.MISSED: pb.DOSE_STATUS_MISSED,
+           DoseStatus.NOT_DOCUMENTED: pb.DOSE_STATUS_NOT_DOCUMENTED}
+
+
+def dose_to_proto(dose: ScheduledDose, content: OrderContent, state: DoseState
+                  ) -> pb.ScheduledDose:
     facility_id, resident_id = dose.resident_id.split("/", 1)
-    return pb.ScheduledDose(
+    out = pb.ScheduledDose(
         dose_id=dose.dose_id,
         order=names.order_name(facility_id, resident_id, dose.order_id),
         resident=names.resident_name(facility_id, resident_id),
@@ -70,22 +80,39 @@ def dose_to_proto(dose: ScheduledDose, content: OrderContent) -> pb.ScheduledDos
         named_time=_NAMED[dose.time_kind],
         window_start=timestamp(dose.window_start), window_end=timestamp(dose.window_end),
         dispensing_mode=_MODE[content.dispensing_mode], time_critical=dose.time_critical,
-        supplementary_text=dose.supplementary_text, status=pb.DOSE_STATUS_DUE)
+        supplementary_text=dose.supplementary_text, status=_STATUS[state.status])
+    record = state.record
+    if record is not None:
+        out.record = convert_records.record_name(record)
+        out.administration_time.FromDatetime(record.administered_at.astimezone(UTC))
+        out.performer = record.performer
+        out.not_given_reason = convert_records.not_given_reason_to_proto(record)
+    if state.corrected is not None:
+        out.corrected_record = convert_records.record_name(state.corrected)
+    return out
 
 
-def _resident_round(facility_id: str, r: ResidentRound) -> pb.ResidentRound:
-    resident = r.resident
+def _pn_line(facility_id: str, resident_id: str, p: PnLine) -> pb.PnAllowance:
+    limit = p.terms.max_count
+    out = pb.PnAllowance(
+        order=names.order_name(facility_id, resident_id, p.order_id),
+        drug=_drug(p.drug), unit=_unit(p.unit),
+        max_doses_per_day=limit or 0, unlimited=limit is None,
+        doses_left=p.doses_left if p.doses_left is not None else -1,
+        last_given_time=timestamp(p.last_given), doses_given=p.given,
+        period=p.period)
+    if p.terms.amount is not None:
+        out.amount.CopyFrom(_amount(p.terms.amount))
+    return out
+
+
+def _resident_round(s: ShiftSchedule, r: ResidentRound) -> pb.ResidentRound:
+    facility_id, resident = s.facility_id, r.resident
     return pb.ResidentRound(
         resident=names.resident_name(facility_id, resident.resident_id),
         display_name=resident.display_name, room=resident.room,
-        doses=[dose_to_proto(d, c) for d, c in r.doses],
-        pn_allowances=[pb.PnAllowance(
-            order=names.order_name(facility_id, resident.resident_id, p.order_id),
-            drug=_drug(p.drug), unit=_unit(p.unit),
-            amount=_amount(p.amount),
-            max_doses_per_day=p.max_per_day or 0, unlimited=p.max_per_day is None,
-            doses_left=p.doses_left if p.doses_left is not None else -1,
-            last_given_time=timestamp(p.last_given)) for p in r.pn],
+        doses=[dose_to_proto(d, c, r.state_of(d.dose_id)) for d, c in r.doses],
+        pn_allowances=[_pn_line(facility_id, resident.resident_id, p) for p in r.pn],
         notes=[pb.OrderNote(order=names.order_name(facility_id, resident.resident_id,
                                                    n.order_id),
                             drug=_drug(n.drug), kind=_NOTE[n.kind], text=n.text)
@@ -96,7 +123,7 @@ def schedule_to_proto(s: ShiftSchedule) -> pb.ShiftSchedule:
     return pb.ShiftSchedule(
         facility=names.facility_name(s.facility_id), date=s.shift_date.isoformat(),
         shift_id=s.shift_id, start_time=timestamp(s.start), end_time=timestamp(s.end),
-        residents=[_resident_round(s.facility_id, r) for r in s.residents])
+        residents=[_resident_round(s, r) for r in s.residents])
 
 
 def _item(facility_id: str, resident_id: str, i: DispensingItem) -> pb.DispensingItem:
@@ -172,14 +199,14 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
             "parent": request.parent, "start": request.start_time.ToJsonString(),
             "end": request.end_time.ToJsonString()})
         with self._uow(write=False) as uow:
-            doses = uc.resident_doses(uow, facility_id, resident_id,
+            doses, states = uc.resident_doses(uow, facility_id, resident_id,
                                       from_timestamp(request.start_time),
                                       from_timestamp(request.end_time), self._clock())
         offset = int(page.after or 0)
         rows = doses[offset: offset + page.size + 1]
         items = rows[: page.size]
         return pb.ListScheduledDosesResponse(
-            doses=[dose_to_proto(d, c) for d, c in items],
+            doses=[dose_to_proto(d, c, states.get(d.dose_id, DUE)) for d, c in items],
             next_page_token=next_token(page, rows, offset + len(items)))
 
     @rpc(*ROUND_ROLES)
@@ -210,7 +237,8 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
             pn_doses_left=result.pn_doses_left if result.pn_doses_left is not None else -1,
             last_given_time=timestamp(result.last_given))
         if result.matched_dose is not None and content is not None:
-            response.matched_dose.CopyFrom(dose_to_proto(result.matched_dose, content))
+            response.matched_dose.CopyFrom(dose_to_proto(result.matched_dose, content,
+                                                         result.matched_state or DUE))
         return response
 
     @rpc(*RECORDERS)

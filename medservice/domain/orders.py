@@ -15,13 +15,18 @@ each piece with the content that applied then.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from medservice.domain.dosage import Dosage, FreeTextDosage, needs_manual_schedule
 from medservice.domain.errors import FieldViolation
 from medservice.domain.fhir_timing import TimingDosage, timing_problem
+
+if TYPE_CHECKING:
+    from medservice.domain.clock import FacilityClock
 
 
 class DispensingMode(Enum):
@@ -34,6 +39,7 @@ class OrderState(Enum):
     PAUSED = "paused"
     DISCONTINUED = "discontinued"
     ENDED = "ended"  # treatment end date has passed
+    NOT_STARTED = "not_started"  # treatment starts on a later date
 
 
 @dataclass(frozen=True)
@@ -75,15 +81,6 @@ class OrderContent:
     window_minutes: int | None = None
     pauses: tuple[Pause, ...] = ()
     discontinued_at: datetime | None = None
-
-    def state_at(self, instant: datetime, local_day: date) -> OrderState:
-        if self.discontinued_at is not None and self.discontinued_at <= instant:
-            return OrderState.DISCONTINUED
-        if any(p.covers(instant) for p in self.pauses):
-            return OrderState.PAUSED
-        if self.treatment_end is not None and local_day > self.treatment_end:
-            return OrderState.ENDED
-        return OrderState.ACTIVE
 
     @property
     def manual_schedule_reason(self) -> str | None:
@@ -165,6 +162,57 @@ def effective_content(version: OrderVersion, latest: OrderVersion) -> OrderConte
         return version.content
     return replace(version.content, pauses=latest.content.pauses,
                    discontinued_at=latest.content.discontinued_at)
+
+
+# -- the order's state at an instant: the one rule for "not to give" --------------------------
+
+_DAY = timedelta(days=1)
+_MIDNIGHT = time(0, 0)
+
+
+def treatment_dates(content: OrderContent) -> tuple[date | None, date | None]:
+    """The first and last local date of the treatment period (None: open on that side);
+    "started previously" has no first date."""
+    start = None if content.treatment_started_previously else content.treatment_start
+    return start, content.treatment_end
+
+
+def outside_treatment(content: OrderContent, t: datetime, clock: FacilityClock) -> bool:
+    """Whether `t` falls on a local date before the treatment start or after its end.
+    Compared as instants: the first instant of a local date is its midnight on the clock
+    (memoized), cheaper than the local date of every record."""
+    start, end = treatment_dates(content)
+    if end is not None and t >= clock.instant(end + _DAY, _MIDNIGHT):
+        return True
+    return start is not None and t < clock.instant(start, _MIDNIGHT)
+
+
+def order_state(content: OrderContent, t: datetime, clock: FacilityClock) -> OrderState:
+    """The order's state at `t` on the facility clock: discontinued from its instant on,
+    paused inside a pause, ended after the treatment end date, not started before the
+    start date, else active. Only an active order is to be given (`not_to_give`)."""
+    if content.discontinued_at is not None and content.discontinued_at <= t:
+        return OrderState.DISCONTINUED
+    if any(p.covers(t) for p in content.pauses):
+        return OrderState.PAUSED
+    if outside_treatment(content, t, clock):
+        start, _ = treatment_dates(content)
+        return (OrderState.NOT_STARTED if start is not None
+                and t < clock.instant(start, _MIDNIGHT) else OrderState.ENDED)
+    return OrderState.ACTIVE
+
+
+def not_to_give(content: OrderContent, t: datetime, clock: FacilityClock) -> bool:
+    """Whether the order says not to give at `t`: discontinued, paused, or outside the
+    treatment period. The scheduler, the ledger, the findings and the materialised plain
+    parts all decide it so (tests/unit/test_order_state.py proves their fast forms equal)."""
+    return order_state(content, t, clock) is not OrderState.ACTIVE
+
+
+def first_known(versions: Sequence[OrderVersion]) -> datetime:
+    """When the mirror first knew the order: the first recorded time of any version. A
+    dose due before it is never missed (the home documented it elsewhere), per order."""
+    return min(v.recorded_at for v in versions)
 
 
 def validate_content(c: OrderContent, prefix: str) -> list[FieldViolation]:

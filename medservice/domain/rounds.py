@@ -6,18 +6,17 @@ functions decide what is due, what is allowed as needed, and what staff must be 
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
-from medservice.domain.administration import AdministrationRecord, Outcome
+from medservice.domain.administration import AdministrationRecord
 from medservice.domain.clock import FacilityClock
-from medservice.domain.dosage import Amount, DoseUnit, StructuredDosage, pn_allowance
+from medservice.domain.dosage import DoseUnit, StructuredDosage
 from medservice.domain.facility import Resident
+from medservice.domain.fhir_timing import TimingDosage
 from medservice.domain.orders import (
     DispensingMode,
     Drug,
@@ -26,12 +25,14 @@ from medservice.domain.orders import (
     OrderVersion,
     effective_content,
     latest_known,
+    order_state,
     order_timeline,
 )
+from medservice.domain.pn import PnTerms, pn_terms
 from medservice.domain.schedule import OrderTerms, ScheduledDose
 from medservice.domain.schedule_timing import schedule_terms
 
-# A discontinuation this recent is still worth a note on the round list.
+# A discontinuation or a treatment end this recent is still worth a note on the round list.
 RECENT_DISCONTINUATION = timedelta(days=7)
 
 
@@ -107,6 +108,7 @@ class NoteKind(Enum):
     PAUSED = "paused"
     DISCONTINUED = "discontinued"
     NEEDS_MANUAL_SCHEDULE = "needs_manual_schedule"
+    ENDED = "ended"
 
 
 @dataclass(frozen=True)
@@ -119,37 +121,42 @@ class OrderNote:
 
 @dataclass(frozen=True)
 class PnLine:
-    """A PN allowance on the shift's date. doses_left is what the shift may still give."""
+    """A PN allowance on the round list: the order's PN terms on the shift's date, and what
+    is used of them now (`given` in the period, `doses_left` of the count limit, None when
+    there is none), filled in from the ledger (`reconcile.ledger.pn_use`)."""
 
     order_id: str
     drug: Drug
     unit: DoseUnit
-    amount: Amount
-    max_per_day: int | None
-    doses_left: int | None
+    content: OrderContent
+    terms: PnTerms
+    given: int = 0
+    doses_left: int | None = None
     last_given: datetime | None = None
+    period: str = ""  # what the count limit counts over: "24 hours", "calendar day" ...
 
 
-# Given a resident id and a PN line, the line with what was already used of it.
-PnGiven = Callable[[str, PnLine], PnLine]
+class DoseStatus(Enum):
+    """What has happened to a scheduled dose, as of now (`reconcile.status.dose_states`)."""
+
+    DUE = "due"  # not settled; its window has not closed
+    GIVEN = "given"
+    NOT_GIVEN = "not_given"
+    MISSED = "missed"  # window closed, nothing recorded: MISSED_DOSE
+    NOT_DOCUMENTED = "not_documented"  # window closed before the mirror knew its order
 
 
-def pn_used(records: Iterable[AdministrationRecord], at: datetime, day_start: datetime
-            ) -> PnGiven:
-    """A PnGiven over `records`: the PN doses given of each order in [day_start, at) (the
-    facility's PN day: the last 24 hours, or the calendar day) reduce its doses left."""
-    given: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-    for r in records:
-        if (r.active and r.outcome is Outcome.PN_GIVEN and r.order_id
-                and day_start <= r.administered_at < at):
-            given[(r.resident_id, r.order_id)].append(r.administered_at)
+@dataclass(frozen=True)
+class DoseState:
+    """A dose's status, the active record that settles it (given or not given), and the
+    latest entered-in-error record on it when the dose is open again."""
 
-    def apply(resident_id: str, line: PnLine) -> PnLine:
-        times = given.get((resident_id, line.order_id), [])
-        left = None if line.max_per_day is None else max(0, line.max_per_day - len(times))
-        return dataclasses.replace(line, doses_left=left, last_given=max(times, default=None))
+    status: DoseStatus
+    record: AdministrationRecord | None = None
+    corrected: AdministrationRecord | None = None
 
-    return apply
+
+DUE = DoseState(DoseStatus.DUE)
 
 
 @dataclass
@@ -158,6 +165,10 @@ class ResidentRound:
     doses: list[DoseWithOrder] = field(default_factory=list)
     pn: list[PnLine] = field(default_factory=list)
     notes: list[OrderNote] = field(default_factory=list)
+    states: dict[str, DoseState] = field(default_factory=dict)  # dose id -> state
+
+    def state_of(self, dose_id: str) -> DoseState:
+        return self.states.get(dose_id, DUE)
 
 
 @dataclass
@@ -174,7 +185,7 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
                   shift_date: date, start: datetime, end: datetime) -> tuple[
                       list[OrderNote], PnLine | None]:
     notes: list[OrderNote] = []
-    state = content.state_at(start, shift_date)
+    state = order_state(content, start, clock)
     if content.discontinued_at is not None and \
             start - RECENT_DISCONTINUATION <= content.discontinued_at < end:
         local = clock.local(content.discontinued_at).strftime("%Y-%m-%d %H:%M")
@@ -184,28 +195,32 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
             p.start is not None and start <= p.start < end for p in content.pauses):
         notes.append(OrderNote(order_id, content.drug, NoteKind.PAUSED,
                                "paused: doses inside the pause are not due"))
+    elif state is OrderState.ENDED and content.treatment_end is not None and \
+            shift_date - content.treatment_end <= RECENT_DISCONTINUATION:
+        notes.append(OrderNote(order_id, content.drug, NoteKind.ENDED,
+                               f"treatment ended {content.treatment_end.isoformat()}: "
+                               "do not give"))
     reason = content.manual_schedule_reason
     if reason is not None and state in (OrderState.ACTIVE, OrderState.PAUSED):
         notes.append(OrderNote(order_id, content.drug, NoteKind.NEEDS_MANUAL_SCHEDULE,
                                f"needs a manual schedule: {reason}"))
     pn = None
-    if isinstance(content.dosage, StructuredDosage) and state is OrderState.ACTIVE:
-        allowance = pn_allowance(content.dosage, shift_date)
-        if allowance is not None:
-            pn = PnLine(order_id, content.drug, content.dosage.unit,
-                        allowance.amount,
-                        allowance.max_per_day, allowance.max_per_day)
+    terms = pn_terms(content, shift_date) if state is OrderState.ACTIVE else None
+    dosage = content.dosage
+    if terms is not None and isinstance(dosage, StructuredDosage | TimingDosage):
+        pn = PnLine(order_id, content.drug, dosage.unit, content, terms,
+                    doses_left=terms.max_count)
     return notes, pn
 
 
 def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: date,
                          shift_id: str, residents: list[Resident],
                          versions: dict[str, dict[str, list[OrderVersion]]],
-                         known_at: datetime, *, pn_given: PnGiven | None = None
-                         ) -> ShiftSchedule:
+                         known_at: datetime) -> ShiftSchedule:
     """The round list: residents in the given (room) order, each with the doses due in the
-    shift as ordered at their time, PN allowances (less what `pn_given` says was used)
-    and notes. `versions` maps resident id -> order id -> the order's versions."""
+    shift as ordered at their time, PN allowances and notes. What has happened to the
+    doses and allowances is the ledger's to say (`reconcile.status`). `versions` maps
+    resident id -> order id -> the order's versions."""
     start, end = clock.shift_interval(shift_date, shift_id)
     rounds = []
     for resident in residents:
@@ -218,8 +233,6 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
             entry.doses += _doses_in(pieces, clock, start, end)
             notes, pn = _notes_and_pn(content, order_id, clock, shift_date, start, end)
             entry.notes += notes
-            if pn is not None and pn_given is not None:
-                pn = pn_given(resident.resident_id, pn)
             if pn is not None:
                 entry.pn.append(pn)
         entry.doses.sort(key=lambda pair: (pair[0].due_time, pair[1].drug.name.lower()))

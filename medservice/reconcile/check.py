@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from medservice.domain.administration import AdministrationRecord, Outcome
 from medservice.domain.orders import OrderVersion
-from medservice.domain.rounds import DoseWithOrder, resident_key
+from medservice.domain.rounds import DoseState, DoseWithOrder, resident_key
 from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile.discrepancy import Code, Severity
 from medservice.reconcile.engine import place_all, pn_problems
@@ -28,9 +28,9 @@ from medservice.reconcile.ledger import (
     Ledger,
     Placement,
     active_records,
-    pn_terms,
-    pn_used,
+    pn_use,
 )
+from medservice.reconcile.status import dose_state
 
 PROPOSED_RECORD_ID = "(proposed)"
 
@@ -82,6 +82,7 @@ class CheckResult:
     order_id: str | None
     pn_doses_left: int | None
     last_given: datetime | None
+    matched_state: DoseState | None = None  # the matched dose's state before this one
 
 
 def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
@@ -128,12 +129,15 @@ def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
         if manual is not None:
             findings.append(manual)
     reasons += [Reason(f.code, f.severity, f.message) for f in findings]
+    due = placed.due
     return CheckResult(
         verdict=_verdict(reasons), reasons=tuple(reasons),
-        matched_dose=placed.due.dose if placed.due is not None else None,
+        matched_dose=due.dose if due is not None else None,
         order_id=placed.order_id,
         pn_doses_left=_pn_left(placed, placements, rules),
-        last_given=_last_given(placed, existing))
+        last_given=_last_given(placed, existing),
+        matched_state=None if due is None else dose_state(
+            due, ledger.views.get(due.dose.order_id), rules.clock, now, ignoring=record))
 
 
 def _verdict(reasons: list[Reason]) -> Verdict:
@@ -159,14 +163,11 @@ def _split(doses: Iterable[DoseWithOrder], key: str, dose_id: str | None
 def _pn_left(placed: Placement, placements: list[Placement], rules: FacilityRules
              ) -> int | None:
     """PN doses the order still allows in the PN day at the time, before this one."""
-    if placed.content is None:
+    if placed.content is None or placed.order_id is None:
         return None
-    t = placed.record.administered_at
-    terms = pn_terms(placed.content, rules.clock.local_date_of(t))
-    if terms is None or terms.max_count is None:
-        return None
-    uses = [p for p in placements if p.pn is not None and p.order_id == placed.order_id]
-    return max(0, terms.max_count - len(pn_used(uses, t, terms.count_period, rules)))
+    use = pn_use(placements, placed.order_id, placed.content, placed.record.administered_at,
+                 rules)
+    return None if use is None else use.left
 
 
 def _last_given(placed: Placement, existing: list[AdministrationRecord]) -> datetime | None:

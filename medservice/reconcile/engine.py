@@ -4,7 +4,9 @@
 resident's data). It reports the discrepancies that occurred in [start, end):
 
 - of each dose due in the range: MISSED_DOSE when its window has closed by `now` and no
-  active record is placed on it (a one-time dose closes a daily window after its time);
+  active record is placed on it (a one-time dose closes a daily window after its time),
+  unless it was due before the mirror first knew its order (`ledger.missed_at`: per
+  order, the same rule for the incremental path, the sweep, the batch and the round list);
 - of each active record administered in the range: the findings of `findings`;
 - of each order version in force in the range whose dosage needs a manual schedule:
   NEEDS_MANUAL_SCHEDULE, once per version.
@@ -27,7 +29,7 @@ from datetime import datetime, timedelta
 
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.clock import FacilityClock
-from medservice.domain.orders import OrderContent, OrderState, OrderVersion
+from medservice.domain.orders import OrderContent, OrderState, OrderVersion, order_state
 from medservice.domain.rounds import DoseWithOrder, resident_key
 from medservice.reconcile.discrepancy import (
     DEFAULT_SEVERITY,
@@ -43,7 +45,7 @@ from medservice.reconcile.ledger import (
     OrderView,
     Placement,
     active_records,
-    matching_window,
+    missed_at,
     pn_lookback,
     pn_problem,
 )
@@ -139,8 +141,8 @@ def _resident(ledger: Ledger, records: Iterable[AdministrationRecord], start: da
     for due in ledger.dues.values():
         d = due.dose
         if due.settled_by is None and start <= d.due_time < end:
-            closes = matching_window(due, rules.clock)[1]
-            if closes <= now:
+            closes = missed_at(due, ledger.views.get(d.order_id), rules.clock, now)
+            if closes is not None:
                 found.append(missed_dose(ledger.facility_id, ledger.resident_id, d.order_id,
                                          due.dose_id, d.due_time, closes, rules.clock))
     found += manual_schedules(ledger.facility_id, ledger.resident_id, ledger.views.values(),
@@ -189,8 +191,8 @@ def _in_force(content: OrderContent, lo: datetime, hi: datetime, rules: Facility
     """Whether an order is in force (not discontinued, ended or yet to start) at some time
     of [lo, hi). Paused counts: the pause ends, and the schedule is needed then."""
     clock = rules.clock
-    if content.state_at(lo, clock.local_date_of(lo)) not in (OrderState.ACTIVE,
-                                                             OrderState.PAUSED):
+    if order_state(content, lo, clock) not in (OrderState.ACTIVE, OrderState.PAUSED,
+                                               OrderState.NOT_STARTED):
         return False
     last_day = clock.local_date_of(hi - timedelta(microseconds=1))
     return content.treatment_start is None or content.treatment_start <= last_day

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from medservice.domain.administration import NotGivenReason, Outcome
 from medservice.domain.clock import FacilityClock
 from medservice.domain.fhir_timing import shown
-from medservice.domain.orders import OrderContent
+from medservice.domain.orders import OrderContent, OrderState, order_state, outside_treatment
 from medservice.reconcile.discrepancy import DEFAULT_SEVERITY, Code, Severity
 from medservice.reconcile.ledger import (
     Due,
@@ -21,7 +21,6 @@ from medservice.reconcile.ledger import (
     Placement,
     amount_text,
     number,
-    outside_treatment,
 )
 
 # Refusals and clinical holds are documented decisions, not errors (DOMAIN.md §8).
@@ -64,23 +63,24 @@ def record_findings(p: Placement, rules: FacilityRules, pn_problem: str | None) 
     if c is None:
         out.append(_finding(Code.UNORDERED_DRUG, f"no order for this drug in force at {when}"))
         return out
-    blocked = True  # the order's state explains a stray dose better than EXTRA_DOSE does
-    if c.discontinued_at is not None and c.discontinued_at <= t:
+    state = order_state(c, t, clock)
+    # The order's state explains a stray dose better than EXTRA_DOSE does.
+    blocked = state is not OrderState.ACTIVE
+    if state is OrderState.DISCONTINUED:
         known = _knew(p, lambda k: k.discontinued_at is not None and k.discontinued_at <= t)
+        assert c.discontinued_at is not None
         out.append(_finding(
             Code.GIVEN_AFTER_DISCONTINUATION,
             f"given {when}; order discontinued {_local(clock.local(c.discontinued_at))}"
             f"{_known_text(known)}", known))
-    elif any(pause.covers(t) for pause in c.pauses):
+    elif state is OrderState.PAUSED:
         known = _knew(p, lambda k: any(pause.covers(t) for pause in k.pauses))
         out.append(_finding(Code.GIVEN_DURING_PAUSE,
                             f"given {when} while the order was paused{_known_text(known)}",
                             known))
-    else:
-        blocked = False
+    # Also after a discontinuation or in a pause: both are the reviewer's to see.
     if outside_treatment(c, t, clock):
         on = clock.local_date_of(t)
-        blocked = True
         start = c.treatment_start.isoformat() if c.treatment_start else "before"
         end = c.treatment_end.isoformat() if c.treatment_end else "undetermined"
         out.append(_finding(Code.OUTSIDE_TREATMENT_PERIOD,

@@ -34,27 +34,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
 from medservice.domain.administration import AdministrationRecord, Outcome
 from medservice.domain.clock import FacilityClock
-from medservice.domain.dosage import Amount, StructuredDosage, pn_allowance
+from medservice.domain.dosage import Amount
 from medservice.domain.facility import Facility, PnDayMode
-from medservice.domain.fhir_timing import UNIT_LENGTHS, TimingDosage
 from medservice.domain.orders import (
     OrderContent,
     OrderState,
     OrderVersion,
     effective_content,
+    first_known,
     latest_known,
+    not_to_give,
+    order_state,
     order_timeline,
 )
+from medservice.domain.pn import DAY, PnTerms, pn_lookback, pn_terms
 from medservice.domain.rounds import DoseWithOrder, resident_key
 from medservice.domain.schedule import ScheduledDose
 
-DAY = timedelta(days=1)
+__all__ = ["DAY", "PnTerms", "pn_lookback", "pn_terms"]  # the PN rule, from domain.pn
 
 
 @dataclass(frozen=True)
@@ -105,13 +108,16 @@ class OrderView:
     """One order as the mirror knows it at `now`: its valid-time pieces, each with the
     content in force (pauses and discontinuation as known now, see effective_content)."""
 
-    __slots__ = ("_now", "_pieces_cache", "_versions", "order_id")
+    __slots__ = ("_now", "_pieces_cache", "_versions", "first_known", "order_id")
 
     def __init__(self, order_id: str, versions: Sequence[OrderVersion], now: datetime) -> None:
         self.order_id = order_id
         self._versions = versions
         self._now = now
         self._pieces_cache: list[_Piece] | None = None
+        known = [v for v in versions if v.recorded_at <= now]
+        # When the mirror first knew the order (None: not yet, as of `now`).
+        self.first_known = first_known(known) if known else None
 
     @property
     def versions(self) -> Sequence[OrderVersion]:
@@ -157,65 +163,6 @@ class OrderView:
         return None if latest is None else latest.content
 
 
-# -- PN terms -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PnTerms:
-    """What an order allows as needed on a date: the amount of one dose, at most
-    `max_count` doses per `count_period`, at most `max_quantity` per `quantity_period`."""
-
-    amount: Amount | None
-    max_count: int | None
-    count_period: timedelta
-    max_quantity: Decimal | None
-    quantity_period: timedelta
-    unit: str
-
-    @property
-    def lookback(self) -> timedelta:
-        # A calendar day lasts up to 25 hours (autumn DST day).
-        return max(self.count_period, self.quantity_period, DAY + timedelta(hours=1))
-
-
-def pn_terms(content: OrderContent, on: date) -> PnTerms | None:
-    """The PN allowance of an order on a local date, or None when it allows none.
-
-    FMK: the day's PN entries (`pn_allowance`). FHIR: frequency per period as a count
-    (1 per 4 h is a minimum interval of 4 hours) and maxDosePerPeriod as a quantity
-    (per day when the source gave no period)."""
-    dosage = content.dosage
-    if isinstance(dosage, StructuredDosage):
-        allowance = pn_allowance(dosage, on)
-        if allowance is None:
-            return None
-        return PnTerms(allowance.amount, allowance.max_per_day, DAY, None, DAY,
-                       dosage.unit.plural)
-    if isinstance(dosage, TimingDosage) and dosage.as_needed:
-        rhythm = dosage.rhythm
-        count, period = None, DAY
-        if rhythm.period is not None and rhythm.period_unit in UNIT_LENGTHS:
-            count = rhythm.frequency or 1
-            seconds = int(UNIT_LENGTHS[rhythm.period_unit].total_seconds())
-            period = timedelta(seconds=int(rhythm.period * seconds))
-        return PnTerms(dosage.amount, count, period, dosage.max_dose_quantity,
-                       dosage.max_dose_period or DAY, dosage.max_dose_unit or dosage.unit.plural)
-    return None
-
-
-def pn_lookback(orders: Iterable[Sequence[OrderVersion]]) -> timedelta:
-    """The longest PN period of any version of these orders (at least a calendar day)."""
-    longest = DAY + timedelta(hours=1)
-    for versions in orders:
-        for v in versions:
-            d = v.content.dosage
-            if isinstance(d, TimingDosage) and d.as_needed:
-                terms = pn_terms(v.content, date.min)
-                if terms is not None:
-                    longest = max(longest, terms.lookback)
-    return longest
-
-
 # -- placing records ------------------------------------------------------------------------
 
 
@@ -254,6 +201,25 @@ def matching_window(due: Due, clock: FacilityClock) -> tuple[datetime, datetime]
         return d.window_start, d.window_end
     half = clock.half_width(d.time_critical, 1, due.content.window_minutes)
     return d.due_time - half, d.due_time + half
+
+
+def missed_at(due: Due, view: OrderView | None, clock: FacilityClock, now: datetime
+              ) -> datetime | None:
+    """When a dose was missed: the instant its (matching) window closed, if that is by
+    `now` with no active record on the dose and the dose was due once the mirror knew its
+    order (DOMAIN.md §6; a dose due before the mirror first knew its order was documented
+    elsewhere, if at all). None when it was not missed. The engine's MISSED_DOSE and the
+    round list's status both ask this."""
+    if due.settled_by is not None or before_mirroring(due, view):
+        return None
+    closes = matching_window(due, clock)[1]
+    return closes if closes <= now else None
+
+
+def before_mirroring(due: Due, view: OrderView | None) -> bool:
+    """A dose due before the mirror first knew its order: never missed, not documented here."""
+    return view is not None and view.first_known is not None and \
+        due.dose.due_time < view.first_known
 
 
 class Ledger:
@@ -348,36 +314,13 @@ class Ledger:
             content = view.at(t)
             if content is None or content.drug.drug_id != record.drug_id:
                 continue
-            state = content.state_at(t, self.rules.clock.local_date_of(t))
+            state = order_state(content, t, self.rules.clock)
             rank = (state is not OrderState.ACTIVE, oid, view, content)
             if best is None or rank[:2] < best[:2]:
                 best = rank
         if best is None:
             return None, None, None
         return best[1], best[2], best[3]
-
-
-_MIDNIGHT = time(0, 0)
-
-
-def outside_treatment(content: OrderContent, t: datetime, clock: FacilityClock) -> bool:
-    """Whether `t` falls on a local date before the treatment start or after its end.
-    Compared as instants: the first instant of a local date is its midnight on the clock
-    (memoized), cheaper than the local date of every record."""
-    end = content.treatment_end
-    if end is not None and t >= clock.instant(end + DAY, _MIDNIGHT):
-        return True
-    start = content.treatment_start
-    return (start is not None and not content.treatment_started_previously
-            and t < clock.instant(start, _MIDNIGHT))
-
-
-def not_to_give(content: OrderContent, t: datetime, clock: FacilityClock) -> bool:
-    """Whether the order says not to give at `t`: discontinued, paused, or outside the
-    treatment period."""
-    if content.discontinued_at is not None and content.discontinued_at <= t:
-        return True
-    return any(p.covers(t) for p in content.pauses) or outside_treatment(content, t, clock)
 
 
 def _nearest(dues: list[Due], t: datetime) -> Due:
@@ -407,6 +350,33 @@ def pn_used(uses: Sequence[Placement], t: datetime, period: timedelta, rules: Fa
             inside.append(u)
     inside.reverse()
     return inside
+
+
+@dataclass(frozen=True)
+class PnUse:
+    """An order's PN allowance at an instant: `given` doses in the PN period ending then,
+    `left` of its count limit (None: no count limit), the last PN dose given by then."""
+
+    terms: PnTerms
+    given: int
+    left: int | None
+    last_given: datetime | None
+
+
+def pn_use(placements: Sequence[Placement], order_id: str, content: OrderContent,
+           at: datetime, rules: FacilityRules) -> PnUse | None:
+    """What is used and left of the order's PN allowance at `at`, from placed records (the
+    PN doses are the placements counted against PN terms, in administration order). The
+    check and the round list both answer from this. None: no PN allowed that date."""
+    terms = pn_terms(content, rules.clock.local_date_of(at))
+    if terms is None:
+        return None
+    uses = [p for p in placements if p.pn is not None and p.order_id == order_id]
+    inside = pn_used(uses, at, terms.count_period, rules)
+    left = None if terms.max_count is None else max(0, terms.max_count - len(inside))
+    last = max((p.record.administered_at for p in uses if p.record.administered_at <= at),
+               default=None)
+    return PnUse(terms, len(inside), left, last)
 
 
 def pn_quantity(p: Placement) -> Decimal:

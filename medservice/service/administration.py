@@ -136,8 +136,8 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     base = resident_round(uow, record.facility_id, record.resident_id,
                           orders_unchanged=True)
     lo, hi = context_range(at, at, base.orders.values())
-    later = _reconciled_range(base, at, at, now)
-    wide = context_range(at - _DAY, at + _DAY, base.orders.values()) if later else (lo, hi)
+    later = _reconciled_range(at, at)
+    wide = context_range(*later, base.orders.values())
     wide_records = uow.records.between(record.facility_id, record.resident_id, *wide)
     ctx = ResidentContext(
         base.facility, base.rules,
@@ -181,13 +181,11 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
         # Another carer's record for this dose committed in the meantime.
         assert record.dose_id is not None
         _already_recorded(uow.records.settling(record.dose_id))
-    found: list[Discrepancy] = []
-    if later is not None:
-        # What reconcile_resident would read now: the same, and the record as stored.
-        stored = uow.records.get(record.facility_id, record.resident_id, record.record_id)
-        assert stored is not None
-        found = _reconcile(uow, base, record.resident_id, *later, wide, [*wide_records, stored],
-                           now)
+    # What reconcile_resident would read now: the same, and the record as stored.
+    stored = uow.records.get(record.facility_id, record.resident_id, record.record_id)
+    assert stored is not None
+    found = _reconcile(uow, base, record.resident_id, *later, wide, [*wide_records, stored],
+                       now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]
     return Recorded(record, verdict or _no_check(), ids)
 
@@ -239,28 +237,22 @@ def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, star
                        end: datetime, now: datetime) -> list[Discrepancy]:
     """Reconcile one resident over [start, end] widened by a day either side (a record can
     move what is extra, late or over a PN limit around it), save what is found by key and
-    withdraw what is no longer found. Never before the mirror first knew the card: doses
-    due before the home used medservice were not documented here, and are not missed.
-    Returns what was found."""
+    withdraw what is no longer found. Records are reconciled whenever they were made;
+    only a dose due before the mirror first knew its order is never missed (the engine's
+    rule, per order). Returns what was found."""
     base = resident_round(uow, facility_id, resident_id)
-    later = _reconciled_range(base, start, end, now)
-    if later is None:
-        return []  # nothing to reconcile: no need to read doses and records
-    wide = context_range(start - _DAY, end + _DAY, base.orders.values())
-    return _reconcile(uow, base, resident_id, *later, wide,
+    lo, hi = _reconciled_range(start, end)
+    wide = context_range(lo, hi, base.orders.values())
+    return _reconcile(uow, base, resident_id, lo, hi, wide,
                       uow.records.between(facility_id, resident_id, *wide), now)
 
 
 _DAY = timedelta(days=1)
 
 
-def _reconciled_range(base: ResidentRound, start: datetime, end: datetime, now: datetime
-                      ) -> tuple[datetime, datetime] | None:
-    """The range reconcile_resident reconciles for [start, end]; None when empty."""
-    mirrored_since = min((v.recorded_at for h in base.orders.values() for v in h),
-                         default=now)
-    lo, hi = max(start - _DAY, mirrored_since), end + _DAY
-    return (lo, hi) if lo < hi else None
+def _reconciled_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The range reconcile_resident reconciles for [start, end]."""
+    return start - _DAY, end + _DAY
 
 
 def _reconcile(uow: UnitOfWork, base: ResidentRound, resident_id: str, lo: datetime,

@@ -31,7 +31,7 @@ from medservice.domain.errors import FieldViolation, InvalidArgument, NotFound
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import doses_between
-from medservice.reconcile import Code, Discrepancy, FacilityRules, context_range, reconcile
+from medservice.reconcile import Discrepancy, FacilityRules, context_range, reconcile
 from medservice.reconcile.engine import manual_schedules, missed_dose
 from medservice.reconcile.ledger import DAY, OrderView
 from medservice.service.alerts import raise_alerts
@@ -120,8 +120,7 @@ def _engine(uow: UnitOfWork, rules: dict[str, FacilityRules],
             residents: list[tuple[str, str]], start: datetime, end: datetime,
             now: datetime) -> list[Discrepancy]:
     """What the engine finds for these residents, each facility's from their whole
-    context (records read in one go); never a missed dose before the mirror first knew
-    the order."""
+    context (records read in one go)."""
     if not residents:
         return []
     histories = [h for key in residents for h in versions.get(key, {}).values()]
@@ -138,19 +137,6 @@ def _engine(uow: UnitOfWork, rules: dict[str, FacilityRules],
         orders = {r: versions.get((facility_id, r), {}) for r in ids}
         mine = [h for o in orders.values() for h in o.values()]
         doses = [pair for h in mine for pair in doses_between(h, clock, c_lo, c_hi, now)]
-        found += not_before_mirroring(
-            reconcile(facility_id, start, end, doses=doses, records=records[facility_id],
-                      orders=orders, rules=rules[facility_id], now=now), mine)
+        found += reconcile(facility_id, start, end, doses=doses, records=records[facility_id],
+                           orders=orders, rules=rules[facility_id], now=now)
     return found
-
-
-def not_before_mirroring(found: list[Discrepancy],
-                         histories: Sequence[Sequence[OrderVersion]]) -> list[Discrepancy]:
-    """Drop MISSED_DOSE for doses due before the mirror first learned of the order: a card
-    mirrored today with orders started long ago has no documentation of the past here
-    (the anti-join's `order_since`)."""
-    first = {(h[0].resident_id, h[0].order_id): min(v.recorded_at for v in h)
-             for h in histories if h}
-    return [d for d in found if not (
-        d.code is Code.MISSED_DOSE
-        and d.occurred_at < first.get((d.resident_id, d.order_id or ""), d.occurred_at))]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from medservice.domain.clock import FacilityClock
 from medservice.domain.errors import FailedPrecondition, FieldViolation, NotFound, require
 from medservice.domain.facility import Facility
 from medservice.domain.order_codec import content_to_dict
@@ -18,6 +19,7 @@ from medservice.domain.orders import (
     Pause,
     effective_content,
     latest_known,
+    order_state,
     version_at,
 )
 from medservice.imports.result import (
@@ -76,8 +78,8 @@ def _view(facility: Facility, versions: list[OrderVersion], valid_at: datetime,
     if version is None or latest is None or version.removed:
         return None
     content = effective_content(version, latest)
-    local_day = valid_at.astimezone(facility.zone).date()
-    return OrderView(version, content, content.state_at(valid_at, local_day))
+    return OrderView(version, content,
+                     order_state(content, valid_at, FacilityClock.from_facility(facility)))
 
 
 def get_card(uow: UnitOfWork, facility_id: str, resident_id: str, valid_at: datetime,

@@ -18,7 +18,7 @@ from datetime import datetime, time, timedelta
 
 from medservice.domain.clock import FacilityClock
 from medservice.domain.facility import Facility
-from medservice.domain.orders import OrderVersion
+from medservice.domain.orders import OrderVersion, first_known, outside_treatment
 from medservice.domain.rounds import doses_between
 from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import FacilityRules
@@ -28,7 +28,6 @@ from medservice.reconcile.ledger import (
     OrderView,
     matching_window,
     number,
-    outside_treatment,
 )
 from medservice.store.repositories import facility_settings
 from medservice.store.schedule import DueDose, Stamp, merged
@@ -54,7 +53,7 @@ def due_doses(facility: Facility, histories: Histories, start: datetime, end: da
         if not history:
             continue
         view = OrderView(history[0].order_id, history, now)
-        since = min(v.recorded_at for v in history)
+        since = first_known(history)
         for dose, content in doses_between(list(history), clock, start, end, now):
             closes = matching_window(Due(dose, content, ""), clock)[1]
             facility_id, resident_id = dose.resident_id.split("/", 1)

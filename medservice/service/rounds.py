@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 
-from medservice.domain.clock import FacilityClock
+from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.domain.facility import Facility, PnDayMode, Resident
+from medservice.domain.facility import Resident
+from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import (
+    DoseState,
     DoseWithOrder,
-    PnGiven,
     ResidentDispensing,
     ShiftSchedule,
     build_shift_schedule,
     dispensing_list,
     doses_between,
-    pn_used,
 )
+from medservice.reconcile import FacilityRules, context_range
+from medservice.reconcile.ledger import Placement
+from medservice.reconcile.status import pn_lines, resident_ledger
 from medservice.service.facilities import get_facility, get_resident
 from medservice.store.uow import UnitOfWork
 
@@ -43,39 +48,53 @@ def _all_residents(uow: UnitOfWork, facility_id: str) -> list[Resident]:
 
 def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
                    now: datetime) -> ShiftSchedule:
+    """The round list as of `now`: each dose with its status and the record that settled
+    it, each PN line with what is used and left at now (clamped into the shift), from the
+    ledger the check and reconciliation use."""
     facility = get_facility(uow, facility_id)
-    clock = FacilityClock.from_facility(facility)
-    clock.shift(shift_id)  # an unknown shift is a field error before any work
-    return build_shift_schedule(facility_id, clock, shift_date, shift_id,
-                                _all_residents(uow, facility_id),
-                                uow.cards.facility_versions(facility_id), now,
-                                pn_given=_pn_given(uow, facility, clock, shift_date, shift_id,
-                                                   now))
+    rules = FacilityRules.from_facility(facility)
+    rules.clock.shift(shift_id)  # an unknown shift is a field error before any work
+    versions = uow.cards.facility_versions(facility_id)
+    schedule = build_shift_schedule(facility_id, rules.clock, shift_date, shift_id,
+                                    _all_residents(uow, facility_id), versions, now)
+    histories = [h for orders in versions.values() for h in orders.values()]
+    lo, hi = context_range(schedule.start, schedule.end, histories)
+    records: dict[str, list[AdministrationRecord]] = defaultdict(list)
+    for r in uow.records.between(facility_id, None, lo, hi):
+        records[r.resident_id].append(r)
+    at = min(max(now, schedule.start), schedule.end)
+    for entry in schedule.residents:
+        rid = entry.resident.resident_id
+        entry.states, placements = _ledger(facility_id, rid, versions.get(rid, {}),
+                                           records[rid], rules, lo, hi, now)
+        entry.pn = pn_lines(entry.pn, placements, at, rules)
+    return schedule
 
 
-def _pn_given(uow: UnitOfWork, facility: Facility, clock: FacilityClock, shift_date: date,
-              shift_id: str, now: datetime) -> PnGiven:
-    """PN used so far, as of now (clamped into the shift): in the last 24 hours, or since
-    local midnight when the facility counts PN per calendar day."""
-    start, end = clock.shift_interval(shift_date, shift_id)
-    at = min(max(now, start), end)
-    if facility.pn_day_mode is PnDayMode.CALENDAR_DAY:
-        local = clock.local_date_of(at)
-        day_start = clock.instant(local, time(0, 0))
-    else:
-        day_start = at - timedelta(hours=24)
-    return pn_used(uow.records.between(facility.facility_id, None, day_start, at), at,
-                   day_start)
+def _ledger(facility_id: str, resident_id: str, orders: Mapping[str, Sequence[OrderVersion]],
+            records: list[AdministrationRecord], rules: FacilityRules, lo: datetime,
+            hi: datetime, now: datetime) -> tuple[dict[str, DoseState], list[Placement]]:
+    """The resident's dose states and record placements over the context [lo, hi)."""
+    doses = [pair for h in orders.values()
+             for pair in doses_between(list(h), rules.clock, lo, hi, now)]
+    return resident_ledger(facility_id, resident_id, orders, doses, records, rules, now)
 
 
 def shift_dispensing_list(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
                           now: datetime) -> list[ResidentDispensing]:
-    return dispensing_list(shift_schedule(uow, facility_id, shift_date, shift_id, now))
+    facility = get_facility(uow, facility_id)
+    rules = FacilityRules.from_facility(facility)
+    rules.clock.shift(shift_id)
+    return dispensing_list(build_shift_schedule(
+        facility_id, rules.clock, shift_date, shift_id, _all_residents(uow, facility_id),
+        uow.cards.facility_versions(facility_id), now))
 
 
 def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
-                   end: datetime, now: datetime) -> list[DoseWithOrder]:
-    """The resident's doses due in [start, end), each as ordered at its time."""
+                   end: datetime, now: datetime
+                   ) -> tuple[list[DoseWithOrder], dict[str, DoseState]]:
+    """The resident's doses due in [start, end), each as ordered at its time, and their
+    states as of now (dose id -> state; see `shift_schedule`)."""
     if end <= start:
         raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
     if (end - start).days > MAX_RANGE_DAYS:
@@ -83,9 +102,14 @@ def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: d
                                               f"the range may span at most {MAX_RANGE_DAYS} days")])
     facility = get_facility(uow, facility_id)
     get_resident(uow, facility_id, resident_id)
-    clock = FacilityClock.from_facility(facility)
+    rules = FacilityRules.from_facility(facility)
+    orders = uow.cards.resident_versions(facility_id, resident_id)
     doses: list[DoseWithOrder] = []
-    for history in uow.cards.resident_versions(facility_id, resident_id).values():
-        doses += doses_between(history, clock, start, end, now)
+    for history in orders.values():
+        doses += doses_between(history, rules.clock, start, end, now)
     doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
-    return doses
+    lo, hi = context_range(start, end, orders.values())
+    states, _ = _ledger(facility_id, resident_id, orders,
+                        uow.records.between(facility_id, resident_id, lo, hi), rules, lo, hi,
+                        now)
+    return doses, states

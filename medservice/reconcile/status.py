@@ -1,0 +1,91 @@
+"""What has happened to each of a resident's scheduled doses, as of now: the round list's
+dose status and PN lines, answered from the same placement of records (`ledger`) that the
+check and reconciliation use, so the three never disagree.
+
+- GIVEN / NOT_GIVEN: an active record settles the dose (the first placed on it);
+- MISSED: `ledger.missed_at` says so (window closed, nothing on it, due once the mirror
+  knew its order): exactly the doses reconciliation raises MISSED_DOSE for;
+- NOT_DOCUMENTED: window closed with nothing on it, but due before the mirror first knew
+  its order (never missed);
+- DUE: anything else; with the entered-in-error record that reopened it, if any.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from medservice.domain.administration import AdministrationRecord
+from medservice.domain.clock import FacilityClock
+from medservice.domain.orders import OrderVersion
+from medservice.domain.rounds import DUE, DoseState, DoseStatus, DoseWithOrder, PnLine
+from medservice.reconcile.engine import place_all
+from medservice.reconcile.ledger import (
+    Due,
+    FacilityRules,
+    Ledger,
+    OrderView,
+    Placement,
+    active_records,
+    before_mirroring,
+    matching_window,
+    period_text,
+    pn_use,
+)
+
+
+def resident_ledger(facility_id: str, resident_id: str,
+                    orders: Mapping[str, Sequence[OrderVersion]],
+                    doses: Iterable[DoseWithOrder], records: Iterable[AdministrationRecord],
+                    rules: FacilityRules, now: datetime
+                    ) -> tuple[dict[str, DoseState], list[Placement]]:
+    """Every due dose's state (dose id -> state) and the placements of the resident's
+    active records. `doses` and `records` as for `reconcile` over the range of interest
+    (`context_range` of it); `records` may include entered-in-error ones."""
+    records = list(records)
+    ledger = Ledger(facility_id, resident_id, orders, doses, rules, now)
+    placements = place_all(ledger, active_records(records))
+    corrected: dict[str, AdministrationRecord] = {}
+    for r in sorted((r for r in records if r.entered_in_error and r.dose_id),
+                    key=lambda r: (r.corrected_at or r.recorded_at, r.record_id)):
+        assert r.dose_id is not None
+        corrected[r.dose_id] = r  # the latest correction wins
+    states: dict[str, DoseState] = {}
+    for dose_id, due in ledger.dues.items():
+        state = dose_state(due, ledger.views.get(due.dose.order_id), rules.clock, now)
+        if state.record is None and dose_id in corrected:
+            state = dataclasses.replace(state, corrected=corrected[dose_id])
+        states[dose_id] = state
+    return states, placements
+
+
+def dose_state(due: Due, view: OrderView | None, clock: FacilityClock, now: datetime, *,
+               ignoring: AdministrationRecord | None = None) -> DoseState:
+    """One placed dose's state (the module's rules); `ignoring` a record placed on it (a
+    proposed one, for the check), which then does not count as settling it."""
+    record = due.settled_by
+    if record is not None and record is not ignoring:
+        return DoseState(DoseStatus.GIVEN if record.was_given else DoseStatus.NOT_GIVEN,
+                         record)
+    closes = matching_window(due, clock)[1]
+    if closes > now:
+        return DUE
+    if before_mirroring(due, view):
+        return DoseState(DoseStatus.NOT_DOCUMENTED)
+    return DoseState(DoseStatus.MISSED)
+
+
+def pn_lines(lines: Sequence[PnLine], placements: Sequence[Placement], at: datetime,
+             rules: FacilityRules) -> list[PnLine]:
+    """The round list's PN lines with what is used and left at `at` (`ledger.pn_use`)."""
+    out = []
+    for line in lines:
+        use = pn_use(placements, line.order_id, line.content, at, rules)
+        period = period_text(line.terms.count_period, rules)
+        if use is None:
+            out.append(dataclasses.replace(line, period=period))
+            continue
+        out.append(dataclasses.replace(line, given=use.given, doses_left=use.left,
+                                       last_given=use.last_given, period=period))
+    return out
