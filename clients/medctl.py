@@ -12,10 +12,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.alerts_cli import add_alert_commands
 from clients.audit_cli import add_audit_commands
@@ -26,6 +29,7 @@ from clients.round_cli import add_round_commands
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
+from medservice.v1 import rounds_pb2 as rpb
 
 Handler = Callable[[MedClient, argparse.Namespace], int]
 
@@ -215,6 +219,7 @@ def round_list(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([schedule])
         return 0
+    zone = ZoneInfo(client.get_facility(args.facility).time_zone or "Europe/Copenhagen")
     for r in schedule.residents:
         print(f"{r.room:>5}  {r.display_name}")
         for d in r.doses:
@@ -222,14 +227,46 @@ def round_list(client: MedClient, args: argparse.Namespace) -> int:
             if d.HasField("window_start"):
                 half = d.window_end.ToDatetime() - d.due_time.ToDatetime()
                 window = f"±{int(half.total_seconds() // 60)} min"
-            print(f"       {d.local_time}  {d.drug.name} {d.drug.strength}  "
-                  f"{_quantity(d.amount, d.unit)}  {d.route}  {window}  {d.dose_id}")
+            print(f"       {d.local_time}  {_dose_status(d, zone):<36}  {d.drug.name} "
+                  f"{d.drug.strength}  {_quantity(d.amount, d.unit)}  {d.route}  {window}  "
+                  f"{d.dose_id}")
         for p in r.pn_allowances:
-            limit = "no limit" if p.unlimited else f"at most {p.max_doses_per_day}/day"
-            print(f"       PN     {p.drug.name}  {_quantity(p.amount, p.unit)}  {limit}")
+            period = p.period or "day"
+            limit = ("no limit" if p.unlimited
+                     else f"{p.doses_left} of {p.max_doses_per_day} left per {period}")
+            last = f", last {_local_hhmm(p.last_given_time, zone)}" \
+                if p.HasField("last_given_time") else ""
+            print(f"       PN     {p.drug.name}  {_quantity(p.amount, p.unit)}  "
+                  f"{p.doses_given} given, {limit}{last}")
         for n in r.notes:
             print(f"       NOTE   {n.drug.name}: {n.text}")
     return 0
+
+
+_NOT_GIVEN = {rpb.NOT_GIVEN_REASON_REFUSED: "refused",
+              rpb.NOT_GIVEN_REASON_CLINICAL_HOLD: "clinical hold",
+              rpb.NOT_GIVEN_REASON_DRUG_UNAVAILABLE: "drug unavailable",
+              rpb.NOT_GIVEN_REASON_RESIDENT_ABSENT: "resident absent",
+              rpb.NOT_GIVEN_REASON_OTHER: "other"}
+
+
+def _local_hhmm(ts: Timestamp, zone: ZoneInfo) -> str:
+    return ts.ToDatetime(tzinfo=UTC).astimezone(zone).strftime("%H:%M")
+
+
+def _dose_status(d: rpb.ScheduledDose, zone: ZoneInfo) -> str:
+    """The round list's status column: what happened, when (facility time) and by whom."""
+    at = _local_hhmm(d.administration_time, zone) if d.HasField("administration_time") else ""
+    if d.status == rpb.DOSE_STATUS_GIVEN:
+        return f"given {at} by {d.performer}"
+    if d.status == rpb.DOSE_STATUS_NOT_GIVEN:
+        reason = _NOT_GIVEN.get(d.not_given_reason, "no reason")
+        return f"not given {at} by {d.performer} ({reason})"
+    if d.status == rpb.DOSE_STATUS_MISSED:
+        return "MISSED"
+    if d.status == rpb.DOSE_STATUS_NOT_DOCUMENTED:
+        return "not documented (before the mirror)"
+    return "due again (record corrected)" if d.corrected_record else "due"
 
 
 def dispensing(client: MedClient, args: argparse.Namespace) -> int:
