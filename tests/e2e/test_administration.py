@@ -384,3 +384,58 @@ def test_medctl_check_give_and_a_second_give(ward: dict[str, MedClient],
     assert main([*base, "not-given", dose_id, "--resident", R2, "--reason", "refused"]) == 1
     err = capsys.readouterr().err
     assert "DOSE_ALREADY_RECORDED" in err and "record: facilities/f/residents/r2/" in err
+
+
+def _round(c: MedClient, day: datetime, shift: str) -> pb.ResidentRound:
+    schedule = c.call(c.rounds.GetShiftSchedule, pb.GetShiftScheduleRequest(
+        facility="facilities/f", date=day.date().isoformat(), shift_id=shift))
+    return next(r for r in schedule.residents if r.resident == R1)
+
+
+def test_the_round_list_shows_what_happened_to_each_dose(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    """Issue 12: given, corrected (due again, then missed), not given with its reason, PN
+    used, the same on the round list and in ListScheduledDoses."""
+    carer, day = ward["carer"], _today(server_clock)
+    morning, evening = _doses(carer, day)[:2]
+    set_now(server_clock, day + timedelta(hours=8, minutes=30))
+    assert [d.status for d in _round(carer, day, "day").doses] == [pb.DOSE_STATUS_DUE]
+    given = _give(carer, morning).record
+    [shown] = _round(carer, day, "day").doses
+    assert (shown.status, shown.record, shown.performer) == (
+        pb.DOSE_STATUS_GIVEN, given.name, "nurse-1")
+    assert shown.administration_time == morning.due_time
+    # Marked entered-in-error: due again, naming the corrected record; missed once the
+    # window has closed.
+    carer.call(carer.rounds.CorrectRecord, pb.CorrectRecordRequest(
+        name=given.name, reason="wrong resident", request_id="fix-1"))
+    [shown] = _round(carer, day, "day").doses
+    assert (shown.status, shown.record, shown.corrected_record) == (
+        pb.DOSE_STATUS_DUE, "", given.name)
+    set_now(server_clock, day + timedelta(hours=9, minutes=1))
+    [shown] = _round(carer, day, "day").doses
+    assert shown.status == pb.DOSE_STATUS_MISSED
+    # The evening dose refused: not given, with the coded reason.
+    set_now(server_clock, day + timedelta(hours=18, minutes=5))
+    carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(parent=R1, record=(
+        pb.AdministrationRecord(dose_id=evening.dose_id,
+                                outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+                                not_given_reason=pb.NOT_GIVEN_REASON_REFUSED,
+                                administration_time=evening.due_time))))
+    [shown] = _round(carer, day, "evening").doses
+    assert (shown.status, shown.not_given_reason) == (pb.DOSE_STATUS_NOT_GIVEN,
+                                                      pb.NOT_GIVEN_REASON_REFUSED)
+    # PN: one given of two a day, as the check counts it.
+    carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(parent=R1, record=(
+        pb.AdministrationRecord(order=f"{R1}/orders/pn", quantity="5",
+                                outcome=pb.ADMINISTRATION_OUTCOME_PN_GIVEN, pn_reason="pain",
+                                administration_time=ts(server_clock())))))
+    [pn] = _round(carer, day, "evening").pn_allowances
+    check = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, order=f"{R1}/orders/pn", quantity="5", as_needed=True))
+    assert (pn.doses_given, pn.doses_left, pn.max_doses_per_day, pn.period) == (
+        1, 1, 2, "24 hours")
+    assert check.pn_doses_left == pn.doses_left
+    listed = {d.dose_id: d.status for d in _doses(carer, day)}
+    assert (listed[morning.dose_id], listed[evening.dose_id]) == (
+        pb.DOSE_STATUS_MISSED, pb.DOSE_STATUS_NOT_GIVEN)
