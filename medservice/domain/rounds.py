@@ -27,6 +27,7 @@ from medservice.domain.orders import (
     latest_known,
     order_state,
     order_timeline,
+    treatment_dates,
 )
 from medservice.domain.pn import PnTerms, pn_terms
 from medservice.domain.schedule import OrderTerms, ScheduledDose
@@ -58,7 +59,8 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
             resident_id=resident_key(v.facility_id, v.resident_id),
             order_id=v.order_id,
             dosage=content.dosage,
-            treatment_start=content.treatment_start,
+            # "Started previously" has no start to clamp to (orders.treatment_dates).
+            treatment_start=treatment_dates(content)[0],
             treatment_end=content.treatment_end,
             pauses=tuple((p.start, p.end) for p in content.pauses),
             discontinued_at=content.discontinued_at,

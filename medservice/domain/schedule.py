@@ -130,6 +130,16 @@ def dose_id(resident_id: str, order_id: str, local_date: date, slot: str) -> str
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
+def treatment_days(terms: OrderTerms, first: date, last: date) -> tuple[date, date] | None:
+    """Local dates first..last narrowed to the treatment period (both ends inclusive), or
+    None when none is left: no dose is due outside it (`orders.outside_treatment`)."""
+    if terms.treatment_start is not None and terms.treatment_start > first:
+        first = terms.treatment_start
+    if terms.treatment_end is not None and terms.treatment_end < last:
+        last = terms.treatment_end
+    return (first, last) if first <= last else None
+
+
 def schedule_order(
     terms: OrderTerms, clock: FacilityClock, first: date, last: date
 ) -> list[ScheduledDose]:
@@ -137,13 +147,10 @@ def schedule_order(
     dosage = terms.dosage
     if not isinstance(dosage, StructuredDosage) or needs_manual_schedule(dosage) is not None:
         return []
-    if terms.treatment_start is not None and terms.treatment_start > first:
-        first = terms.treatment_start
-    if terms.treatment_end is not None and terms.treatment_end < last:
-        last = terms.treatment_end
-    if first > last:
+    span = treatment_days(terms, first, last)
+    if span is None:
         return []
-    days = fixed_days(dosage, first, last)
+    days = fixed_days(dosage, *span)
     if not days:
         return []
     return _place(terms, dosage, clock, days)

@@ -12,6 +12,7 @@ from medservice.domain.schedule import (
     ScheduledDose,
     _inside_any,
     schedule_order,
+    treatment_days,
 )
 
 
@@ -29,12 +30,10 @@ def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: 
     assert isinstance(timing, TimingDosage)
     if timing.as_needed or timing_problem(timing, order_start=terms.treatment_start):
         return []
-    if terms.treatment_start is not None and terms.treatment_start > first:
-        first = terms.treatment_start
-    if terms.treatment_end is not None and terms.treatment_end < last:
-        last = terms.treatment_end
-    if first > last:
+    span = treatment_days(terms, first, last)
+    if span is None:
         return []
+    first, last = span
     excluded = terms.excluded_intervals()
     doses = []
     for slot in expand_timing(timing, clock, first, last, order_start=terms.treatment_start):
