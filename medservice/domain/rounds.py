@@ -7,6 +7,7 @@ functions decide what is due, what is allowed as needed, and what staff must be 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -168,6 +169,8 @@ class ResidentRound:
     pn: list[PnLine] = field(default_factory=list)
     notes: list[OrderNote] = field(default_factory=list)
     states: dict[str, DoseState] = field(default_factory=dict)  # dose id -> state
+    # The doses of the context the caller asked for (a superset of `doses`).
+    context_doses: list[DoseWithOrder] = field(default_factory=list)
 
     def state_of(self, dose_id: str) -> DoseState:
         return self.states.get(dose_id, DUE)
@@ -218,21 +221,28 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
 def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: date,
                          shift_id: str, residents: list[Resident],
                          versions: dict[str, dict[str, list[OrderVersion]]],
-                         known_at: datetime) -> ShiftSchedule:
+                         known_at: datetime, *, context: tuple[datetime, datetime] | None = None,
+                         context_residents: Collection[str] = ()) -> ShiftSchedule:
     """The round list: residents in the given (room) order, each with the doses due in the
     shift as ordered at their time, PN allowances and notes. What has happened to the
-    doses and allowances is the ledger's to say (`reconcile.status`). `versions` maps
-    resident id -> order id -> the order's versions."""
+    doses and allowances is the ledger's to say (`reconcile.status`): for the residents of
+    `context_residents` (those with records to place), `context_doses` holds the doses of
+    the `context` range around the shift, expanded with the shift's in one go; for the
+    others, the shift's doses. `versions` maps resident id -> order id -> its versions."""
     start, end = clock.shift_interval(shift_date, shift_id)
     rounds = []
     for resident in residents:
         entry = ResidentRound(resident)
+        wide = context is not None and resident.resident_id in context_residents
+        lo, hi = context if context is not None and wide else (start, end)
         for order_id, history in sorted(versions.get(resident.resident_id, {}).items()):
             pieces = terms_pieces(history, known_at)
+            around = _doses_in(pieces, clock, lo, hi)
+            entry.context_doses += around
             content = _content_at(pieces, start, end)
             if content is None:
                 continue
-            entry.doses += _doses_in(pieces, clock, start, end)
+            entry.doses += [pair for pair in around if start <= pair[0].due_time < end]
             notes, pn = _notes_and_pn(content, order_id, clock, shift_date, start, end)
             entry.notes += notes
             if pn is not None:

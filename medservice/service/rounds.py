@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.facility import Resident
-from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import (
     DoseState,
     DoseWithOrder,
@@ -20,7 +18,6 @@ from medservice.domain.rounds import (
     doses_between,
 )
 from medservice.reconcile import FacilityRules, context_range
-from medservice.reconcile.ledger import Placement
 from medservice.reconcile.status import pn_lines, resident_ledger
 from medservice.service.facilities import get_facility, get_resident
 from medservice.store.uow import UnitOfWork
@@ -50,34 +47,29 @@ def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id
                    now: datetime) -> ShiftSchedule:
     """The round list as of `now`: each dose with its status and the record that settled
     it, each PN line with what is used and left at now (clamped into the shift), from the
-    ledger the check and reconciliation use."""
+    ledger the check and reconciliation use, over the context reconciliation would use."""
     facility = get_facility(uow, facility_id)
     rules = FacilityRules.from_facility(facility)
     rules.clock.shift(shift_id)  # an unknown shift is a field error before any work
     versions = uow.cards.facility_versions(facility_id)
-    schedule = build_shift_schedule(facility_id, rules.clock, shift_date, shift_id,
-                                    _all_residents(uow, facility_id), versions, now)
     histories = [h for orders in versions.values() for h in orders.values()]
-    lo, hi = context_range(schedule.start, schedule.end, histories)
+    lo, hi = context_range(*rules.clock.shift_interval(shift_date, shift_id), histories)
     records: dict[str, list[AdministrationRecord]] = defaultdict(list)
     for r in uow.records.between(facility_id, None, lo, hi):
         records[r.resident_id].append(r)
+    # Residents with nothing recorded around the shift need no context: each dose's state
+    # is its own, and no PN dose is used.
+    schedule = build_shift_schedule(facility_id, rules.clock, shift_date, shift_id,
+                                    _all_residents(uow, facility_id), versions, now,
+                                    context=(lo, hi), context_residents=set(records))
     at = min(max(now, schedule.start), schedule.end)
     for entry in schedule.residents:
         rid = entry.resident.resident_id
-        entry.states, placements = _ledger(facility_id, rid, versions.get(rid, {}),
-                                           records[rid], rules, lo, hi, now)
+        entry.states, placements = resident_ledger(
+            facility_id, rid, versions.get(rid, {}), entry.context_doses, records[rid], rules,
+            now)
         entry.pn = pn_lines(entry.pn, placements, at, rules)
     return schedule
-
-
-def _ledger(facility_id: str, resident_id: str, orders: Mapping[str, Sequence[OrderVersion]],
-            records: list[AdministrationRecord], rules: FacilityRules, lo: datetime,
-            hi: datetime, now: datetime) -> tuple[dict[str, DoseState], list[Placement]]:
-    """The resident's dose states and record placements over the context [lo, hi)."""
-    doses = [pair for h in orders.values()
-             for pair in doses_between(list(h), rules.clock, lo, hi, now)]
-    return resident_ledger(facility_id, resident_id, orders, doses, records, rules, now)
 
 
 def shift_dispensing_list(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
@@ -109,7 +101,8 @@ def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: d
         doses += doses_between(history, rules.clock, start, end, now)
     doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
     lo, hi = context_range(start, end, orders.values())
-    states, _ = _ledger(facility_id, resident_id, orders,
-                        uow.records.between(facility_id, resident_id, lo, hi), rules, lo, hi,
-                        now)
+    around = [pair for h in orders.values() for pair in doses_between(h, rules.clock, lo, hi, now)]
+    states, _ = resident_ledger(facility_id, resident_id, orders, around,
+                                uow.records.between(facility_id, resident_id, lo, hi), rules,
+                                now)
     return doses, states
