@@ -75,11 +75,10 @@ from medservice.reconcile import Code
 from medservice.reconcile.ledger import number
 from medservice.service.batch import MARGIN, BatchResult, reconcile_facilities
 from medservice.service.materialise import due_doses, settings_key, simple
-from medservice.store import cards as card_store
 from medservice.store.db import make_engine, normalise_url
 from medservice.store.migrate import upgrade
 from medservice.store.repositories import facility_settings
-from medservice.store.uow import uow_factory
+from medservice.store.uow import UnitOfWorkFactory, uow_factory
 
 DAY = population.DAY  # the population's pauses, discontinuations and ends are on this day
 SCALE_ENV = "MEDSERVICE_BENCH_SCALE"
@@ -348,12 +347,11 @@ def add_retained_schedule(engine: Engine, start: datetime, end: datetime, days: 
 # -- measuring ---------------------------------------------------------------------------
 
 
-def reconcile_national(engine: Engine, homes: Sequence[Home], now: datetime
+def reconcile_national(uow: UnitOfWorkFactory, homes: Sequence[Home], now: datetime
                        ) -> BatchResult:
     """One batch over every facility's local day (they share the day: one zone)."""
     starts, ends = {h.start for h in homes}, {h.end for h in homes}
     assert len(starts) == len(ends) == 1, "the homes' local days differ"
-    uow = uow_factory(engine)
     with uow() as u:
         done = reconcile_facilities(u, [h.facility.facility_id for h in homes],
                                     starts.pop(), ends.pop(), now)
@@ -404,14 +402,15 @@ _PHASES = {  # (module path suffix, function): what the batch spends time on
 }
 
 
-def profile(engine: Engine, homes: Sequence[Home], now: datetime) -> dict[str, Any]:
+def profile(engine: Engine, uow: UnitOfWorkFactory, homes: Sequence[Home], now: datetime
+            ) -> dict[str, Any]:
     """cProfile the national batch as a first run (findings and alerts deleted first).
     Returns the phases' cumulative seconds and the top functions."""
     forget_findings(engine)
     profiler = cProfile.Profile()
     started = clock_time.perf_counter()
     profiler.enable()
-    reconcile_national(engine, homes, now)
+    reconcile_national(uow, homes, now)
     profiler.disable()
     wall = clock_time.perf_counter() - started
     stats = pstats.Stats(profiler)
@@ -465,42 +464,39 @@ def run() -> dict[str, Any]:
     built = clock_time.perf_counter() - started
     first, last = min(h.start for h in homes), max(h.end for h in homes)
     now = last + timedelta(days=1)  # every window of the day has closed
-    saved_cache = card_store.VERSIONS  # a cold cache, dropped with the database
-    card_store.VERSIONS = card_store.VersionCache()
-    try:
-        with bench_database() as url:
-            engine = make_engine(url)
-            try:
-                started = clock_time.perf_counter()
-                orders, due, records, missing = seed(engine, homes, now)
-                schedule_rows = add_retained_schedule(engine, first, last, retained_days)
-                seeded = clock_time.perf_counter() - started
-                residents = sum(len(h.residents) for h in homes)
-                for h in homes:  # the loop reads everything from the database
-                    h.residents = {}
-                gc.collect()
+    # One set of caches (store.caches), dropped with the database.
+    with bench_database() as url:
+        engine = make_engine(url)
+        uow = uow_factory(engine)
+        try:
+            started = clock_time.perf_counter()
+            orders, due, records, missing = seed(engine, homes, now)
+            schedule_rows = add_retained_schedule(engine, first, last, retained_days)
+            seeded = clock_time.perf_counter() - started
+            residents = sum(len(h.residents) for h in homes)
+            for h in homes:  # the loop reads everything from the database
+                h.residents = {}
+            gc.collect()
 
-                started = clock_time.perf_counter()
-                first_run = reconcile_national(engine, homes, now)
-                reconcile_seconds = clock_time.perf_counter() - started
-                started = clock_time.perf_counter()
-                again = reconcile_national(engine, homes, now)
-                again_seconds = clock_time.perf_counter() - started
+            started = clock_time.perf_counter()
+            first_run = reconcile_national(uow, homes, now)
+            reconcile_seconds = clock_time.perf_counter() - started
+            started = clock_time.perf_counter()
+            again = reconcile_national(uow, homes, now)
+            again_seconds = clock_time.perf_counter() - started
 
-                join_seconds, rows, plan = anti_join(engine, first, last)
-                anti_ids = {r.dose_id for r in rows}
+            join_seconds, rows, plan = anti_join(engine, first, last)
+            anti_ids = {r.dose_id for r in rows}
 
-                sample = list(homes[::max(1, len(homes) // COLD_FACILITIES)][:COLD_FACILITIES])
-                forget_findings(engine)
-                forget_stamps(engine, sample)
-                started = clock_time.perf_counter()
-                cold = reconcile_national(engine, sample, now)
-                cold_seconds = clock_time.perf_counter() - started
-                prof = profile(engine, homes, now)
-            finally:
-                engine.dispose()
-    finally:
-        card_store.VERSIONS = saved_cache
+            sample = list(homes[::max(1, len(homes) // COLD_FACILITIES)][:COLD_FACILITIES])
+            forget_findings(engine)
+            forget_stamps(engine, sample)
+            started = clock_time.perf_counter()
+            cold = reconcile_national(uow, sample, now)
+            cold_seconds = clock_time.perf_counter() - started
+            prof = profile(engine, uow, homes, now)
+        finally:
+            engine.dispose()
     ratio = reconcile_seconds / join_seconds
     codes = Counter(d.code.value for d in first_run.found)
     missed = {d.dose_id for d in first_run.found if d.code is Code.MISSED_DOSE}

@@ -40,7 +40,7 @@ from medservice.service import round_context
 from medservice.service.alerts import raise_alerts
 from medservice.service.batch import reconcile_facilities
 from medservice.service.facilities import get_facility
-from medservice.service.round_context import ResidentRound, resident_round
+from medservice.service.round_context import ResidentOrders, resident_orders
 from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
 from medservice.store.uow import UnitOfWork
 
@@ -56,16 +56,16 @@ class ResidentContext:
     orders: dict[str, list[OrderVersion]]
 
 
-def _doses(uow: UnitOfWork, base: ResidentRound, resident_id: str, lo: datetime, hi: datetime,
+def _doses(uow: UnitOfWork, base: ResidentOrders, resident_id: str, lo: datetime, hi: datetime,
            now: datetime, dose_id: str | None) -> list[DoseWithOrder]:
     """The resident's doses due in [lo, hi). With a dose id that is not one of them, the
     facility's doses too, to tell another resident's dose from an unknown one."""
     f, rules = base.facility, base.rules
-    doses = round_context.resident_doses(base, resident_id, lo, hi, now)
+    doses = round_context.kept_resident_doses(uow.caches, base, resident_id, lo, hi, now)
     if dose_id and all(d.dose_id != dose_id for d, _ in doses):
         doses += [pair for rid, r in uow.cards.facility_versions(f.facility_id).items()
                   if rid != resident_id for h in r.values()
-                  for pair in round_context.cached_doses(f, rules, h, lo, hi, now)]
+                  for pair in round_context.kept_order_doses(uow.caches, f, rules, h, lo, hi, now)]
     return doses
 
 
@@ -73,7 +73,7 @@ def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetim
              end: datetime, now: datetime, *, dose_id: str | None = None
              ) -> ResidentContext:
     """The resident's context (with a dose id, see `_doses`)."""
-    base = resident_round(uow, facility_id, resident_id)
+    base = resident_orders(uow, facility_id, resident_id)
     lo, hi = context_range(start, end, base.orders.values())
     return ResidentContext(base.facility, base.rules,
                            _doses(uow, base, resident_id, lo, hi, now, dose_id),
@@ -133,7 +133,7 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     # One read of the resident for both the check and the reconciliation after the insert:
     # the records of the reconciliation's wider range when it will run (the check's are
     # among them), the doses of each range from the cache.
-    base = resident_round(uow, record.facility_id, record.resident_id,
+    base = resident_orders(uow, record.facility_id, record.resident_id,
                           orders_unchanged=True)
     lo, hi = context_range(at, at, base.orders.values())
     later = _reconciled_range(at, at)
@@ -240,7 +240,7 @@ def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, star
     withdraw what is no longer found. Records are reconciled whenever they were made;
     only a dose due before the mirror first knew its order is never missed (the engine's
     rule, per order). Returns what was found."""
-    base = resident_round(uow, facility_id, resident_id)
+    base = resident_orders(uow, facility_id, resident_id)
     lo, hi = _reconciled_range(start, end)
     wide = context_range(lo, hi, base.orders.values())
     return _reconcile(uow, base, resident_id, lo, hi, wide,
@@ -255,7 +255,7 @@ def _reconciled_range(start: datetime, end: datetime) -> tuple[datetime, datetim
     return start - _DAY, end + _DAY
 
 
-def _reconcile(uow: UnitOfWork, base: ResidentRound, resident_id: str, lo: datetime,
+def _reconcile(uow: UnitOfWork, base: ResidentOrders, resident_id: str, lo: datetime,
                hi: datetime, context: tuple[datetime, datetime],
                records: list[AdministrationRecord], now: datetime) -> list[Discrepancy]:
     """reconcile_resident's work over [lo, hi), given the records of its context range."""

@@ -15,17 +15,15 @@ cannot go stale:
   at a time name the schedule exactly); and all of a resident's, by the facility's etag
   and the resident's stamp that names its versions, when every version is known.
 
-All are per process and bounded; a miss costs what every call cost before.
+All live in `uow.caches` (store.caches): one set per database, built with its unit-of-work
+factory; bounded, and a miss costs what every call cost before.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Generic, TypeVar
 
 from medservice.domain.errors import NotFound
 from medservice.domain.facility import Facility
@@ -34,57 +32,14 @@ from medservice.domain.rounds import DoseWithOrder, doses_on_dates
 from medservice.domain.schedule import KeptDose
 from medservice.reconcile import FacilityRules
 from medservice.service.facilities import get_facility
-from medservice.store import round_reads
+from medservice.store.caches import Caches
 from medservice.store.uow import UnitOfWork
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class Lru(Generic[K, V]):
-    """A small thread-safe LRU map."""
-
-    def __init__(self, max_entries: int) -> None:
-        self._entries: OrderedDict[K, V] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-# (facility id, etag) -> the facility and its rules. The rules' clock memoizes dose times,
-# so keeping it also keeps that memo warm.
-FACILITIES: Lru[tuple[str, str], tuple[Facility, FacilityRules]] = Lru(1_000)
-
-# (facility id, etag, resident id, order id, (version, recorded_at) of each version known,
-# first date, last date) -> the order's doses on those dates (doses_on_dates).
-_DoseKey = tuple[str, str, str, str, tuple[tuple[int, datetime], ...], object, object]
-DOSES: Lru[_DoseKey, list[DoseWithOrder]] = Lru(50_000)
-
-
-# (facility id, resident id, resident etag, order_changes) -> order id -> versions.
-ORDERS: Lru[tuple[str, str, str, int], dict[str, list[OrderVersion]]] = Lru(10_000)
 
 
 @dataclass(frozen=True)
-class ResidentRound:
-    """What every dose check and record starts from."""
+class ResidentOrders:
+    """What every dose check and record starts from: the facility, its rules and the
+    resident's order versions."""
 
     facility: Facility
     rules: FacilityRules
@@ -94,58 +49,55 @@ class ResidentRound:
     stamp: tuple[str, int] | None = None
 
 
-def resident_round(uow: UnitOfWork, facility_id: str, resident_id: str, *,
-                   orders_unchanged: bool = False) -> ResidentRound:
+def resident_orders(uow: UnitOfWork, facility_id: str, resident_id: str, *,
+                    orders_unchanged: bool = False) -> ResidentOrders:
     """The facility, its rules and the resident's order versions, after checking that the
     facility and the resident exist (the errors get_facility and get_resident give, in
     that order). `orders_unchanged`: the caller's write transaction added no order
     version, so what it reads may be kept."""
-    head = round_reads.round_head(uow.conn, facility_id, resident_id)
+    caches = uow.caches
+    head = uow.cards.round_head(facility_id, resident_id)
     if head is None:
         raise NotFound("no such facility", reason="FACILITY_NOT_FOUND")
-    cached = FACILITIES.get((facility_id, head.facility_etag))
+    cached = caches.facilities.get((facility_id, head.facility_etag))
     if cached is None:
         facility = get_facility(uow, facility_id)
-        cached = (facility, FacilityRules.from_facility(facility))
-        FACILITIES.put((facility_id, facility.etag), cached)
+        cached = (facility, FacilityRules.from_facility(facility).clock)
+        caches.facilities.put((facility_id, facility.etag), cached)
+    facility, clock = cached
     if head.resident is None:
         raise NotFound("no such resident", reason="RESIDENT_NOT_FOUND")
     key = (facility_id, resident_id, *head.resident)
     stamp: tuple[str, int] | None = head.resident
-    orders = ORDERS.get(key)
+    orders = caches.orders.get(key)
     if orders is None:
-        orders = round_reads.resident_versions(uow.conn, facility_id, resident_id)
+        orders = uow.cards.resident_versions(facility_id, resident_id)
         if orders_unchanged or not uow.writes:
-            ORDERS.put(key, orders)
+            caches.orders.put(key, orders)
         else:
             stamp = None
     # Copies: the kept lists are shared between calls.
-    return ResidentRound(*cached, {k: list(v) for k, v in orders.items()}, stamp)
+    return ResidentOrders(facility, FacilityRules(clock, facility.pn_day_mode),
+                          {k: list(v) for k, v in orders.items()}, stamp)
 
 
-# (facility id, etag, resident id, resident etag, order_changes, first date, last date)
-# -> the resident's doses on those dates, order by order (see resident_doses).
-RESIDENT_DOSES: Lru[tuple[str, str, str, str, int, object, object], list[DoseWithOrder]] = \
-    Lru(20_000)
-
-
-def resident_doses(base: ResidentRound, resident_id: str, start: datetime, end: datetime,
-                   now: datetime) -> list[DoseWithOrder]:
-    """The resident's doses due in [start, end): cached_doses of each order in turn. Kept
-    for the resident as a whole, by its stamp, when every version is known at `now` (one
-    look-up instead of one per order)."""
+def kept_resident_doses(caches: Caches, base: ResidentOrders, resident_id: str,
+                        start: datetime, end: datetime, now: datetime) -> list[DoseWithOrder]:
+    """The resident's doses due in [start, end): kept_order_doses of each order in turn.
+    Kept for the resident as a whole, by its stamp, when every version is known at `now`
+    (one look-up instead of one per order)."""
     f, rules = base.facility, base.rules
     if base.stamp is None or any(v.recorded_at > now for h in base.orders.values()
                                  for v in h):
         return [pair for h in base.orders.values()
-                for pair in cached_doses(f, rules, h, start, end, now)]
+                for pair in kept_order_doses(caches, f, rules, h, start, end, now)]
     first, last = _dates(rules, start, end)
     key = (f.facility_id, f.etag, resident_id, *base.stamp, first, last)
-    doses = RESIDENT_DOSES.get(key)
+    doses = caches.resident_doses.get(key)
     if doses is None:
         doses = [pair for h in base.orders.values()
-                 for pair in _dated_doses(f, rules, h, first, last, now)]
-        RESIDENT_DOSES.put(key, doses)
+                 for pair in _dated_doses(caches, f, rules, h, first, last, now)]
+        caches.resident_doses.put(key, doses)
     return [pair for pair in doses if start <= pair[0].due_time < end]
 
 
@@ -155,17 +107,18 @@ def _dates(rules: FacilityRules, start: datetime, end: datetime) -> tuple[date, 
     return clock.local_date_of(start), clock.local_date_of(end - timedelta(microseconds=1))
 
 
-def cached_doses(facility: Facility, rules: FacilityRules,
-                  versions: Sequence[OrderVersion], start: datetime, end: datetime,
-                  now: datetime) -> list[DoseWithOrder]:
+def kept_order_doses(caches: Caches, facility: Facility, rules: FacilityRules,
+                     versions: Sequence[OrderVersion], start: datetime, end: datetime,
+                     now: datetime) -> list[DoseWithOrder]:
     """rounds.doses_between(versions, rules.clock, start, end, now), from the cache when
     the same versions were expanded over the same local dates before."""
-    doses = _dated_doses(facility, rules, versions, *_dates(rules, start, end), now)
+    doses = _dated_doses(caches, facility, rules, versions, *_dates(rules, start, end), now)
     return [pair for pair in doses if start <= pair[0].due_time < end]
 
 
-def _dated_doses(facility: Facility, rules: FacilityRules, versions: Sequence[OrderVersion],
-                 first: date, last: date, now: datetime) -> list[DoseWithOrder]:
+def _dated_doses(caches: Caches, facility: Facility, rules: FacilityRules,
+                 versions: Sequence[OrderVersion], first: date, last: date, now: datetime
+                 ) -> list[DoseWithOrder]:
     """The order's doses on local dates first..last as known at `now` (doses_on_dates),
     from the cache."""
     known = tuple((v.version, v.recorded_at) for v in versions if v.recorded_at <= now)
@@ -174,9 +127,9 @@ def _dated_doses(facility: Facility, rules: FacilityRules, versions: Sequence[Or
     head = versions[0]
     key = (facility.facility_id, facility.etag, head.resident_id, head.order_id, known,
            first, last)
-    doses = DOSES.get(key)
+    doses = caches.doses.get(key)
     if doses is None:
         doses = [(KeptDose.of(d), c) for d, c in
                  doses_on_dates(list(versions), rules.clock, first, last, now)]
-        DOSES.put(key, doses)
+        caches.doses.put(key, doses)
     return doses

@@ -2,85 +2,92 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, update
 
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderVersion
 from medservice.store import tables as t
+from medservice.store.caches import Lru, VersionKey
 from medservice.store.repositories import _utc
 
 _V = t.order_versions.c
 _KEY = (_V.facility_id, _V.resident_id, _V.order_id, _V.version)
 _HEAD = (*_KEY, _V.recorded_at)
 
-# The primary key plus recorded_at: should a database ever be restored or rebuilt, a row
-# with the same key but another history is a different entry, never a stale hit.
-VersionKey = tuple[str, str, str, int, datetime]
-
-
-class VersionCache:
-    """Parsed order versions by primary key. A version row never changes once written, so
-    an entry never goes stale, in this process or across replicas; reading a round list
-    then costs one narrow query instead of decoding every order's JSON again."""
-
-    def __init__(self, max_entries: int = 50_000) -> None:
-        self._entries: OrderedDict[VersionKey, OrderVersion] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: VersionKey) -> OrderVersion | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-            return found
-
-    def put(self, version: OrderVersion) -> None:
-        key = (version.facility_id, version.resident_id, version.order_id, version.version,
-               version.recorded_at)
-        with self._lock:
-            self._entries[key] = version
-            if len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-
-VERSIONS = VersionCache()
-
-
-def _version(row: Any) -> OrderVersion:
+def _version(row: Any, cache: Lru[VersionKey, OrderVersion]) -> OrderVersion:
     version = OrderVersion(
         facility_id=row.facility_id, resident_id=row.resident_id,
         content=content_from_dict(row.content, "stored"), version=row.version,
         valid_from=_utc(row.valid_from), recorded_at=_utc(row.recorded_at),
         removed=row.removed)
-    VERSIONS.put(version)
+    cache.put(_key(version), version)
     return version
 
 
-def _cached_or_load(conn: Connection, condition: Any) -> list[OrderVersion]:
-    """The versions matching `condition`, ordered by key, parsed from the cache where it
-    can; rows it has not seen are read with their content."""
-    keys: list[VersionKey] = [(*r[:4], _utc(r[4])) for r in conn.execute(
-        select(*_HEAD).where(condition).order_by(*_KEY))]  # type: ignore[misc]
-    found = {k: VERSIONS.get(k) for k in keys}
+def _key(v: OrderVersion) -> VersionKey:
+    return v.facility_id, v.resident_id, v.order_id, v.version, v.recorded_at
+
+
+def _cached_or_load(conn: Connection, cache: Lru[VersionKey, OrderVersion], heads: Any,
+                    rows: Any, params: dict[str, Any] | None = None) -> list[OrderVersion]:
+    """The versions whose keys `heads` selects (ordered by key), parsed from the cache
+    where it can; the rows it has not seen are read by `rows`, with their content."""
+    keys: list[VersionKey] = [(r[0], r[1], r[2], r[3], _utc(r[4]))
+                              for r in conn.execute(heads, params)]
+    found = {k: cache.get(k) for k in keys}
     if any(v is None for v in found.values()):
-        for row in conn.execute(select(t.order_versions).where(condition)):
+        for row in conn.execute(rows, params):
             key = (row.facility_id, row.resident_id, row.order_id, row.version,
                    _utc(row.recorded_at))
             if found.get(key) is None:
-                found[key] = _version(row)
+                found[key] = _version(row, cache)
     return [v for k in keys if (v := found[k]) is not None]
 
 
+def _where(condition: Any) -> tuple[Any, Any]:
+    return (select(*_HEAD).where(condition).order_by(*_KEY),
+            select(t.order_versions).where(condition))
+
+
+# What every dose check and record reads, as prepared statements: built once, so that a
+# call pays for executing them and not for building and compiling them again (in
+# SQLAlchemy that cost more than the queries themselves).
+_OF_RESIDENT = _where(and_(_V.facility_id == bindparam("facility_id"),
+                           _V.resident_id == bindparam("resident_id")))
+_F, _RS = t.facilities.c, t.residents.c
+# The facility's etag, and the resident's etag and order_changes (bumped with every new
+# order version): what tells a call whether what it kept from before still holds.
+_ROUND_HEAD = (
+    select(_F.etag, _RS.etag, _RS.order_changes)
+    .select_from(t.facilities.outerjoin(t.residents, and_(
+        _RS.facility_id == _F.facility_id, _RS.resident_id == bindparam("resident_id"))))
+    .where(_F.facility_id == bindparam("facility_id")))
+
+
+@dataclass(frozen=True)
+class RoundHead:
+    facility_etag: str
+    resident: tuple[str, int] | None  # (etag, order_changes); None: no such resident
+
+
 class CardRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, versions: Lru[VersionKey, OrderVersion]) -> None:
         self._conn = conn
+        self._versions = versions
+
+    def round_head(self, facility_id: str, resident_id: str) -> RoundHead | None:
+        """The facility's etag and the resident's stamps; None: no such facility."""
+        row = self._conn.execute(_ROUND_HEAD, {"facility_id": facility_id,
+                                               "resident_id": resident_id}).first()
+        if row is None:
+            return None
+        return RoundHead(row[0], None if row[1] is None else (row[1], int(row[2])))
 
     def card_version(self, facility_id: str, resident_id: str, *, lock: bool = False
                      ) -> int | None:
@@ -117,25 +124,19 @@ class CardRepository:
             r.facility_id == v.facility_id, r.resident_id == v.resident_id
         ).values(order_changes=r.order_changes + 1))
 
-    def next_version(self, facility_id: str, resident_id: str, order_id: str) -> int:
-        current = self._conn.execute(select(func.max(_V.version)).where(
-            _V.facility_id == facility_id, _V.resident_id == resident_id,
-            _V.order_id == order_id)).scalar()
-        return int(current or 0) + 1
-
     def order_versions(self, facility_id: str, resident_id: str, order_id: str
                        ) -> list[OrderVersion]:
         rows = self._conn.execute(select(t.order_versions).where(
             _V.facility_id == facility_id, _V.resident_id == resident_id,
             _V.order_id == order_id).order_by(_V.version))
-        return [_version(r) for r in rows]
+        return [_version(r, self._versions) for r in rows]
 
     def resident_versions(self, facility_id: str, resident_id: str
                           ) -> dict[str, list[OrderVersion]]:
         """Every version of every order of one resident, by order id."""
         out: dict[str, list[OrderVersion]] = defaultdict(list)
-        for v in _cached_or_load(self._conn, (_V.facility_id == facility_id)
-                                 & (_V.resident_id == resident_id)):
+        for v in _cached_or_load(self._conn, self._versions, *_OF_RESIDENT,
+                                 {"facility_id": facility_id, "resident_id": resident_id}):
             out[v.order_id].append(v)
         return dict(out)
 
@@ -146,8 +147,8 @@ class CardRepository:
             lambda: defaultdict(list))
         for i in range(0, len(residents), 500):
             chunk = list(residents[i:i + 500])
-            for v in _cached_or_load(self._conn,
-                                     tuple_(_V.facility_id, _V.resident_id).in_(chunk)):
+            for v in _cached_or_load(self._conn, self._versions, *_where(
+                    tuple_(_V.facility_id, _V.resident_id).in_(chunk))):
                 out[(v.facility_id, v.resident_id)][v.order_id].append(v)
         return {k: dict(v) for k, v in out.items()}
 
@@ -155,6 +156,7 @@ class CardRepository:
                           ) -> dict[str, dict[str, list[OrderVersion]]]:
         """resident id -> order id -> versions, for a whole facility (round lists)."""
         out: dict[str, dict[str, list[OrderVersion]]] = defaultdict(lambda: defaultdict(list))
-        for v in _cached_or_load(self._conn, _V.facility_id == facility_id):
+        for v in _cached_or_load(self._conn, self._versions,
+                                 *_where(_V.facility_id == facility_id)):
             out[v.resident_id][v.order_id].append(v)
         return {k: dict(v) for k, v in out.items()}

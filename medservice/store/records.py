@@ -23,7 +23,7 @@ from medservice.store.repositories import _utc
 
 _R = t.administration_records.c
 
-# Prepared once (see store/round_reads.py): what every dose check and record runs.
+# Prepared once (see store/cards.py): what every dose check and record runs.
 _BETWEEN = select(t.administration_records).where(
     _R.facility_id == bindparam("facility_id"), _R.administered_at >= bindparam("start"),
     _R.administered_at < bindparam("end"))

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from medservice.domain.errors import AlreadyExists
 from medservice.store.alerts import AlertRepository
 from medservice.store.audit import AuditLog
+from medservice.store.caches import Caches
 from medservice.store.cards import CardRepository
 from medservice.store.db import WRITER_LOCK_TIMEOUT, writer_lock
 from medservice.store.discrepancies import DiscrepancyRepository
@@ -42,9 +43,12 @@ class UnitOfWork:
     audit: AuditLog
 
     def __init__(self, engine: Engine, *, write: bool = True,
-                 on_alerts: AlertsCommitted | None = None) -> None:
+                 on_alerts: AlertsCommitted | None = None, caches: Caches | None = None
+                 ) -> None:
         self._engine = engine
         self._write = write
+        # What this process keeps between calls for this database (store.caches).
+        self.caches = caches if caches is not None else Caches()
         # Told, after commit, of each facility whose alert log grew: wakes this process's
         # watchers at once (other replicas hear of it by NOTIFY).
         self.on_alerts = on_alerts
@@ -78,7 +82,7 @@ class UnitOfWork:
         self.facilities = FacilityRepository(conn)
         self.residents = ResidentRepository(conn)
         self.requests = RequestLog(conn)
-        self.cards = CardRepository(conn)
+        self.cards = CardRepository(conn, self.caches.versions)
         self.records = RecordRepository(conn)
         self.discrepancies = DiscrepancyRepository(conn)
         self._alerted = {}
@@ -135,7 +139,10 @@ UnitOfWorkFactory = Callable[..., UnitOfWork]
 
 def uow_factory(engine: Engine, on_alerts: AlertsCommitted | None = None
                 ) -> UnitOfWorkFactory:
+    """Units of work on one database, sharing one set of caches (store.caches)."""
+    caches = Caches()
+
     def make(*, write: bool = True) -> UnitOfWork:
-        return UnitOfWork(engine, write=write, on_alerts=on_alerts)
+        return UnitOfWork(engine, write=write, on_alerts=on_alerts, caches=caches)
 
     return make

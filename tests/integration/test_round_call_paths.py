@@ -219,8 +219,8 @@ def test_cached_doses_are_the_expanded_ones(uow: UnitOfWorkFactory) -> None:
                 start = NOW - timedelta(days=3) + timedelta(hours=hours, minutes=13)
                 for length in (timedelta(seconds=1), timedelta(hours=5), timedelta(days=2)):
                     for now in (NOW, MIRRORED - timedelta(days=1)):  # known / not yet known
-                        assert round_context.cached_doses(
-                            facility, rules, h, start, start + length, now) == \
+                        assert round_context.kept_order_doses(
+                            u.caches, facility, rules, h, start, start + length, now) == \
                             doses_between(h, rules.clock, start, start + length, now)
 
 
