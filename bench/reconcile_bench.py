@@ -75,10 +75,11 @@ from medservice.reconcile import Code
 from medservice.reconcile.ledger import number
 from medservice.service.batch import MARGIN, BatchResult, reconcile_facilities
 from medservice.service.materialise import due_doses, settings_key, simple
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.db import make_engine, normalise_url
 from medservice.store.migrate import upgrade
 from medservice.store.repositories import facility_settings
-from medservice.store.uow import UnitOfWorkFactory, uow_factory
+from medservice.store.uow import uow_factory
 
 DAY = population.DAY  # the population's pauses, discontinuations and ends are on this day
 SCALE_ENV = "MEDSERVICE_BENCH_SCALE"

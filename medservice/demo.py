@@ -21,7 +21,7 @@ from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import DispensingMode, Drug, OrderContent
 from medservice.service import cards as cards_uc
 from medservice.service import facilities as uc
-from medservice.store.uow import UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWorkFactory
 
 TABLET = DoseUnit("tablet", "tabletter")
 

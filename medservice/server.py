@@ -26,9 +26,10 @@ from medservice.api.facilities import FacilityServicer
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
 from medservice.service.sweep import Sweeper
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.settings import Settings, development_secret
 from medservice.store.db import make_engine
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory, uow_factory
+from medservice.store.uow import uow_factory
 from medservice.v1 import (
     alerts_pb2,
     alerts_pb2_grpc,

@@ -26,11 +26,12 @@ from medservice.api.auth import TokenVerifier, mint_token
 from medservice.domain.access import Role
 from medservice.logs import configure_logging
 from medservice.server import RunningServer, build_server
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.settings import Settings
 from medservice.store import tables
 from medservice.store.db import make_engine, normalise_url
 from medservice.store.migrate import upgrade
-from medservice.store.uow import UnitOfWorkFactory, uow_factory
+from medservice.store.uow import uow_factory
 
 PG_URL_ENV = "MEDSERVICE_TEST_POSTGRES_URL"
 REQUIRE_PG_ENV = "MEDSERVICE_REQUIRE_POSTGRES"

@@ -18,7 +18,7 @@ from collections import deque
 import structlog
 
 from medservice.domain.alerts import Alert
-from medservice.store.uow import UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.alerts")
 

@@ -31,7 +31,7 @@ from medservice.reconcile import Severity
 from medservice.service import alerts as uc
 from medservice.service.facilities import get_facility
 from medservice.service.paging import next_token, read_page
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import alerts_pb2 as pb
 from medservice.v1 import alerts_pb2_grpc, common_pb2
 

@@ -13,8 +13,8 @@ from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.service import audit as uc
 from medservice.service.paging import read_page
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.audit import AuditEvent, AuditFilter
-from medservice.store.uow import UnitOfWorkFactory
 from medservice.v1 import audit_pb2 as pb
 from medservice.v1 import audit_pb2_grpc, common_pb2
 

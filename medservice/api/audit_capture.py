@@ -27,8 +27,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from medservice.domain.access import Principal
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.audit import AuditDraft, AuditEvent, pending_audit
-from medservice.store.uow import UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.audit")
 

@@ -16,7 +16,7 @@ from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.imports.result import ImportResult
 from medservice.service import cards as uc
 from medservice.service.paging import next_token, read_page
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import medicine_cards_pb2 as pb
 from medservice.v1 import medicine_cards_pb2_grpc
 

@@ -21,6 +21,7 @@ from medservice.service import administration as uc
 from medservice.service import review
 from medservice.service.facilities import get_facility
 from medservice.service.paging import next_token, read_page
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.store.discrepancies import (
     Decision,
     DiscrepancyEntry,
@@ -28,7 +29,6 @@ from medservice.store.discrepancies import (
     DiscrepancyFilter,
     Status,
 )
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import common_pb2, discrepancies_pb2_grpc
 from medservice.v1 import discrepancies_pb2 as pb
 

@@ -12,7 +12,7 @@ from medservice.domain.errors import PermissionDenied
 from medservice.service import facilities as uc
 from medservice.service.paging import read_page
 from medservice.service.sweep import reset_facility_doses
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import facilities_pb2 as pb
 from medservice.v1 import facilities_pb2_grpc
 

@@ -30,7 +30,7 @@ from medservice.service import administration as admin_uc
 from medservice.service import rounds as uc
 from medservice.service.facilities import get_resident
 from medservice.service.paging import next_token, read_page
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import common_pb2, rounds_pb2_grpc
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as pb

@@ -25,7 +25,7 @@ from medservice.api.auth import TokenVerifier
 from medservice.api.errors import internal_status, simple_status, status_for
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import AlreadyExists, DomainError, FailedPrecondition
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.api")
 

@@ -41,8 +41,8 @@ from medservice.service.alerts import raise_alerts
 from medservice.service.batch import reconcile_facilities
 from medservice.service.facilities import get_facility
 from medservice.service.round_context import ResidentOrders, resident_orders
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
-from medservice.store.uow import UnitOfWork
 
 
 @dataclass(frozen=True)

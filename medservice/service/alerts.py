@@ -12,8 +12,8 @@ from medservice.domain.errors import NotFound, OutOfRange, PermissionDenied
 from medservice.domain.facility import Facility
 from medservice.reconcile import Discrepancy, FacilityRules
 from medservice.service.facilities import get_facility
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import discrepancy_id
-from medservice.store.uow import UnitOfWork
 
 # Alerts older than this leave the log; a resume token from before gets OUT_OF_RANGE.
 RETENTION = timedelta(days=30)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from medservice.service.facilities import get_facility
 from medservice.service.paging import Page, next_token
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.audit import AuditEvent, AuditFilter
-from medservice.store.uow import UnitOfWork
 
 
 def list_audit_events(uow: UnitOfWork, flt: AuditFilter, page: Page,

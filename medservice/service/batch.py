@@ -36,8 +36,8 @@ from medservice.reconcile.engine import manual_schedules, missed_dose
 from medservice.reconcile.ledger import DAY, OrderView
 from medservice.service.alerts import raise_alerts
 from medservice.service.materialise import materialise_facility, settings_key
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.schedule import ResidentId
-from medservice.store.uow import UnitOfWork
 
 # Records this far around the range are triaged, and the materialised schedule must be
 # exact over the same span: only a record within a day of a dose can settle it (windows

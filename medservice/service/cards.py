@@ -31,7 +31,7 @@ from medservice.imports.result import (
 from medservice.service.administration import reconcile_resident
 from medservice.service.facilities import get_facility, get_resident
 from medservice.service.sweep import refresh_resident_doses
-from medservice.store.uow import UnitOfWork
+from medservice.service.unit_of_work import UnitOfWork
 
 
 class ChangeKind(Enum):

@@ -24,7 +24,7 @@ from medservice.domain.facility import (
     validate_resource_id,
 )
 from medservice.service.paging import Page, next_token
-from medservice.store.uow import UnitOfWork
+from medservice.service.unit_of_work import UnitOfWork
 
 
 def new_id() -> str:

@@ -29,9 +29,9 @@ from medservice.reconcile.ledger import (
     matching_window,
     number,
 )
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.repositories import facility_settings
 from medservice.store.schedule import DueDose, Stamp, merged
-from medservice.store.uow import UnitOfWork
 
 Histories = Sequence[Sequence[OrderVersion]]
 

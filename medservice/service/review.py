@@ -21,6 +21,7 @@ from medservice.domain.errors import (
     require,
 )
 from medservice.service.paging import Page, next_token
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import (
     Decision,
     DiscrepancyEntry,
@@ -29,7 +30,6 @@ from medservice.store.discrepancies import (
     Status,
     queue_key,
 )
-from medservice.store.uow import UnitOfWork
 
 MAX_NOTE_LENGTH = 4000
 

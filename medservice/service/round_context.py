@@ -32,8 +32,8 @@ from medservice.domain.rounds import DoseWithOrder, doses_on_dates
 from medservice.domain.schedule import KeptDose
 from medservice.reconcile import FacilityRules
 from medservice.service.facilities import get_facility
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.caches import Caches
-from medservice.store.uow import UnitOfWork
 
 
 @dataclass(frozen=True)

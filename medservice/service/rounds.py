@@ -20,7 +20,7 @@ from medservice.domain.rounds import (
 from medservice.reconcile import FacilityRules, context_range
 from medservice.reconcile.status import pn_lines, resident_ledger
 from medservice.service.facilities import get_facility, get_resident
-from medservice.store.uow import UnitOfWork
+from medservice.service.unit_of_work import UnitOfWork
 
 MAX_RANGE_DAYS = 31
 

@@ -27,7 +27,7 @@ from medservice.service.administration import reconcile_resident
 from medservice.service.alerts import escalate_due, prune_alerts
 from medservice.service.facilities import get_facility
 from medservice.service.materialise import materialise_facility
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.sweep")
 

@@ -28,8 +28,9 @@ from medservice.store.schedule import ScheduleRepository
 AlertsCommitted = Callable[[str, int], None]
 
 
-class UnitOfWork:
-    """A transaction. Use cases run inside one that their caller opened and commits, so a
+class SqlUnitOfWork:
+    """A transaction on SQLite or PostgreSQL (service.unit_of_work.UnitOfWork). Use cases
+    run inside one that their caller opened and commits, so a
     request's work and its idempotency record land together or not at all."""
 
     facilities: FacilityRepository
@@ -67,7 +68,7 @@ class UnitOfWork:
         assert self._conn is not None, "unit of work is not open"
         return self._conn
 
-    def __enter__(self) -> UnitOfWork:
+    def __enter__(self) -> SqlUnitOfWork:
         lock = writer_lock(self._engine) if self._write else None
         if lock is not None and lock.acquire(timeout=WRITER_LOCK_TIMEOUT):
             self._locked = lock  # SQLite: queue here, not in its busy handler (store/db.py)
@@ -134,15 +135,12 @@ class UnitOfWork:
             self._locked = None
 
 
-UnitOfWorkFactory = Callable[..., UnitOfWork]
-
-
 def uow_factory(engine: Engine, on_alerts: AlertsCommitted | None = None
-                ) -> UnitOfWorkFactory:
+                ) -> Callable[..., SqlUnitOfWork]:
     """Units of work on one database, sharing one set of caches (store.caches)."""
     caches = Caches()
 
-    def make(*, write: bool = True) -> UnitOfWork:
-        return UnitOfWork(engine, write=write, on_alerts=on_alerts, caches=caches)
+    def make(*, write: bool = True) -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, write=write, on_alerts=on_alerts, caches=caches)
 
     return make

@@ -22,9 +22,9 @@ from medservice.api.errors import simple_status
 from medservice.api.rpc import abort
 from medservice.domain.access import Role
 from medservice.server import build_server
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.settings import Settings
 from medservice.store import tables
-from medservice.store.uow import UnitOfWorkFactory
 from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import audit_pb2 as pb
 from medservice.v1 import audit_pb2_grpc, common_pb2

@@ -30,9 +30,9 @@ from clients.client import MedClient, MedServiceError
 from medservice.api.auth import TokenVerifier
 from medservice.domain.access import Role
 from medservice.server import build_server
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.db import normalise_url
 from medservice.store.migrate import upgrade
-from medservice.store.uow import UnitOfWorkFactory
 from medservice.v1 import rounds_pb2, rounds_pb2_grpc
 from tests.conftest import TEST_SETTINGS, token_for
 

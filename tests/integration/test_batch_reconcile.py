@@ -39,7 +39,7 @@ from medservice.service.facilities import (
     get_facility,
     update_facility,
 )
-from medservice.store.uow import UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWorkFactory
 
 DAY = date(2026, 3, 29)  # spring DST night in Copenhagen
 MIRRORED = datetime(2026, 3, 1, tzinfo=UTC)

@@ -12,8 +12,9 @@ from medservice.domain.facility import Facility, Resident
 from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
 from medservice.service.round_context import resident_orders
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.db import make_engine
-from medservice.store.uow import UnitOfWorkFactory, uow_factory
+from medservice.store.uow import uow_factory
 from tests.unit.test_reconcile_builders import content, dosage, dose
 
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)

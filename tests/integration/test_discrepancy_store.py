@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 from medservice.reconcile import Code, Discrepancy, Severity
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.discrepancies import EventKind, Status, discrepancy_id
-from medservice.store.uow import UnitOfWorkFactory
 
 DAY = datetime(2026, 3, 29, tzinfo=UTC)
 NOW = DAY + timedelta(days=1)

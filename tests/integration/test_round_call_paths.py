@@ -30,7 +30,7 @@ from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
 from medservice.service import round_context
 from medservice.service.facilities import get_facility, get_resident
-from medservice.store.uow import UnitOfWork, UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 F = "f"
 RESIDENTS = ("r0", "r1", "r2")

@@ -16,8 +16,8 @@ from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
 from medservice.service import materialise as materialise_module
 from medservice.service.sweep import HORIZON, extend_horizon_once
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store import tables as t
-from medservice.store.uow import UnitOfWorkFactory
 
 F, R = "f", "r"
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)

@@ -16,7 +16,7 @@ from medservice.alerts.feed import AlertFeed
 from medservice.api.alerts import AlertServicer
 from medservice.api.facilities import FacilityServicer
 from medservice.domain.access import Principal, Role
-from medservice.store.uow import UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.v1 import alerts_pb2, facilities_pb2
 
 SERVICE = facilities_pb2.DESCRIPTOR.services_by_name["FacilityService"]

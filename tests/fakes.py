@@ -1,0 +1,361 @@
+"""An in-memory unit of work (service.unit_of_work.UnitOfWork) for testing the use cases
+without a database: what the round use cases, card syncs and reconciliation need, kept
+in plain dicts and lists. A method the use cases under test never call raises, so a test
+that reaches one says so instead of passing on a made-up answer."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, NoReturn
+
+from medservice.domain.administration import AdministrationRecord
+from medservice.domain.alerts import Alert, NewAlert
+from medservice.domain.facility import Facility, Resident
+from medservice.domain.orders import OrderVersion
+from medservice.reconcile import Discrepancy
+from medservice.service.unit_of_work import UnitOfWorkFactory
+from medservice.store.audit import AuditEvent
+from medservice.store.caches import Caches
+from medservice.store.cards import RoundHead
+from medservice.store.discrepancies import Status, discrepancy_id
+
+
+def _not_faked(*_: Any, **__: Any) -> NoReturn:
+    raise NotImplementedError("not faked: use the real store (tests/integration)")
+
+
+@dataclass
+class Stored:
+    """What the fake database holds; shared by every unit of work of one FakeDatabase."""
+
+    facilities: dict[str, Facility] = field(default_factory=dict)
+    residents: dict[tuple[str, str], Resident] = field(default_factory=dict)
+    order_changes: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    card_versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    versions: list[OrderVersion] = field(default_factory=list)
+    records: dict[str, tuple[AdministrationRecord, bool]] = field(default_factory=dict)
+    discrepancies: dict[str, tuple[Discrepancy, Status]] = field(default_factory=dict)
+    alerts: list[NewAlert] = field(default_factory=list)
+    audit: list[AuditEvent] = field(default_factory=list)
+    requests: dict[tuple[str, str, str], tuple[str, bytes]] = field(default_factory=dict)
+
+
+class FakeFacilities:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def add(self, f: Facility) -> None:
+        self._db.facilities[f.facility_id] = f
+
+    def exists(self, facility_id: str) -> bool:
+        return facility_id in self._db.facilities
+
+    def get(self, facility_id: str) -> Facility | None:
+        return self._db.facilities.get(facility_id)
+
+    def ids_without_horizon(self) -> list[str]:
+        return []
+
+    def list(self, *, limit: int, after: str | None, only: frozenset[str] | None
+             ) -> list[Facility]:
+        found = [f for i, f in sorted(self._db.facilities.items())
+                 if (after is None or i > after) and (only is None or i in only)]
+        return found[:limit]
+
+    def replace(self, f: Facility, *, expected_etag: str) -> bool:
+        current = self._db.facilities.get(f.facility_id)
+        if current is None or current.etag != expected_etag:
+            return False
+        self._db.facilities[f.facility_id] = f
+        return True
+
+
+class FakeResidents:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def add(self, r: Resident) -> None:
+        self._db.residents[(r.facility_id, r.resident_id)] = r
+
+    def get(self, facility_id: str, resident_id: str) -> Resident | None:
+        return self._db.residents.get((facility_id, resident_id))
+
+    def list(self, facility_id: str, *, limit: int, after: tuple[str, str] | None
+             ) -> list[Resident]:
+        found = sorted((r for (f, _), r in self._db.residents.items() if f == facility_id),
+                       key=lambda r: (r.room, r.resident_id))
+        return [r for r in found if after is None or (r.room, r.resident_id) > after][:limit]
+
+    def person_id_taken(self, person_id: str) -> bool:
+        return any(r.person_id == person_id for r in self._db.residents.values())
+
+    replace = _not_faked
+
+
+class FakeCards:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def add_version(self, v: OrderVersion) -> None:
+        self._db.versions.append(v)
+        self._db.order_changes[(v.facility_id, v.resident_id)] += 1
+
+    def card_version(self, facility_id: str, resident_id: str, *, lock: bool = False
+                     ) -> int | None:
+        return self._db.card_versions.get((facility_id, resident_id))
+
+    def set_card_version(self, facility_id: str, resident_id: str, card_version: int,
+                         now: datetime) -> None:
+        self._db.card_versions[(facility_id, resident_id)] = card_version
+
+    def _of(self, keep: Callable[[OrderVersion], bool]) -> list[OrderVersion]:
+        return sorted((v for v in self._db.versions if keep(v)),
+                      key=lambda v: (v.facility_id, v.resident_id, v.order_id, v.version))
+
+    def order_versions(self, facility_id: str, resident_id: str, order_id: str
+                       ) -> list[OrderVersion]:
+        return self._of(lambda v: (v.facility_id, v.resident_id, v.order_id)
+                        == (facility_id, resident_id, order_id))
+
+    def resident_versions(self, facility_id: str, resident_id: str
+                          ) -> dict[str, list[OrderVersion]]:
+        out: dict[str, list[OrderVersion]] = defaultdict(list)
+        for v in self._of(lambda v: (v.facility_id, v.resident_id) == (facility_id,
+                                                                        resident_id)):
+            out[v.order_id].append(v)
+        return dict(out)
+
+    def facility_versions(self, facility_id: str
+                          ) -> dict[str, dict[str, list[OrderVersion]]]:
+        return {r: self.resident_versions(facility_id, r)
+                for f, r in {(v.facility_id, v.resident_id) for v in self._db.versions}
+                if f == facility_id}
+
+    def residents_versions(self, residents: Sequence[tuple[str, str]]
+                           ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]:
+        return {key: self.resident_versions(*key) for key in residents}
+
+    def round_head(self, facility_id: str, resident_id: str) -> RoundHead | None:
+        facility = self._db.facilities.get(facility_id)
+        if facility is None:
+            return None
+        resident = self._db.residents.get((facility_id, resident_id))
+        stamp = None if resident is None else (
+            resident.etag, self._db.order_changes[(facility_id, resident_id)])
+        return RoundHead(facility.etag, stamp)
+
+
+class FakeRecords:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def add(self, r: AdministrationRecord, *, settles: bool) -> bool:
+        """False when an active record already settles the dose (the unique index)."""
+        if settles and self.settling(r.dose_id or "") is not None:
+            return False
+        self._db.records[r.record_id] = (r, settles)
+        return True
+
+    def between(self, facility_id: str, resident_id: str | None, start: datetime,
+                end: datetime) -> list[AdministrationRecord]:
+        return sorted((r for r, _ in self._db.records.values()
+                       if r.facility_id == facility_id
+                       and resident_id in (None, r.resident_id)
+                       and start <= r.administered_at < end),
+                      key=lambda r: (r.administered_at, r.record_id))
+
+    def get(self, facility_id: str, resident_id: str, record_id: str
+            ) -> AdministrationRecord | None:
+        found = self._db.records.get(record_id)
+        if found is None or (found[0].facility_id, found[0].resident_id) != (facility_id,
+                                                                             resident_id):
+            return None
+        return found[0]
+
+    def mark_entered_in_error(self, record_id: str, reason: str, by: str, at: datetime
+                              ) -> bool:
+        r, settles = self._db.records[record_id]
+        if r.entered_in_error:
+            return False
+        self._db.records[record_id] = (dataclasses.replace(
+            r, entered_in_error=True, correction_reason=reason, corrected_by=by,
+            corrected_at=at), settles)
+        return True
+
+    def settling(self, dose_id: str) -> AdministrationRecord | None:
+        return next((r for r, settles in self._db.records.values()
+                     if settles and r.dose_id == dose_id and not r.entered_in_error), None)
+
+    of_residents = _not_faked
+    page = _not_faked
+
+
+class FakeDiscrepancies:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def save(self, found: Iterable[Discrepancy], now: datetime) -> list[str]:
+        """New or reopened: their ids, as the store returns them."""
+        fresh = []
+        for d in found:
+            d_id = discrepancy_id(d.key)
+            stored = self._db.discrepancies.get(d_id)
+            if stored is None or stored[1] is Status.WITHDRAWN:
+                fresh.append(d_id)
+                self._db.discrepancies[d_id] = (d, Status.OPEN)
+        return fresh
+
+    def withdraw_absent(self, facility_id: str, resident_id: str | None, start: datetime,
+                        end: datetime, produced: set[str], now: datetime) -> int:
+        stale = [i for i, (d, status) in self._db.discrepancies.items()
+                 if status is not Status.WITHDRAWN and d.facility_id == facility_id
+                 and resident_id in (None, d.resident_id) and start <= d.occurred_at < end
+                 and d.key not in produced]
+        for i in stale:
+            self._db.discrepancies[i] = (self._db.discrepancies[i][0], Status.WITHDRAWN)
+        return len(stale)
+
+    def open(self) -> list[Discrepancy]:
+        """Test helper: the discrepancies not withdrawn."""
+        return [d for d, status in self._db.discrepancies.values()
+                if status is not Status.WITHDRAWN]
+
+    events = get = page = review = review_queue = withdraw_absent_in = _not_faked
+
+
+class FakeAlertLog:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def append(self, new: Sequence[NewAlert]) -> int:
+        """Once per source key, as the log's unique key makes it."""
+        keys = {a.source_key for a in self._db.alerts}
+        added = [a for a in new if a.source_key not in keys]
+        self._db.alerts += added
+        return len(added)
+
+    acknowledge = after = bounds = claim_escalations = facilities_with_logs = _not_faked
+    get = page = prune = _not_faked
+
+
+class FakeSchedule:
+    """Materialising is the store's business (tests/integration): a no-op here."""
+
+    def horizon(self, facility_id: str) -> datetime | None:
+        return None
+
+    def hold_order_changes(self, facility_id: str, residents: Any) -> dict[str, int]:
+        return {}
+
+    def replace(self, *_: Any, **__: Any) -> None:
+        return None
+
+    def stamps(self, facility_ids: Any) -> dict[Any, Any]:
+        return {}
+
+    def save_stamps(self, stamps: Any) -> None:
+        return None
+
+    check_stamps = claim_closed = claim_horizon = counts = ensure_horizon = _not_faked
+    examined_residents = forget_unswept = hold_schedule = mark_swept = prune = _not_faked
+    set_horizon = unsettled = use_batch_memory = _not_faked
+
+
+class FakeAudit:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def add(self, e: AuditEvent) -> None:
+        self._db.audit.append(e)
+
+    page = _not_faked
+
+
+class FakeRequests:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def add(self, subject: str, method: str, request_id: str, request_hash: str,
+            response: bytes, now: datetime) -> None:
+        self._db.requests[(subject, method, request_id)] = (request_hash, response)
+
+    def get(self, subject: str, method: str, request_id: str) -> tuple[str, bytes] | None:
+        return self._db.requests.get((subject, method, request_id))
+
+
+class FakeUnitOfWork:
+    """A transaction over `Stored`: what it changes is kept only on commit."""
+
+    def __init__(self, database: FakeDatabase, write: bool) -> None:
+        self._database = database
+        self._write = write
+        self.caches = database.caches
+        self.on_alerts: Callable[[str, int], None] | None = None
+        self.committed = False
+
+    @property
+    def writes(self) -> bool:
+        return self._write
+
+    def __enter__(self) -> FakeUnitOfWork:
+        self._db = dataclasses.replace(
+            self._database.stored,
+            **{f.name: _copy(getattr(self._database.stored, f.name))
+               for f in dataclasses.fields(Stored)})
+        self.facilities = FakeFacilities(self._db)
+        self.residents = FakeResidents(self._db)
+        self.requests = FakeRequests(self._db)
+        self.cards = FakeCards(self._db)
+        self.records = FakeRecords(self._db)
+        self.discrepancies = FakeDiscrepancies(self._db)
+        self.alerts = FakeAlertLog(self._db)
+        self.schedule = FakeSchedule()
+        self.audit = FakeAudit(self._db)
+        return self
+
+    def commit(self) -> None:
+        self._database.stored = self._db
+        self.committed = True
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, defaultdict):
+        return defaultdict(value.default_factory, value)
+    return type(value)(value)
+
+
+class FakeDatabase:
+    """A unit-of-work factory over one in-memory database, with its own caches."""
+
+    def __init__(self) -> None:
+        self.stored = Stored()
+        self.caches = Caches()
+        self.id = uuid.uuid4().hex
+
+    def __call__(self, *, write: bool = True) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self, write)
+
+    def alerts(self) -> list[NewAlert]:
+        return list(self.stored.alerts)
+
+    def open_discrepancies(self) -> list[Discrepancy]:
+        return FakeDiscrepancies(self.stored).open()
+
+
+def alert_ids(alerts: Iterable[Alert | NewAlert]) -> list[str]:
+    return sorted(a.alert_id for a in alerts)
+
+
+def as_factory(db: FakeDatabase) -> UnitOfWorkFactory:
+    """The fake as the use cases see it: mypy proves it keeps the Protocol."""
+    return db

@@ -1,0 +1,172 @@
+"""The round's use cases against the in-memory unit of work (tests/fakes.py): check,
+record, correct and reconcile, with their rules and their stored results, in
+milliseconds and without a database (issue 14). The same behaviour on SQLite and
+PostgreSQL is tests/e2e/test_administration.py's and tests/integration/test_one_truth.py's."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from medservice.domain.access import Role
+from medservice.domain.administration import AdministrationRecord, NotGivenReason, Outcome
+from medservice.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from medservice.domain.facility import Facility, Resident
+from medservice.domain.rounds import DoseStatus
+from medservice.reconcile import Code, ProposedDose, Verdict
+from medservice.service import administration as admin
+from medservice.service import cards, facilities, rounds
+from tests.fakes import FakeDatabase
+from tests.unit.test_reconcile_builders import (
+    DAY,
+    EPOCH,
+    MORNING_EVENING,
+    at,
+    content,
+    local,
+)
+
+F, R = "home", "r1"
+
+
+MIRRORED = at(0)  # the home's first day with medservice: earlier doses are not ours
+
+
+def _home(mirrored: datetime = MIRRORED, valid_from: datetime = EPOCH) -> FakeDatabase:
+    db = FakeDatabase()
+    with db() as u:
+        facilities.create_facility(u, Facility(F, "Home"), mirrored)
+        facilities.create_resident(u, Resident(R, F, "010145-1234", "A", "1"), mirrored)
+        cards.sync_card(u, F, R, 1, [content(dosage_=MORNING_EVENING)], valid_from, mirrored)
+        u.commit()
+    return db
+
+
+def _morning(db: FakeDatabase) -> str:
+    """The id of the morning dose of DAY, as known once everything is mirrored."""
+    with db(write=False) as u:
+        doses, _ = rounds.resident_doses(u, F, R, at(0), at(0) + timedelta(days=1),
+                                         at(0) + timedelta(days=3))
+    return doses[0][0].dose_id
+
+
+def _record(dose_id: str | None, when: datetime, *, record_id: str = "a",
+            quantity: str | None = "1", outcome: Outcome = Outcome.GIVEN,
+            recorded: datetime | None = None) -> AdministrationRecord:
+    from decimal import Decimal
+    return AdministrationRecord(
+        record_id=record_id, facility_id=F, resident_id=R, order_id="o1", drug_id="drug-a",
+        outcome=outcome, administered_at=when, recorded_at=recorded or when,
+        performer="nurse-1", dose_id=dose_id,
+        quantity=Decimal(quantity) if quantity is not None else None,
+        not_given_reason=NotGivenReason.REFUSED if outcome is Outcome.NOT_GIVEN else None)
+
+
+def _record_dose(db: FakeDatabase, record: AdministrationRecord, now: datetime,
+                 ack: frozenset[str] = frozenset()) -> admin.Recorded:
+    with db() as u:
+        done = admin.record_dose(u, record, set(ack), now)
+        u.commit()
+    return done
+
+
+def _status(db: FakeDatabase, now: datetime) -> DoseStatus:
+    with db(write=False) as u:
+        [entry] = rounds.shift_schedule(u, F, DAY, "day", now).residents
+    [(dose, _)] = entry.doses
+    return entry.state_of(dose.dose_id).status
+
+
+def test_check_then_record_on_time_stores_nothing_and_settles_the_dose() -> None:
+    db = _home()
+    dose = _morning(db)
+    with db(write=False) as u:
+        check = admin.checked(u, ProposedDose(F, R, "drug-a", at(8), dose_id=dose,
+                                              quantity=Decimal(1)), at(8)).result
+    assert (check.verdict, check.reasons) == (Verdict.OK, ())
+    done = _record_dose(db, _record(dose, at(8)), at(8))
+    assert (done.record.dose_id, done.discrepancy_ids) == (dose, [])
+    assert db.open_discrepancies() == []
+    assert _status(db, at(10)) is DoseStatus.GIVEN
+
+
+def test_a_second_record_of_one_dose_is_refused_naming_the_first() -> None:
+    db = _home()
+    dose = _morning(db)
+    _record_dose(db, _record(dose, at(8)), at(8))
+    with pytest.raises(AlreadyExists) as info:
+        _record_dose(db, _record(dose, at(8, 1), record_id="b"), at(8, 1))
+    assert info.value.reason == "DOSE_ALREADY_RECORDED"
+    assert info.value.metadata["record"].endswith("/administrations/a")
+
+
+def test_a_stop_is_recorded_only_acknowledged_and_then_raises_its_discrepancy() -> None:
+    db = _home()
+    dose = _morning(db)
+    with pytest.raises(FailedPrecondition) as info:
+        _record_dose(db, _record(dose, at(8), quantity="3"), at(8))
+    assert (info.value.reason, info.value.metadata["reasons"]) == (
+        "CHECK_NOT_ACKNOWLEDGED", "WRONG_DOSE")
+    assert db.stored.records == {}  # nothing half-done
+    done = _record_dose(db, _record(dose, at(8), quantity="3"), at(8),
+                        frozenset({"WRONG_DOSE"}))
+    assert [d.code for d in db.open_discrepancies()] == [Code.WRONG_DOSE]
+    assert len(done.discrepancy_ids) == 1
+    assert [a.audience for a in db.alerts()] == [Role.PHARMACIST]
+
+
+def test_a_corrected_record_opens_the_dose_and_its_miss_is_alerted_once() -> None:
+    db = _home()
+    dose = _morning(db)
+    _record_dose(db, _record(dose, at(8)), at(8))
+    with db() as u:
+        admin.correct_record(u, F, R, "a", "wrong resident", "nurse-2", at(8, 30))
+        u.commit()
+    assert _status(db, at(8, 30)) is DoseStatus.DUE
+    for now in (at(10), at(11)):  # reconciled twice: one discrepancy, one alert
+        with db() as u:
+            admin.reconcile_resident(u, F, R, at(8), at(8), now)
+            u.commit()
+    assert [(d.code, d.dose_id) for d in db.open_discrepancies()] == [
+        (Code.MISSED_DOSE, dose)]
+    assert [a.audience for a in db.alerts()] == [Role.SHIFT_LEAD]
+    assert _status(db, at(11)) is DoseStatus.MISSED
+
+
+def test_a_wrong_dose_recorded_for_a_day_before_the_order_was_mirrored_is_stored() -> None:
+    """Issue 12: reconciled against the order as it was then; only a missed dose is exempt
+    before the mirror knew its order."""
+    mirrored = local(DAY + timedelta(days=1), 12)
+    db = _home(mirrored=mirrored, valid_from=EPOCH)
+    dose = _morning(db)
+    done = _record_dose(db, _record(dose, at(8), quantity="3", recorded=mirrored),
+                        mirrored, frozenset({"WRONG_DOSE", "LATE_DOCUMENTATION"}))
+    codes = {d.code for d in db.open_discrepancies()}
+    assert Code.WRONG_DOSE in codes and Code.MISSED_DOSE not in codes
+    assert done.discrepancy_ids
+
+
+def test_an_order_added_later_is_not_missed_before_the_mirror_knew_it() -> None:
+    """Issue 12: 'never missed before the mirror knew' is per order, not per resident."""
+    db = _home(mirrored=EPOCH)  # o1 mirrored long ago
+    synced = local(DAY, 12)
+    with db() as u:
+        cards.sync_card(u, F, R, 2, [content(dosage_=MORNING_EVENING),
+                                     content("o2", MORNING_EVENING, drug_id="drug-b")],
+                        synced - timedelta(days=5), synced)
+        u.commit()
+    with db() as u:
+        admin.reconcile_resident(u, F, R, synced - timedelta(days=5), synced, synced)
+        u.commit()
+    missed = [d for d in db.open_discrepancies() if d.code is Code.MISSED_DOSE]
+    assert missed and {d.order_id for d in missed} == {"o1"}
+
+
+def test_a_record_in_the_future_is_refused_naming_the_field() -> None:
+    db = _home()
+    with pytest.raises(InvalidArgument) as info:
+        _record_dose(db, _record(None, at(9)), at(8))
+    assert [v.field for v in info.value.violations] == ["record.administration_time"]
+    assert db.stored.records == {}
