@@ -19,6 +19,7 @@ from medservice.alerts.feed import AlertFeed
 from medservice.alerts.listener import PgListener
 from medservice.api.alerts import AlertServicer
 from medservice.api.audit import AuditServicer
+from medservice.api.audit_capture import pending_audit
 from medservice.api.auth import TokenVerifier
 from medservice.api.cards import MedicineCardServicer
 from medservice.api.discrepancies import DiscrepancyServicer
@@ -102,7 +103,7 @@ def build_server(
     """Start a server with every service on settings.listen. `extra_handlers` go on the same
     stack (interceptors, limits): benchmarks use it for an echo baseline."""
     feed = AlertFeed(uow)
-    uow = _waking(uow, feed)
+    uow = _serving(uow, feed)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
                                    thread_name_prefix="rpc"),
@@ -144,12 +145,14 @@ def build_server(
     return RunningServer(server, port, health_servicer, feed, sweeper, listener)
 
 
-def _waking(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:
-    """Units of work that wake this process's watchers after committing new alerts."""
+def _serving(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:
+    """Units of work that wake this process's watchers after committing new alerts, and
+    carry the audit event of the API call in progress (if any) to commit with a write."""
 
     def make(*, write: bool = True) -> UnitOfWork:
         unit = uow(write=write)
         unit.on_alerts = feed.wake
+        unit.audit_draft = pending_audit.get()
         return unit
 
     return make

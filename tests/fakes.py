@@ -20,7 +20,7 @@ from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
 from medservice.reconcile import Discrepancy
 from medservice.service.unit_of_work import UnitOfWorkFactory
-from medservice.store.audit import AuditEvent
+from medservice.store.audit import AuditDraft, AuditEvent
 from medservice.store.caches import Caches
 from medservice.store.cards import RoundHead
 from medservice.store.discrepancies import Status, discrepancy_id
@@ -297,6 +297,7 @@ class FakeUnitOfWork:
         self._write = write
         self.caches = database.caches
         self.on_alerts: Callable[[str, int], None] | None = None
+        self.audit_draft: AuditDraft | None = None
         self.committed = False
 
     @property
@@ -320,8 +321,13 @@ class FakeUnitOfWork:
         return self
 
     def commit(self) -> None:
+        draft = self.audit_draft
+        if self._write and draft is not None and not draft.written:
+            self._db.audit.append(draft.completed("OK"))
         self._database.stored = self._db
         self.committed = True
+        if draft is not None:
+            draft.written = True
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,14 +22,12 @@ from medservice.domain.alerts import (
     Alert,
     AlertKind,
     ResumePoint,
-    parse_resume_token,
     resume_token,
 )
 from medservice.domain.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from medservice.reconcile import Severity
 from medservice.service import alerts as uc
-from medservice.service.facilities import get_facility
-from medservice.service.paging import next_token, read_page
+from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import alerts_pb2 as pb
 from medservice.v1 import alerts_pb2_grpc, common_pb2
@@ -108,12 +105,7 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):  # type: ignore[misc]
         principal.require_facility(facility_id)
         audience = _audience(principal, request.audience)
         with self._uow(write=False) as uow:
-            get_facility(uow, facility_id)
-            if request.resume_token:
-                cursor = parse_resume_token(request.resume_token, facility_id).position
-                uc.check_resumable(uow, facility_id, cursor)
-            else:
-                cursor = uow.alerts.bounds(facility_id)[1]
+            position = uc.watch_from(uow, facility_id, request.resume_token)
         if not self._slots.take():
             raise ResourceExhausted("too many alert watchers on this replica; try another "
                                     "or later", reason="TOO_MANY_WATCHERS")
@@ -125,36 +117,18 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):  # type: ignore[misc]
 
         context.add_callback(on_end)
         try:
-            yield self._beat(facility_id, cursor)  # open: here is where you are
-            beat_at = time.monotonic() + self._heartbeat
-            while not ended.is_set():
-                alerts = self._feed.wait_after(facility_id, cursor,
-                                               max(0.0, beat_at - time.monotonic()))
-                if alerts is None:  # older than this replica keeps: replay from the log
-                    alerts = self._replay(facility_id, cursor)
-                    if not alerts:  # nothing up to what the feed holds (pruned)
-                        cursor = max(cursor, self._feed.base(facility_id))
-                for a in alerts:
-                    cursor = a.position
-                    if audience is None or a.audience is audience:
-                        yield pb.WatchAlertsResponse(
-                            alert=alert_to_proto(a),
-                            resume_token=resume_token(ResumePoint(facility_id, cursor)))
-                        beat_at = time.monotonic() + self._heartbeat
-                if time.monotonic() >= beat_at:
-                    yield self._beat(facility_id, cursor)
-                    beat_at = time.monotonic() + self._heartbeat
+            for event in uc.watch(self._uow, self._feed, facility_id, audience, position,
+                                  self._heartbeat, ended):
+                token = resume_token(ResumePoint(facility_id, event.position))
+                if event.alert is None:
+                    yield pb.WatchAlertsResponse(
+                        heartbeat=pb.Heartbeat(time=timestamp(self._clock())),
+                        resume_token=token)
+                else:
+                    yield pb.WatchAlertsResponse(alert=alert_to_proto(event.alert),
+                                                 resume_token=token)
         finally:
             self._slots.give()
-
-    def _beat(self, facility_id: str, cursor: int) -> pb.WatchAlertsResponse:
-        return pb.WatchAlertsResponse(
-            heartbeat=pb.Heartbeat(time=timestamp(self._clock())),
-            resume_token=resume_token(ResumePoint(facility_id, cursor)))
-
-    def _replay(self, facility_id: str, cursor: int) -> list[Alert]:
-        with self._uow(write=False) as uow:
-            return uow.alerts.after(facility_id, cursor, 500)
 
     @rpc(*WATCHERS)
     def ListAlerts(self, request: pb.ListAlertsRequest, context: Any,
@@ -166,11 +140,8 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):  # type: ignore[misc]
             "parent": request.parent, "audience": audience.value if audience else "",
             "unacknowledged_only": request.unacknowledged_only})
         with self._uow(write=False) as uow:
-            get_facility(uow, facility_id)
-            items = uow.alerts.page(facility_id, audience, request.unacknowledged_only,
-                                    limit=page.size + 1, before=page.after)
-        shown = items[:page.size]
-        token = next_token(page, items, shown[-1].position if shown else None)
+            shown, token = uc.list_alerts(uow, facility_id, audience,
+                                          request.unacknowledged_only, page)
         return pb.ListAlertsResponse(alerts=[alert_to_proto(a) for a in shown],
                                      next_page_token=token)
 

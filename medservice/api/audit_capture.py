@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 
 from medservice.domain.access import Principal
 from medservice.service.unit_of_work import UnitOfWorkFactory
-from medservice.store.audit import AuditDraft, AuditEvent, pending_audit
+from medservice.store.audit import AuditDraft, AuditEvent
 
 log = structlog.get_logger("medservice.audit")
 
@@ -141,6 +141,11 @@ def _request_id(request: Any) -> str:
 
 
 M = TypeVar("M", bound=Message)
+
+# The audit event of the call in progress, set by the call interceptor for the duration of
+# each call (None outside calls); server.build_server passes it to the call's units of work.
+pending_audit: contextvars.ContextVar[AuditDraft | None] = contextvars.ContextVar(
+    "pending_audit", default=None)
 
 
 def address_created(response: M) -> M:
@@ -312,7 +317,8 @@ class GroupCommit:
 
     def _insert(self, events: Callable[[], list[AuditEvent]]) -> None:
         """Insert the events `events()` gives once the transaction is open."""
-        # No call's pending draft may ride along (UnitOfWork.commit adds the caller's own).
+        # No call's pending draft may ride along (a write unit of work commits the draft it
+        # was given).
         token = pending_audit.set(None)
         try:
             with self._uow() as uow:

@@ -15,12 +15,12 @@ from medservice.api.rpc import (
 )
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
-from medservice.domain.errors import FieldViolation, InvalidArgument, NotFound
+from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.reconcile import Code, Severity
 from medservice.service import administration as uc
 from medservice.service import review
 from medservice.service.facilities import get_facility
-from medservice.service.paging import next_token, read_page
+from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.store.discrepancies import (
     Decision,
@@ -106,16 +106,10 @@ class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):  #
             from_timestamp(request.start_time) if request.HasField("start_time") else None,
             from_timestamp(request.end_time) if request.HasField("end_time") else None)
         page = read_page(request.page_size, request.page_token, {"q": _query(request)})
-        after = tuple(page.after) if page.after else None
         with self._uow(write=False) as uow:
-            rows = uow.discrepancies.page(flt, limit=page.size + 1,
-                                          after=after)  # type: ignore[arg-type]
-        items = rows[: page.size]
-        last = ([items[-1].discrepancy.occurred_at.isoformat(), items[-1].discrepancy_id]
-                if items else None)
+            items, token = review.list_discrepancies(uow, flt, page)
         return pb.ListDiscrepanciesResponse(
-            discrepancies=[discrepancy_to_proto(e) for e in items],
-            next_page_token=next_token(page, rows, last))
+            discrepancies=[discrepancy_to_proto(e) for e in items], next_page_token=token)
 
     @rpc(*READERS)
     def GetDiscrepancy(self, request: pb.GetDiscrepancyRequest, context: Any,
@@ -123,10 +117,8 @@ class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):  #
         facility_id, discrepancy_id = _parse_discrepancy_name(request.name)
         principal.require_facility(facility_id)
         with self._uow(write=False) as uow:
-            entry = uow.discrepancies.get(facility_id, discrepancy_id)
-        if entry is None:
-            raise NotFound("no such discrepancy", reason="DISCREPANCY_NOT_FOUND")
-        return discrepancy_to_proto(entry)
+            return discrepancy_to_proto(review.get_discrepancy(uow, facility_id,
+                                                               discrepancy_id))
 
     @rpc(*QUEUE_READERS)
     def ListReviewQueue(self, request: pb.ListReviewQueueRequest, context: Any,

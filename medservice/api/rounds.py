@@ -28,7 +28,6 @@ from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import CheckResult, ProposedDose, Severity, Verdict
 from medservice.service import administration as admin_uc
 from medservice.service import rounds as uc
-from medservice.service.facilities import get_resident
 from medservice.service.paging import next_token, read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import common_pb2, rounds_pb2_grpc
@@ -288,13 +287,9 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
         end = from_timestamp(request.end_time) if request.HasField("end_time") else None
         page = read_page(request.page_size, request.page_token, {
             "parent": request.parent, "start": str(start), "end": str(end)})
-        after = tuple(page.after) if page.after else None
         with self._uow(write=False) as uow:
-            get_resident(uow, facility_id, resident_id)
-            rows = uow.records.page(facility_id, resident_id, start, end,
-                                    limit=page.size + 1, after=after)  # type: ignore[arg-type]
-        items = rows[: page.size]
-        last = [items[-1].administered_at.isoformat(), items[-1].record_id] if items else None
+            items, token = admin_uc.list_records(uow, facility_id, resident_id, start, end,
+                                                 page)
         return pb.ListAdministrationRecordsResponse(
             records=[convert_records.record_to_proto(r) for r in items],
-            next_page_token=next_token(page, rows, last))
+            next_page_token=token)

@@ -24,7 +24,8 @@ from medservice.api.audit_capture import AuditRecorder, address_created
 from medservice.api.auth import TokenVerifier
 from medservice.api.errors import internal_status, simple_status, status_for
 from medservice.domain.access import Principal, Role
-from medservice.domain.errors import AlreadyExists, DomainError, FailedPrecondition
+from medservice.domain.errors import DomainError
+from medservice.service import idempotency
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.api")
@@ -237,55 +238,14 @@ def run_idempotent(
     work: Callable[[UnitOfWork], M],
     now: datetime,
 ) -> M:
-    """Do `work` in one unit of work and store its response under request_id, in the same
-    transaction. A retry returns the stored response and does nothing; a concurrent twin
-    that loses the race also gets the winner's response."""
-    if len(request_id) > 100:
-        from medservice.domain.errors import FieldViolation, InvalidArgument
-
-        raise InvalidArgument([FieldViolation("request_id", "is longer than 100 characters")])
+    """service.idempotency.run_idempotent for a gRPC write: the request's digest names
+    it, the response message is what is stored, and a create's audit event names the new
+    resource before it commits with it."""
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-    work = _addressing_created(work)
-    if not request_id:
-        with uow_factory() as uow:
-            response = work(uow)
-            uow.commit()
-            return response
-    # The request log is read in the write transaction itself: a retry is answered from it
-    # there, and a first attempt pays for no second transaction.
-    try:
-        with uow_factory() as uow:
-            prior = _stored(uow, principal, method, request_id, digest, response_type)
-            if prior is not None:
-                return prior
-            response = work(uow)
-            uow.requests.add(principal.subject, method, request_id, digest,
-                             response.SerializeToString(), now)
-            uow.commit()
-            return response
-    except AlreadyExists:  # the work or a concurrent twin: the twin's response, if stored
-        with uow_factory(write=False) as uow:
-            prior = _stored(uow, principal, method, request_id, digest, response_type)
-        if prior is not None:
-            return prior
-        raise
-
-
-def _addressing_created(work: Callable[[UnitOfWork], M]) -> Callable[[UnitOfWork], M]:
-    """The audit event of a create names the new resource before it commits with it."""
-    return lambda uow: address_created(work(uow))
-
-
-def _stored(uow: UnitOfWork, principal: Principal, method: str, request_id: str,
-            digest: str, response_type: type[M]) -> M | None:
-    found = uow.requests.get(principal.subject, method, request_id)
-    if found is None:
-        return None
-    stored_digest, payload = found
-    if stored_digest != digest:
-        raise FailedPrecondition("this request_id was used for a different request",
-                                 reason="REQUEST_ID_REUSED")
-    return response_type.FromString(payload)
+    return idempotency.run_idempotent(
+        uow_factory, principal.subject, method, request_id, digest,
+        lambda uow: address_created(work(uow)), lambda m: m.SerializeToString(),
+        response_type.FromString, now)
 
 
 def rpc_stream(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Iterator[Resp]]],

@@ -39,7 +39,8 @@ from medservice.reconcile.rate import ErrorRate, dose_counts, error_rate
 from medservice.service import round_context
 from medservice.service.alerts import raise_alerts
 from medservice.service.batch import reconcile_facilities
-from medservice.service.facilities import get_facility
+from medservice.service.facilities import get_facility, get_resident
+from medservice.service.paging import Page, next_token
 from medservice.service.round_context import ResidentOrders, resident_orders
 from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
@@ -209,6 +210,19 @@ def _drug_of(ctx: ResidentContext, order_id: str | None) -> str:
     if order_id is None or order_id not in ctx.orders:
         return ""
     return ctx.orders[order_id][-1].content.drug.drug_id
+
+
+def list_records(uow: UnitOfWork, facility_id: str, resident_id: str,
+                 start: datetime | None, end: datetime | None, page: Page
+                 ) -> tuple[list[AdministrationRecord], str]:
+    """The resident's administration records, newest first, a page at a time."""
+    get_resident(uow, facility_id, resident_id)
+    after = tuple(page.after) if page.after else None
+    rows = uow.records.page(facility_id, resident_id, start, end, limit=page.size + 1,
+                            after=after)  # type: ignore[arg-type]
+    items = rows[: page.size]
+    last = [items[-1].administered_at.isoformat(), items[-1].record_id] if items else None
+    return items, next_token(page, rows, last)
 
 
 def new_record_id() -> str:

@@ -3,16 +3,27 @@ acknowledge them, escalate the ones nobody acknowledged, and prune by retention.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from medservice.domain.access import Principal, Role
-from medservice.domain.alerts import Alert, NewAlert, alert_for, escalation_of
+from medservice.domain.alerts import (
+    Alert,
+    NewAlert,
+    alert_for,
+    escalation_of,
+    parse_resume_token,
+)
 from medservice.domain.errors import NotFound, OutOfRange, PermissionDenied
 from medservice.domain.facility import Facility
 from medservice.reconcile import Discrepancy, FacilityRules
 from medservice.service.facilities import get_facility
-from medservice.service.unit_of_work import UnitOfWork
+from medservice.service.paging import Page, next_token
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.store.discrepancies import discrepancy_id
 
 # Alerts older than this leave the log; a resume token from before gets OUT_OF_RANGE.
@@ -92,3 +103,70 @@ def check_resumable(uow: UnitOfWork, facility_id: str, position: int) -> None:
     if position > last:
         raise OutOfRange("the resume token is ahead of the alert log",
                          reason="RESUME_TOKEN_UNKNOWN")
+
+
+def list_alerts(uow: UnitOfWork, facility_id: str, audience: Role | None,
+                unacknowledged_only: bool, page: Page) -> tuple[list[Alert], str]:
+    """The facility's alerts for `audience` (None: every audience), newest first."""
+    get_facility(uow, facility_id)
+    items = uow.alerts.page(facility_id, audience, unacknowledged_only,
+                            limit=page.size + 1, before=page.after)
+    shown = items[:page.size]
+    return shown, next_token(page, items, shown[-1].position if shown else None)
+
+
+def watch_from(uow: UnitOfWork, facility_id: str, token: str) -> int:
+    """Where a watch starts: after the resume token's point (OUT_OF_RANGE if the log can
+    no longer serve it), or with no token at the end of the log."""
+    get_facility(uow, facility_id)
+    if not token:
+        return uow.alerts.bounds(facility_id)[1]
+    position = parse_resume_token(token, facility_id).position
+    check_resumable(uow, facility_id, position)
+    return position
+
+
+class Feed(Protocol):
+    """What the watch needs of this process's alert feed (alerts.feed.AlertFeed)."""
+
+    def wait_after(self, facility_id: str, position: int, timeout: float
+                   ) -> list[Alert] | None: ...
+    def base(self, facility_id: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """An alert for the watcher, or (alert None) a heartbeat; `position` is where to
+    resume after it."""
+
+    alert: Alert | None
+    position: int
+
+
+def watch(uow_factory: UnitOfWorkFactory, feed: Feed, facility_id: str,
+          audience: Role | None, position: int, heartbeat_seconds: float,
+          ended: threading.Event | Callable[[], bool]) -> Iterator[WatchEvent]:
+    """Replay what follows `position`, then stream live: each alert of `audience` (None:
+    all) once, in log order, and a heartbeat when nothing was sent for a heartbeat
+    interval (and first, to say where the watch stands). The feed holds the recent log
+    in memory for every watcher of this process; what it no longer holds is read from
+    the log. Ends when `ended` is set."""
+    is_ended = ended.is_set if isinstance(ended, threading.Event) else ended
+    yield WatchEvent(None, position)  # open: here is where you are
+    beat_at = time.monotonic() + heartbeat_seconds
+    while not is_ended():
+        alerts = feed.wait_after(facility_id, position,
+                                 max(0.0, beat_at - time.monotonic()))
+        if alerts is None:  # older than this process keeps: replay from the log
+            with uow_factory(write=False) as uow:
+                alerts = uow.alerts.after(facility_id, position, 500)
+            if not alerts:  # nothing up to what the feed holds (pruned)
+                position = max(position, feed.base(facility_id))
+        for a in alerts:
+            position = a.position
+            if audience is None or a.audience is audience:
+                yield WatchEvent(a, position)
+                beat_at = time.monotonic() + heartbeat_seconds
+        if time.monotonic() >= beat_at:
+            yield WatchEvent(None, position)
+            beat_at = time.monotonic() + heartbeat_seconds

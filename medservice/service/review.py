@@ -26,12 +26,29 @@ from medservice.store.discrepancies import (
     Decision,
     DiscrepancyEntry,
     DiscrepancyEvent,
+    DiscrepancyFilter,
     QueueKey,
     Status,
     queue_key,
 )
 
 MAX_NOTE_LENGTH = 4000
+
+
+def get_discrepancy(uow: UnitOfWork, facility_id: str, discrepancy_id: str
+                    ) -> DiscrepancyEntry:
+    return _entry(uow, facility_id, discrepancy_id)
+
+
+def list_discrepancies(uow: UnitOfWork, query: DiscrepancyFilter, page: Page
+                       ) -> tuple[list[DiscrepancyEntry], str]:
+    """The discrepancies that match, newest occurrence first, a page at a time."""
+    after = tuple(page.after) if page.after else None
+    rows = uow.discrepancies.page(query, limit=page.size + 1, after=after)  # type: ignore[arg-type]
+    items = rows[: page.size]
+    last = ([items[-1].discrepancy.occurred_at.isoformat(), items[-1].discrepancy_id]
+            if items else None)
+    return items, next_token(page, rows, last)
 
 
 def _entry(uow: UnitOfWork, facility_id: str, discrepancy_id: str) -> DiscrepancyEntry:

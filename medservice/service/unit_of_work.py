@@ -20,7 +20,7 @@ from medservice.domain.alerts import Alert, NewAlert
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
 from medservice.reconcile import Discrepancy
-from medservice.store.audit import AuditEvent, AuditFilter
+from medservice.store.audit import AuditDraft, AuditEvent, AuditFilter
 from medservice.store.caches import Caches
 from medservice.store.cards import RoundHead
 from medservice.store.discrepancies import (
@@ -174,6 +174,8 @@ class UnitOfWork(Protocol):
     # Told (facility id, last position) after a commit that appended to a facility's
     # alert log: wakes this process's watchers at once.
     on_alerts: Callable[[str, int], None] | None
+    # The audit event of the API call it serves; a write commits it with its work.
+    audit_draft: AuditDraft | None
 
     @property
     def facilities(self) -> Facilities: ...

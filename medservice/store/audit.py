@@ -1,14 +1,14 @@
 """The audit trail (issue 5): one event per authenticated API call, only ever added.
 
 There is no method to change or remove an event, and the database refuses UPDATE and
-DELETE on the table (migration 0005). The event of the call in progress waits in
-`pending_audit`; a write unit of work adds it in the transaction that does the work
-(UnitOfWork.commit), so work and its event land together or not at all.
+DELETE on the table (migration 0005). The API passes the event of the call in progress to
+the call's units of work (`SqlUnitOfWork.audit_draft`); a write unit of work adds it in the
+transaction that does the work (`commit`), so work and its event land together or not at
+all.
 """
 
 from __future__ import annotations
 
-import contextvars
 import os
 import time
 import uuid
@@ -67,11 +67,6 @@ _MILLIS_MASK = (1 << 48) - 1
 _LOW_62 = (1 << 62) - 1
 
 
-# Set by the API layer for the duration of each call; None outside calls (background jobs).
-pending_audit: contextvars.ContextVar[AuditDraft | None] = contextvars.ContextVar(
-    "pending_audit", default=None)
-
-
 @dataclass(frozen=True)
 class AuditFilter:
     facility_ids: frozenset[str] | None  # None: every facility and calls naming none
@@ -101,15 +96,6 @@ class AuditLog:
             event_id=e.event_id, event_time=e.event_time, facility_id=e.facility_id,
             subject=e.subject, role=e.role.value, method=e.method, resource=e.resource,
             resident_id=e.resident_id, request_id=e.request_id, outcome=e.outcome))
-
-    def add_pending(self) -> AuditDraft | None:
-        """Add the call's event with outcome OK, if there is one not yet written; the
-        caller marks the draft written once the transaction has committed."""
-        draft = pending_audit.get()
-        if draft is None or draft.written:
-            return None
-        self.add(draft.completed("OK"))
-        return draft
 
     def page(self, f: AuditFilter, *, limit: int, after: tuple[str, str] | None
              ) -> list[AuditEvent]:

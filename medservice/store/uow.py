@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from medservice.domain.errors import AlreadyExists
 from medservice.store.alerts import AlertRepository
-from medservice.store.audit import AuditLog
+from medservice.store.audit import AuditDraft, AuditLog
 from medservice.store.caches import Caches
 from medservice.store.cards import CardRepository
 from medservice.store.db import WRITER_LOCK_TIMEOUT, writer_lock
@@ -50,6 +50,9 @@ class SqlUnitOfWork:
         self._write = write
         # What this process keeps between calls for this database (store.caches).
         self.caches = caches if caches is not None else Caches()
+        # The audit event of the API call this unit of work serves (None: no call, or a
+        # read): a write commits it with its work (store.audit).
+        self.audit_draft: AuditDraft | None = None
         # Told, after commit, of each facility whose alert log grew: wakes this process's
         # watchers at once (other replicas hear of it by NOTIFY).
         self.on_alerts = on_alerts
@@ -94,7 +97,11 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         # The call's audit event commits with its work (store/audit.py).
-        audited = self.audit.add_pending() if self._write else None
+        audited = self.audit_draft if self._write else None
+        if audited is not None and audited.written:
+            audited = None
+        if audited is not None:
+            self.audit.add(audited.completed("OK"))
         try:
             self.conn.commit()
         except IntegrityError as e:

@@ -16,10 +16,10 @@ from medservice.api.audit_capture import (
     CallAudit,
     address_created,
     addressed,
+    pending_audit,
 )
 from medservice.domain.access import Principal, Role
 from medservice.store import audit
-from medservice.store.audit import pending_audit
 from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import audit_pb2 as aupb
 from medservice.v1 import discrepancies_pb2 as dpb

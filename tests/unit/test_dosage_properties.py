@@ -23,7 +23,7 @@ from medservice.domain.dosage import (
 )
 from medservice.domain.dosage_text import Language, short_text
 from medservice.domain.facility import Facility
-from medservice.domain.schedule import OrderTerms, schedule_order
+from medservice.domain.schedule import OrderTerms, ScheduledDose, schedule_order
 
 CLOCK = FacilityClock.from_facility(Facility("home", "Home"))
 UNIT = DoseUnit("tablet", "tabletter")
@@ -195,18 +195,22 @@ def test_dst_days_give_valid_distinct_instants(day: date, times: list[time]) -> 
         DosageDose(TimeKind.CLOCK, t, Amount.exact(1)) for t in times)),)),))
     found = schedule_order(OrderTerms("r", "o", dosage), CLOCK, day, day)
     assert len(found) == len(times)
+
+    def in_gap(d: ScheduledDose) -> bool:  # set in the hour the spring night skips
+        return day.month == 3 and time(2) <= time.fromisoformat(d.slot) < time(3)
+
     for d in found:
         assert d.due_time.tzinfo is UTC
         local = CLOCK.local(d.due_time)
         assert local.date() == day
-        in_gap = day.month == 3 and time(2) <= d.local_time < time(3)
-        expected = (datetime.combine(day, d.local_time) + timedelta(hours=1) if in_gap
-                    else datetime.combine(day, d.local_time))
+        assert d.local_time == local.time()  # the wall-clock time the dose really has
+        nominal = datetime.combine(day, time.fromisoformat(d.slot))
+        expected = nominal + timedelta(hours=1) if in_gap(d) else nominal
         assert local.replace(tzinfo=None) == expected
-        if day.month == 10 and time(2) <= d.local_time < time(3):
+        if day.month == 10 and time(2) <= nominal.time() < time(3):
             assert local.utcoffset() == timedelta(hours=2)  # the first occurrence
     # Distinct wall times that exist on the day give distinct instants.
-    existing = [d for d in found if not (day.month == 3 and time(2) <= d.local_time < time(3))]
+    existing = [d for d in found if not in_gap(d)]
     assert len({d.due_time for d in existing}) == len(existing)
 
 

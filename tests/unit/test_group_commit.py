@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from medservice.api.audit_capture import GroupCommit
+from medservice.api.audit_capture import GroupCommit, pending_audit
 from medservice.domain.access import Role
-from medservice.store.audit import AuditDraft, AuditEvent, pending_audit
+from medservice.store.audit import AuditDraft, AuditEvent
 from medservice.store.db import make_engine, writer_lock
 from medservice.store.migrate import upgrade
 from medservice.store.uow import uow_factory
@@ -41,6 +41,8 @@ class _Store:
 class _Unit:
     def __init__(self, store: _Store) -> None:
         self.store, self.added, self.audit = store, [], self
+        # As server.build_server's units of work: the call's draft, if any, is passed in.
+        self.audit_draft = pending_audit.get()
 
     def __enter__(self) -> _Unit:
         return self
@@ -54,7 +56,7 @@ class _Unit:
         self.added.append(event.event_id)
 
     def commit(self) -> None:
-        draft = pending_audit.get()  # what UnitOfWork.commit would add along
+        draft = self.audit_draft  # what SqlUnitOfWork.commit would add along
         if draft is not None and not draft.written:
             self.added.append("pending draft")
         time.sleep(self.store.delay)

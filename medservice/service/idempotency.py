@@ -1,0 +1,67 @@
+"""Idempotent writes (AIP-155): a write with a request_id is done once; a retry gets the
+first response. The response is stored in the transaction that does the work, so the two
+land together or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from medservice.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+)
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+T = TypeVar("T")
+MAX_REQUEST_ID = 100
+
+
+def run_idempotent(uow_factory: UnitOfWorkFactory, subject: str, method: str,
+                   request_id: str, digest: str, work: Callable[[UnitOfWork], T],
+                   encode: Callable[[T], bytes], decode: Callable[[bytes], T],
+                   now: datetime) -> T:
+    """Do `work` in one unit of work and store its response (`encode`d) under the
+    caller's request_id, in the same transaction. A retry with the same request (same
+    `digest`) returns the stored response and does nothing; a concurrent twin that loses
+    the race also gets the winner's. The same request_id for another request is refused."""
+    if len(request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument([FieldViolation(
+            "request_id", f"is longer than {MAX_REQUEST_ID} characters")])
+    if not request_id:
+        with uow_factory() as uow:
+            response = work(uow)
+            uow.commit()
+            return response
+    # The request log is read in the write transaction itself: a retry is answered from it
+    # there, and a first attempt pays for no second transaction.
+    try:
+        with uow_factory() as uow:
+            prior = _stored(uow, subject, method, request_id, digest)
+            if prior is not None:
+                return decode(prior)
+            response = work(uow)
+            uow.requests.add(subject, method, request_id, digest, encode(response), now)
+            uow.commit()
+            return response
+    except AlreadyExists:  # the work or a concurrent twin: the twin's response, if stored
+        with uow_factory(write=False) as uow:
+            prior = _stored(uow, subject, method, request_id, digest)
+        if prior is not None:
+            return decode(prior)
+        raise
+
+
+def _stored(uow: UnitOfWork, subject: str, method: str, request_id: str, digest: str
+            ) -> bytes | None:
+    found = uow.requests.get(subject, method, request_id)
+    if found is None:
+        return None
+    stored_digest, payload = found
+    if stored_digest != digest:
+        raise FailedPrecondition("this request_id was used for a different request",
+                                 reason="REQUEST_ID_REUSED")
+    return payload
