@@ -17,7 +17,7 @@ from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.reconcile import Code, Severity
-from medservice.service import administration as uc
+from medservice.service import reconciliation as uc
 from medservice.service import review
 from medservice.service.facilities import get_facility
 from medservice.service.paging import read_page

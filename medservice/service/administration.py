@@ -1,6 +1,6 @@
-"""Use cases at the round: check a dose, record it, correct a record, and the incremental
-reconciliation every record and order change triggers. Each runs in the caller's unit of
-work."""
+"""Use cases at the round: check a dose, record it, correct a record, list a resident's
+records. Each runs in the caller's unit of work; a record or a correction reconciles the
+resident around it (`reconciliation`)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from medservice.domain.orders import OrderContent, OrderVersion
 from medservice.domain.rounds import DoseWithOrder
 from medservice.reconcile import (
     CheckResult,
-    Discrepancy,
     FacilityRules,
     MatchKind,
     ProposedDose,
@@ -33,17 +32,17 @@ from medservice.reconcile import (
     check_dose,
     context_range,
     match_record,
-    reconcile,
 )
-from medservice.reconcile.rate import ErrorRate, dose_counts, error_rate
-from medservice.service import round_context
-from medservice.service.alerts import raise_alerts
-from medservice.service.batch import reconcile_facilities
-from medservice.service.facilities import get_facility, get_resident
+from medservice.service.facilities import get_resident
 from medservice.service.paging import Page, next_token
-from medservice.service.round_context import ResidentOrders, resident_orders
+from medservice.service.reconciliation import (
+    reconcile_around,
+    reconcile_resident,
+    reconciled_range,
+)
+from medservice.service.round_context import doses_around, resident_orders
 from medservice.service.unit_of_work import UnitOfWork
-from medservice.store.discrepancies import DiscrepancyFilter, Status, discrepancy_id
+from medservice.store.discrepancies import discrepancy_id
 
 
 @dataclass(frozen=True)
@@ -57,19 +56,6 @@ class ResidentContext:
     orders: dict[str, list[OrderVersion]]
 
 
-def _doses(uow: UnitOfWork, base: ResidentOrders, resident_id: str, lo: datetime, hi: datetime,
-           now: datetime, dose_id: str | None) -> list[DoseWithOrder]:
-    """The resident's doses due in [lo, hi). With a dose id that is not one of them, the
-    facility's doses too, to tell another resident's dose from an unknown one."""
-    f, rules = base.facility, base.rules
-    doses = round_context.kept_resident_doses(uow.caches, base, resident_id, lo, hi, now)
-    if dose_id and all(d.dose_id != dose_id for d, _ in doses):
-        doses += [pair for rid, r in uow.cards.facility_versions(f.facility_id).items()
-                  if rid != resident_id for h in r.values()
-                  for pair in round_context.kept_order_doses(uow.caches, f, rules, h, lo, hi, now)]
-    return doses
-
-
 def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
              end: datetime, now: datetime, *, dose_id: str | None = None
              ) -> ResidentContext:
@@ -77,7 +63,7 @@ def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetim
     base = resident_orders(uow, facility_id, resident_id)
     lo, hi = context_range(start, end, base.orders.values())
     return ResidentContext(base.facility, base.rules,
-                           _doses(uow, base, resident_id, lo, hi, now, dose_id),
+                           doses_around(uow, base, resident_id, lo, hi, now, dose_id),
                            uow.records.between(facility_id, resident_id, lo, hi),
                            base.orders)
 
@@ -137,12 +123,12 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     base = resident_orders(uow, record.facility_id, record.resident_id,
                           orders_unchanged=True)
     lo, hi = context_range(at, at, base.orders.values())
-    later = _reconciled_range(at, at)
+    later = reconciled_range(at, at)
     wide = context_range(*later, base.orders.values())
     wide_records = uow.records.between(record.facility_id, record.resident_id, *wide)
     ctx = ResidentContext(
         base.facility, base.rules,
-        _doses(uow, base, record.resident_id, lo, hi, now, record.dose_id),
+        doses_around(uow, base, record.resident_id, lo, hi, now, record.dose_id),
         [r for r in wide_records if lo <= r.administered_at < hi], base.orders)
     match = match_record(record, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
                          rules=ctx.rules, now=now)
@@ -185,8 +171,8 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     # What reconcile_resident would read now: the same, and the record as stored.
     stored = uow.records.get(record.facility_id, record.resident_id, record.record_id)
     assert stored is not None
-    found = _reconcile(uow, base, record.resident_id, *later, wide, [*wide_records, stored],
-                       now)
+    found = reconcile_around(uow, base, record.resident_id, *later, wide,
+                             [*wide_records, stored], now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]
     return Recorded(record, verdict or _no_check(), ids)
 
@@ -245,62 +231,3 @@ def correct_record(uow: UnitOfWork, facility_id: str, resident_id: str, record_i
     corrected = uow.records.get(facility_id, resident_id, record_id)
     assert corrected is not None
     return corrected
-
-
-def reconcile_resident(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
-                       end: datetime, now: datetime) -> list[Discrepancy]:
-    """Reconcile one resident over [start, end] widened by a day either side (a record can
-    move what is extra, late or over a PN limit around it), save what is found by key and
-    withdraw what is no longer found. Records are reconciled whenever they were made;
-    only a dose due before the mirror first knew its order is never missed (the engine's
-    rule, per order). Returns what was found."""
-    base = resident_orders(uow, facility_id, resident_id)
-    lo, hi = _reconciled_range(start, end)
-    wide = context_range(lo, hi, base.orders.values())
-    return _reconcile(uow, base, resident_id, lo, hi, wide,
-                      uow.records.between(facility_id, resident_id, *wide), now)
-
-
-_DAY = timedelta(days=1)
-
-
-def _reconciled_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The range reconcile_resident reconciles for [start, end]."""
-    return start - _DAY, end + _DAY
-
-
-def _reconcile(uow: UnitOfWork, base: ResidentOrders, resident_id: str, lo: datetime,
-               hi: datetime, context: tuple[datetime, datetime],
-               records: list[AdministrationRecord], now: datetime) -> list[Discrepancy]:
-    """reconcile_resident's work over [lo, hi), given the records of its context range."""
-    facility_id = base.facility.facility_id
-    doses = _doses(uow, base, resident_id, *context, now, None)
-    found = reconcile(facility_id, lo, hi, doses=doses, records=records,
-                      orders={resident_id: base.orders}, rules=base.rules, now=now)
-    new = uow.discrepancies.save(found, now)
-    uow.discrepancies.withdraw_absent(facility_id, resident_id, lo, hi,
-                                      {d.key for d in found}, now)
-    raise_alerts(uow, base.facility, found, new, now)
-    return found
-
-
-def reconcile_facility(uow: UnitOfWork, facility_id: str, start: datetime, end: datetime,
-                       now: datetime) -> tuple[int, int, list[Discrepancy], int]:
-    """Batch reconciliation of a facility over [start, end): (doses examined, records
-    examined, discrepancies found, of which new). See `service.batch`."""
-    done = reconcile_facilities(uow, [facility_id], start, end, now)
-    return done.doses, done.records, done.found, done.new
-
-
-def facility_error_rate(uow: UnitOfWork, facility_id: str, start: datetime, end: datetime
-                        ) -> ErrorRate:
-    """Errors / (doses given + doses ordered but not given) x 100 over [start, end), from
-    the stored discrepancies (reconcile first for an up-to-date figure)."""
-    get_facility(uow, facility_id)
-    entries = uow.discrepancies.page(
-        DiscrepancyFilter(frozenset({facility_id}), start=start, end=end),
-        limit=1_000_000, after=None)
-    found = [e.discrepancy for e in entries if e.status is not Status.WITHDRAWN]
-    records = uow.records.between(facility_id, None, start, end)
-    counts = dose_counts(records, found, start, end)
-    return error_rate(found, counts.given, counts.not_given)

@@ -28,8 +28,8 @@ from medservice.imports.result import (
     PauseEvent,
     UnpauseEvent,
 )
-from medservice.service.administration import reconcile_resident
 from medservice.service.facilities import get_facility, get_resident
+from medservice.service.reconciliation import reconcile_resident
 from medservice.service.sweep import refresh_resident_doses
 from medservice.service.unit_of_work import UnitOfWork
 

@@ -133,3 +133,16 @@ def _dated_doses(caches: Caches, facility: Facility, rules: FacilityRules,
                  doses_on_dates(list(versions), rules.clock, first, last, now)]
         caches.doses.put(key, doses)
     return doses
+
+
+def doses_around(uow: UnitOfWork, base: ResidentOrders, resident_id: str, lo: datetime,
+                 hi: datetime, now: datetime, dose_id: str | None) -> list[DoseWithOrder]:
+    """The resident's doses due in [lo, hi). With a dose id that is not one of them, the
+    facility's doses too, to tell another resident's dose from an unknown one."""
+    f, rules = base.facility, base.rules
+    doses = kept_resident_doses(uow.caches, base, resident_id, lo, hi, now)
+    if dose_id and all(d.dose_id != dose_id for d, _ in doses):
+        doses += [pair for rid, r in uow.cards.facility_versions(f.facility_id).items()
+                  if rid != resident_id for h in r.values()
+                  for pair in kept_order_doses(uow.caches, f, rules, h, lo, hi, now)]
+    return doses

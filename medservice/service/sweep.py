@@ -23,10 +23,10 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError
 
-from medservice.service.administration import reconcile_resident
 from medservice.service.alerts import escalate_due, prune_alerts
 from medservice.service.facilities import get_facility
 from medservice.service.materialise import materialise_facility
+from medservice.service.reconciliation import reconcile_resident
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.sweep")

@@ -28,7 +28,7 @@ from medservice.reconcile import (
 from medservice.service import administration as admin
 from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
-from medservice.service import round_context
+from medservice.service import reconciliation, round_context
 from medservice.service.facilities import get_facility, get_resident
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -253,7 +253,7 @@ def test_record_dose_reconciles_as_reconcile_resident_would(
             done = admin.record_dose(u, record, {"WRONG_DOSE"}, now)
             u.commit()
         with uow() as u:
-            again = admin.reconcile_resident(u, F, "r2", record.administered_at,
+            again = reconciliation.reconcile_resident(u, F, "r2", record.administered_at,
                                              record.administered_at, now)
             assert sorted(done.discrepancy_ids) == sorted(
                 admin.discrepancy_id(f.key) for f in again if f.record_id == record.record_id)

@@ -17,7 +17,7 @@ from medservice.domain.facility import Facility, Resident
 from medservice.domain.rounds import DoseStatus
 from medservice.reconcile import Code, ProposedDose, Verdict
 from medservice.service import administration as admin
-from medservice.service import cards, facilities, rounds
+from medservice.service import cards, facilities, reconciliation, rounds
 from tests.fakes import FakeDatabase
 from tests.unit.test_reconcile_builders import (
     DAY,
@@ -127,7 +127,7 @@ def test_a_corrected_record_opens_the_dose_and_its_miss_is_alerted_once() -> Non
     assert _status(db, at(8, 30)) is DoseStatus.DUE
     for now in (at(10), at(11)):  # reconciled twice: one discrepancy, one alert
         with db() as u:
-            admin.reconcile_resident(u, F, R, at(8), at(8), now)
+            reconciliation.reconcile_resident(u, F, R, at(8), at(8), now)
             u.commit()
     assert [(d.code, d.dose_id) for d in db.open_discrepancies()] == [
         (Code.MISSED_DOSE, dose)]
@@ -158,7 +158,7 @@ def test_an_order_added_later_is_not_missed_before_the_mirror_knew_it() -> None:
                         synced - timedelta(days=5), synced)
         u.commit()
     with db() as u:
-        admin.reconcile_resident(u, F, R, synced - timedelta(days=5), synced, synced)
+        reconciliation.reconcile_resident(u, F, R, synced - timedelta(days=5), synced, synced)
         u.commit()
     missed = [d for d in db.open_discrepancies() if d.code is Code.MISSED_DOSE]
     assert missed and {d.order_id for d in missed} == {"o1"}
