@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from medservice.alerts.feed import AlertFeed
+from medservice.api import convert
 from medservice.api.convert import timestamp
 from medservice.api.rpc import (
     Authenticate,
@@ -25,7 +26,6 @@ from medservice.domain.alerts import (
     resume_token,
 )
 from medservice.domain.errors import FieldViolation, InvalidArgument, ResourceExhausted
-from medservice.reconcile import Severity
 from medservice.service import alerts as uc
 from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -38,7 +38,6 @@ _SERVICE = "/medservice.v1.AlertService/"
 _KIND = {k: getattr(pb, f"ALERT_KIND_{k.name}") for k in AlertKind}
 _ROLE = {r: getattr(common_pb2, f"ROLE_{r.name}") for r in Role}
 _ROLE_BACK = {v: k for k, v in _ROLE.items()}
-_SEVERITY = {s: getattr(common_pb2, f"SEVERITY_{s.name}") for s in Severity}
 
 
 def alert_to_proto(a: Alert) -> pb.Alert:
@@ -48,7 +47,7 @@ def alert_to_proto(a: Alert) -> pb.Alert:
         audience=_ROLE[a.audience], shift_id=a.shift_id, shift_date=a.shift_date,
         discrepancy=f"{base}/discrepancies/{a.discrepancy_id}" if a.discrepancy_id else "",
         resident=names.resident_name(a.facility_id, a.resident_id) if a.resident_id else "",
-        severity=_SEVERITY[a.severity], summary=a.summary,
+        severity=convert.SEVERITY[a.severity], summary=a.summary,
         create_time=timestamp(a.created_at), acknowledged=a.acknowledged_at is not None,
         acknowledged_by=a.acknowledged_by, acknowledge_time=timestamp(a.acknowledged_at),
         escalates=f"{base}/alerts/{a.escalates}" if a.escalates else "")

@@ -11,6 +11,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medservice.domain import names
+from medservice.domain.discrepancy import Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument, require
 from medservice.domain.facility import (
     DEFAULT_TIME_ZONE,
@@ -22,6 +23,7 @@ from medservice.domain.facility import (
     TimingWindows,
     default_shifts,
 )
+from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 
 
@@ -182,3 +184,8 @@ def decimal_field(value: str, field: str) -> Decimal | None:
     except InvalidOperation:
         raise InvalidArgument([FieldViolation(field, "must be a decimal number, such as 0.5")]
                               ) from None
+
+
+# Severity <-> proto, for every service that shows one.
+SEVERITY = {s: getattr(common_pb2, f"SEVERITY_{s.name}") for s in Severity}
+SEVERITY_BACK = {v: k for k, v in SEVERITY.items()}

@@ -12,7 +12,7 @@ from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderContent, OrderState, OrderVersion
 from medservice.imports.result import ImportProblem
-from medservice.service.cards import CardView, ChangeKind, OrderChange, OrderView
+from medservice.service.cards import CardOrder, CardView, ChangeKind, OrderChange
 from medservice.v1 import medicine_cards_pb2 as pb
 
 _STATE = {s: getattr(pb, f"ORDER_STATE_{s.name}") for s in OrderState}
@@ -53,7 +53,7 @@ def order_to_proto(version: OrderVersion, content: OrderContent,
     return order
 
 
-def order_view_to_proto(view: OrderView) -> pb.Order:
+def order_view_to_proto(view: CardOrder) -> pb.Order:
     return order_to_proto(view.version, view.content, view.state)
 
 

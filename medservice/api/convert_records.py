@@ -26,10 +26,6 @@ _SOURCE = {DoseSource.POUCH: pb.DOSE_SOURCE_POUCH, DoseSource.POURED: pb.DOSE_SO
 _SOURCE_BACK = {v: k for k, v in _SOURCE.items()}
 
 
-def record_name(r: AdministrationRecord) -> str:
-    return names.record_name(r.facility_id, r.resident_id, r.record_id)
-
-
 def not_given_reason_to_proto(r: AdministrationRecord) -> pb.NotGivenReason.ValueType:
     return _REASON[r.not_given_reason] if r.not_given_reason \
         else pb.NOT_GIVEN_REASON_UNSPECIFIED
@@ -37,7 +33,8 @@ def not_given_reason_to_proto(r: AdministrationRecord) -> pb.NotGivenReason.Valu
 
 def record_to_proto(r: AdministrationRecord) -> pb.AdministrationRecord:
     return pb.AdministrationRecord(
-        name=record_name(r), dose_id=r.dose_id or "",
+        name=names.record_name(r.facility_id, r.resident_id, r.record_id),
+        dose_id=r.dose_id or "",
         order=names.order_name(r.facility_id, r.resident_id, r.order_id) if r.order_id
         else "",
         drug_id=r.drug_id, outcome=_OUTCOME[r.outcome],

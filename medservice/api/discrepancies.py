@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from medservice.api import convert
 from medservice.api.convert import from_timestamp, timestamp
 from medservice.api.rpc import (
     Authenticate,
@@ -16,7 +17,7 @@ from medservice.api.rpc import (
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.reconcile import Code, Severity
+from medservice.reconcile import Code
 from medservice.service import reconciliation as uc
 from medservice.service import review
 from medservice.service.facilities import get_facility
@@ -29,8 +30,8 @@ from medservice.store.discrepancies import (
     DiscrepancyFilter,
     Status,
 )
-from medservice.v1 import common_pb2, discrepancies_pb2_grpc
 from medservice.v1 import discrepancies_pb2 as pb
+from medservice.v1 import discrepancies_pb2_grpc
 
 READERS = (Role.PHARMACIST, Role.SHIFT_LEAD, Role.ADMIN)
 RECONCILERS = (Role.PHARMACIST, Role.ADMIN)
@@ -41,8 +42,6 @@ _SERVICE = "/medservice.v1.DiscrepancyService/"
 
 _CODE = {c: getattr(pb, f"DISCREPANCY_CODE_{c.name}") for c in Code}
 _CODE_BACK = {v: k for k, v in _CODE.items()}
-_SEVERITY = {s: getattr(common_pb2, f"SEVERITY_{s.name}") for s in Severity}
-_SEVERITY_BACK = {v: k for k, v in _SEVERITY.items()}
 _STATUS = {s: getattr(pb, f"DISCREPANCY_STATUS_{s.name}") for s in Status}
 _STATUS_BACK = {v: k for k, v in _STATUS.items()}
 _DECISION = {d: getattr(pb, f"REVIEW_DECISION_{d.name}") for d in Decision}
@@ -53,7 +52,8 @@ def discrepancy_to_proto(e: DiscrepancyEntry) -> pb.Discrepancy:
     d = e.discrepancy
     out = pb.Discrepancy(
         name=f"{names.facility_name(d.facility_id)}/discrepancies/{e.discrepancy_id}",
-        key=d.key, code=_CODE[d.code], severity=_SEVERITY[d.severity], is_error=d.is_error,
+        key=d.key, code=_CODE[d.code], severity=convert.SEVERITY[d.severity],
+        is_error=d.is_error,
         resident=names.resident_name(d.facility_id, d.resident_id),
         order=names.order_name(d.facility_id, d.resident_id, d.order_id) if d.order_id
         else "",
@@ -102,7 +102,7 @@ class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):  #
                 raise InvalidArgument([FieldViolation("resident", "is not under parent")])
         flt = DiscrepancyFilter(
             facilities, resident_id, _CODE_BACK.get(request.code),
-            _SEVERITY_BACK.get(request.min_severity), _STATUS_BACK.get(request.status),
+            convert.SEVERITY_BACK.get(request.min_severity), _STATUS_BACK.get(request.status),
             from_timestamp(request.start_time) if request.HasField("start_time") else None,
             from_timestamp(request.end_time) if request.HasField("end_time") else None)
         page = read_page(request.page_size, request.page_token, {"q": _query(request)})

@@ -25,7 +25,7 @@ from medservice.domain.rounds import (
     ShiftSchedule,
 )
 from medservice.domain.schedule import ScheduledDose
-from medservice.reconcile import CheckResult, ProposedDose, Severity, Verdict
+from medservice.reconcile import CheckResult, ProposedDose, Verdict
 from medservice.service import administration as admin_uc
 from medservice.service import rounds as uc
 from medservice.service.paging import next_token, read_page
@@ -82,12 +82,14 @@ def dose_to_proto(dose: ScheduledDose, content: OrderContent, state: DoseState
         supplementary_text=dose.supplementary_text, status=_STATUS[state.status])
     record = state.record
     if record is not None:
-        out.record = convert_records.record_name(record)
+        out.record = names.record_name(record.facility_id, record.resident_id, record.record_id)
         out.administration_time.FromDatetime(record.administered_at.astimezone(UTC))
         out.performer = record.performer
         out.not_given_reason = convert_records.not_given_reason_to_proto(record)
-    if state.corrected is not None:
-        out.corrected_record = convert_records.record_name(state.corrected)
+    corrected = state.corrected
+    if corrected is not None:
+        out.corrected_record = names.record_name(corrected.facility_id,
+                                                 corrected.resident_id, corrected.record_id)
     return out
 
 
@@ -132,9 +134,6 @@ def _item(facility_id: str, resident_id: str, i: DispensingItem) -> pb.Dispensin
         times=list(i.times), dispensing_mode=_MODE[i.mode], includes_range=i.includes_range)
 
 
-_SEVERITY = {Severity.INFO: common_pb2.SEVERITY_INFO, Severity.LOW: common_pb2.SEVERITY_LOW,
-             Severity.MEDIUM: common_pb2.SEVERITY_MEDIUM,
-             Severity.HIGH: common_pb2.SEVERITY_HIGH}
 _VERDICT = {Verdict.OK: pb.CHECK_VERDICT_OK, Verdict.WARN: pb.CHECK_VERDICT_WARN,
             Verdict.STOP: pb.CHECK_VERDICT_STOP}
 RECORDERS = (Role.CARER, Role.SHIFT_LEAD)
@@ -143,7 +142,7 @@ _SERVICE = "/medservice.v1.RoundService/"
 
 def _reasons(result: CheckResult) -> list[pb.CheckReason]:
     return [pb.CheckReason(code=r.code.value,
-                           severity=_SEVERITY[r.severity], message=r.message)
+                           severity=convert.SEVERITY[r.severity], message=r.message)
             for r in result.reasons]
 
 

@@ -17,8 +17,8 @@ from enum import Enum
 
 from medservice.domain.access import Role
 from medservice.domain.clock import FacilityClock
+from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.reconcile.discrepancy import Code, Discrepancy, Severity
 
 
 class AlertKind(Enum):

@@ -209,17 +209,6 @@ class FacilityClock:
             return timedelta(minutes=override_minutes)
         return self._half_widths[time_critical, doses_that_day > 1]
 
-    def window(
-        self, due_time: datetime, kind: WindowKind, override_minutes: int | None = None
-    ) -> tuple[datetime, datetime]:
-        """[start, end] of a dose's window: its half-width either side of the due time, in
-        real elapsed time (a window across a DST change is still 2 x minutes long). An
-        order's override wins over the facility's rule."""
-        minutes = override_minutes if override_minutes else self.window_minutes(kind)
-        half = timedelta(minutes=minutes)
-        due = _aware(due_time).astimezone(UTC)
-        return due - half, due + half
-
 
 @lru_cache(maxsize=_CACHE_LIMIT)
 def _instant(zone: ZoneInfo, local_date: date, local_time: time) -> datetime:

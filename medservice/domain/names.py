@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from medservice.domain.errors import FieldViolation, InvalidArgument
 
@@ -83,3 +84,8 @@ def parse_record_name(name: str, field: str = "name") -> tuple[str, str, str]:
         raise InvalidArgument([FieldViolation(
             field, "must be a record name, facilities/{id}/residents/{id}/administrations/{id}")])
     return m.group(1), m.group(2), m.group(3)
+
+
+def new_etag() -> str:
+    """A fresh etag (AIP-154): every change to a resource gives it a new one."""
+    return uuid.uuid4().hex[:16]

@@ -9,6 +9,13 @@ that applies the same rules before a dose is given.
 - `rate`: the error rate and the counts behind it.
 """
 
+from medservice.domain.discrepancy import (
+    DEFAULT_SEVERITY,
+    Code,
+    Discrepancy,
+    Severity,
+    discrepancy_key,
+)
 from medservice.reconcile.check import (
     CheckCode,
     CheckResult,
@@ -19,13 +26,6 @@ from medservice.reconcile.check import (
     Verdict,
     check_dose,
     match_record,
-)
-from medservice.reconcile.discrepancy import (
-    DEFAULT_SEVERITY,
-    Code,
-    Discrepancy,
-    Severity,
-    discrepancy_key,
 )
 from medservice.reconcile.engine import context_range, reconcile
 from medservice.reconcile.ledger import FacilityRules, PnTerms, pn_terms

@@ -17,10 +17,10 @@ from enum import Enum
 from typing import NamedTuple
 
 from medservice.domain.administration import AdministrationRecord, Outcome
+from medservice.domain.discrepancy import Code, Severity
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import DoseState, DoseWithOrder, resident_key
 from medservice.domain.schedule import ScheduledDose
-from medservice.reconcile.discrepancy import Code, Severity
 from medservice.reconcile.engine import place_all, pn_problems
 from medservice.reconcile.findings import manual_schedule_finding, record_findings
 from medservice.reconcile.ledger import (

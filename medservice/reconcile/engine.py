@@ -29,14 +29,14 @@ from datetime import datetime, timedelta
 
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.clock import FacilityClock
-from medservice.domain.orders import OrderContent, OrderState, OrderVersion, order_state
-from medservice.domain.rounds import DoseWithOrder, resident_key
-from medservice.reconcile.discrepancy import (
+from medservice.domain.discrepancy import (
     DEFAULT_SEVERITY,
     Code,
     Discrepancy,
     discrepancy_key,
 )
+from medservice.domain.orders import OrderContent, OrderState, OrderVersion, order_state
+from medservice.domain.rounds import DoseWithOrder, resident_key
 from medservice.reconcile.findings import Finding, manual_schedule_finding, record_findings
 from medservice.reconcile.ledger import (
     DAY,

@@ -12,9 +12,9 @@ from typing import NamedTuple
 
 from medservice.domain.administration import NotGivenReason, Outcome
 from medservice.domain.clock import FacilityClock
+from medservice.domain.discrepancy import DEFAULT_SEVERITY, Code, Severity
 from medservice.domain.fhir_timing import shown
 from medservice.domain.orders import OrderContent, OrderState, order_state, outside_treatment
-from medservice.reconcile.discrepancy import DEFAULT_SEVERITY, Code, Severity
 from medservice.reconcile.ledger import (
     Due,
     FacilityRules,

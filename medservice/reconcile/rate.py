@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 from medservice.domain.administration import AdministrationRecord, Outcome
-from medservice.reconcile.discrepancy import Code, Discrepancy
+from medservice.domain.discrepancy import Code, Discrepancy
 
 
 class DoseCounts(NamedTuple):

@@ -49,8 +49,8 @@ class OrderChange:
 
 
 @dataclass(frozen=True)
-class OrderView:
-    """An order as it applies at a valid time, as known at a recorded time."""
+class CardOrder:
+    """An order on the card as it applies at a valid time, as known at a recorded time."""
 
     version: OrderVersion  # the version in force (its content's dosage etc. apply)
     content: OrderContent  # with the pauses and discontinuation known at that time
@@ -66,19 +66,19 @@ class CardView:
     facility_id: str
     resident_id: str
     card_version: int
-    orders: list[OrderView]
+    orders: list[CardOrder]
     valid_at: datetime
     known_at: datetime
 
 
 def _view(facility: Facility, versions: list[OrderVersion], valid_at: datetime,
-          known_at: datetime) -> OrderView | None:
+          known_at: datetime) -> CardOrder | None:
     version = version_at(versions, valid_at, known_at)
     latest = latest_known(versions, known_at)
     if version is None or latest is None or version.removed:
         return None
     content = effective_content(version, latest)
-    return OrderView(version, content,
+    return CardOrder(version, content,
                      order_state(content, valid_at, FacilityClock.from_facility(facility)))
 
 
@@ -97,7 +97,7 @@ def get_card(uow: UnitOfWork, facility_id: str, resident_id: str, valid_at: date
 
 
 def get_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
-              valid_at: datetime, known_at: datetime) -> OrderView:
+              valid_at: datetime, known_at: datetime) -> CardOrder:
     facility = get_facility(uow, facility_id)
     versions = _versions(uow, facility_id, resident_id, order_id)
     view = _view(facility, versions, valid_at, known_at)
@@ -180,7 +180,7 @@ def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: Imp
 
 
 def _apply_event(uow: UnitOfWork, facility_id: str, resident_id: str, event: OrderEvent,
-                 now: datetime) -> OrderView:
+                 now: datetime) -> CardOrder:
     if isinstance(event, PauseEvent):
         return pause_order(uow, facility_id, resident_id, event.order_id, event.start,
                            event.end, now)
@@ -213,7 +213,7 @@ def _apply(uow: UnitOfWork, facility_id: str, resident_id: str, content: OrderCo
 
 
 def _change_state(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
-                  content: OrderContent, now: datetime, since: datetime) -> OrderView:
+                  content: OrderContent, now: datetime, since: datetime) -> CardOrder:
     """A new version that changes only pauses or discontinuation. It is valid from now:
     those fields are absolute times and apply where they say (see effective_content).
     Doses from `since` on are reconciled again: a back-dated discontinuation re-examines
@@ -239,7 +239,7 @@ def _current(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str
 
 
 def pause_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
-                start: datetime | None, end: datetime | None, now: datetime) -> OrderView:
+                start: datetime | None, end: datetime | None, now: datetime) -> CardOrder:
     latest = _current(uow, facility_id, resident_id, order_id)
     start = start or now
     if end is not None and end <= start:
@@ -260,7 +260,7 @@ def _overlaps(p: Pause, start: datetime, end: datetime | None) -> bool:
 
 
 def resume_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
-                 at: datetime | None, now: datetime) -> OrderView:
+                 at: datetime | None, now: datetime) -> CardOrder:
     """End the pause in force at `at` (default now), or the next one not yet begun."""
     latest = _current(uow, facility_id, resident_id, order_id)
     at = at or now
@@ -277,7 +277,7 @@ def resume_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: 
 
 
 def discontinue_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
-                      at: datetime | None, now: datetime) -> OrderView:
+                      at: datetime | None, now: datetime) -> CardOrder:
     """Discontinue at `at`, which may lie in the past (a back-dated discontinuation)."""
     latest = _current(uow, facility_id, resident_id, order_id)
     if latest.content.discontinued_at is not None:
@@ -288,7 +288,7 @@ def discontinue_order(uow: UnitOfWork, facility_id: str, resident_id: str, order
 
 
 def reverse_discontinuation(uow: UnitOfWork, facility_id: str, resident_id: str,
-                            order_id: str, now: datetime) -> OrderView:
+                            order_id: str, now: datetime) -> CardOrder:
     latest = _current(uow, facility_id, resident_id, order_id)
     if latest.content.discontinued_at is None:
         raise FailedPrecondition("the order is not discontinued", reason="NOT_DISCONTINUED")

@@ -23,16 +23,13 @@ from medservice.domain.facility import (
     validate_resident,
     validate_resource_id,
 )
+from medservice.domain.names import new_etag
 from medservice.service.paging import Page, next_token
 from medservice.service.unit_of_work import UnitOfWork
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def new_etag() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 def create_facility(uow: UnitOfWork, facility: Facility, now: datetime) -> Facility:

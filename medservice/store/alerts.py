@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, delete, func, select, text, update
 
 from medservice.domain.access import Role
 from medservice.domain.alerts import Alert, AlertKind, NewAlert
-from medservice.reconcile.discrepancy import Severity
+from medservice.domain.discrepancy import Severity
 from medservice.store import tables as t
 from medservice.store.bulk import any_of, insert_rows
 from medservice.store.repositories import _utc

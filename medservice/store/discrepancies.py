@@ -4,7 +4,6 @@ longer apply, reviewed under an etag, and the history of each."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,8 @@ from sqlalchemy import (
     update,
 )
 
-from medservice.reconcile.discrepancy import Code, Discrepancy, Severity
+from medservice.domain.discrepancy import Code, Discrepancy, Severity
+from medservice.domain.names import new_etag
 from medservice.store import tables as t
 from medservice.store.bulk import any_of, insert_rows
 from medservice.store.repositories import _utc, newest_first
@@ -85,10 +85,6 @@ class DiscrepancyEvent:
 def discrepancy_id(key: str) -> str:
     """The same key gives the same id in every replica."""
     return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def new_etag() -> str:
-    return uuid.uuid4().hex
 
 
 def _entry(row: Any) -> DiscrepancyEntry:

@@ -26,12 +26,12 @@ from medservice.domain.dosage import (
     LocalSchemaDosage,
     StructuredDosage,
     TimeKind,
-    expand_dosage,
     needs_manual_schedule,
     pn_allowance,
 )
 from medservice.domain.dosage_text import short_text
 from medservice.imports.fmk_dosage import parse_dosage_proposal, parse_dosage_xml
+from tests.dosage_slots import expand_dosage
 
 pytestmark = pytest.mark.reference
 

@@ -163,10 +163,10 @@ def test_window_kinds_follow_the_ismp_rules() -> None:
 
 
 def test_a_window_is_measured_in_real_elapsed_time_across_dst() -> None:
+    half = CLOCK.half_width(False, 1)
     due = CLOCK.instant(AUTUMN, time(2, 30))  # the first 02:30
-    start, end = CLOCK.window(due, WindowKind.DAILY_OR_LESS)
+    start, end = due - half, due + half  # as the scheduler places every window
     assert (start, end) == (due - 2 * HOUR, due + 2 * HOUR)
     # On the wall clock the same window spans 00:30 CEST to 03:30 CET: 3 hours apart.
     assert (CLOCK.local(start).time(), CLOCK.local(end).time()) == (time(0, 30), time(3, 30))
-    assert CLOCK.window(due, WindowKind.TIME_CRITICAL, override_minutes=10) == (
-        due - timedelta(minutes=10), due + timedelta(minutes=10))
+    assert CLOCK.half_width(True, 1, override_minutes=10) == timedelta(minutes=10)

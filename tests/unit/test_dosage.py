@@ -13,19 +13,18 @@ from medservice.domain.dosage import (
     DosageDose,
     DosagePeriod,
     DoseUnit,
-    DueDoseSlot,
     FreeTextDosage,
     LocalSchemaDosage,
     PnAllowance,
     StructuredDosage,
     TimeKind,
-    expand_dosage,
     needs_manual_schedule,
     parse_time_key,
     pn_allowance,
     time_key,
 )
 from medservice.domain.errors import InvalidArgument
+from tests.dosage_slots import DueDoseSlot, expand_dosage
 
 UNIT = DoseUnit("tablet", "tabletter")
 MON = date(2026, 3, 2)  # a Monday

@@ -17,13 +17,13 @@ from medservice.domain.dosage import (
     DoseUnit,
     StructuredDosage,
     TimeKind,
-    expand_dosage,
     needs_manual_schedule,
     pn_allowance,
 )
 from medservice.domain.dosage_text import Language, short_text
 from medservice.domain.facility import Facility
 from medservice.domain.schedule import OrderTerms, ScheduledDose, schedule_order
+from tests.dosage_slots import expand_dosage
 
 CLOCK = FacilityClock.from_facility(Facility("home", "Home"))
 UNIT = DoseUnit("tablet", "tabletter")
