@@ -17,9 +17,9 @@ from medservice.domain.alerts import (
     resume_token,
 )
 from medservice.domain.clock import FacilityClock
+from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import InvalidArgument
 from medservice.domain.facility import Facility
-from medservice.reconcile.discrepancy import Code, Discrepancy, Severity
 
 CLOCK = FacilityClock.from_facility(Facility("f", "Home"))
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
