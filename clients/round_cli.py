@@ -81,7 +81,7 @@ def check(client: MedClient, args: argparse.Namespace) -> int:
     if result.HasField("matched_dose"):
         d = result.matched_dose
         print(f"  dose {d.dose_id} due {d.local_date} {d.local_time}")
-    if result.pn_doses_left >= 0:
+    if result.HasField("pn_doses_left"):
         print(f"  PN doses left: {result.pn_doses_left}")
     return 0 if result.verdict == pb.CHECK_VERDICT_OK else 4
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -13,7 +14,9 @@ from medservice.domain.administration import (
     NotGivenReason,
     Outcome,
 )
+from medservice.domain.discrepancy import Code
 from medservice.domain.errors import FieldViolation, require
+from medservice.reconcile import CheckCode
 from medservice.v1 import rounds_pb2 as pb
 
 _OUTCOME = {Outcome.GIVEN: pb.ADMINISTRATION_OUTCOME_GIVEN,
@@ -86,6 +89,18 @@ def record_from_proto(p: pb.AdministrationRecord, facility_id: str, resident_id:
     return AdministrationRecord(
         record_id=record_id, facility_id=facility_id, resident_id=resident_id,
         order_id=order_id, drug_id=p.drug_id, outcome=outcome, administered_at=administered,
-        recorded_at=now, performer=performer, dose_id=p.dose_id or None, quantity=quantity,
+        recorded_at=now, performer=performer,
+        dose_id=names.parse_dose(p.dose_id, facility_id, resident_id, "record.dose_id")
+        if p.dose_id else None, quantity=quantity,
         route=p.route, source=_SOURCE_BACK.get(p.source), not_given_reason=reason,
         reason_text=p.reason_text, pn_reason=p.pn_reason)
+
+
+# What acknowledged_reasons may name: every code a check can give (CheckReason.code).
+_REASON_CODES = frozenset(c.value for c in Code) | frozenset(c.value for c in CheckCode)
+
+
+def acknowledged_reasons(codes: Sequence[str]) -> set[str]:
+    require([FieldViolation(f"acknowledged_reasons[{i}]", "is not a check reason code")
+             for i, c in enumerate(codes) if c not in _REASON_CODES])
+    return set(codes)

@@ -28,7 +28,7 @@ from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import CheckResult, ProposedDose, Verdict
 from medservice.service import administration as admin_uc
 from medservice.service import rounds as uc
-from medservice.service.paging import next_token, read_page
+from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import common_pb2, rounds_pb2_grpc
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -70,7 +70,7 @@ def dose_to_proto(dose: ScheduledDose, content: OrderContent, state: DoseState
                   ) -> pb.ScheduledDose:
     facility_id, resident_id = dose.resident_id.split("/", 1)
     out = pb.ScheduledDose(
-        dose_id=dose.dose_id,
+        name=names.dose_name(facility_id, resident_id, dose.dose_id), dose_id=dose.dose_id,
         order=names.order_name(facility_id, resident_id, dose.order_id),
         resident=names.resident_name(facility_id, resident_id),
         drug=_drug(content.drug), route=content.route, amount=_amount(dose.amount),
@@ -97,9 +97,8 @@ def _pn_line(facility_id: str, resident_id: str, p: PnLine) -> pb.PnAllowance:
     limit = p.terms.max_count
     out = pb.PnAllowance(
         order=names.order_name(facility_id, resident_id, p.order_id),
-        drug=_drug(p.drug), unit=_unit(p.unit),
-        max_doses_per_day=limit or 0, unlimited=limit is None,
-        doses_left=p.doses_left if p.doses_left is not None else -1,
+        drug=_drug(p.drug), unit=_unit(p.unit), max_doses_per_day=limit,
+        unlimited=limit is None, doses_left=p.doses_left,
         last_given_time=timestamp(p.last_given), doses_given=p.given,
         period=p.period)
     if p.terms.amount is not None:
@@ -122,6 +121,7 @@ def _resident_round(s: ShiftSchedule, r: ResidentRound) -> pb.ResidentRound:
 
 def schedule_to_proto(s: ShiftSchedule) -> pb.ShiftSchedule:
     return pb.ShiftSchedule(
+        name=names.shift_schedule_name(s.facility_id, s.shift_id, s.shift_date.isoformat()),
         facility=names.facility_name(s.facility_id), date=s.shift_date.isoformat(),
         shift_id=s.shift_id, start_time=timestamp(s.start), end_time=timestamp(s.end),
         residents=[_resident_round(s, r) for r in s.residents])
@@ -175,6 +175,7 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
         with self._uow(write=False) as uow:
             lists = uc.shift_dispensing_list(uow, facility_id, day, shift_id, self._clock())
         return pb.DispensingList(
+            name=names.dispensing_list_name(facility_id, shift_id, day.isoformat()),
             facility=request.facility, date=request.date, shift_id=shift_id,
             residents=[pb.ResidentDispensing(
                 resident=names.resident_name(facility_id, r.resident.resident_id),
@@ -197,15 +198,12 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
             "parent": request.parent, "start": request.start_time.ToJsonString(),
             "end": request.end_time.ToJsonString()})
         with self._uow(write=False) as uow:
-            doses, states = uc.resident_doses(uow, facility_id, resident_id,
-                                      from_timestamp(request.start_time),
-                                      from_timestamp(request.end_time), self._clock())
-        offset = int(page.after or 0)
-        rows = doses[offset: offset + page.size + 1]
-        items = rows[: page.size]
+            items, states, token = uc.resident_doses(
+                uow, facility_id, resident_id, from_timestamp(request.start_time),
+                from_timestamp(request.end_time), self._clock(), page)
         return pb.ListScheduledDosesResponse(
             doses=[dose_to_proto(d, c, states.get(d.dose_id, DUE)) for d, c in items],
-            next_page_token=next_token(page, rows, offset + len(items)))
+            next_page_token=token)
 
     @rpc(*ROUND_ROLES)
     def CheckDose(self, request: pb.CheckDoseRequest, context: Any,
@@ -225,14 +223,16 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
         at = from_timestamp(request.administration_time) if request.HasField(
             "administration_time") else now
         proposal = ProposedDose(facility_id, resident_id, request.drug_id, at, order_id,
-                                request.dose_id or None, quantity, request.route,
+                                names.parse_dose(request.dose_id, facility_id, resident_id,
+                                                 "dose_id") if request.dose_id else None,
+                                quantity, request.route,
                                 request.as_needed)
         with self._uow(write=False) as uow:
             done = admin_uc.checked(uow, proposal, now)
         result, content = done.result, done.content
         response = pb.CheckDoseResponse(
             verdict=_VERDICT[result.verdict], reasons=_reasons(result),
-            pn_doses_left=result.pn_doses_left if result.pn_doses_left is not None else -1,
+            pn_doses_left=result.pn_doses_left,
             last_given_time=timestamp(result.last_given))
         if result.matched_dose is not None and content is not None:
             response.matched_dose.CopyFrom(dose_to_proto(result.matched_dose, content,
@@ -248,7 +248,7 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
         record = convert_records.record_from_proto(
             request.record, facility_id, resident_id, admin_uc.new_record_id(),
             principal.subject, now)
-        acknowledged = set(request.acknowledged_reasons)
+        acknowledged = convert_records.acknowledged_reasons(request.acknowledged_reasons)
 
         def work(uow: UnitOfWork) -> pb.RecordDoseResponse:
             done = admin_uc.record_dose(uow, record, acknowledged, now)

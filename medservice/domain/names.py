@@ -89,3 +89,28 @@ def parse_record_name(name: str, field: str = "name") -> tuple[str, str, str]:
 def new_etag() -> str:
     """A fresh etag (AIP-154): every change to a resource gives it a new one."""
     return uuid.uuid4().hex[:16]
+
+
+def dose_name(facility_id: str, resident_id: str, dose_id: str) -> str:
+    return f"{resident_name(facility_id, resident_id)}/doses/{dose_id}"
+
+
+def parse_dose(value: str, facility_id: str, resident_id: str, field: str) -> str:
+    """A dose id given bare or as the dose's name (of this resident) -> the dose id. A bare
+    id is taken as it is: one that is no due dose is the check's to report."""
+    if not value.startswith("facilities/"):
+        return value
+    prefix = f"{resident_name(facility_id, resident_id)}/doses/"
+    dose_id = value.removeprefix(prefix)
+    if dose_id == value or not dose_id or "/" in dose_id:
+        raise InvalidArgument([FieldViolation(
+            field, f"must be a dose id or a dose name of this resident, {prefix}{{id}}")])
+    return dose_id
+
+
+def shift_schedule_name(facility_id: str, shift_id: str, day: str) -> str:
+    return f"{facility_name(facility_id)}/shifts/{shift_id}/schedules/{day}"
+
+
+def dispensing_list_name(facility_id: str, shift_id: str, day: str) -> str:
+    return f"{facility_name(facility_id)}/shifts/{shift_id}/dispensingLists/{day}"

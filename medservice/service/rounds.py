@@ -20,6 +20,7 @@ from medservice.domain.rounds import (
 from medservice.reconcile import FacilityRules, context_range
 from medservice.reconcile.status import pn_lines, resident_ledger
 from medservice.service.facilities import get_facility, get_resident
+from medservice.service.paging import Page, next_token
 from medservice.service.unit_of_work import UnitOfWork
 
 MAX_RANGE_DAYS = 31
@@ -83,10 +84,11 @@ def shift_dispensing_list(uow: UnitOfWork, facility_id: str, shift_date: date, s
 
 
 def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
-                   end: datetime, now: datetime
-                   ) -> tuple[list[DoseWithOrder], dict[str, DoseState]]:
-    """The resident's doses due in [start, end), each as ordered at its time, and their
-    states as of now (dose id -> state; see `shift_schedule`)."""
+                   end: datetime, now: datetime, page: Page | None = None
+                   ) -> tuple[list[DoseWithOrder], dict[str, DoseState], str]:
+    """The resident's doses due in [start, end), each as ordered at its time, by (due
+    time, dose id), a page at a time (keyset: the page token holds the last of the page),
+    with their states as of now (dose id -> state; see `shift_schedule`)."""
     if end <= start:
         raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
     if (end - start).days > MAX_RANGE_DAYS:
@@ -99,10 +101,21 @@ def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: d
     doses: list[DoseWithOrder] = []
     for history in orders.values():
         doses += doses_between(history, rules.clock, start, end, now)
-    doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
+    doses.sort(key=_dose_key)
+    token = ""
+    if page is not None:
+        after = tuple(page.after) if page.after else None
+        rows = [pair for pair in doses if after is None or _dose_key(pair) > after]
+        doses = rows[:page.size]
+        token = next_token(page, rows, list(_dose_key(doses[-1])) if doses else None)
     lo, hi = context_range(start, end, orders.values())
     around = [pair for h in orders.values() for pair in doses_between(h, rules.clock, lo, hi, now)]
     states, _ = resident_ledger(facility_id, resident_id, orders, around,
                                 uow.records.between(facility_id, resident_id, lo, hi), rules,
                                 now)
-    return doses, states
+    return doses, states, token
+
+
+def _dose_key(pair: DoseWithOrder) -> tuple[str, str]:
+    """A dose's place in a resident's list: its due time (ISO, UTC) and id."""
+    return pair[0].due_time.isoformat(), pair[0].dose_id

@@ -47,7 +47,7 @@ def _home(mirrored: datetime = MIRRORED, valid_from: datetime = EPOCH) -> FakeDa
 def _morning(db: FakeDatabase) -> str:
     """The id of the morning dose of DAY, as known once everything is mirrored."""
     with db(write=False) as u:
-        doses, _ = rounds.resident_doses(u, F, R, at(0), at(0) + timedelta(days=1),
+        doses, _, _ = rounds.resident_doses(u, F, R, at(0), at(0) + timedelta(days=1),
                                          at(0) + timedelta(days=3))
     return doses[0][0].dose_id
 
