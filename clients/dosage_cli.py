@@ -13,11 +13,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from medservice.domain.clock import FacilityClock
-from medservice.domain.dosage import Dosage, needs_manual_schedule
+from medservice.domain.dosage import needs_manual_schedule
 from medservice.domain.dosage_text import short_text
 from medservice.domain.errors import DomainError, InvalidArgument
 from medservice.domain.facility import Facility, validate_time_zone
 from medservice.domain.fhir_timing import TimingDosage, timing_problem
+from medservice.domain.orders import Dosage
 from medservice.domain.schedule import OrderTerms, ScheduledDose
 from medservice.domain.schedule_timing import schedule_terms
 from medservice.imports.fhir import read_fhir

@@ -32,12 +32,9 @@ from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 from medservice.domain.errors import FieldViolation, InvalidArgument
-
-if TYPE_CHECKING:
-    from medservice.domain.fhir_timing import TimingDosage
 
 
 class TimeKind(Enum):
@@ -253,12 +250,6 @@ class LocalSchemaDosage:
     text: str = ""
 
 
-# A FHIR timing (fhir_timing.TimingDosage) is the fourth kind. It is named for the type
-# checker only: fhir_timing builds on this module. Its schedulability is decided by
-# fhir_timing.timing_problem (OrderContent.manual_schedule_reason dispatches to it).
-Dosage: TypeAlias = "StructuredDosage | FreeTextDosage | LocalSchemaDosage | TimingDosage"
-
-
 @dataclass(frozen=True)
 class PnAllowance:
     """What a PN (as-needed) dosage allows on a date. `max_per_day` None means no limit."""
@@ -459,15 +450,17 @@ def _covering_amount(amounts: list[Amount]) -> Amount:
                   max_quantity=max(a.high for a in amounts))
 
 
-def needs_manual_schedule(dosage: Dosage) -> str | None:
+# FMK's three kinds of dosage (with a FHIR timing, an order's `orders.Dosage`).
+FmkDosage: TypeAlias = StructuredDosage | FreeTextDosage | LocalSchemaDosage
+
+
+def needs_manual_schedule(dosage: FmkDosage) -> str | None:
     """Why the dosage cannot be scheduled automatically, or None when it can."""
     if isinstance(dosage, StructuredDosage):
         return _structural_problem(dosage)
     if isinstance(dosage, FreeTextDosage):
         return "the dosage is free text"
-    if isinstance(dosage, LocalSchemaDosage):
-        return "the dosage follows a schema in a local system"
-    return f"dosage kind {type(dosage).__name__} cannot be scheduled automatically"
+    return "the dosage follows a schema in a local system"
 
 
 def _structural_problem(dosage: StructuredDosage) -> str | None:

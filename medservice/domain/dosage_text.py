@@ -24,7 +24,6 @@ from typing import Literal
 from medservice.domain.dosage import (
     NAMED_TIME_KINDS,
     Amount,
-    Dosage,
     DosageDay,
     DosageDose,
     DosagePeriod,
@@ -36,6 +35,7 @@ from medservice.domain.dosage import (
 )
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.fhir_timing import TimingDosage, timing_text
+from medservice.domain.orders import Dosage
 
 Language = Literal["da", "en"]
 MAX_LENGTH = 70

@@ -19,14 +19,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TypeAlias
 
-from medservice.domain.dosage import Dosage, FreeTextDosage, needs_manual_schedule
+from medservice.domain.clock import FacilityClock
+from medservice.domain.dosage import (
+    FreeTextDosage,
+    LocalSchemaDosage,
+    StructuredDosage,
+    needs_manual_schedule,
+)
 from medservice.domain.errors import FieldViolation
 from medservice.domain.fhir_timing import TimingDosage, timing_problem
 
-if TYPE_CHECKING:
-    from medservice.domain.clock import FacilityClock
+# The four kinds of dosage an order can have: FMK's structured, free text and "according
+# to a schema in a local system", and a FHIR timing (whose schedulability
+# fhir_timing.timing_problem decides; OrderContent.manual_schedule_reason dispatches).
+Dosage: TypeAlias = StructuredDosage | FreeTextDosage | LocalSchemaDosage | TimingDosage
 
 
 class DispensingMode(Enum):

@@ -26,7 +26,6 @@ from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import (
     Amount,
     DaySlot,
-    Dosage,
     DosagePeriod,
     DoseUnit,
     StructuredDosage,
@@ -34,6 +33,7 @@ from medservice.domain.dosage import (
     fixed_days,
     needs_manual_schedule,
 )
+from medservice.domain.orders import Dosage
 
 # Never change: stored dose ids are derived from it.
 DOSE_ID_NAMESPACE = uuid.UUID("6f1d8a52-3c1e-5b0e-9d44-7d2b5e0c9a31")

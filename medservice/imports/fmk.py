@@ -49,10 +49,10 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 from lxml.etree import _Element as Element
 
-from medservice.domain.dosage import Dosage
 from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
 from medservice.domain.orders import (
     DispensingMode,
+    Dosage,
     Drug,
     OrderContent,
     Pause,

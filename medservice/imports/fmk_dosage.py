@@ -27,7 +27,6 @@ from lxml.etree import _Element as Element
 
 from medservice.domain.dosage import (
     Amount,
-    Dosage,
     DosageDay,
     DosageDose,
     DosagePeriod,
@@ -38,6 +37,7 @@ from medservice.domain.dosage import (
     TimeKind,
 )
 from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
+from medservice.domain.orders import Dosage
 from medservice.imports.xml_names import child as _child
 from medservice.imports.xml_names import children as _children
 from medservice.imports.xml_names import elements as _elements
