@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from typing import NamedTuple
 
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.clock import FacilityClock
@@ -73,7 +74,12 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
     return pieces
 
 
-DoseWithOrder = tuple[ScheduledDose, OrderContent]
+class DoseWithOrder(NamedTuple):
+    """A scheduled dose and the order content it was scheduled from: the order as it was
+    at the dose's time (what a record on it is judged against)."""
+
+    dose: ScheduledDose
+    content: OrderContent
 Pieces = list[tuple[OrderContent, OrderTerms]]
 
 
@@ -91,8 +97,8 @@ def doses_on_dates(versions: list[OrderVersion], clock: FacilityClock, first: da
     and last dates are those of its range's ends). Lets a caller keep the result."""
     doses = []
     for content, terms in terms_pieces(versions, known_at):
-        doses += [(d, content) for d in schedule_terms(terms, clock, first, last)]
-    doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
+        doses += [DoseWithOrder(d, content) for d in schedule_terms(terms, clock, first, last)]
+    doses.sort(key=lambda pair: (pair.dose.due_time, pair.dose.dose_id))
     return doses
 
 
@@ -101,9 +107,9 @@ def _doses_in(pieces: Pieces, clock: FacilityClock, start: datetime, end: dateti
     first, last = clock.local_date_of(start), clock.local_date_of(end - timedelta(microseconds=1))
     doses = []
     for content, terms in pieces:
-        doses += [(d, content) for d in schedule_terms(terms, clock, first, last)
+        doses += [DoseWithOrder(d, content) for d in schedule_terms(terms, clock, first, last)
                   if start <= d.due_time < end]
-    doses.sort(key=lambda pair: (pair[0].due_time, pair[0].dose_id))
+    doses.sort(key=lambda pair: (pair.dose.due_time, pair.dose.dose_id))
     return doses
 
 
@@ -242,12 +248,12 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
             content = _content_at(pieces, start, end)
             if content is None:
                 continue
-            entry.doses += [pair for pair in around if start <= pair[0].due_time < end]
+            entry.doses += [pair for pair in around if start <= pair.dose.due_time < end]
             notes, pn = _notes_and_pn(content, order_id, clock, shift_date, start, end)
             entry.notes += notes
             if pn is not None:
                 entry.pn.append(pn)
-        entry.doses.sort(key=lambda pair: (pair[0].due_time, pair[1].drug.name.lower()))
+        entry.doses.sort(key=lambda pair: (pair.dose.due_time, pair.content.drug.name.lower()))
         rounds.append(entry)
     return ShiftSchedule(facility_id, shift_date, shift_id, start, end, rounds)
 
@@ -290,7 +296,7 @@ def dispensing_list(schedule: ShiftSchedule) -> list[ResidentDispensing]:
     for entry in schedule.residents:
         by_order: dict[str, list[DoseWithOrder]] = defaultdict(list)
         for dose, content in entry.doses:
-            by_order[dose.order_id].append((dose, content))
+            by_order[dose.order_id].append(DoseWithOrder(dose, content))
         items = []
         for order_id, pairs in by_order.items():
             content = pairs[0][1]

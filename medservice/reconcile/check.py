@@ -153,9 +153,9 @@ def _split(doses: Iterable[DoseWithOrder], key: str, dose_id: str | None
     """The resident's doses, and the ids of other residents' doses equal to `dose_id`."""
     own, foreign = [], set()
     for pair in doses:
-        if pair[0].resident_id == key:
+        if pair.dose.resident_id == key:
             own.append(pair)
-        elif dose_id and pair[0].dose_id == dose_id:
+        elif dose_id and pair.dose.dose_id == dose_id:
             foreign.add(dose_id)
     return own, foreign
 

@@ -79,7 +79,7 @@ def reconcile(facility_id: str, start: datetime, end: datetime, *,
     facilities are ignored); `orders`: resident id -> order id -> every version."""
     doses_of: dict[str, list[DoseWithOrder]] = {}
     for pair in doses:
-        doses_of.setdefault(pair[0].resident_id, []).append(pair)
+        doses_of.setdefault(pair.dose.resident_id, []).append(pair)
     records_of: dict[str, list[AdministrationRecord]] = {}
     for r in records:
         if r.facility_id == facility_id:

@@ -98,7 +98,7 @@ def kept_resident_doses(caches: Caches, base: ResidentOrders, resident_id: str,
         doses = [pair for h in base.orders.values()
                  for pair in _dated_doses(caches, f, rules, h, first, last, now)]
         caches.resident_doses.put(key, doses)
-    return [pair for pair in doses if start <= pair[0].due_time < end]
+    return [pair for pair in doses if start <= pair.dose.due_time < end]
 
 
 def _dates(rules: FacilityRules, start: datetime, end: datetime) -> tuple[date, date]:
@@ -113,7 +113,7 @@ def kept_order_doses(caches: Caches, facility: Facility, rules: FacilityRules,
     """rounds.doses_between(versions, rules.clock, start, end, now), from the cache when
     the same versions were expanded over the same local dates before."""
     doses = _dated_doses(caches, facility, rules, versions, *_dates(rules, start, end), now)
-    return [pair for pair in doses if start <= pair[0].due_time < end]
+    return [pair for pair in doses if start <= pair.dose.due_time < end]
 
 
 def _dated_doses(caches: Caches, facility: Facility, rules: FacilityRules,
@@ -129,7 +129,7 @@ def _dated_doses(caches: Caches, facility: Facility, rules: FacilityRules,
            first, last)
     doses = caches.doses.get(key)
     if doses is None:
-        doses = [(KeptDose.of(d), c) for d, c in
+        doses = [DoseWithOrder(KeptDose.of(d), c) for d, c in
                  doses_on_dates(list(versions), rules.clock, first, last, now)]
         caches.doses.put(key, doses)
     return doses

@@ -118,4 +118,4 @@ def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: d
 
 def _dose_key(pair: DoseWithOrder) -> tuple[str, str]:
     """A dose's place in a resident's list: its due time (ISO, UTC) and id."""
-    return pair[0].due_time.isoformat(), pair[0].dose_id
+    return pair.dose.due_time.isoformat(), pair.dose.dose_id
