@@ -9,6 +9,7 @@ from typing import Any
 from medservice.alerts.feed import AlertFeed
 from medservice.api import convert
 from medservice.api.convert import timestamp
+from medservice.api.convert_alerts import alert_to_proto
 from medservice.api.rpc import (
     Authenticate,
     Clock,
@@ -20,8 +21,6 @@ from medservice.api.rpc import (
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.alerts import (
-    Alert,
-    AlertKind,
     ResumePoint,
     resume_token,
 )
@@ -35,29 +34,15 @@ from medservice.v1 import alerts_pb2_grpc, common_pb2
 WATCHERS = (Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 _SERVICE = "/medservice.v1.AlertService/"
 
-_KIND = {k: getattr(pb, f"ALERT_KIND_{k.name}") for k in AlertKind}
-_ROLE = {r: getattr(common_pb2, f"ROLE_{r.name}") for r in Role}
-_ROLE_BACK = {v: k for k, v in _ROLE.items()}
 
 
-def alert_to_proto(a: Alert) -> pb.Alert:
-    base = names.facility_name(a.facility_id)
-    return pb.Alert(
-        name=f"{base}/alerts/{a.alert_id}", position=a.position, kind=_KIND[a.kind],
-        audience=_ROLE[a.audience], shift_id=a.shift_id, shift_date=a.shift_date,
-        discrepancy=f"{base}/discrepancies/{a.discrepancy_id}" if a.discrepancy_id else "",
-        resident=names.resident_name(a.facility_id, a.resident_id) if a.resident_id else "",
-        severity=convert.SEVERITY[a.severity], summary=a.summary,
-        create_time=timestamp(a.created_at), acknowledged=a.acknowledged_at is not None,
-        acknowledged_by=a.acknowledged_by, acknowledge_time=timestamp(a.acknowledged_at),
-        escalates=f"{base}/alerts/{a.escalates}" if a.escalates else "")
 
 
 def _audience(principal: Principal, value: int) -> Role | None:
     """The audience asked for; unspecified means the caller's own (an administrator: all)."""
     if value == common_pb2.ROLE_UNSPECIFIED:
         return None if principal.role is Role.ADMIN else principal.role
-    role = _ROLE_BACK.get(value)
+    role = convert.ROLE_BACK.get(value)
     if role not in (Role.SHIFT_LEAD, Role.PHARMACIST):
         raise InvalidArgument([FieldViolation("audience", "alerts are for shift_lead or "
                                               "pharmacist")])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from medservice.api.convert import from_timestamp, timestamp
+from medservice.api.convert import from_timestamp
+from medservice.api.convert_audit import audit_event_to_proto
 from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
@@ -14,25 +15,15 @@ from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.service import audit as uc
 from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWorkFactory
-from medservice.store.audit import AuditEvent, AuditFilter
+from medservice.store.audit import AuditFilter
 from medservice.v1 import audit_pb2 as pb
-from medservice.v1 import audit_pb2_grpc, common_pb2
+from medservice.v1 import audit_pb2_grpc
 
 READERS = (Role.PHARMACIST, Role.ADMIN)
-_ROLE = {r: getattr(common_pb2, f"ROLE_{r.name}") for r in Role}
 # "/medservice.v1.RoundService/RecordDose", "RoundService/RecordDose" or "RecordDose".
 _METHOD = re.compile(r"^(/[A-Za-z0-9_.]+/|[A-Za-z0-9_]+/)?[A-Za-z0-9_]+$")
 
 
-def audit_event_to_proto(e: AuditEvent) -> pb.AuditEvent:
-    facility = e.facility_id or "-"  # calls that named no facility, e.g. ListFacilities
-    return pb.AuditEvent(
-        name=f"facilities/{facility}/auditEvents/{e.event_id}",
-        event_time=timestamp(e.event_time), subject=e.subject, role=_ROLE[e.role],
-        method=e.method, resource=e.resource,
-        resident=names.resident_name(e.facility_id, e.resident_id)
-        if e.facility_id and e.resident_id else "",
-        request_id=e.request_id, outcome=e.outcome)
 
 
 def _filter(principal: Principal, request: pb.ListAuditEventsRequest

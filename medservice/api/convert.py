@@ -11,6 +11,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from medservice.domain import names
+from medservice.domain.access import Role
 from medservice.domain.discrepancy import Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument, require
 from medservice.domain.facility import (
@@ -189,3 +190,6 @@ def decimal_field(value: str, field: str) -> Decimal | None:
 # Severity <-> proto, for every service that shows one.
 SEVERITY = {s: getattr(common_pb2, f"SEVERITY_{s.name}") for s in Severity}
 SEVERITY_BACK = {v: k for k, v in SEVERITY.items()}
+
+ROLE = {r: getattr(common_pb2, f"ROLE_{r.name}") for r in Role}
+ROLE_BACK = {v: k for k, v in ROLE.items()}

@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from medservice.api import convert
-from medservice.api.convert import from_timestamp, timestamp
+from medservice.api.convert import from_timestamp
+from medservice.api.convert_review import (
+    CODE_BACK,
+    DECISION_BACK,
+    STATUS_BACK,
+    discrepancy_to_proto,
+    event_to_proto,
+)
 from medservice.api.rpc import (
     Authenticate,
     Clock,
@@ -17,18 +24,13 @@ from medservice.api.rpc import (
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.reconcile import Code
 from medservice.service import reconciliation as uc
 from medservice.service import review
 from medservice.service.facilities import get_facility
 from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.store.discrepancies import (
-    Decision,
-    DiscrepancyEntry,
-    DiscrepancyEvent,
     DiscrepancyFilter,
-    Status,
 )
 from medservice.v1 import discrepancies_pb2 as pb
 from medservice.v1 import discrepancies_pb2_grpc
@@ -40,39 +42,10 @@ QUEUE_READERS = (Role.PHARMACIST, Role.ADMIN)  # the queue is the pharmacist's w
 REVIEWERS = (Role.PHARMACIST,)
 _SERVICE = "/medservice.v1.DiscrepancyService/"
 
-_CODE = {c: getattr(pb, f"DISCREPANCY_CODE_{c.name}") for c in Code}
-_CODE_BACK = {v: k for k, v in _CODE.items()}
-_STATUS = {s: getattr(pb, f"DISCREPANCY_STATUS_{s.name}") for s in Status}
-_STATUS_BACK = {v: k for k, v in _STATUS.items()}
-_DECISION = {d: getattr(pb, f"REVIEW_DECISION_{d.name}") for d in Decision}
-_DECISION_BACK = {v: k for k, v in _DECISION.items()}
 
 
-def discrepancy_to_proto(e: DiscrepancyEntry) -> pb.Discrepancy:
-    d = e.discrepancy
-    out = pb.Discrepancy(
-        name=f"{names.facility_name(d.facility_id)}/discrepancies/{e.discrepancy_id}",
-        key=d.key, code=_CODE[d.code], severity=convert.SEVERITY[d.severity],
-        is_error=d.is_error,
-        resident=names.resident_name(d.facility_id, d.resident_id),
-        order=names.order_name(d.facility_id, d.resident_id, d.order_id) if d.order_id
-        else "",
-        dose_id=d.dose_id or "",
-        record=names.record_name(d.facility_id, d.resident_id, d.record_id) if d.record_id
-        else "",
-        occurrence_time=timestamp(d.occurred_at), detect_time=timestamp(e.detected_at),
-        description=d.description,
-        known_at_administration=bool(d.known_at_administration),
-        status=_STATUS[e.status], etag=e.etag)
-    if e.decision is not None:
-        out.review.CopyFrom(pb.Review(decision=_DECISION[e.decision], note=e.review_note,
-                                      reviewer=e.reviewer, review_time=timestamp(e.reviewed_at)))
-    return out
 
 
-def event_to_proto(e: DiscrepancyEvent) -> pb.DiscrepancyEvent:
-    return pb.DiscrepancyEvent(event_time=timestamp(e.event_time), kind=e.kind.name,
-                               actor=e.actor, detail=e.detail)
 
 
 def _parent(principal: Principal, parent: str) -> frozenset[str] | None:
@@ -101,8 +74,8 @@ class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):  #
             if facilities is not None and f not in facilities:
                 raise InvalidArgument([FieldViolation("resident", "is not under parent")])
         flt = DiscrepancyFilter(
-            facilities, resident_id, _CODE_BACK.get(request.code),
-            convert.SEVERITY_BACK.get(request.min_severity), _STATUS_BACK.get(request.status),
+            facilities, resident_id, CODE_BACK.get(request.code),
+            convert.SEVERITY_BACK.get(request.min_severity), STATUS_BACK.get(request.status),
             from_timestamp(request.start_time) if request.HasField("start_time") else None,
             from_timestamp(request.end_time) if request.HasField("end_time") else None)
         page = read_page(request.page_size, request.page_token, {"q": _query(request)})
@@ -140,7 +113,7 @@ class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):  #
 
         def work(uow: UnitOfWork) -> pb.Discrepancy:
             return discrepancy_to_proto(review.review_discrepancy(
-                uow, facility_id, discrepancy_id, _DECISION_BACK.get(request.decision),
+                uow, facility_id, discrepancy_id, DECISION_BACK.get(request.decision),
                 request.note, request.etag, principal.subject, now))
 
         return run_idempotent(self._uow, principal, _SERVICE + "ReviewDiscrepancy", request,
