@@ -4,14 +4,14 @@ knew the order" is decided per order, by the engine itself."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medservice.domain.administration import AdministrationRecord, NotGivenReason, Outcome
-from medservice.domain.dosage import Amount
+from medservice.domain.dosage import Amount, TimeKind
 from medservice.domain.facility import Resident
 from medservice.domain.fhir_timing import TimingDosage
 from medservice.domain.orders import OrderVersion
@@ -19,6 +19,7 @@ from medservice.domain.rounds import (
     DoseStatus,
     NoteKind,
     build_shift_schedule,
+    dispensing_list,
 )
 from medservice.reconcile import Code, ProposedDose, check_dose, context_range
 from medservice.reconcile.status import pn_lines, resident_ledger
@@ -36,6 +37,8 @@ from tests.unit.test_reconcile_builders import (
     UNIT,
     at,
     content,
+    dosage,
+    dose,
     doses_of,
     due,
     local,
@@ -209,3 +212,17 @@ def test_an_order_ended_this_week_has_a_note() -> None:
     [note] = schedule.residents[0].notes
     assert note.kind is NoteKind.ENDED and (DAY - timedelta(days=2)).isoformat() in note.text
     assert schedule.residents[0].doses == []
+
+
+def test_the_spring_night_shows_the_wall_clock_time_a_dose_really_has() -> None:
+    """DOMAIN.md §5: 02:30 does not exist on the spring-forward night; the dose is due at
+    03:30 CEST, and the round list and the dispensing list say 03:30 (issue 12)."""
+    night = date(2026, 3, 28)  # the night shift that starts on the 28th
+    at_230 = content(dosage_=dosage(dose(TimeKind.CLOCK, clock_time=time(2, 30))))
+    resident = Resident(RESIDENT, FACILITY, "", "R1", "1")
+    schedule = build_shift_schedule(FACILITY, CLOCK, night, "night", [resident],
+                                    {RESIDENT: orders_of([version(at_230)])}, at(7))
+    [(d, _)] = schedule.residents[0].doses
+    assert (CLOCK.local(d.due_time).strftime("%H:%M"), d.local_time) == ("03:30", time(3, 30))
+    [item] = dispensing_list(schedule)[0].staff_poured
+    assert item.times == ("03:30",)
