@@ -26,7 +26,7 @@ from medservice.api.discrepancies import DiscrepancyServicer
 from medservice.api.facilities import FacilityServicer
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
-from medservice.service.sweep import Sweeper
+from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.settings import Settings, development_secret
 from medservice.store.db import make_engine

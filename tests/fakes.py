@@ -263,7 +263,7 @@ class FakeSchedule:
         return None
 
     check_stamps = claim_closed = claim_horizon = counts = ensure_horizon = _not_faked
-    examined_residents = forget_unswept = hold_schedule = mark_swept = prune = _not_faked
+    examined_residents = hold_schedule = mark_swept = prune = _not_faked
     set_horizon = unsettled = use_batch_memory = _not_faked
 
 

@@ -11,7 +11,6 @@ from medservice.domain.access import Principal, Role
 from medservice.domain.errors import PermissionDenied
 from medservice.service import facilities as uc
 from medservice.service.paging import read_page
-from medservice.service.sweep import reset_facility_doses
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import facilities_pb2 as pb
 from medservice.v1 import facilities_pb2_grpc
@@ -71,9 +70,8 @@ class FacilityServicer(facilities_pb2_grpc.FacilityServiceServicer):
         now = self._clock()
 
         def work(uow: UnitOfWork) -> pb.Facility:
-            facility = uc.update_facility(uow, facility_id, patch, request.facility.etag, now)
-            reset_facility_doses(uow, facility_id, now)  # times or windows may have moved
-            return convert.facility_to_proto(facility)
+            return convert.facility_to_proto(
+                uc.update_facility(uow, facility_id, patch, request.facility.etag, now))
 
         return run_idempotent(self._uow, principal, _SERVICE + "UpdateFacility", request,
                               request.request_id, pb.Facility, work, now)

@@ -29,8 +29,8 @@ from medservice.imports.result import (
     UnpauseEvent,
 )
 from medservice.service.facilities import get_facility, get_resident
+from medservice.service.horizon import refresh_resident_doses
 from medservice.service.reconciliation import reconcile_resident
-from medservice.service.sweep import refresh_resident_doses
 from medservice.service.unit_of_work import UnitOfWork
 
 

@@ -24,6 +24,8 @@ from medservice.domain.facility import (
     validate_resource_id,
 )
 from medservice.domain.names import new_etag
+from medservice.service.horizon import replan_facility
+from medservice.service.materialise import settings_key
 from medservice.service.paging import Page, next_token
 from medservice.service.unit_of_work import UnitOfWork
 
@@ -74,6 +76,10 @@ def update_facility(
     require(validate_facility(updated))
     if not uow.facilities.replace(updated, expected_etag=current.etag):
         raise Aborted("the facility changed concurrently; read it again", reason="ETAG_MISMATCH")
+    if settings_key(updated) != settings_key(current):
+        # Times, shifts, windows or zone moved: the sweep's rows become the new plan in
+        # this transaction, so each missed dose of the new plan is alerted once.
+        replan_facility(uow, updated, now)
     return updated
 
 

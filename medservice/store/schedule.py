@@ -143,14 +143,27 @@ class ScheduleRepository:
                 any_of(self._conn, _S.dose_id, stale[i:i + 1000])))
         # Only new and changed rows are written: after an order change most doses are
         # as they were, and a lost stamp (pruned, or new settings) often finds them all so.
-        rows = [dict(dose_id=d.dose_id, facility_id=d.facility_id, resident_id=d.resident_id,
-                     swept_at=(swept_if_closed_by if swept_if_closed_by is not None
-                               and d.closes_at <= swept_if_closed_by else None),
-                     **dict(zip(_ORDERED, ordered, strict=True)))
-                for d in doses
-                if stored.get(d.dose_id) != (ordered := _ordered(d))]
-        insert_rows(self._conn, t.scheduled_doses, rows, on_conflict=["dose_id"],
+        # A dose whose window now closes at another time is swept again under its new
+        # window (a moved medication time keeps the dose's id: had it kept its old sweep,
+        # its miss would never be alerted); one that only changed otherwise keeps it.
+        changed: list[dict[str, Any]] = []
+        moved: list[dict[str, Any]] = []
+        for d in doses:
+            ordered = _ordered(d)
+            before = stored.get(d.dose_id)
+            if before == ordered:
+                continue
+            row = dict(dose_id=d.dose_id, facility_id=d.facility_id, resident_id=d.resident_id,
+                       swept_at=(swept_if_closed_by if swept_if_closed_by is not None
+                                 and d.closes_at <= swept_if_closed_by else None),
+                       **dict(zip(_ORDERED, ordered, strict=True)))
+            closes = _ORDERED.index("closes_at")
+            (changed if before is not None and before[closes] == ordered[closes]
+             else moved).append(row)
+        insert_rows(self._conn, t.scheduled_doses, changed, on_conflict=["dose_id"],
                     update=_ORDERED)
+        insert_rows(self._conn, t.scheduled_doses, moved, on_conflict=["dose_id"],
+                    update=(*_ORDERED, "swept_at"))
 
     # -- schedule stamps ---------------------------------------------------------------
 
@@ -304,12 +317,6 @@ class ScheduleRepository:
             _S.due_at < before, _S.swept_at.is_not(None))).rowcount
         return int(gone)
 
-    def forget_unswept(self, facility_id: str, since: datetime) -> None:
-        """Drop the facility's unswept doses due from `since` (its settings changed; the
-        next horizon extension materialises them again)."""
-        self._conn.execute(delete(t.scheduled_doses).where(
-            _S.facility_id == facility_id, _S.swept_at.is_(None), _S.due_at >= since))
-
     def claim_closed(self, now: datetime, limit: int, *, facility_id: str | None = None,
                      resident_id: str | None = None) -> list[DueDose]:
         """Unswept doses whose window closed by `now`, oldest first, claimed for this
@@ -352,7 +359,3 @@ class ScheduleRepository:
     def set_horizon(self, facility_id: str, until: datetime) -> None:
         self._conn.execute(update(t.schedule_horizons).where(
             _H.facility_id == facility_id).values(materialised_until=until))
-
-    def unswept_count(self) -> int:
-        return int(self._conn.scalar(select(func.count()).select_from(t.scheduled_doses)
-                                     .where(_S.swept_at.is_(None))) or 0)

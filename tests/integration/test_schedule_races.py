@@ -15,7 +15,7 @@ from medservice.domain.facility import Facility, Resident
 from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
 from medservice.service import materialise as materialise_module
-from medservice.service.sweep import HORIZON, extend_horizon_once
+from medservice.service.horizon import HORIZON, extend_horizon_once
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store import tables as t
 
