@@ -29,10 +29,13 @@ from medservice.reconcile.ledger import (
     Placement,
     active_records,
     pn_use,
+    sort_key,
 )
 from medservice.reconcile.status import dose_state
 
-PROPOSED_RECORD_ID = "(proposed)"
+# A proposed dose not yet recorded: it sorts after every stored record id (time-ordered
+# UUIDs, hex), as the record it becomes will where times are equal.
+PROPOSED_RECORD_ID = "~proposed"
 
 
 class CheckCode(Enum):
@@ -68,6 +71,7 @@ class ProposedDose:
     quantity: Decimal | None = None
     route: str = ""
     as_needed: bool = False
+    record_id: str = PROPOSED_RECORD_ID  # RecordDose checks under the record's own id
 
 
 @dataclass(frozen=True)
@@ -114,27 +118,28 @@ def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
                                   "against the order"))
         dose_id = None
     record = AdministrationRecord(
-        record_id=PROPOSED_RECORD_ID, facility_id=proposal.facility_id,
+        record_id=proposal.record_id, facility_id=proposal.facility_id,
         resident_id=proposal.resident_id, order_id=proposal.order_id, drug_id=proposal.drug_id,
         outcome=Outcome.PN_GIVEN if proposal.as_needed else Outcome.GIVEN,
         administered_at=proposal.administered_at, recorded_at=now, performer="",
         dose_id=dose_id, quantity=proposal.quantity, route=proposal.route)
-    # Placed as the last record, exactly as reconciliation will place it once recorded.
-    placements = place_all(ledger, [*existing, record])
-    placed = placements.pop()
-    findings = record_findings(placed, rules, pn_problems([*placements, placed], rules).get(
-        PROPOSED_RECORD_ID))
+    # Placed among the others exactly as reconciliation will place it once recorded.
+    placements = place_all(ledger, sorted([*existing, record], key=sort_key))
+    placed = next(p for p in placements if p.record is record)
+    findings = record_findings(placed, rules, pn_problems(placements, rules).get(
+        proposal.record_id))
     if placed.content is not None:
         manual = manual_schedule_finding(placed.content)
         if manual is not None:
             findings.append(manual)
     reasons += [Reason(f.code, f.severity, f.message) for f in findings]
+    others = [p for p in placements if p is not placed]
     due = placed.due
     return CheckResult(
         verdict=_verdict(reasons), reasons=tuple(reasons),
         matched_dose=due.dose if due is not None else None,
         order_id=placed.order_id,
-        pn_doses_left=_pn_left(placed, placements, rules),
+        pn_doses_left=_pn_left(placed, others, rules),
         last_given=_last_given(placed, existing),
         matched_state=None if due is None else dose_state(
             due, ledger.views.get(due.dose.order_id), rules.clock, now, ignoring=record))

@@ -2,7 +2,8 @@
 dose status and PN lines, answered from the same placement of records (`ledger`) that the
 check and reconciliation use, so the three never disagree.
 
-- GIVEN / NOT_GIVEN: an active record settles the dose (the first placed on it);
+- GIVEN: a given record is on the dose (also after one documenting it as not given);
+- NOT_GIVEN: the active record that settles the dose documents it as not given;
 - MISSED: `ledger.missed_at` says so (window closed, nothing on it, due once the mirror
   knew its order): exactly the doses reconciliation raises MISSED_DOSE for;
 - NOT_DOCUMENTED: window closed with nothing on it, but due before the mirror first knew
@@ -64,10 +65,12 @@ def dose_state(due: Due, view: OrderView | None, clock: FacilityClock, now: date
                ignoring: AdministrationRecord | None = None) -> DoseState:
     """One placed dose's state (the module's rules); `ignoring` a record placed on it (a
     proposed one, for the check), which then does not count as settling it."""
+    given = next((r for r in due.given if r is not ignoring), None)
+    if given is not None:  # given, even after it was first documented as not given
+        return DoseState(DoseStatus.GIVEN, given)
     record = due.settled_by
     if record is not None and record is not ignoring:
-        return DoseState(DoseStatus.GIVEN if record.was_given else DoseStatus.NOT_GIVEN,
-                         record)
+        return DoseState(DoseStatus.NOT_GIVEN, record)
     closes = matching_window(due, clock)[1]
     if closes > now:
         return DUE

@@ -5,7 +5,6 @@ resident around it (`reconciliation`)."""
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -146,13 +145,18 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     if record.was_given:
         proposal = ProposedDose(
             record.facility_id, record.resident_id, record.drug_id, at, record.order_id,
-            record.dose_id if match.settled_by is None else None, record.quantity,
-            record.route, record.outcome is Outcome.PN_GIVEN)
+            record.dose_id, record.quantity, record.route, record.outcome is Outcome.PN_GIVEN,
+            record.record_id)
         verdict = check_dose(proposal, doses=ctx.doses, records=ctx.records,
                              orders=ctx.orders, rules=ctx.rules, now=now)
     settled_by = match.settled_by
-    if settled_by is not None and not (record.was_given and "EXTRA_DOSE" in acknowledged):
-        _already_recorded(uow.records.get(record.facility_id, record.resident_id, settled_by))
+    if settled_by is not None:
+        first = uow.records.get(record.facility_id, record.resident_id, settled_by)
+        # A dose documented as not given (refused at 08:00) may still be given (at 08:30),
+        # as the check says; a second given dose only as an acknowledged EXTRA_DOSE.
+        if not record.was_given or (first is not None and first.was_given
+                                    and "EXTRA_DOSE" not in acknowledged):
+            _already_recorded(first)
     if verdict is not None and verdict.verdict is Verdict.STOP:
         # A STOP is recorded only with each high-severity reason acknowledged; warnings
         # (early, late, late documentation) are documented without one.
@@ -212,7 +216,8 @@ def list_records(uow: UnitOfWork, facility_id: str, resident_id: str,
 
 
 def new_record_id() -> str:
-    return str(uuid.uuid4())
+    """Time-ordered: a record documented after another at the same instant sorts after it."""
+    return names.time_ordered_id()
 
 
 def correct_record(uow: UnitOfWork, facility_id: str, resident_id: str, record_id: str,

@@ -9,9 +9,6 @@ all.
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from medservice.domain.access import Role
+from medservice.domain.names import time_ordered_id
 from medservice.store import tables as t
 from medservice.store.repositories import _utc, newest_first
 
@@ -50,21 +48,6 @@ class AuditDraft:
 
     def completed(self, outcome: str) -> AuditEvent:
         return replace(self.event, event_id=time_ordered_id(), outcome=outcome)
-
-
-def time_ordered_id() -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. New events
-    land at the end of the primary key's B-tree instead of on a random page of it: with
-    random ids, inserts into a 300,000-event SQLite table took twice as long, and the
-    trail grows by every call."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits, 74 used
-    return str(uuid.UUID(int=(millis & _MILLIS_MASK) << 80 | 0x7 << 76
-                         | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & _LOW_62))
-
-
-_MILLIS_MASK = (1 << 48) - 1
-_LOW_62 = (1 << 62) - 1
 
 
 @dataclass(frozen=True)

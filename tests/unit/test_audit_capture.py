@@ -18,8 +18,8 @@ from medservice.api.audit_capture import (
     addressed,
     pending_audit,
 )
+from medservice.domain import names
 from medservice.domain.access import Principal, Role
-from medservice.store import audit
 from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import audit_pb2 as aupb
 from medservice.v1 import discrepancies_pb2 as dpb
@@ -260,8 +260,8 @@ def test_a_failed_write_of_the_event_is_reported_not_raised() -> None:
 
 def test_event_ids_are_uuid7_in_time_order(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter([1_790_000_000_000_000_000 + k * 1_000_000 for k in range(50)])
-    monkeypatch.setattr(audit.time, "time_ns", lambda: next(clock))
-    ids = [audit.time_ordered_id() for _ in range(50)]
+    monkeypatch.setattr(names.time, "time_ns", lambda: next(clock))
+    ids = [names.time_ordered_id() for _ in range(50)]
     parsed = [uuid.UUID(i) for i in ids]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
     assert [u.int >> 80 for u in parsed] == [1_790_000_000_000 + k for k in range(50)]
