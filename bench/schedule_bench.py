@@ -33,7 +33,6 @@ from dateutil.rrule import DAILY, rrule
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import (
     Amount,
-    Dosage,
     DosageDay,
     DosageDose,
     DosagePeriod,
@@ -45,6 +44,7 @@ from medservice.domain.dosage import (
     needs_manual_schedule,
 )
 from medservice.domain.facility import Facility, MedicationTimes
+from medservice.domain.orders import Dosage
 from medservice.domain.schedule import OrderTerms, ScheduledDose, schedule_order
 from medservice.imports.fmk_dosage import parse_dosage_proposal
 

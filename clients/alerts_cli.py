@@ -85,7 +85,7 @@ def ack(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_alert_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_alert_commands(top: argparse._SubParsersAction) -> None:
     alerts = top.add_parser("alerts", help="missed-dose and discrepancy alerts")
     sub = alerts.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("watch", help="a live console; reconnects and resumes on its own")

@@ -61,7 +61,7 @@ def audit_list(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_audit_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_audit_commands(top: argparse._SubParsersAction) -> None:
     audit = top.add_parser("audit", help="the audit trail (pharmacists, administrators)")
     sub = audit.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("list", help="events newest first")

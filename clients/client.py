@@ -74,7 +74,7 @@ class MedServiceError(Exception):
         return cls(code, message or "", reason, violations, metadata)
 
 
-class _BearerAuth(grpc.AuthMetadataPlugin):  # type: ignore[misc]
+class _BearerAuth(grpc.AuthMetadataPlugin):
     def __init__(self, token: str) -> None:
         self._token = token
 

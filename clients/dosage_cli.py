@@ -119,7 +119,7 @@ def expand_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_dosage_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_dosage_commands(top: argparse._SubParsersAction) -> None:
     dosage = top.add_parser("dosage", help="dosage texts and expansions (local, no server)")
     sub = dosage.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("text", help="FILE<TAB>text for FMK Dosage XML files")

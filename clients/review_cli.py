@@ -89,7 +89,7 @@ def review_history(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_review_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_review_commands(top: argparse._SubParsersAction) -> None:
     review = top.add_parser("review", help="the pharmacist's review of discrepancies")
     sub = review.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("list", help="the review queue: open first, then by severity")

@@ -86,7 +86,7 @@ def check(client: MedClient, args: argparse.Namespace) -> int:
     return 0 if result.verdict == pb.CHECK_VERDICT_OK else 4
 
 
-def add_round_commands(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_round_commands(top: argparse._SubParsersAction) -> None:
     p = top.add_parser("give", help="record a scheduled dose as given, now")
     p.add_argument("dose_id")
     p.add_argument("--resident", required=True, help="facilities/F/residents/R")

@@ -18,8 +18,8 @@ def ts(value: datetime) -> Timestamp:
     return out
 
 
-def dose(kind: int, quantity: str = "1", *, clock: str = "", as_needed: bool = False,
-         low: str = "", high: str = "") -> pb.DosageDose:
+def dose(kind: pb.DoseTimeKind.ValueType, quantity: str = "1", *, clock: str = "",
+         as_needed: bool = False, low: str = "", high: str = "") -> pb.DosageDose:
     amount = common_pb2.DoseQuantity(min_quantity=low, max_quantity=high) if low else \
         common_pb2.DoseQuantity(quantity=quantity)
     return pb.DosageDose(time_kind=kind, clock_time=clock, amount=amount, as_needed=as_needed)
@@ -41,7 +41,8 @@ def morning_evening(quantity: str = "1") -> pb.Dosage:
 
 
 def order(resident: str, order_id: str, drug: str, dosage: pb.Dosage, *,
-          mode: int = common_pb2.DISPENSING_MODE_DOSE_DISPENSED, route: str = "oral",
+          mode: common_pb2.DispensingMode.ValueType = common_pb2.DISPENSING_MODE_DOSE_DISPENSED,
+          route: str = "oral",
           start: str = "2026-01-01", end: str = "", time_critical: bool = False) -> pb.Order:
     return pb.Order(name=f"{resident}/orders/{order_id}",
                     drug=pb.Drug(name=drug, drug_id=f"id-{drug.lower()}", form="tabletter"),

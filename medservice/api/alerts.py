@@ -71,7 +71,7 @@ class Slots:
         self._sem.release()
 
 
-class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):  # type: ignore[misc]
+class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, feed: AlertFeed, *,
                  heartbeat_seconds: float = 10.0, max_watchers: int = 200,
                  authenticate: Authenticate = principal_from_interceptor) -> None:

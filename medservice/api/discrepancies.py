@@ -57,7 +57,7 @@ def _parent(principal: Principal, parent: str) -> frozenset[str] | None:
     return frozenset({facility_id})
 
 
-class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):  # type: ignore[misc]
+class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock,
                  authenticate: Authenticate = principal_from_interceptor) -> None:
         self._uow = uow_factory

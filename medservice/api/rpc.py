@@ -74,7 +74,7 @@ def _bearer(metadata: Any) -> str | None:
     return None
 
 
-class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class CallInterceptor(grpc.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier, uow_factory: UnitOfWorkFactory,
                  clock: Clock) -> None:
         self._verifier = verifier
@@ -108,7 +108,7 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             abort(context, simple_status(
                 code_pb2.UNAUTHENTICATED, "MISSING_TOKEN", "a bearer token is required"))
         try:
-            principal = self._verifier.verify(token)  # type: ignore[arg-type]
+            principal = self._verifier.verify(token)
         except DomainError as e:
             log.info("call refused", code="UNAUTHENTICATED", reason=e.reason)
             abort(context, status_for(e))

@@ -107,7 +107,7 @@ class KeptDose(ScheduledDose):
     kept between calls (service.round_context), whose ids every check reads again."""
 
     @functools.cached_property
-    def dose_id(self) -> str:  # type: ignore[override]
+    def dose_id(self) -> str:
         return dose_id(self.resident_id, self.order_id, self.local_date, self.slot)
 
     @classmethod

@@ -287,7 +287,7 @@ def _read_request(res: Json, prefix: str, doc: _Document
         order_id=order_id,
         drug=drug,
         # TimingDosage joins the Dosage union in medservice.domain.dosage (not yet there).
-        dosage=read.dosage,  # type: ignore[arg-type]
+        dosage=read.dosage,
         source_version=_text_at(res.get("meta"), "versionId"),
         indication=_indication(res),
         route=read.route,

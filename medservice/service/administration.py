@@ -209,7 +209,7 @@ def list_records(uow: UnitOfWork, facility_id: str, resident_id: str,
     get_resident(uow, facility_id, resident_id)
     after = tuple(page.after) if page.after else None
     rows = uow.records.page(facility_id, resident_id, start, end, limit=page.size + 1,
-                            after=after)  # type: ignore[arg-type]
+                            after=after)
     items = rows[: page.size]
     last = [items[-1].administered_at.isoformat(), items[-1].record_id] if items else None
     return items, next_token(page, rows, last)

@@ -16,7 +16,7 @@ def list_audit_events(uow: UnitOfWork, flt: AuditFilter, page: Page,
     if facility_id is not None:
         get_facility(uow, facility_id)
     after = tuple(page.after) if page.after else None
-    rows = uow.audit.page(flt, limit=page.size + 1, after=after)  # type: ignore[arg-type]
+    rows = uow.audit.page(flt, limit=page.size + 1, after=after)
     items = rows[: page.size]
     last = [items[-1].event_time.isoformat(), items[-1].event_id] if items else None
     return items, next_token(page, rows, last)

@@ -115,7 +115,7 @@ def get_resident(uow: UnitOfWork, facility_id: str, resident_id: str) -> Residen
 def list_residents(uow: UnitOfWork, facility_id: str, page: Page) -> tuple[list[Resident], str]:
     get_facility(uow, facility_id)
     after = tuple(page.after) if page.after is not None else None
-    rows = uow.residents.list(facility_id, limit=page.size + 1, after=after)  # type: ignore[arg-type]
+    rows = uow.residents.list(facility_id, limit=page.size + 1, after=after)
     items = rows[: page.size]
     last = [items[-1].room, items[-1].resident_id] if items else None
     return items, next_token(page, rows, last)

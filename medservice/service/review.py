@@ -44,7 +44,7 @@ def list_discrepancies(uow: UnitOfWork, query: DiscrepancyFilter, page: Page
                        ) -> tuple[list[DiscrepancyEntry], str]:
     """The discrepancies that match, newest occurrence first, a page at a time."""
     after = tuple(page.after) if page.after else None
-    rows = uow.discrepancies.page(query, limit=page.size + 1, after=after)  # type: ignore[arg-type]
+    rows = uow.discrepancies.page(query, limit=page.size + 1, after=after)
     items = rows[: page.size]
     last = ([items[-1].discrepancy.occurred_at.isoformat(), items[-1].discrepancy_id]
             if items else None)

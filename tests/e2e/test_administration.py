@@ -285,7 +285,8 @@ def test_pn_limit_and_other_residents_dose(ward: dict[str, MedClient],
 
 def _record(c: MedClient, *, at: datetime, dose_id: str = "", order: str = "",
             drug_id: str = "", quantity: str = "2", route: str = "oral",
-            outcome: int = pb.ADMINISTRATION_OUTCOME_GIVEN, ack: tuple[str, ...] = ()
+            outcome: pb.AdministrationOutcome.ValueType = pb.ADMINISTRATION_OUTCOME_GIVEN,
+            ack: tuple[str, ...] = ()
             ) -> pb.RecordDoseResponse:
     return c.call(c.rounds.RecordDose, pb.RecordDoseRequest(parent=R1, record=(
         pb.AdministrationRecord(dose_id=dose_id, order=order, drug_id=drug_id,

@@ -22,9 +22,10 @@ from medservice.api.errors import simple_status
 from medservice.api.rpc import abort
 from medservice.domain.access import Role
 from medservice.server import build_server
-from medservice.service.unit_of_work import UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.settings import Settings
 from medservice.store import tables
+from medservice.store.uow import SqlUnitOfWork
 from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import audit_pb2 as pb
 from medservice.v1 import audit_pb2_grpc, common_pb2
@@ -76,7 +77,7 @@ def _fails(code: grpc.StatusCode, fn: Any, *args: Any, **kw: Any) -> MedServiceE
 
 def _rows(uow: UnitOfWorkFactory) -> list[dict[str, Any]]:
     with uow(write=False) as u:
-        return [dict(r._mapping) for r in u.conn.execute(select(tables.audit_events))]
+        return [dict(r._mapping) for r in sql(u).conn.execute(select(tables.audit_events))]
 
 
 def test_a_read_of_a_residents_card_leaves_one_event(server: ServerFixture, home: MedClient,
@@ -412,3 +413,9 @@ def test_medctl_audit_list(server: ServerFixture, home: MedClient,
     assert len(capsys.readouterr().out.splitlines()) == 3
     assert main([*base, "audit", "list", "--facility", "b"]) == 1
     assert "PERMISSION_DENIED" in capsys.readouterr().err
+
+
+def sql(u: UnitOfWork) -> SqlUnitOfWork:
+    """The SQL unit of work behind the fixture, for a test that reads a table directly."""
+    assert isinstance(u, SqlUnitOfWork)
+    return u

@@ -7,7 +7,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from medservice.domain.dosage import TimeKind
+from medservice.domain.dosage import StructuredDosage, TimeKind
 from medservice.domain.facility import Facility, Resident
 from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
@@ -39,8 +39,8 @@ def test_two_databases_in_one_process_keep_apart(sqlite_template: Path, tmp_path
     for uow, quantity in ((one, "1"), (two, "2"), (one, "1"), (two, "2")):
         with uow(write=False) as u:
             [history] = resident_orders(u, "f", "r1").orders.values()
-            [period] = history[0].content.dosage.periods  # type: ignore[union-attr]
-            assert str(period.days[0].doses[0].amount.quantity) == quantity
-            [v] = u.cards.resident_versions("f", "r1")["o1"]
-            assert str(v.content.dosage.periods[0].days[0].doses[0].amount.quantity) == \
-                quantity  # type: ignore[union-attr]
+            for content in (history[0].content,
+                            u.cards.resident_versions("f", "r1")["o1"][0].content):
+                assert isinstance(content.dosage, StructuredDosage)
+                [period] = content.dosage.periods
+                assert str(period.days[0].doses[0].amount.quantity) == quantity

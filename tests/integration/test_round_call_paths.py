@@ -15,7 +15,7 @@ import pytest
 from medservice.demo import demo_cards
 from medservice.domain.administration import AdministrationRecord, NotGivenReason, Outcome
 from medservice.domain.facility import Facility, MedicationTimes, Resident
-from medservice.domain.orders import OrderContent
+from medservice.domain.orders import Dosage, OrderContent
 from medservice.domain.rounds import DoseWithOrder, doses_between
 from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import (
@@ -198,7 +198,7 @@ def test_order_versions_read_in_a_rolled_back_change_are_not_kept(
     assert "WRONG_DOSE" not in {r.code.value for r in after.reasons}
 
 
-def _doubled(o: OrderContent) -> object:
+def _doubled(o: OrderContent) -> Dosage:
     dosage = o.dosage
     periods = tuple(dataclasses.replace(period, days=tuple(
         dataclasses.replace(day, doses=tuple(

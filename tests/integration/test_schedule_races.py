@@ -16,8 +16,9 @@ from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
 from medservice.service import materialise as materialise_module
 from medservice.service.horizon import HORIZON, extend_horizon_once
-from medservice.service.unit_of_work import UnitOfWorkFactory
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.store import tables as t
+from medservice.store.uow import SqlUnitOfWork
 
 F, R = "f", "r"
 NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
@@ -62,9 +63,15 @@ def test_a_horizon_extension_keeps_the_doses_of_a_card_synced_meanwhile(
 
     s = t.scheduled_doses.c
     with uow(write=False) as u:
-        stored = set(u.conn.scalars(select(s.dose_id).where(
+        stored = set(sql(u).conn.scalars(select(s.dose_id).where(
             s.resident_id == R, s.due_at >= NOW, s.due_at < NOW + HORIZON)))
         facility = facilities_uc.get_facility(u, F)
         histories = list(u.cards.resident_versions(F, R).values())
     expected = {d.dose_id for d in real(facility, histories, NOW, NOW + HORIZON, NOW)}
     assert expected and stored == expected
+
+
+def sql(u: UnitOfWork) -> SqlUnitOfWork:
+    """The SQL unit of work behind the fixture, for a test that reads a table directly."""
+    assert isinstance(u, SqlUnitOfWork)
+    return u

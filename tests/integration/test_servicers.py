@@ -65,7 +65,7 @@ def test_an_unexpected_failure_is_internal_without_a_trace() -> None:
     def broken(*, write: bool = True) -> Any:
         raise RuntimeError("database password is hunter2 in /etc/secret")
 
-    _, _, code, details = _call(_server(broken, ADMIN), "ListFacilities",  # type: ignore[arg-type]
+    _, _, code, details = _call(_server(broken, ADMIN), "ListFacilities",
                                 facilities_pb2.ListFacilitiesRequest())
     assert code == grpc.StatusCode.INTERNAL
     assert "hunter2" not in details and "Traceback" not in details

@@ -214,7 +214,8 @@ class _FakeUnit:
 
 
 def _recorder(store: list[tuple[str, str]], fail: bool = False) -> AuditRecorder:
-    return AuditRecorder(lambda **_: _FakeUnit(store, fail),  # type: ignore[arg-type, return-value]
+    # A unit with only what the recorder's group commit touches (audit.add, commit).
+    return AuditRecorder(lambda **_: _FakeUnit(store, fail),  # type: ignore[arg-type]
                          lambda: datetime(2026, 1, 1, tzinfo=UTC))
 
 

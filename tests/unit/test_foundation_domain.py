@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -111,8 +112,12 @@ def test_hmac_token_round_trip_and_refusals() -> None:
 def test_verified_tokens_are_kept_until_they_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     decoded: list[str] = []
     decode = jwt.decode
-    monkeypatch.setattr(jwt, "decode", lambda token, *a, **k: (
-        decoded.append(token), decode(token, *a, **k))[1])
+
+    def counting(token: str, *a: Any, **k: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *a, **k)
+
+    monkeypatch.setattr(jwt, "decode", counting)
     verifier = TokenVerifier(hmac_secret=SECRET)
     token = mint_token(SECRET, subject="nurse-1", role=Role.CARER, facilities=["a"],
                        ttl=timedelta(minutes=5))
@@ -126,8 +131,7 @@ def test_verified_tokens_are_kept_until_they_expire(monkeypatch: pytest.MonkeyPa
     assert decoded == [token, token]
     # Within the leeway after exp a token is accepted but not kept.
     monkeypatch.undo()
-    monkeypatch.setattr(jwt, "decode", lambda token, *a, **k: (
-        decoded.append(token), decode(token, *a, **k))[1])
+    monkeypatch.setattr(jwt, "decode", counting)
     late = mint_token(SECRET, subject="nurse-1", role=Role.CARER, facilities=["a"],
                       ttl=timedelta(seconds=10), now=now - timedelta(seconds=20))
     verifier.verify(late)

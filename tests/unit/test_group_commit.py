@@ -40,7 +40,8 @@ class _Store:
 
 class _Unit:
     def __init__(self, store: _Store) -> None:
-        self.store, self.added, self.audit = store, [], self
+        self.store, self.audit = store, self
+        self.added: list[str] = []
         # As server.build_server's units of work: the call's draft, if any, is passed in.
         self.audit_draft = pending_audit.get()
 
