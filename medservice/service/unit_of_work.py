@@ -30,7 +30,7 @@ from medservice.store.discrepancies import (
     DiscrepancyFilter,
     QueueKey,
 )
-from medservice.store.schedule import DueDose, ResidentId, Stamp, StampCheck, Unsettled
+from medservice.store.schedule import DueDose, ResidentId, Stamp, StampCheck
 
 
 class Facilities(Protocol):
@@ -157,7 +157,7 @@ class Schedule(Protocol):
     def set_horizon(self, facility_id: str, until: datetime) -> None: ...
     def stamps(self, facility_ids: Collection[str]) -> dict[ResidentId, Stamp]: ...
     def unsettled(self, facility_ids: Collection[str], start: datetime, end: datetime,
-                  now: datetime) -> list[Unsettled]: ...
+                  now: datetime) -> list[DueDose]: ...
     def use_batch_memory(self) -> None: ...
 
 

@@ -102,18 +102,6 @@ class StampCheck:
     manual: set[ResidentId]  # vouched for, with an order that needs a manual schedule
 
 
-@dataclass(frozen=True)
-class Unsettled:
-    """A materialised dose whose window has closed with no active record on it."""
-
-    dose_id: str
-    facility_id: str
-    resident_id: str
-    order_id: str
-    due_at: datetime
-    closes_at: datetime
-
-
 class ScheduleRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -282,7 +270,7 @@ class ScheduleRepository:
         return int(row[0]), int(row[1])
 
     def unsettled(self, facility_ids: Collection[str], start: datetime, end: datetime,
-                  now: datetime) -> list[Unsettled]:
+                  now: datetime) -> list[DueDose]:
         """Doses due in [start, end) whose window closed by `now` with no active settling
         record of their resident, leaving out doses due before the mirror knew the order."""
         settled = exists().where(_R.dose_id == _S.dose_id, _R.settles,
@@ -294,7 +282,7 @@ class ScheduleRepository:
              .where(any_of(self._conn, _S.facility_id, facility_ids), _S.due_at >= start,
                     _S.due_at < end, _S.closes_at <= now,
                     or_(_S.order_since.is_(None), _S.due_at >= _S.order_since), ~settled))
-        return [Unsettled(r[0], r[1], r[2], r[3], _utc(r[4]), _utc(r[5]))
+        return [DueDose(r[0], r[1], r[2], r[3], _utc(r[4]), _utc(r[5]))
                 for r in self._conn.execute(q).all()]
 
     def hold_schedule(self) -> None:
