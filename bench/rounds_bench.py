@@ -51,7 +51,10 @@ def _seed(url: str, today: date) -> None:
                             f"{100 + i}"), now)
             orders = [unique[(i + k) % len(unique)] for k in range(ORDERS_PER_RESIDENT)]
             orders = list({o.order_id: o for o in orders}.values())
-            cards_uc.sync_card(u, "bench", rid, 1, orders, now - timedelta(days=30), now)
+            # Mirrored a month ago: the doses RecordDose records are reconciled, as a home
+            # that has used medservice for a while has them.
+            cards_uc.sync_card(u, "bench", rid, 1, orders, now - timedelta(days=30),
+                               now - timedelta(days=30))
         u.commit()
     engine.dispose()
 
