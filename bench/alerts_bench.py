@@ -140,6 +140,7 @@ def measure(store: str) -> dict[str, Any]:
                 commits.append((time.time(), position))
             wake(facility_id, position)
 
+        # The feed's own wake-up replaced on this instance, on purpose, to time commits.
         running.feed.wake = committed  # type: ignore[method-assign]
         target = f"127.0.0.1:{running.port}"
         try:

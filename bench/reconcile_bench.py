@@ -415,6 +415,7 @@ def profile(engine: Engine, uow: UnitOfWorkFactory, homes: Sequence[Home], now: 
     profiler.disable()
     wall = clock_time.perf_counter() - started
     stats = pstats.Stats(profiler)
+    # Stats.stats is what pstats keeps per function; typeshed's stub leaves it out.
     entries: dict[tuple[str, int, str], tuple] = stats.stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in entries.values())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -64,11 +64,12 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-def _time_calls(call: object, request: object, metadata: tuple) -> list[float]:
+def _time_calls(call: Callable[..., object], request: object,
+                metadata: tuple[tuple[str, str], ...]) -> list[float]:
     samples = []
     for _ in range(CALLS):
         started = time.perf_counter()
-        call(request, metadata=metadata, timeout=10)  # type: ignore[operator]
+        call(request, metadata=metadata, timeout=10)
         samples.append((time.perf_counter() - started) * 1000)
     return samples
 

@@ -145,8 +145,8 @@ class FacilityClock:
         if found is None:
             if len(self._dose_times) >= _CACHE_LIMIT:
                 self._dose_times.clear()
-            instant = self.instant(local_date, self.time_of(*parse_time_key(time_key)))
-            found = (self.wall_time(instant), instant)
+            local_time = self.time_of(*parse_time_key(time_key))
+            found = _dose_time(self.zone, local_date, local_time.replace(tzinfo=None, fold=0))
             self._dose_times[key] = found
         return found
 
@@ -215,6 +215,14 @@ def _instant(zone: ZoneInfo, local_date: date, local_time: time) -> datetime:
     """The zone conversion, memoized for all clocks of a zone (a pure function of
     immutable values: a day's schedule asks for the same few times again and again)."""
     return datetime.combine(local_date, local_time, tzinfo=zone).astimezone(UTC)
+
+
+@lru_cache(maxsize=_CACHE_LIMIT)
+def _dose_time(zone: ZoneInfo, local_date: date, local_time: time) -> tuple[time, datetime]:
+    """(wall-clock time, instant) of a local time, memoized like `_instant`: the wall time
+    differs from `local_time` only inside the spring night's gap."""
+    instant = _instant(zone, local_date, local_time)
+    return instant.astimezone(zone).time().replace(fold=0), instant
 
 
 def _minutes(t: time) -> int:

@@ -4,7 +4,9 @@ PostgreSQL (DOMAIN.md §6-8)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import ParamSpec
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -23,6 +25,7 @@ from tests.conftest import ServerFixture, TestClock
 R1 = "facilities/f/residents/r1"
 R2 = "facilities/f/residents/r2"
 ZONE = ZoneInfo("Europe/Copenhagen")
+P = ParamSpec("P")
 
 
 @pytest.fixture
@@ -84,15 +87,18 @@ def _give(c: MedClient, d: pb.ScheduledDose, *, quantity: str = "2", late: timed
         parent=R1, record=record, acknowledged_reasons=ack or [], request_id=request_id))
 
 
-def _discrepancies(c: MedClient, **kw: object) -> list[dpb.Discrepancy]:
+def _discrepancies(c: MedClient, *,
+                   code: dpb.DiscrepancyCode.ValueType = dpb.DISCREPANCY_CODE_UNSPECIFIED,
+                   status: dpb.DiscrepancyStatus.ValueType = dpb.DISCREPANCY_STATUS_UNSPECIFIED
+                   ) -> list[dpb.Discrepancy]:
     stub = discrepancies_pb2_grpc.DiscrepancyServiceStub(c.channel)
     return list(c.call(stub.ListDiscrepancies, dpb.ListDiscrepanciesRequest(
-        parent="facilities/f", **kw)).discrepancies)  # type: ignore[arg-type]
+        parent="facilities/f", code=code, status=status)).discrepancies)
 
 
-def _fails(fn: object, *args: object, **kw: object) -> MedServiceError:
+def _fails(fn: Callable[P, object], *args: P.args, **kw: P.kwargs) -> MedServiceError:
     with pytest.raises(MedServiceError) as info:
-        fn(*args, **kw)  # type: ignore[operator]
+        fn(*args, **kw)
     return info.value
 
 

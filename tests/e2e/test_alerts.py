@@ -15,6 +15,8 @@ import pytest
 
 from clients.client import MedClient, MedServiceError
 from medservice.domain.access import Role
+from medservice.reconcile import Discrepancy
+from medservice.service.unit_of_work import UnitOfWork
 from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
@@ -340,11 +342,11 @@ def test_a_resident_whose_reconciliation_fails_does_not_stop_the_sweep(
 
     real = sweep_module.reconcile_resident
 
-    def broken_for_r1(uow: object, facility_id: str, resident_id: str, *args: object
-                      ) -> object:
+    def broken_for_r1(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
+                      end: datetime, now: datetime) -> list[Discrepancy]:
         if resident_id == "r1":
             raise RuntimeError("a card this version cannot read")
-        return real(uow, facility_id, resident_id, *args)  # type: ignore[arg-type]
+        return real(uow, facility_id, resident_id, start, end, now)
 
     monkeypatch.setattr(sweep_module, "reconcile_resident", broken_for_r1)
     set_now(server_clock, tomorrow_at(server_clock, 9, 5))

@@ -4,7 +4,9 @@ idempotent writes, field errors, paging, health and reflection."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import ParamSpec
 
 import grpc
 import pytest
@@ -17,9 +19,11 @@ from medservice.server import SERVICE_NAMES
 from medservice.v1 import facilities_pb2 as fpb
 from tests.conftest import ServerFixture, token_for
 
+P = ParamSpec("P")
 
-def _facility(name: str = "Solhaven", **kw: object) -> fpb.Facility:
-    return fpb.Facility(display_name=name, **kw)  # type: ignore[arg-type]
+
+def _facility(name: str = "Solhaven", time_zone: str = "") -> fpb.Facility:
+    return fpb.Facility(display_name=name, time_zone=time_zone)
 
 
 def _resident(person_id: str = "010145-1234", name: str = "Test Person",
@@ -27,9 +31,10 @@ def _resident(person_id: str = "010145-1234", name: str = "Test Person",
     return fpb.Resident(person_id=person_id, display_name=name, room=room)
 
 
-def _fails(code: grpc.StatusCode, fn: object, *args: object, **kw: object) -> MedServiceError:
+def _fails(code: grpc.StatusCode, fn: Callable[P, object], *args: P.args, **kw: P.kwargs
+           ) -> MedServiceError:
     with pytest.raises(MedServiceError) as info:
-        fn(*args, **kw)  # type: ignore[operator]
+        fn(*args, **kw)
     assert info.value.code == code, str(info.value)
     return info.value
 

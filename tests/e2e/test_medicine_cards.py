@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -71,9 +72,9 @@ def versions(client: MedClient, stub: medicine_cards_pb2_grpc.MedicineCardServic
                             pb.ListOrderVersionsRequest(parent=name)).versions)
 
 
-def _code(fn: object, *args: object) -> MedServiceError:
+def _code(fn: Callable[..., object], *args: object) -> MedServiceError:
     with pytest.raises(MedServiceError) as info:
-        fn(*args)  # type: ignore[operator]
+        fn(*args)
     return info.value
 
 

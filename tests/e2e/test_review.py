@@ -5,8 +5,10 @@ produced by recording doses and reconciling two homes."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ParamSpec
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -23,6 +25,7 @@ from tests.builders import CARD_VALID_FROM, morning_evening, order, ts
 from tests.conftest import ServerFixture, TestClock, token_for
 
 ZONE = ZoneInfo("Europe/Copenhagen")
+P = ParamSpec("P")
 HIGH, MEDIUM, INFO = common_pb2.SEVERITY_HIGH, common_pb2.SEVERITY_MEDIUM, common_pb2.SEVERITY_INFO
 WRONG_DOSE = dpb.DISCREPANCY_CODE_WRONG_DOSE
 MISSED = dpb.DISCREPANCY_CODE_MISSED_DOSE
@@ -78,10 +81,10 @@ class Homes:
             facility=f"facilities/{facility}", start_time=ts(self.day),
             end_time=ts(self.day + timedelta(days=1))))
 
-    def find(self, facility: str, code: int) -> dpb.Discrepancy:
+    def find(self, facility: str, code: dpb.DiscrepancyCode.ValueType) -> dpb.Discrepancy:
         p = self.pharmacist
         [found] = p.call(p.discrepancies.ListDiscrepancies, dpb.ListDiscrepanciesRequest(
-            parent=f"facilities/{facility}", code=code)).discrepancies  # type: ignore[arg-type]
+            parent=f"facilities/{facility}", code=code)).discrepancies
         return found
 
 
@@ -136,9 +139,9 @@ def _summary(queue: list[dpb.Discrepancy]) -> list[tuple[str, int, int]]:
     return [(_facility(d), d.code, d.status) for d in queue]
 
 
-def _fails(fn: object, *args: object, **kw: object) -> MedServiceError:
+def _fails(fn: Callable[P, object], *args: P.args, **kw: P.kwargs) -> MedServiceError:
     with pytest.raises(MedServiceError) as info:
-        fn(*args, **kw)  # type: ignore[operator]
+        fn(*args, **kw)
     return info.value
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from medservice.demo import demo_cards
 from medservice.domain.administration import AdministrationRecord, NotGivenReason, Outcome
+from medservice.domain.dosage import StructuredDosage
 from medservice.domain.facility import Facility, MedicationTimes, Resident
 from medservice.domain.orders import Dosage, OrderContent
 from medservice.domain.rounds import DoseWithOrder, doses_between
@@ -200,13 +201,14 @@ def test_order_versions_read_in_a_rolled_back_change_are_not_kept(
 
 def _doubled(o: OrderContent) -> Dosage:
     dosage = o.dosage
+    assert isinstance(dosage, StructuredDosage), "only a structured dosage has doses to double"
     periods = tuple(dataclasses.replace(period, days=tuple(
         dataclasses.replace(day, doses=tuple(
             dataclasses.replace(x, amount=dataclasses.replace(
                 x.amount, quantity=x.amount.quantity * 2)) if x.amount.quantity else x
             for x in day.doses)) for day in period.days))
-        for period in dosage.periods)  # type: ignore[union-attr]
-    return dataclasses.replace(dosage, periods=periods)  # type: ignore[arg-type]
+        for period in dosage.periods)
+    return dataclasses.replace(dosage, periods=periods)
 
 
 def test_cached_doses_are_the_expanded_ones(uow: UnitOfWorkFactory) -> None:

@@ -16,8 +16,10 @@ from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
 from medservice.service import materialise as materialise_module
 from medservice.service.horizon import HORIZON, extend_horizon_once
+from medservice.service.materialise import Histories
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.store import tables as t
+from medservice.store.schedule import DueDose
 from medservice.store.uow import SqlUnitOfWork
 
 F, R = "f", "r"
@@ -45,14 +47,16 @@ def test_a_horizon_extension_keeps_the_doses_of_a_card_synced_meanwhile(
     sync = threading.Thread(target=sync_card)
     real = materialise_module.due_doses
 
-    def due_doses_with_a_sync_meanwhile(*args: object, **kwargs: object) -> object:
+    def due_doses_with_a_sync_meanwhile(facility: Facility, histories: Histories,
+                                        start: datetime, end: datetime, now: datetime
+                                        ) -> list[DueDose]:
         # Between reading the order versions (none yet) and writing the rows: the card
         # sync commits here unless the extension holds the resident.
         if threading.current_thread() is threading.main_thread() and not sync.is_alive() \
                 and not synced.is_set():
             sync.start()
             synced.wait(WAIT)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        return real(facility, histories, start, end, now)
 
     monkeypatch.setattr(materialise_module, "due_doses", due_doses_with_a_sync_meanwhile)
     with uow() as u:

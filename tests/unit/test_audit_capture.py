@@ -152,6 +152,12 @@ def _begin(request: Message) -> CallAudit:
     return call
 
 
+def _reset(call: CallAudit) -> None:
+    """Take the call's draft out of the context again (what `AuditRecorder.end` does)."""
+    assert call.token is not None
+    pending_audit.reset(call.token)
+
+
 def test_a_created_resource_named_only_in_the_response_is_taken() -> None:
     call = _begin(fpb.CreateResidentRequest(parent=F, request_id="req-1"))
     try:
@@ -166,7 +172,7 @@ def test_a_created_resource_named_only_in_the_response_is_taken() -> None:
         assert (draft.event.resource, draft.event.facility_id, draft.event.resident_id) == \
             (R, "f", "r1")
     finally:
-        pending_audit.reset(call.token)  # type: ignore[arg-type]
+        _reset(call)
 
 
 def test_request_ids_that_are_not_plain_tokens_are_not_kept() -> None:
@@ -176,7 +182,7 @@ def test_request_ids_that_are_not_plain_tokens_are_not_kept() -> None:
         draft = pending_audit.get()
         assert draft is not None
         assert draft.event.request_id == (request_id if kept else "")
-        pending_audit.reset(call.token)  # type: ignore[arg-type]
+        _reset(call)
 
 
 def test_calls_outside_the_v1_api_are_not_audited() -> None:
@@ -214,7 +220,8 @@ class _FakeUnit:
 
 
 def _recorder(store: list[tuple[str, str]], fail: bool = False) -> AuditRecorder:
-    # A unit with only what the recorder's group commit touches (audit.add, commit).
+    # A unit with only what the recorder's group commit touches (audit.add, commit): not a
+    # whole UnitOfWork on purpose, hence the ignore.
     return AuditRecorder(lambda **_: _FakeUnit(store, fail),  # type: ignore[arg-type]
                          lambda: datetime(2026, 1, 1, tzinfo=UTC))
 

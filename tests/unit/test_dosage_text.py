@@ -132,4 +132,4 @@ def test_ranges_and_units() -> None:
 
 def test_only_danish_and_english() -> None:
     with pytest.raises(InvalidArgument):
-        short_text(dosage(1, (1, [d()])), "de")  # type: ignore[arg-type]
+        short_text(dosage(1, (1, [d()])), "de")  # type: ignore[arg-type]  # not a Language

@@ -65,6 +65,12 @@ class _Unit:
             self.store.committed.append(self.added)
 
 
+def _group(store: _Store) -> GroupCommit:
+    # _Unit has only what GroupCommit touches (audit.add, commit, audit_draft): not a whole
+    # UnitOfWork on purpose, hence the ignore.
+    return GroupCommit(store.unit)  # type: ignore[arg-type]
+
+
 def _write_all(group: GroupCommit, n: int) -> dict[str, Exception | None]:
     results: dict[str, Exception | None] = {}
     start = threading.Barrier(n)
@@ -83,7 +89,7 @@ def _write_all(group: GroupCommit, n: int) -> dict[str, Exception | None]:
 
 def test_each_event_commits_once_and_callers_queued_together_share_a_commit() -> None:
     store = _Store()
-    results = _write_all(GroupCommit(store.unit), 24)  # type: ignore[arg-type]
+    results = _write_all(_group(store), 24)
     assert results == {f"e{i}": None for i in range(24)}
     written = [e for batch in store.committed for e in batch]
     assert sorted(written) == sorted(f"e{i}" for i in range(24))
@@ -92,7 +98,7 @@ def test_each_event_commits_once_and_callers_queued_together_share_a_commit() ->
 
 def test_a_refused_event_fails_only_its_own_call() -> None:
     store = _Store(refuse={"e3"})
-    results = _write_all(GroupCommit(store.unit), 12)  # type: ignore[arg-type]
+    results = _write_all(_group(store), 12)
     assert isinstance(results.pop("e3"), RuntimeError)
     assert results == {f"e{i}": None for i in range(12) if i != 3}
     written = [e for batch in store.committed for e in batch]
@@ -103,7 +109,7 @@ def test_the_writers_pending_draft_does_not_ride_along() -> None:
     store = _Store(delay=0)
     token = pending_audit.set(AuditDraft(_event(99)))
     try:
-        assert GroupCommit(store.unit).write(_event(1)) is None  # type: ignore[arg-type]
+        assert _group(store).write(_event(1)) is None
     finally:
         pending_audit.reset(token)
     assert store.committed == [["e1"]]
@@ -111,7 +117,7 @@ def test_the_writers_pending_draft_does_not_ride_along() -> None:
 
 def test_sequential_writes_each_commit() -> None:
     store = _Store(delay=0)
-    group = GroupCommit(store.unit)  # type: ignore[arg-type]
+    group = _group(store)
     assert [group.write(_event(i)) for i in range(3)] == [None, None, None]
     assert store.committed == [["e0"], ["e1"], ["e2"]]
 
