@@ -14,7 +14,9 @@ have). Elements are matched by local name, because 1.4 messages mix namespaces (
   without carrying its content (see PauseEvent and friends).
 
 Anything else (FMK 1.6, other FMK messages, responses that only confirm a change by
-identifier and version, non-XML) raises InvalidArgument on "content".
+identifier and version, non-XML) raises InvalidArgument on "content". FMK 1.6 is told by its
+namespace and by its elements, whatever the namespace (fmk_version): a namespace-less 1.6
+document is refused whole, naming the first 1.6 element, never read as 1.4.
 
 Each DrugMedication becomes an OrderContent whole, or an ImportProblem with its identifier,
 location ("DrugMedication[3]/Dosage/Structure[1]/Day[1]/Dose[1]/Quantity") and reason; the
@@ -59,6 +61,11 @@ from medservice.domain.orders import (
     validate_content,
 )
 from medservice.imports.fmk_dosage import parse_dosage
+from medservice.imports.fmk_version import (
+    FMK14_NAMESPACE,
+    FMK16_NAMESPACE_PREFIX,
+    fmk16_mark,
+)
 from medservice.imports.result import (
     ImportProblem,
     ImportResult,
@@ -76,11 +83,6 @@ from medservice.imports.xml_names import text as _text
 FMK_ZONE = ZoneInfo("Europe/Copenhagen")
 MAX_DOCUMENT_BYTES = 10_000_000
 
-_FMK14_NAMESPACE = re.compile(
-    r"http://www\.dkma\.dk/medicinecard/xml\.schema/"
-    r"(2012/06/01|2013/\d\d/\d\d|2015/01/01|2015/06/01)(/E\d+)?"
-)
-_FMK16_NAMESPACE_PREFIX = "http://fmk-teknik.dk/"
 _PERSON_ID = re.compile(r"[0-9]{6}-?[0-9]{4}")
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 _DATE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(Z|[+-][0-9]{2}:[0-9]{2})?")
@@ -153,11 +155,15 @@ def _parse(data: bytes) -> Element:
 
 
 def _document_name(root: Element) -> str:
+    """The root's name, once the document is known to be FMK 1.4: not in another namespace,
+    and with no FMK 1.6 element in any namespace (fmk_version)."""
     namespace = etree.QName(root).namespace
-    if namespace is not None and namespace.startswith(_FMK16_NAMESPACE_PREFIX):
-        raise _content("FMK 1.6 messages are not supported; send FMK 1.4")
-    if namespace is not None and not _FMK14_NAMESPACE.fullmatch(namespace):
+    if namespace is not None and not namespace.startswith(FMK16_NAMESPACE_PREFIX) \
+            and not FMK14_NAMESPACE.fullmatch(namespace):
         raise _content("not an FMK 1.4 document (unknown namespace)")
+    mark = fmk16_mark(root)
+    if mark is not None:
+        raise _content(mark.message())
     return _name(root)
 
 
@@ -277,7 +283,7 @@ def _version_number(element: Element, location: str, result: ImportResult) -> in
         return int(text)
     result.problems.append(ImportProblem(
         "", location, "the card version is not a whole number; it is ignored, so this "
-                      "message cannot be checked for staleness"))
+                      "message cannot be checked for staleness", about_order=False))
     return None
 
 

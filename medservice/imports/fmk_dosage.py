@@ -1,7 +1,12 @@
 """FMK 1.4 `Dosage` XML to the domain dosage model (medservice.domain.dosage).
 
-Reads the 1.4 family by element name, whatever the namespace: 2012/06/01 (1.4.0),
-2013/06/01 (1.4.2, DosageForRequest), 2015/01/01 (1.4.4) and 2015/06/01 (1.4.6). The shapes:
+Reads the 1.4 family by element name: 2012/06/01 (1.4.0), 2013/06/01 (1.4.2,
+DosageForRequest), 2015/01/01 (1.4.4) and 2015/06/01 (1.4.6), or no namespace. The `Dosage`
+element's own namespace must be one of those (its parts may mix them, as real messages do).
+A dosage in an FMK 1.6 namespace, or holding an FMK 1.6 element or dosage type in any
+namespace (fmk_version: `Precondition`, `DosagePeriod`, `<Type>Not Specified</Type>` ...),
+is refused naming that element, however much of it looks like 1.4 (a 1.6 free-text dosage
+does). The shapes:
 
 - 1.4.0: `Structure` elements directly in `Dosage`, each with its own `UnitText(s)`;
 - 1.4.2/1.4.4: `Structures` holding `UnitText(s)` and `Structure`/`EmptyStructure` elements;
@@ -38,6 +43,7 @@ from medservice.domain.dosage import (
 )
 from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
 from medservice.domain.orders import Dosage
+from medservice.imports.fmk_version import FMK14_NAMESPACE, fmk16_mark
 from medservice.imports.xml_names import child as _child
 from medservice.imports.xml_names import children as _children
 from medservice.imports.xml_names import elements as _elements
@@ -90,6 +96,7 @@ def parse_dosage(element: Element) -> Dosage:
     """Parse an lxml `Dosage` element."""
     if _name(element) != "Dosage":
         raise _bad(_name(element) or "Dosage", "expected a Dosage element")
+    _check_version(element)
     for child in _elements(element):
         reason = _UNSUPPORTED.get(_name(child))
         if reason:
@@ -100,6 +107,17 @@ def parse_dosage(element: Element) -> Dosage:
     if _child(element, "AdministrationAccordingToSchemaInLocalSystem") is not None:
         return LocalSchemaDosage()
     return _structured(element)
+
+
+def _check_version(dosage: Element) -> None:
+    """FMK 1.4 only: refuse FMK 1.6 (by namespace or element) and unknown namespaces."""
+    mark = fmk16_mark(dosage)
+    if mark is not None:
+        raise _bad(mark.path("."), f"{mark.what}; FMK 1.6 dosages are not supported, "
+                                   "send FMK 1.4")
+    namespace = etree.QName(dosage).namespace
+    if namespace is not None and not FMK14_NAMESPACE.fullmatch(namespace):
+        raise _bad("Dosage", "not an FMK 1.4 dosage (FMK 1.2 or an unknown namespace)")
 
 
 def _parse(data: bytes, what: str) -> Element:

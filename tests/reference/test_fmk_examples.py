@@ -1,4 +1,5 @@
-"""The FMK importer against the published FMK 1.4 example messages (trifork/fmk-schemas).
+"""The FMK importer against the published FMK 1.4 example messages (trifork/fmk-schemas),
+and the FMK 1.6 drafts of 2022, each refused whole.
 
 The examples live beside the project, in ../shared/reference; without them these tests skip,
 unless MEDSERVICE_REQUIRE_REFERENCE=1 (CI), which turns the skip into a failure. Dosage
@@ -9,6 +10,7 @@ tapering one, carried inside a DrugMedication to show the importer keeps it whol
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +28,7 @@ from medservice.imports.fmk import (
     WithdrawEvent,
     read_fmk,
 )
+from medservice.imports.fmk_version import fmk16_mark
 
 pytestmark = pytest.mark.reference
 
@@ -286,3 +289,73 @@ def test_the_dose_dispensed_orders_in_detail(examples: Path) -> None:
     assert times(kaleorid) == [TimeKind.MORNING, TimeKind.NOON, TimeKind.EVENING]
     assert times(orders["1380002"]) == [TimeKind.MORNING, TimeKind.EVENING]
     assert times(orders["14364228"]) == [TimeKind.NIGHT]
+
+
+# -- 2022/01/01 (FMK 1.6 drafts): each refused whole, cleanly (issue 21) --------------------
+
+FMK16_FOLDER = "2022/01/01"
+# HealthcareProfessionalIdentifier source="CPR" (a request header) is a person identifier
+# too, but not in a PersonIdentifier element.
+_CPR_SHAPED = re.compile(rb">\s*([0-9]{6}-?[0-9]{4})\s*<")
+
+
+def fmk16_examples(examples: Path) -> list[Path]:
+    files = sorted((examples / FMK16_FOLDER).glob("*.xml"))
+    assert len(files) >= 40, f"the FMK 1.6 drafts are missing from {examples / FMK16_FOLDER}"
+    return files
+
+
+def refusal(data: bytes) -> str:
+    with pytest.raises(InvalidArgument) as caught:
+        read_fmk(data)
+    [violation] = caught.value.violations
+    assert violation.field == "content"
+    return caught.value.message
+
+
+def strip_namespaces(data: bytes) -> bytes:
+    root = etree.fromstring(data, SAFE_PARSER)
+    for element in root.iter():
+        if isinstance(element.tag, str):
+            element.tag = etree.QName(element).localname
+    etree.cleanup_namespaces(root)
+    return bytes(etree.tostring(root))
+
+
+def test_every_fmk_16_draft_is_refused_whole_with_and_without_its_namespace(
+        examples: Path) -> None:
+    failures = []
+    for path in fmk16_examples(examples):
+        data = path.read_bytes()
+        persons = {m.decode().replace("-", "") for m in _CPR_SHAPED.findall(data)}
+        try:
+            root = etree.fromstring(data, SAFE_PARSER)
+        except etree.XMLSyntaxError:  # one draft is not well-formed
+            assert "not well-formed" in refusal(data), path.name
+            continue
+        said = refusal(data)
+        if "FMK 1.6" not in said:
+            failures.append(f"{path.name}: {said}")
+        stripped = refusal(strip_namespaces(data))
+        orders = any(etree.QName(e).localname == "DrugMedication" for e in root.iter()
+                     if isinstance(e.tag, str))
+        # A draft with orders shows FMK 1.6 elements, named; the others (headers, warrant
+        # requests) are not messages the importer reads.
+        if orders and "FMK 1.6 is not supported" not in stripped:
+            failures.append(f"{path.name} without its namespace: {stripped}")
+        if not orders and "not imported" not in stripped:
+            failures.append(f"{path.name} without its namespace: {stripped}")
+        if any(p in said or p in stripped for p in persons):
+            failures.append(f"{path.name}: a person identifier in the refusal")
+    assert not failures, "\n".join(failures)
+
+
+def test_no_fmk_14_example_shows_an_fmk_16_mark(examples: Path) -> None:
+    """The 1.6 marks never hit the 1.4 examples (messages and dosages), with or without
+    their namespaces: telling the versions apart refuses no FMK 1.4 document."""
+    for folder in FOLDERS:
+        for path in sorted((examples / folder).glob("*.xml")):
+            root = etree.fromstring(path.read_bytes(), SAFE_PARSER)
+            assert fmk16_mark(root) is None, path.name
+            stripped = etree.fromstring(strip_namespaces(path.read_bytes()), SAFE_PARSER)
+            assert fmk16_mark(stripped) is None, path.name
