@@ -38,6 +38,7 @@ class Stored:
     residents: dict[tuple[str, str], Resident] = field(default_factory=dict)
     order_changes: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     card_versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    incomplete_cards: set[tuple[str, str]] = field(default_factory=set)
     versions: list[OrderVersion] = field(default_factory=list)
     records: dict[str, tuple[AdministrationRecord, bool]] = field(default_factory=dict)
     discrepancies: dict[str, tuple[Discrepancy, Status]] = field(default_factory=dict)
@@ -110,9 +111,16 @@ class FakeCards:
                      ) -> int | None:
         return self._db.card_versions.get((facility_id, resident_id))
 
+    def card_complete(self, facility_id: str, resident_id: str) -> bool:
+        return (facility_id, resident_id) not in self._db.incomplete_cards
+
     def set_card_version(self, facility_id: str, resident_id: str, card_version: int,
-                         now: datetime) -> None:
+                         now: datetime, *, complete: bool = True) -> None:
         self._db.card_versions[(facility_id, resident_id)] = card_version
+        if complete:
+            self._db.incomplete_cards.discard((facility_id, resident_id))
+        else:
+            self._db.incomplete_cards.add((facility_id, resident_id))
 
     def _of(self, keep: Callable[[OrderVersion], bool]) -> list[OrderVersion]:
         return sorted((v for v in self._db.versions if keep(v)),

@@ -138,6 +138,7 @@ def content_to_dict(c: OrderContent) -> Json:
                     (("start_time", p.start), ("end_time", p.end)) if v is not None}
                    for p in c.pauses],
         "discontinue_time": instant_text(c.discontinued_at) if c.discontinued_at else "",
+        "cannot_check_reason": c.cannot_check or "",
     }
     out.update({k: v for k, v in optional.items() if v})
     return out
@@ -342,6 +343,7 @@ def content_from_dict(d: Json, prefix: str = "order") -> OrderContent:
         window_minutes=window or None,
         pauses=tuple(pauses),
         discontinued_at=r.instant(d.get("discontinue_time"), f"{prefix}.discontinue_time"),
+        cannot_check=str(d.get("cannot_check_reason") or "") or None,
     )
     require(r.violations + validate_content(content, prefix))
     return content

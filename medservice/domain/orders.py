@@ -89,6 +89,10 @@ class OrderContent:
     window_minutes: int | None = None
     pauses: tuple[Pause, ...] = ()
     discontinued_at: datetime | None = None
+    # Set by the mirror, never by a source: the source's current version of this order could
+    # not be read, so this content is the one last read, kept as it was. Why, in words for
+    # staff and the pharmacist (never a person identifier). A readable version clears it.
+    cannot_check: str | None = None
 
     @property
     def manual_schedule_reason(self) -> str | None:
@@ -96,6 +100,20 @@ class OrderContent:
         if isinstance(self.dosage, TimingDosage):
             return timing_problem(self.dosage, order_start=self.treatment_start)
         return needs_manual_schedule(self.dosage)
+
+    @property
+    def needs_attention(self) -> str | None:
+        """What staff and the pharmacist must see about this order, or None: it cannot be
+        checked against its source (`cannot_check`), or its dosage needs a manual schedule.
+        One path says it everywhere: the round list's NEEDS_MANUAL_SCHEDULE note, CheckDose's
+        reason and the NEEDS_MANUAL_SCHEDULE discrepancy in the review queue."""
+        texts = []
+        if self.cannot_check is not None:
+            texts.append(f"cannot be checked, shown as last read: {self.cannot_check}")
+        reason = self.manual_schedule_reason
+        if reason is not None:
+            texts.append(f"needs a manual schedule: {reason}")
+        return "; ".join(texts) or None
 
 
 @dataclass(frozen=True)

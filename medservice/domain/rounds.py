@@ -211,10 +211,10 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
         notes.append(OrderNote(order_id, content.drug, NoteKind.ENDED,
                                f"treatment ended {content.treatment_end.isoformat()}: "
                                "do not give"))
-    reason = content.manual_schedule_reason
-    if reason is not None and state in (OrderState.ACTIVE, OrderState.PAUSED):
+    attention = content.needs_attention  # a manual schedule, or cannot be checked
+    if attention is not None and state in (OrderState.ACTIVE, OrderState.PAUSED):
         notes.append(OrderNote(order_id, content.drug, NoteKind.NEEDS_MANUAL_SCHEDULE,
-                               f"needs a manual schedule: {reason}"))
+                               attention))
     pn = None
     terms = pn_terms(content, shift_date) if state is OrderState.ACTIVE else None
     dosage = content.dosage

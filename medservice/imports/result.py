@@ -3,6 +3,7 @@ the others. An order is either read whole or reported; never applied half-way.""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,11 +46,27 @@ class WithdrawEvent:
 OrderEvent = PauseEvent | UnpauseEvent | WithdrawEvent
 
 
+# An order's place in its document ("DrugMedication[3]", "entry[2].resource"): changes from
+# one card to the next, so it is left out of what is kept on the order (ImportProblem.detail).
+_ORDER_PLACE = re.compile(
+    r"^(?:DrugMedication\w*|PrivateDoseDispensedMedication|entry)\[\d+\](?:\.resource)?[/.]?")
+
+
 @dataclass(frozen=True)
 class ImportProblem:
     source_order_id: str  # "" when even the identifier could not be read
     location: str  # where in the document, e.g. "DrugMedication[3]/Dosage"
     reason: str
+    # False for a problem with the document rather than with an order (an unreadable card
+    # version): it is reported, but neither keeps nor refuses an order.
+    about_order: bool = True
+
+    @property
+    def detail(self) -> str:
+        """Where in the order and why, without the order's place in the document:
+        "Dosage/Structure[1]/Day[1]/Dose[1]/Quantity: not a decimal"."""
+        inner = _ORDER_PLACE.sub("", self.location)
+        return f"{inner}: {self.reason}" if inner else self.reason
 
 
 @dataclass

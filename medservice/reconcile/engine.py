@@ -154,10 +154,10 @@ def manual_schedules(facility_id: str, resident_id: str, views: Iterable[OrderVi
                      start: datetime, end: datetime, rules: FacilityRules
                      ) -> list[Discrepancy]:
     """NEEDS_MANUAL_SCHEDULE, once per version in force in [start, end) whose dosage the
-    service cannot schedule."""
+    service cannot schedule, or which cannot be checked against its source."""
     found: list[Discrepancy] = []
     for view in views:
-        if all(v.content.manual_schedule_reason is None for v in view.versions):
+        if all(v.content.needs_attention is None for v in view.versions):
             continue  # the common case, decided without building the order's timeline
         for version, content, lo, hi in view.versions_between(start, end):
             f = manual_schedule_finding(content)

@@ -160,7 +160,9 @@ class _Local:
 
 
 def manual_schedule_finding(content: OrderContent) -> Finding | None:
-    reason = content.manual_schedule_reason
-    if reason is None:
+    """NEEDS_MANUAL_SCHEDULE for an order that needs a manual schedule or cannot be checked
+    against its source (`OrderContent.needs_attention`)."""
+    attention = content.needs_attention
+    if attention is None:
         return None
-    return _finding(Code.NEEDS_MANUAL_SCHEDULE, f"needs a manual schedule: {reason}")
+    return _finding(Code.NEEDS_MANUAL_SCHEDULE, attention)

@@ -1,9 +1,21 @@
 """Use cases of the medicine card mirror (DOMAIN.md §2). Each runs in the caller's unit of
-work. Nothing is ever updated or deleted: every change is a new order version."""
+work. Nothing is ever updated or deleted: every change is a new order version.
+
+What cannot be read is never lost (issue 21). An order an import cannot read that is on
+the card is kept as the mirror holds it and flagged: a new version of it, valid from the
+import, whose content is the held one with `OrderContent.cannot_check` set to why. That
+flag goes down the one NEEDS_MANUAL_SCHEDULE path (`OrderContent.needs_attention`): a note
+on the round list, a reason in CheckDose, a discrepancy in the pharmacist's review queue
+(keyed by the flagged version). The order's doses stay scheduled as last read, so a missed
+dose is still found. The next readable version of the order clears the flag. A card with
+an unreadable order is recorded as read but not applied whole (`CardView.complete`): an
+older card is still refused, and the same card version is applied again instead of being
+skipped, so a corrected re-import applies."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -20,9 +32,11 @@ from medservice.domain.orders import (
     effective_content,
     latest_known,
     order_state,
+    order_timeline,
     version_at,
 )
 from medservice.imports.result import (
+    ImportProblem,
     ImportResult,
     OrderEvent,
     PauseEvent,
@@ -39,13 +53,19 @@ class ChangeKind(Enum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     REMOVED = "removed"
+    # Could not be read and is on the card: kept as held, flagged cannot-check.
+    KEPT_UNREADABLE = "kept_unreadable"
+    # Could not be read and is not on the card (or the card version is held whole already):
+    # nothing of it applied.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
 class OrderChange:
-    order_id: str
+    order_id: str  # the source's identifier; "" for a refused order without a readable one
     kind: ChangeKind
-    version: int
+    version: int  # the order's mirror version after the change; 0 when none is held
+    reason: str = ""  # KEPT_UNREADABLE, REFUSED: where in the document and why
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,7 @@ class CardView:
     orders: list[CardOrder]
     valid_at: datetime
     known_at: datetime
+    complete: bool = True  # card_version was applied whole (see the module's note)
 
 
 def _view(facility: Facility, versions: list[OrderVersion], valid_at: datetime,
@@ -93,7 +114,8 @@ def get_card(uow: UnitOfWork, facility_id: str, resident_id: str, valid_at: date
         if view is not None:
             views.append(view)
     views.sort(key=lambda v: (v.content.drug.name.lower(), v.order_id))
-    return CardView(facility_id, resident_id, card_version, views, valid_at, known_at)
+    return CardView(facility_id, resident_id, card_version, views, valid_at, known_at,
+                    uow.cards.card_complete(facility_id, resident_id))
 
 
 def get_order(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
@@ -121,14 +143,31 @@ def _versions(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str
 
 def sync_card(uow: UnitOfWork, facility_id: str, resident_id: str, card_version: int | None,
               orders: list[OrderContent], valid_from: datetime, now: datetime,
-              *, whole_card: bool = True) -> tuple[CardView, list[OrderChange]]:
+              *, whole_card: bool = True, unreadable: Sequence[ImportProblem] = ()
+              ) -> tuple[CardView, list[OrderChange]]:
     """Apply the source's card: differences become new order versions valid from
     `valid_from`. A whole card also removes the orders it no longer holds; a delta (an
     import of some orders) leaves the others alone. card_version None (a document that
-    carries none) is applied without the staleness check and keeps the stored version."""
+    carries none) is applied without the staleness check and keeps the stored version.
+
+    `unreadable`: what the importer could not read (its problems). An order named there
+    is never applied from the document: on the card, it is kept as held and flagged
+    cannot-check (KEPT_UNREADABLE); not on the card, it is REFUSED. A whole card with an
+    order whose identifier could not be read removes nothing: each held order it does not
+    list may be that one, and is kept and flagged instead. With any unreadable order the
+    card version is recorded as read, not applied whole; an equal card version is skipped
+    only when the mirror holds it whole."""
     _check_unique(orders)
     get_resident(uow, facility_id, resident_id)
     stored = uow.cards.card_version(facility_id, resident_id, lock=True)
+    held_whole = uow.cards.card_complete(facility_id, resident_id)
+    problems = [p for p in unreadable if p.about_order]
+    named: dict[str, ImportProblem] = {}
+    for p in problems:
+        if p.source_order_id:
+            named.setdefault(p.source_order_id, p)
+    unidentified = [p for p in problems if not p.source_order_id]
+    readable = [o for o in orders if o.order_id not in named]  # read whole or not at all
     versioned = card_version is not None
     if card_version is None:
         card_version = stored or 0
@@ -137,29 +176,88 @@ def sync_card(uow: UnitOfWork, facility_id: str, resident_id: str, card_version:
             f"card version {card_version} is older than the mirror's {stored}",
             reason="STALE_CARD_VERSION")
     existing = uow.cards.resident_versions(facility_id, resident_id)
-    if versioned and stored is not None and card_version == stored:
+    if versioned and stored is not None and card_version == stored and held_whole:
         changes = [OrderChange(o.order_id, ChangeKind.UNCHANGED,
                                existing[o.order_id][-1].version if o.order_id in existing else 0)
-                   for o in orders]
+                   for o in readable]
+        changes += [OrderChange(p.source_order_id, ChangeKind.REFUSED, 0,
+                                f"{_where(p)}; the mirror holds this card version whole")
+                    for p in problems]
         return get_card(uow, facility_id, resident_id, now, now), changes
     changes = []
-    for content in orders:
+    for content in readable:
         history = existing.get(content.order_id, [])
         changes.append(_apply(uow, facility_id, resident_id, content, history, valid_from, now))
+    written = any(c.kind is not ChangeKind.UNCHANGED for c in changes)
+    for order_id, problem in named.items():
+        change, wrote = _keep(uow, order_id, existing.get(order_id, []),
+                              _flag(f"the source's version could not be read "
+                                    f"({problem.detail})"), _where(problem), now)
+        changes.append(change)
+        written = written or wrote
+    changes += [OrderChange("", ChangeKind.REFUSED, 0, _where(p)) for p in unidentified]
     if whole_card:
-        synced = {o.order_id for o in orders}
+        listed = {o.order_id for o in readable} | set(named)
         for order_id, history in sorted(existing.items()):
             latest = history[-1]
-            if order_id not in synced and not latest.removed:
-                removed = dataclasses.replace(latest, version=latest.version + 1,
-                                              valid_from=valid_from, recorded_at=now,
-                                              removed=True)
-                uow.cards.add_version(removed)
-                changes.append(OrderChange(order_id, ChangeKind.REMOVED, removed.version))
-    uow.cards.set_card_version(facility_id, resident_id, card_version, now)
-    if any(c.kind is not ChangeKind.UNCHANGED for c in changes):
+            if order_id in listed or latest.removed:
+                continue
+            if unidentified:  # it may be the order that could not be identified: keep it
+                where = _where(unidentified[0])
+                change, wrote = _keep(uow, order_id, history, _flag(
+                    f"the card holds an order whose identifier could not be read ({where}), "
+                    "which may be this one"), where, now)
+                changes.append(change)
+                written = written or wrote
+                continue
+            removed = dataclasses.replace(latest, version=latest.version + 1,
+                                          valid_from=valid_from, recorded_at=now,
+                                          removed=True)
+            uow.cards.add_version(removed)
+            changes.append(OrderChange(order_id, ChangeKind.REMOVED, removed.version))
+            written = True
+    complete = not problems if versioned else held_whole
+    uow.cards.set_card_version(facility_id, resident_id, card_version, now, complete=complete)
+    if written:
         _reconcile_since(uow, facility_id, resident_id, valid_from, now)
     return get_card(uow, facility_id, resident_id, max(valid_from, now), now), changes
+
+
+# The flag ends up in a discrepancy's description (at most 1000 characters) with more text.
+_MAX_FLAG = 400
+
+
+def _flag(text: str) -> str:
+    return text if len(text) <= _MAX_FLAG else text[:_MAX_FLAG - 1] + "…"
+
+
+def _where(problem: ImportProblem) -> str:
+    return f"{problem.location}: {problem.reason}" if problem.location else problem.reason
+
+
+def _keep(uow: UnitOfWork, order_id: str, history: list[OrderVersion], flag: str, where: str,
+          now: datetime) -> tuple[OrderChange, bool]:
+    """An order that could not be read: REFUSED when it is not on the card from `now` on;
+    else KEPT_UNREADABLE, flagged cannot-check from now on, keeping what the mirror holds at
+    every valid time from now (a version dated later too): a flagged copy of each version in
+    force from now on, recorded now, with the latest known pauses and discontinuation.
+    Nothing is added when it is flagged so already. Returns the change and whether versions
+    were added."""
+    pieces = [p for p in order_timeline(history) if p.end is None or p.end > now]
+    if all(p.version.removed for p in pieces):  # also: no history at all
+        return OrderChange(order_id, ChangeKind.REFUSED, 0, where), False
+    version = history[-1].version
+    if all(p.version.content.cannot_check == flag for p in pieces):
+        return OrderChange(order_id, ChangeKind.KEPT_UNREADABLE, version, where), False
+    latest = latest_known(history)
+    assert latest is not None
+    for piece in pieces:
+        version += 1
+        held = effective_content(piece.version, latest)
+        uow.cards.add_version(dataclasses.replace(
+            piece.version, content=dataclasses.replace(held, cannot_check=flag),
+            version=version, valid_from=max(piece.start, now), recorded_at=now))
+    return OrderChange(order_id, ChangeKind.KEPT_UNREADABLE, version, where), True
 
 
 def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: ImportResult,
@@ -170,7 +268,8 @@ def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: Imp
         raise FailedPrecondition("the document is about another person than this resident",
                                  reason="PERSON_MISMATCH")
     card, changes = sync_card(uow, facility_id, resident_id, result.card_version,
-                              result.orders, now, now, whole_card=result.whole_card)
+                              result.orders, now, now, whole_card=result.whole_card,
+                              unreadable=result.problems)
     for event in result.events:
         view = _apply_event(uow, facility_id, resident_id, event, now)
         changes.append(OrderChange(view.order_id, ChangeKind.UPDATED, view.version.version))

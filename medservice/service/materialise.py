@@ -105,8 +105,9 @@ def _plain_part(view: OrderView, dose: ScheduledDose, clock: FacilityClock
 
 
 def simple(histories: Histories) -> bool:
-    """No order needs a manual schedule (whose finding the SQL triage cannot make)."""
-    return all(v.content.manual_schedule_reason is None for h in histories for v in h)
+    """No order needs a manual schedule or cannot be checked (NEEDS_MANUAL_SCHEDULE, whose
+    finding the SQL triage cannot make)."""
+    return all(v.content.needs_attention is None for h in histories for v in h)
 
 
 def materialise(uow: UnitOfWork, facility: Facility, histories_of: Mapping[str, Histories],

@@ -102,17 +102,25 @@ class CardRepository:
         row = self._conn.execute(q).first()
         return None if row is None else int(row.card_version)
 
+    def card_complete(self, facility_id: str, resident_id: str) -> bool:
+        """Whether the stored card version was applied whole (True when none is stored).
+        Read after card_version(lock=True), under its lock."""
+        c = t.medicine_cards.c
+        row = self._conn.execute(select(c.complete).where(
+            c.facility_id == facility_id, c.resident_id == resident_id)).first()
+        return True if row is None else bool(row.complete)
+
     def set_card_version(self, facility_id: str, resident_id: str, card_version: int,
-                         now: datetime) -> None:
+                         now: datetime, *, complete: bool = True) -> None:
         c = t.medicine_cards.c
         done = self._conn.execute(
             update(t.medicine_cards).where(c.facility_id == facility_id,
                                            c.resident_id == resident_id)
-            .values(card_version=card_version, recorded_at=now))
+            .values(card_version=card_version, recorded_at=now, complete=complete))
         if done.rowcount == 0:
             self._conn.execute(insert(t.medicine_cards).values(
                 facility_id=facility_id, resident_id=resident_id, card_version=card_version,
-                recorded_at=now))
+                recorded_at=now, complete=complete))
 
     def add_version(self, v: OrderVersion) -> None:
         self._conn.execute(insert(t.order_versions).values(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     text,
+    true,
 )
 
 metadata = MetaData()
@@ -73,6 +74,9 @@ medicine_cards = Table(
     Column("resident_id", String(63), primary_key=True),
     Column("card_version", BigInteger, nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    # False: card_version was read, but an order of it could not be, so it was applied in
+    # part (issue 21); an import of the same version is then applied, not skipped.
+    Column("complete", Boolean, nullable=False, server_default=true()),
     ForeignKeyConstraint(["facility_id", "resident_id"],
                          ["residents.facility_id", "residents.resident_id"]),
 )
