@@ -195,15 +195,37 @@ def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
     if args.json:
         _print_json(results)
         return 0
+    print_import(results)
+    return 0 if not any(r.problems for r in results) else 3
+
+
+def _change_word(kind: cpb.OrderChangeKind.ValueType) -> str:
+    return cpb.OrderChangeKind.Name(kind).removeprefix("ORDER_CHANGE_KIND_").lower() \
+        .replace("_", " ")
+
+
+def print_import(results: Sequence[cpb.ImportMedicineCardResponse]) -> None:
+    """What an import did: a count per kind, then each order (created, updated, unchanged,
+    removed, kept unreadable, refused, with why), then what was wrong with the document
+    itself, and whether the card version was applied whole."""
+    changes = [c for r in results for c in r.changes]
     counts: dict[str, int] = {}
-    problems = [p for r in results for p in r.problems]
-    for change in (c for r in results for c in r.changes):
-        key = cpb.OrderChangeKind.Name(change.kind).removeprefix("ORDER_CHANGE_KIND_").lower()
-        counts[key] = counts.get(key, 0) + 1
+    for change in changes:
+        counts[_change_word(change.kind)] = counts.get(_change_word(change.kind), 0) + 1
     print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no orders")
-    for p in problems:
-        print(f"refused {p.source_order_id or '?'} at {p.location}: {p.reason}")
-    return 0 if not problems else 3
+    _print_table([(_change_word(c.kind),
+                   c.source_order_id or c.order.rsplit("/", 1)[-1] or "?",
+                   str(c.version) if c.version else "", c.reason)
+                  for c in changes], ("DONE", "ORDER", "VERSION", "WHY"))
+    reasons = [c.reason for c in changes]
+    for p in (p for r in results for p in r.problems):
+        said = f"{p.location}: {p.reason}" if p.location else p.reason
+        if not any(reason.startswith(said) for reason in reasons):
+            print(f"problem at {p.location or 'the document'}: {p.reason}")
+    if results and results[-1].card.incomplete:
+        print(f"card version {results[-1].card.card_version} was read but not applied whole: "
+              "the unreadable orders are kept as they were and flagged; import the corrected "
+              "card (the same version applies again)")
 
 
 def import_fmk(client: MedClient, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ def order_content_from_proto(order: pb.Order, facility_id: str, resident_id: str
         raise InvalidArgument([FieldViolation(f"{prefix}.name",
                                               "names an order of another resident")])
     data = MessageToDict(order, preserving_proto_field_name=True)
+    data.pop("cannot_check_reason", None)  # output only: the mirror sets it, never a caller
     data["order_id"] = order_id
     return content_from_dict(data, prefix)
 
@@ -64,6 +65,7 @@ def card_to_proto(card: CardView) -> pb.MedicineCard:
         orders=[order_view_to_proto(v) for v in card.orders],
         valid_time=timestamp(card.valid_at),
         recorded_time=timestamp(card.known_at),
+        incomplete=not card.complete,
     )
 
 
@@ -78,5 +80,14 @@ def import_response(card: CardView, changes: list[OrderChange],
 
 def changes_to_proto(facility_id: str, resident_id: str, changes: list[OrderChange]
                      ) -> list[pb.OrderChange]:
-    return [pb.OrderChange(order=names.order_name(facility_id, resident_id, c.order_id),
-                           kind=_CHANGE[c.kind], version=c.version) for c in changes]
+    return [pb.OrderChange(order=_order_name(facility_id, resident_id, c.order_id),
+                           kind=_CHANGE[c.kind], version=c.version, reason=c.reason,
+                           source_order_id=c.order_id) for c in changes]
+
+
+def _order_name(facility_id: str, resident_id: str, order_id: str) -> str:
+    """The order's name; "" for an identifier no order of the mirror can have (a refused
+    order's: unreadable, too long, or with a '/')."""
+    if not order_id.strip() or len(order_id) > 63 or "/" in order_id:
+        return ""
+    return names.order_name(facility_id, resident_id, order_id)

@@ -45,14 +45,21 @@ def test_fmk_medicine_card_response_imports_with_pause_and_discontinuation(
     client = _home(server, "111111-1118")  # the example's test person
     result = client.import_fmk(RESIDENT, data)
     assert [o.drug.name for o in result.card.orders] == ["Primcillin"]
-    assert [c.kind for c in result.changes] == [cpb.ORDER_CHANGE_KIND_CREATED]
+    # Per order: the readable one created; the negative-consent one (never on the card)
+    # refused, with why.
+    assert [c.kind for c in result.changes] == [cpb.ORDER_CHANGE_KIND_CREATED,
+                                                cpb.ORDER_CHANGE_KIND_REFUSED]
+    assert result.changes[1].source_order_id == "11222123131213"
+    assert "negative consent" in result.changes[1].reason
     order = result.card.orders[0]
     assert order.state == cpb.ORDER_STATE_DISCONTINUED
     assert len(order.pauses) == 1 and order.HasField("discontinue_time")
     assert order.dosage.HasField("structured")
     assert [p.source_order_id for p in result.problems] == ["11222123131213"]  # negative consent
+    assert result.card.incomplete  # the card holds an order nobody here can read
     again = client.import_fmk(RESIDENT, data)
-    assert [c.kind for c in again.changes] == [cpb.ORDER_CHANGE_KIND_UNCHANGED]
+    assert [c.kind for c in again.changes] == [cpb.ORDER_CHANGE_KIND_UNCHANGED,
+                                               cpb.ORDER_CHANGE_KIND_REFUSED]
 
 
 def test_fmk_document_about_another_person_is_refused_whole(server: ServerFixture) -> None:
@@ -118,5 +125,7 @@ def test_a_large_fhir_bundle_is_sent_in_chunks(server: ServerFixture, tmp_path: 
     token = integration._metadata[0][1].split()[1]
     assert main(["--target", server.target, "--token", token, "import", "fhir", str(path),
                  "--resident", RESIDENT]) == 0
-    assert capsys.readouterr().out.strip() == "250 created"
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == "250 created"
+    assert sum(line.startswith("created") for line in out[1:]) == 250  # one line per order
     assert len(integration.get_card(RESIDENT).orders) == 250
