@@ -389,10 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "local", None) is not None:
-        return run_local(args)
-    ca = Path(args.ca_file).read_bytes() if args.ca_file else None
     try:
+        if getattr(args, "local", None) is not None:
+            return run_local(args)
+        ca = Path(args.ca_file).read_bytes() if args.ca_file else None
         with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
                        timeout=args.timeout) as client:
             handler: Handler = args.handler
@@ -405,6 +405,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into head
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file named on the command line: one line, never a traceback
+        print(f"medctl: {file_error(e)}", file=sys.stderr)
+        return 2
+
+
+def file_error(e: OSError) -> str:
+    """"cannot read /missing.xml: No such file or directory"."""
+    what = f"cannot read {e.filename}" if e.filename else "cannot read a file"
+    return f"{what}: {e.strerror or e}"
 
 
 if __name__ == "__main__":
