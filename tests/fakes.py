@@ -217,6 +217,8 @@ class FakeDiscrepancies:
             if stored is None or stored[1] is Status.WITHDRAWN:
                 fresh.append(d_id)
                 self._db.discrepancies[d_id] = (d, Status.OPEN)
+            elif stored[0] != d:  # found again with other facts: they replace the stored
+                self._db.discrepancies[d_id] = (d, stored[1])
         return fresh
 
     def withdraw_absent(self, facility_id: str, resident_id: str | None, start: datetime,
