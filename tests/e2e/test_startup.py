@@ -8,14 +8,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from medservice.store.db import normalise_url
 from medservice.store.migrate import schema_behind, upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,26 +42,6 @@ def _one_line_refusal(args: list[str], env: dict[str, str], cwd: Path) -> str:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, out
     return lines[0]
-
-
-@pytest.fixture
-def empty_postgres() -> Iterator[str]:
-    admin_url = os.environ.get("MEDSERVICE_TEST_POSTGRES_URL", "")
-    if not admin_url:
-        pytest.skip("PostgreSQL tests need MEDSERVICE_TEST_POSTGRES_URL")
-    base = make_url(normalise_url(admin_url))
-    name = f"medservice_unmigrated_{os.getpid()}"
-    admin = create_engine(base.render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_serve_refuses_an_unmigrated_postgres_then_serves_once_migrated(
