@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from medservice.demo import DEMO_FACILITY_ID, seed_demo
-from medservice.domain.access import Role
+from medservice.domain.access import ALL, Role, may_hold_all_facilities
 from medservice.logs import configure_logging
 from medservice.settings import Settings, development_secret, load_settings
 
@@ -44,8 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         log.info("migrated")
         return 0
     if args.command == "token":
-        print(_token(settings, Role(args.role), args.facility or ["*"],
-                     args.subject or f"{args.role}-dev", args.hours))
+        role = Role(args.role)
+        facilities = args.facility or [ALL]
+        if ALL in facilities and not may_hold_all_facilities(role):
+            # The server refuses such a token: say so here, in one line, instead of minting it.
+            print(f"medservice token: a {role.value} token needs --facility ID (repeat for "
+                  "several); '*' is only for admin, integration and pharmacist",
+                  file=sys.stderr)
+            return 2
+        print(_token(settings, role, facilities, args.subject or f"{args.role}-dev",
+                     args.hours))
         return 0
     return _serve(settings, args)
 
