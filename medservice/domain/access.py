@@ -23,7 +23,8 @@ ALL = "*"  # a token's facility list may be ["*"]: every facility
 # homes of a whole municipality. A carer and a shift lead work the rounds of the homes they
 # are on duty in: their tokens must name them, or one token would read every home's
 # residents, person identifiers included.
-CROSS_FACILITY_ROLES = frozenset({Role.ADMIN, Role.INTEGRATION, Role.PHARMACIST})
+CROSS_FACILITY_ROLES: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.INTEGRATION, Role.PHARMACIST})
 
 
 def may_hold_all_facilities(role: Role) -> bool:

@@ -45,7 +45,7 @@ def test_a_round_role_with_every_facility_is_refused(server: ServerFixture, role
     assert err.code == grpc.StatusCode.UNAUTHENTICATED
 
 
-@pytest.mark.parametrize("role", sorted(CROSS_FACILITY_ROLES, key=lambda r: r.value))
+@pytest.mark.parametrize("role", [r for r in Role if r in CROSS_FACILITY_ROLES])
 def test_cross_facility_roles_may_hold_every_facility(server: ServerFixture, role: Role) -> None:
     _seeded(server)
     assert [f.name for f in server.client(role, "*").list_facilities()] == [
