@@ -4,8 +4,12 @@ resident of each facility, separately."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -123,3 +127,90 @@ def test_a_person_who_moves_is_a_separate_resident_of_each_facility(
     # A ends the old resident's rounds with an empty whole card; B's card is untouched.
     assert list(_sync(feed_a, old, 2, []).card.orders) == []
     assert len(feed_b.get_card(new).orders) == 1
+
+
+# FHIR import checks the patient as the FMK import does (issue 13).
+
+CPR = "urn:oid:1.2.208.176.1.2"
+TEST_PERSON = "2512489996"  # well-known Danish test persons
+OTHER_TEST_PERSON = "1111111118"
+RESIDENT = "facilities/a/residents/r1"
+
+
+def _fhir(subject: Mapping[str, Any], *extra: Mapping[str, Any]) -> bytes:
+    request = {
+        "resourceType": "MedicationRequest", "id": "rx1", "status": "active",
+        "intent": "order", "subject": subject,
+        "medicationCodeableConcept": {"coding": [
+            {"system": "https://fmk.example/drug", "code": "28101234",
+             "display": "Panodil 500 mg"},
+            {"system": "http://www.whocc.no/atc", "code": "N02BE01"}]},
+        "dosageInstruction": [{
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+            "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}]}],
+    }
+    entries = [{"resource": r} for r in (*extra, request)]
+    return json.dumps({"resourceType": "Bundle", "type": "collection",
+                       "entry": entries}).encode()
+
+
+DONALD: dict[str, Any] = {"reference": "Patient/pat1", "display": "Donald Duck"}
+
+
+@pytest.fixture
+def feed(server: ServerFixture, homes: tuple[MedClient, MedClient]) -> MedClient:
+    homes[0].create_resident("a", _resident(TEST_PERSON), "r1")
+    return server.client(Role.INTEGRATION, "a", subject="feed-a")
+
+
+def _import_fails(feed: MedClient, data: bytes, confirmed: bool = False) -> MedServiceError:
+    with pytest.raises(MedServiceError) as info:
+        feed.import_fhir(RESIDENT, data, subject_confirmed=confirmed)
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert list(feed.get_card(RESIDENT).orders) == []  # nothing applied
+    for secret in (TEST_PERSON, OTHER_TEST_PERSON, "Donald", "pat1"):
+        assert secret not in str(info.value)
+    return info.value
+
+
+def test_fhir_for_another_person_is_refused_confirmed_or_not(feed: MedClient) -> None:
+    for subject, extra in (({"identifier": {"system": CPR, "value": OTHER_TEST_PERSON}}, ()),
+                           (DONALD, ({"resourceType": "Patient", "id": "pat1", "identifier": [
+                               {"system": CPR, "value": "111111-1118"}]},))):
+        for confirmed in (False, True):
+            err = _import_fails(feed, _fhir(subject, *extra), confirmed)
+            assert err.reason == "PERSON_MISMATCH"
+
+
+def test_fhir_naming_the_resident_by_cpr_imports_unconfirmed(feed: MedClient) -> None:
+    patient = {"resourceType": "Patient", "id": "pat1",
+               "identifier": [{"system": CPR, "value": "251248-9996"}]}
+    result = feed.import_fhir(RESIDENT, _fhir(DONALD, patient))
+    assert [o.drug.name for o in result.card.orders] == ["Panodil 500 mg"]
+
+
+def test_fhir_naming_nobody_needs_the_callers_confirmation(feed: MedClient) -> None:
+    err = _import_fails(feed, _fhir(DONALD))
+    assert err.reason == "SUBJECT_NOT_IDENTIFIED"
+    assert "subject_confirmed" in err.message and CPR in err.message
+    unnamed = {"resourceType": "Patient", "id": "pat1", "name": [{"family": "Duck"}]}
+    assert _import_fails(feed, _fhir(DONALD, unnamed)).reason == "SUBJECT_NOT_IDENTIFIED"
+    result = feed.import_fhir(RESIDENT, _fhir(DONALD), subject_confirmed=True)
+    assert [o.drug.name for o in result.card.orders] == ["Panodil 500 mg"]
+
+
+def test_medctl_import_fhir_confirms_the_subject_when_told(
+        server: ServerFixture, feed: MedClient, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+
+    path = tmp_path / "bundle.json"
+    path.write_bytes(_fhir(DONALD))
+    token = feed._metadata[0][1].split()[1]
+    base = ["--target", server.target, "--token", token, "import", "fhir", str(path),
+            "--resident", RESIDENT]
+    assert main(base) == 1
+    assert "--confirm-subject" in capsys.readouterr().err
+    assert main([*base, "--confirm-subject"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[0] == "1 created"
