@@ -84,6 +84,9 @@ def test_a_float_exp_is_a_number() -> None:
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
+    # main() would point structlog at the captured stderr, closed after the test: later
+    # tests' log lines would then fail.
+    monkeypatch.setattr(cli, "configure_logging", lambda *_: None)
     monkeypatch.setenv("MEDSERVICE_JWT_SECRET", TEST_SECRET)
     for name in ("MEDSERVICE_JWT_ISSUER", "MEDSERVICE_JWT_AUDIENCE", "MEDSERVICE_ENVIRONMENT"):
         monkeypatch.delenv(name, raising=False)
