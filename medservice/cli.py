@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 
 from medservice.demo import DEMO_FACILITY_ID, seed_demo
-from medservice.domain.access import Role
+from medservice.domain.access import ALL, Role, may_hold_all_facilities
 from medservice.logs import configure_logging
 from medservice.settings import Settings, SettingsError, development_secret, load_settings
 
@@ -66,8 +66,16 @@ def _run(args: argparse.Namespace) -> int:
         log.info("migrated")
         return 0
     if args.command == "token":
-        print(_token(settings, Role(args.role), args.facility or ["*"],
-                     args.subject or f"{args.role}-dev", args.hours))
+        role = Role(args.role)
+        facilities = args.facility or [ALL]
+        if ALL in facilities and not may_hold_all_facilities(role):
+            # The server refuses such a token: say so here, in one line, instead of minting it.
+            print(f"medservice token: a {role.value} token needs --facility ID (repeat for "
+                  "several); '*' is only for admin, integration and pharmacist",
+                  file=sys.stderr)
+            return 2
+        print(_token(settings, role, facilities, args.subject or f"{args.role}-dev",
+                     args.hours))
         return 0
     return _serve(settings, args)
 

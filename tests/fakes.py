@@ -93,8 +93,9 @@ class FakeResidents:
                        key=lambda r: (r.room, r.resident_id))
         return [r for r in found if after is None or (r.room, r.resident_id) > after][:limit]
 
-    def person_id_taken(self, person_id: str) -> bool:
-        return any(r.person_id == person_id for r in self._db.residents.values())
+    def person_id_taken(self, facility_id: str, person_id: str) -> bool:
+        return any(r.facility_id == facility_id and r.person_id == person_id
+                   for r in self._db.residents.values())
 
     replace = _not_faked
 
