@@ -4,8 +4,8 @@ field.
 
 `check_request` is the first thing done with every request (the `rpc` decorators call it):
 it refuses, naming each field, any Timestamp outside the supported range or with nanos out
-of range, and any enum number the API does not define, wherever in the request they are,
-so no later conversion or arithmetic meets one.
+of range, any enum number the API does not define and any string holding a NUL character,
+wherever in the request they are, so no later conversion, arithmetic or store meets one.
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ def enum_value(message: Message, field: str, mapping: Mapping[Any, T], *,
 
 
 def request_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
-    """Every Timestamp out of range and every unknown enum number in `message`, at any
-    depth, each named by its path (e.g. "card.orders[2].dispensing_mode")."""
+    """Every Timestamp out of range, every unknown enum number and every string with a NUL
+    character in `message`, at any depth, each named by its path (e.g.
+    "card.orders[2].dispensing_mode")."""
     out: list[FieldViolation] = []
     for fd, value in message.ListFields():
         items = list(enumerate(value)) if fd.is_repeated else [(None, value)]
@@ -115,6 +116,9 @@ def request_violations(message: Message, prefix: str = "") -> list[FieldViolatio
             if fd.type == FieldDescriptor.TYPE_ENUM:
                 bad = _unknown_enum(fd, item, path)
                 out += [bad] if bad else []
+            elif fd.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
+                # No text means it, and PostgreSQL cannot store it (request ids, notes, ...).
+                out.append(FieldViolation(path, "must not contain the NUL character"))
             elif isinstance(item, Timestamp):
                 bad = bounds.timestamp_violation(item.seconds, item.nanos, path)
                 out += [bad] if bad else []
