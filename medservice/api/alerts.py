@@ -29,7 +29,7 @@ from medservice.service import alerts as uc
 from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import alerts_pb2 as pb
-from medservice.v1 import alerts_pb2_grpc, common_pb2
+from medservice.v1 import alerts_pb2_grpc
 
 WATCHERS = (Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 _SERVICE = "/medservice.v1.AlertService/"
@@ -38,11 +38,12 @@ _SERVICE = "/medservice.v1.AlertService/"
 
 
 
-def _audience(principal: Principal, value: int) -> Role | None:
+def _audience(principal: Principal, request: pb.WatchAlertsRequest | pb.ListAlertsRequest
+              ) -> Role | None:
     """The audience asked for; unspecified means the caller's own (an administrator: all)."""
-    if value == common_pb2.ROLE_UNSPECIFIED:
+    role = convert.enum_value(request, "audience", convert.ROLE_BACK)
+    if role is None:
         return None if principal.role is Role.ADMIN else principal.role
-    role = convert.ROLE_BACK.get(value)
     if role not in (Role.SHIFT_LEAD, Role.PHARMACIST):
         raise InvalidArgument([FieldViolation("audience", "alerts are for shift_lead or "
                                               "pharmacist")])
@@ -87,7 +88,7 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
                     principal: Principal) -> Iterator[pb.WatchAlertsResponse]:
         facility_id = names.parse_facility_name(request.parent, "parent")
         principal.require_facility(facility_id)
-        audience = _audience(principal, request.audience)
+        audience = _audience(principal, request)
         with self._uow(write=False) as uow:
             position = uc.watch_from(uow, facility_id, request.resume_token)
         if not self._slots.take():
@@ -119,7 +120,7 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
                    principal: Principal) -> pb.ListAlertsResponse:
         facility_id = names.parse_facility_name(request.parent, "parent")
         principal.require_facility(facility_id)
-        audience = _audience(principal, request.audience)
+        audience = _audience(principal, request)
         page = read_page(request.page_size, request.page_token, {
             "parent": request.parent, "audience": audience.value if audience else "",
             "unacknowledged_only": request.unacknowledged_only})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from medservice.api.convert import from_timestamp
+from medservice.api.convert import instant
 from medservice.api.convert_audit import audit_event_to_proto
 from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc
 from medservice.domain import names
@@ -48,8 +48,8 @@ def _filter(principal: Principal, request: pb.ListAuditEventsRequest
     if request.method and (len(request.method) > 200 or not _METHOD.match(request.method)):
         violations.append(FieldViolation(
             "method", "must be a method, /package.Service/Method, Service/Method or Method"))
-    start = from_timestamp(request.start_time) if request.HasField("start_time") else None
-    end = from_timestamp(request.end_time) if request.HasField("end_time") else None
+    start = instant(request, "start_time", None)
+    end = instant(request, "end_time", None)
     if start is not None and end is not None and end <= start:
         violations.append(FieldViolation("end_time", "must be after start_time"))
     if violations:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from medservice.api import convert_cards as cc
-from medservice.api.convert import from_timestamp
+from medservice.api.convert import instant
 from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc, run_idempotent
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
@@ -23,10 +21,6 @@ from medservice.v1 import medicine_cards_pb2_grpc
 READERS = (Role.INTEGRATION, Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 WRITERS = (Role.INTEGRATION,)
 _SERVICE = "/medservice.v1.MedicineCardService/"
-
-
-def _instant(ts: Timestamp, has: bool, default: Any) -> Any:
-    return from_timestamp(ts) if has else default
 
 
 class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
@@ -46,7 +40,7 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
         orders = [cc.order_content_from_proto(o, facility_id, resident_id, f"card.orders[{i}]")
                   for i, o in enumerate(request.card.orders)]
         now = self._clock()
-        valid_from = _instant(request.valid_time, request.HasField("valid_time"), now)
+        valid_from = instant(request, "valid_time", now)
 
         def work(uow: UnitOfWork) -> pb.SyncMedicineCardResponse:
             card, changes = uc.sync_card(uow, facility_id, resident_id,
@@ -64,8 +58,8 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
         facility_id, resident_id = names.parse_card_name(request.name)
         principal.require_facility(facility_id)
         now = self._clock()
-        valid_at = _instant(request.valid_time, request.HasField("valid_time"), now)
-        known_at = _instant(request.recorded_time, request.HasField("recorded_time"), now)
+        valid_at = instant(request, "valid_time", now)
+        known_at = instant(request, "recorded_time", now)
         with self._uow(write=False) as uow:
             return cc.card_to_proto(uc.get_card(uow, facility_id, resident_id, valid_at,
                                                 known_at))
@@ -76,8 +70,8 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
         facility_id, resident_id, order_id = names.parse_order_name(request.name)
         principal.require_facility(facility_id)
         now = self._clock()
-        valid_at = _instant(request.valid_time, request.HasField("valid_time"), now)
-        known_at = _instant(request.recorded_time, request.HasField("recorded_time"), now)
+        valid_at = instant(request, "valid_time", now)
+        known_at = instant(request, "recorded_time", now)
         with self._uow(write=False) as uow:
             return cc.order_view_to_proto(uc.get_order(uow, facility_id, resident_id, order_id,
                                                        valid_at, known_at))
@@ -146,8 +140,8 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
     @rpc(*WRITERS)
     def PauseOrder(self, request: pb.PauseOrderRequest, context: Any,
                    principal: Principal) -> pb.Order:
-        start = _instant(request.pause_start, request.HasField("pause_start"), None)
-        end = _instant(request.pause_end, request.HasField("pause_end"), None)
+        start = instant(request, "pause_start", None)
+        end = instant(request, "pause_end", None)
         return self._state_change(principal, request, "PauseOrder",
                                   lambda uow, f, r, o, now: uc.pause_order(
                                       uow, f, r, o, start, end, now))
@@ -155,7 +149,7 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
     @rpc(*WRITERS)
     def ResumeOrder(self, request: pb.ResumeOrderRequest, context: Any,
                     principal: Principal) -> pb.Order:
-        at = _instant(request.resume_time, request.HasField("resume_time"), None)
+        at = instant(request, "resume_time", None)
         return self._state_change(principal, request, "ResumeOrder",
                                   lambda uow, f, r, o, now: uc.resume_order(
                                       uow, f, r, o, at, now))
@@ -163,7 +157,7 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
     @rpc(*WRITERS)
     def DiscontinueOrder(self, request: pb.DiscontinueOrderRequest, context: Any,
                          principal: Principal) -> pb.Order:
-        at = _instant(request.discontinue_time, request.HasField("discontinue_time"), None)
+        at = instant(request, "discontinue_time", None)
         return self._state_change(principal, request, "DiscontinueOrder",
                                   lambda uow, f, r, o, now: uc.discontinue_order(
                                       uow, f, r, o, at, now))

@@ -1,16 +1,26 @@
-"""Proto <-> domain converters for facilities and residents. Bad input raises InvalidArgument
-naming the request field."""
+"""Proto <-> domain converters for facilities and residents, and the one timestamp and one
+enum converter every servicer uses. Bad input raises InvalidArgument naming the request
+field.
+
+`check_request` is the first thing done with every request (the `rpc` decorators call it):
+it refuses, naming each field, any Timestamp outside the supported range or with nanos out
+of range, any enum number the API does not define and any string holding a NUL character,
+wherever in the request they are, so no later conversion, arithmetic or store meets one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from medservice.domain import names
+from medservice.domain import bounds, names
 from medservice.domain.access import Role
 from medservice.domain.discrepancy import Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument, require
@@ -36,8 +46,90 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     return ts
 
 
-def from_timestamp(ts: Timestamp) -> datetime:
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+def from_timestamp(ts: Timestamp, field: str) -> datetime:
+    """An instant a caller sent, as an aware UTC datetime; refused outside the supported
+    range (medservice.domain.bounds)."""
+    require([v for v in [bounds.timestamp_violation(ts.seconds, ts.nanos, field)] if v])
     return ts.ToDatetime(tzinfo=UTC)
+
+
+def instant(message: Message, field: str, default: D, *, path: str | None = None
+            ) -> datetime | D:
+    """The Timestamp field `field` of `message`, or `default` when unset. `path` names it in
+    a violation when the message is not the request itself (e.g. "record.")."""
+    if not message.HasField(field):
+        return default
+    return from_timestamp(getattr(message, field), path or field)
+
+
+def required_instants(message: Message, *fields: str) -> list[datetime]:
+    """The Timestamp fields named, each of which must be set."""
+    require([FieldViolation(f, "is required") for f in fields if not message.HasField(f)])
+    return [from_timestamp(getattr(message, f), f) for f in fields]
+
+
+def _enum(fd: FieldDescriptor) -> EnumDescriptor:
+    enum = fd.enum_type
+    assert enum is not None, fd.full_name  # called for enum fields only
+    return enum
+
+
+def _unknown_enum(fd: FieldDescriptor, number: int, field: str) -> FieldViolation | None:
+    """A violation when `number` is not one of the values the field's enum defines."""
+    enum = _enum(fd)
+    if enum.values_by_number.get(number) is not None:
+        return None
+    allowed = ", ".join(v.name for v in enum.values)
+    return FieldViolation(field, f"{number} is not a value of {enum.name}: one of {allowed}")
+
+
+def enum_value(message: Message, field: str, mapping: Mapping[Any, T], *,
+               path: str | None = None) -> T | None:
+    """The domain value of the enum field `field` of `message`: None when unspecified (0);
+    refused, naming the field, when the number is not one the API defines or not one that
+    `mapping` accepts here."""
+    number: int = getattr(message, field)
+    name = path or field
+    fd = cast(FieldDescriptor, message.DESCRIPTOR.fields_by_name[field])  # upb's or not
+    require([v for v in [_unknown_enum(fd, number, name)] if v])
+    if number == 0:
+        return None
+    if number not in mapping:
+        value = _enum(fd).values_by_number[number].name
+        raise InvalidArgument([FieldViolation(name, f"{value} is not accepted here")])
+    return mapping[number]
+
+
+def request_violations(message: Message, prefix: str = "") -> list[FieldViolation]:
+    """Every Timestamp out of range, every unknown enum number and every string with a NUL
+    character in `message`, at any depth, each named by its path (e.g.
+    "card.orders[2].dispensing_mode")."""
+    out: list[FieldViolation] = []
+    for fd, value in message.ListFields():
+        items = list(enumerate(value)) if fd.is_repeated else [(None, value)]
+        for i, item in items:
+            path = prefix + fd.name + (f"[{i}]" if i is not None else "")
+            if fd.type == FieldDescriptor.TYPE_ENUM:
+                bad = _unknown_enum(fd, item, path)
+                out += [bad] if bad else []
+            elif fd.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
+                # No text means it, and PostgreSQL cannot store it (request ids, notes, ...).
+                out.append(FieldViolation(path, "must not contain the NUL character"))
+            elif isinstance(item, Timestamp):
+                bad = bounds.timestamp_violation(item.seconds, item.nanos, path)
+                out += [bad] if bad else []
+            elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+                out += request_violations(item, path + ".")
+    return out
+
+
+def check_request(message: Message) -> None:
+    """Refuse the request when any field holds what no conversion can take (see above)."""
+    require(request_violations(message))
 
 
 def clock_time(value: str, field: str, violations: list[FieldViolation]) -> time:
@@ -128,7 +220,8 @@ def facility_fields(p: fpb.Facility) -> dict[str, Any]:
         "medication_times": _medication_times(p, v),
         "shifts": _shifts(p, v),
         "timing_windows": _windows(p),
-        "pn_day_mode": _PN_DAY_FROM_PROTO.get(p.pn_day_mode, PnDayMode.ROLLING_24_HOURS),
+        "pn_day_mode": enum_value(p, "pn_day_mode", _PN_DAY_FROM_PROTO,
+                                  path="facility.pn_day_mode") or PnDayMode.ROLLING_24_HOURS,
         "alert_escalation_minutes": p.alert_escalation_minutes or 15,
     }
     require(v)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from medservice.api import convert
-from medservice.api.convert import from_timestamp, timestamp
+from medservice.api.convert import enum_value, instant, timestamp
 from medservice.domain import names
 from medservice.domain.administration import (
     AdministrationRecord,
@@ -74,7 +74,7 @@ def record_from_proto(p: pb.AdministrationRecord, facility_id: str, resident_id:
                       record_id: str, performer: str, now: datetime) -> AdministrationRecord:
     """A record as a caller sends it, checked field by field (prefix "record.")."""
     v: list[FieldViolation] = []
-    outcome = _OUTCOME_BACK.get(p.outcome)
+    outcome = enum_value(p, "outcome", _OUTCOME_BACK, path="record.outcome")
     if outcome is None:
         v.append(FieldViolation("record.outcome", "is required: given, not given or PN given"))
     quantity = None
@@ -87,7 +87,7 @@ def record_from_proto(p: pb.AdministrationRecord, facility_id: str, resident_id:
             v.append(FieldViolation("record.quantity", "must be a decimal number, such as 0.5"))
     elif outcome in (Outcome.GIVEN, Outcome.PN_GIVEN):
         v.append(FieldViolation("record.quantity", "is required when the dose was given"))
-    reason = _REASON_BACK.get(p.not_given_reason)
+    reason = enum_value(p, "not_given_reason", _REASON_BACK, path="record.not_given_reason")
     if outcome is Outcome.NOT_GIVEN and reason is None:
         v.append(FieldViolation("record.not_given_reason", "is required when not given"))
     if reason is NotGivenReason.OTHER and not p.reason_text.strip():
@@ -99,8 +99,7 @@ def record_from_proto(p: pb.AdministrationRecord, facility_id: str, resident_id:
             v.append(FieldViolation("record.order", "names an order of another resident"))
     if not (p.order or p.drug_id or p.dose_id):
         v.append(FieldViolation("record.order", "give the order, the drug_id or the dose_id"))
-    administered = from_timestamp(p.administration_time) if p.HasField(
-        "administration_time") else now
+    administered = instant(p, "administration_time", now, path="record.administration_time")
     require(v)
     assert outcome is not None
     return AdministrationRecord(
@@ -109,7 +108,8 @@ def record_from_proto(p: pb.AdministrationRecord, facility_id: str, resident_id:
         recorded_at=now, performer=performer,
         dose_id=names.parse_dose(p.dose_id, facility_id, resident_id, "record.dose_id")
         if p.dose_id else None, quantity=quantity,
-        route=p.route, source=_SOURCE_BACK.get(p.source), not_given_reason=reason,
+        route=p.route, source=enum_value(p, "source", _SOURCE_BACK, path="record.source"),
+        not_given_reason=reason,
         reason_text=p.reason_text, pn_reason=p.pn_reason)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from medservice.api import convert
-from medservice.api.convert import from_timestamp
+from medservice.api.convert import enum_value, instant
 from medservice.api.convert_review import (
     CODE_BACK,
     DECISION_BACK,
@@ -74,10 +74,10 @@ class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):
             if facilities is not None and f not in facilities:
                 raise InvalidArgument([FieldViolation("resident", "is not under parent")])
         flt = DiscrepancyFilter(
-            facilities, resident_id, CODE_BACK.get(request.code),
-            convert.SEVERITY_BACK.get(request.min_severity), STATUS_BACK.get(request.status),
-            from_timestamp(request.start_time) if request.HasField("start_time") else None,
-            from_timestamp(request.end_time) if request.HasField("end_time") else None)
+            facilities, resident_id, enum_value(request, "code", CODE_BACK),
+            enum_value(request, "min_severity", convert.SEVERITY_BACK),
+            enum_value(request, "status", STATUS_BACK),
+            instant(request, "start_time", None), instant(request, "end_time", None))
         page = read_page(request.page_size, request.page_token, {"q": _query(request)})
         with self._uow(write=False) as uow:
             items, token = review.list_discrepancies(uow, flt, page)
@@ -113,7 +113,7 @@ class DiscrepancyServicer(discrepancies_pb2_grpc.DiscrepancyServiceServicer):
 
         def work(uow: UnitOfWork) -> pb.Discrepancy:
             return discrepancy_to_proto(review.review_discrepancy(
-                uow, facility_id, discrepancy_id, DECISION_BACK.get(request.decision),
+                uow, facility_id, discrepancy_id, enum_value(request, "decision", DECISION_BACK),
                 request.note, request.etag, principal.subject, now))
 
         return run_idempotent(self._uow, principal, _SERVICE + "ReviewDiscrepancy", request,
@@ -171,11 +171,7 @@ def _query(request: pb.ListDiscrepanciesRequest) -> str:
 
 
 def _range(request: Any) -> tuple[Any, Any]:
-    missing = [FieldViolation(f, "is required") for f in ("start_time", "end_time")
-               if not request.HasField(f)]
-    if missing:
-        raise InvalidArgument(missing)
-    start, end = from_timestamp(request.start_time), from_timestamp(request.end_time)
+    start, end = convert.required_instants(request, "start_time", "end_time")
     if end <= start:
         raise InvalidArgument([FieldViolation("end_time", "must be after start_time")])
     return start, end

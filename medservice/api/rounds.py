@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from medservice.api import convert, convert_rounds
-from medservice.api.convert import from_timestamp, timestamp
+from medservice.api.convert import instant, timestamp
 from medservice.api.convert_rounds import (
     VERDICT,
     dispensing_list_to_proto,
@@ -92,17 +92,13 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
                            principal: Principal) -> pb.ListScheduledDosesResponse:
         facility_id, resident_id = names.parse_resident_name(request.parent, "parent")
         principal.require_facility(facility_id)
-        missing = [FieldViolation(f, "is required") for f in ("start_time", "end_time")
-                   if not request.HasField(f)]
-        if missing:
-            raise InvalidArgument(missing)
+        start, end = convert.required_instants(request, "start_time", "end_time")
         page = read_page(request.page_size, request.page_token, {
             "parent": request.parent, "start": request.start_time.ToJsonString(),
             "end": request.end_time.ToJsonString()})
         with self._uow(write=False) as uow:
             items, states, token = uc.resident_doses(
-                uow, facility_id, resident_id, from_timestamp(request.start_time),
-                from_timestamp(request.end_time), self._clock(), page)
+                uow, facility_id, resident_id, start, end, self._clock(), page)
         return pb.ListScheduledDosesResponse(
             doses=[dose_to_proto(d, c, states.get(d.dose_id, DUE)) for d, c in items],
             next_page_token=token)
@@ -122,8 +118,7 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
             raise InvalidArgument([FieldViolation("order", "give the order, drug_id or dose_id")])
         quantity = convert.decimal_field(request.quantity, "quantity")
         now = self._clock()
-        at = from_timestamp(request.administration_time) if request.HasField(
-            "administration_time") else now
+        at = instant(request, "administration_time", now)
         proposal = ProposedDose(facility_id, resident_id, request.drug_id, at, order_id,
                                 names.parse_dose(request.dose_id, facility_id, resident_id,
                                                  "dose_id") if request.dose_id else None,
@@ -184,8 +179,8 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
                                   ) -> pb.ListAdministrationRecordsResponse:
         facility_id, resident_id = names.parse_resident_name(request.parent, "parent")
         principal.require_facility(facility_id)
-        start = from_timestamp(request.start_time) if request.HasField("start_time") else None
-        end = from_timestamp(request.end_time) if request.HasField("end_time") else None
+        start = instant(request, "start_time", None)
+        end = instant(request, "end_time", None)
         page = read_page(request.page_size, request.page_token, {
             "parent": request.parent, "start": str(start), "end": str(end)})
         with self._uow(write=False) as uow:

@@ -22,6 +22,7 @@ from google.rpc import code_pb2
 
 from medservice.api.audit_capture import AuditRecorder, address_created
 from medservice.api.auth import TokenVerifier
+from medservice.api.convert import check_request
 from medservice.api.errors import internal_status, simple_status, status_for
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import DomainError
@@ -188,7 +189,8 @@ Resp = TypeVar("Resp")
 
 def rpc(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Resp]],
                                   Callable[[S, Req, Any], Resp]]:
-    """Servicer method decorator: the caller must have one of `roles`; domain errors become
+    """Servicer method decorator: the caller must have one of `roles`; the request must pass
+    `check_request` (no out-of-range instant, no unknown enum number); domain errors become
     rich statuses; anything else becomes INTERNAL without a trace. The method receives the
     principal as its third argument. A servicer may carry an `authenticate(context)`
     attribute (servicer-level tests give one); by default the interceptor's principal."""
@@ -197,7 +199,9 @@ def rpc(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Resp]],
         @functools.wraps(fn)
         def wrapper(self: S, request: Req, context: Any) -> Resp:
             try:
-                return fn(self, request, context, _authorised(self, context, roles))
+                principal = _authorised(self, context, roles)
+                check_request(request)  # type: ignore[arg-type]
+                return fn(self, request, context, principal)
             except Exception as e:
                 abort(context, _failure_status(e))
 
@@ -258,7 +262,9 @@ def rpc_stream(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Ite
         @functools.wraps(fn)
         def wrapper(self: S, request: Req, context: Any) -> Iterator[Resp]:
             try:
-                yield from fn(self, request, context, _authorised(self, context, roles))
+                principal = _authorised(self, context, roles)
+                check_request(request)  # type: ignore[arg-type]
+                yield from fn(self, request, context, principal)
             except Exception as e:
                 abort(context, _failure_status(e))
 

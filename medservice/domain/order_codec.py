@@ -315,12 +315,17 @@ class _Reader:
         return None
 
 
-def content_from_dict(d: Json, prefix: str = "order") -> OrderContent:
-    """Read an order content; raise InvalidArgument with every violation, fields prefixed."""
+def content_from_dict(d: Json, prefix: str = "order", *, stored: bool = False
+                      ) -> OrderContent:
+    """Read an order content; raise InvalidArgument with every violation, fields prefixed.
+    `stored`: the mirror's own copy, checked against the supported dates when it came in
+    (so a range narrowed later never makes a kept order unreadable)."""
     r = _Reader()
     drug = d.get("drug", {})
     dosage = r.dosage(d.get("dosage", {}), f"{prefix}.dosage")
-    mode = _DISPENSING_BACK.get(d.get("dispensing_mode", ""), DispensingMode.STAFF_POURED)
+    mode = _DISPENSING_BACK.get(d.get("dispensing_mode", _DISPENSING[DispensingMode.STAFF_POURED]))
+    if mode is None:  # an unknown number: never a guess at what the source meant
+        r.bad(f"{prefix}.dispensing_mode", "is not a known dispensing mode")
     pauses = []
     for i, p in enumerate(d.get("pauses", [])):
         pauses.append(Pause(r.instant(p.get("start_time"), f"{prefix}.pauses[{i}].start_time"),
@@ -338,12 +343,12 @@ def content_from_dict(d: Json, prefix: str = "order") -> OrderContent:
         treatment_start=r.date(d.get("treatment_start_date"), f"{prefix}.treatment_start_date"),
         treatment_started_previously=bool(d.get("treatment_started_previously", False)),
         treatment_end=r.date(d.get("treatment_end_date"), f"{prefix}.treatment_end_date"),
-        dispensing_mode=mode,
+        dispensing_mode=mode or DispensingMode.STAFF_POURED,
         time_critical=bool(d.get("time_critical", False)),
         window_minutes=window or None,
         pauses=tuple(pauses),
         discontinued_at=r.instant(d.get("discontinue_time"), f"{prefix}.discontinue_time"),
         cannot_check=str(d.get("cannot_check_reason") or "") or None,
     )
-    require(r.violations + validate_content(content, prefix))
+    require(r.violations + validate_content(content, prefix, check_bounds=not stored))
     return content

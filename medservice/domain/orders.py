@@ -15,12 +15,13 @@ each piece with the content that applied then.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import Enum
 from typing import TypeAlias
 
+from medservice.domain import bounds
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import (
     FreeTextDosage,
@@ -241,8 +242,42 @@ def first_known(versions: Sequence[OrderVersion]) -> datetime:
     return min(v.recorded_at for v in versions)
 
 
-def validate_content(c: OrderContent, prefix: str) -> list[FieldViolation]:
-    v: list[FieldViolation] = []
+def _dates(c: OrderContent) -> Iterator[tuple[str, date | datetime | None]]:
+    """Every date and instant of an order, by its field (relative to the order)."""
+    yield "treatment_start_date", c.treatment_start
+    yield "treatment_end_date", c.treatment_end
+    yield "discontinue_time", c.discontinued_at
+    for i, p in enumerate(c.pauses):
+        yield f"pauses[{i}].start_time", p.start
+        yield f"pauses[{i}].end_time", p.end
+    if isinstance(c.dosage, StructuredDosage):
+        for i, period in enumerate(c.dosage.periods):
+            yield f"dosage.structured.periods[{i}].start_date", period.start_date
+            yield f"dosage.structured.periods[{i}].end_date", period.end_date
+    if isinstance(c.dosage, TimingDosage):
+        t = c.dosage
+        for name, value in (("bounds_start", t.bounds_start), ("bounds_end", t.bounds_end),
+                            ("bounds_first_date", t.bounds_first_date),
+                            ("bounds_last_date", t.bounds_last_date)):
+            yield f"dosage.timing.{name}", value
+
+
+def bounds_violations(c: OrderContent, prefix: str) -> list[FieldViolation]:
+    """Dates and instants outside what the service supports (medservice.domain.bounds)."""
+    out: list[FieldViolation] = []
+    for name, value in _dates(c):
+        field = f"{prefix}.{name}"
+        bad = (bounds.instant_violation(value, field) if isinstance(value, datetime)
+               else bounds.date_violation(value, field) if value is not None else None)
+        out += [bad] if bad else []
+    return out
+
+
+def validate_content(c: OrderContent, prefix: str, *, check_bounds: bool = True
+                     ) -> list[FieldViolation]:
+    """What is wrong with an order as a source sends it. `check_bounds` False only for
+    what the mirror already holds: it was checked when it came in."""
+    v: list[FieldViolation] = bounds_violations(c, prefix) if check_bounds else []
     if not c.order_id.strip():
         v.append(FieldViolation(f"{prefix}.name", "an order needs its source identifier"))
     elif len(c.order_id) > 63 or "/" in c.order_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime
 
+from medservice.domain import bounds
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.facility import Resident
@@ -28,9 +29,13 @@ MAX_RANGE_DAYS = 31
 
 def parse_date(value: str, field: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidArgument([FieldViolation(field, "must be a date YYYY-MM-DD")]) from None
+    out_of_range = bounds.date_violation(day, field)
+    if out_of_range is not None:  # a shift's end or a list's next day would overflow
+        raise InvalidArgument([out_of_range])
+    return day
 
 
 def _all_residents(uow: UnitOfWork, facility_id: str) -> list[Resident]:

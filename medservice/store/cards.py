@@ -23,7 +23,7 @@ _HEAD = (*_KEY, _V.recorded_at)
 def _version(row: Any, cache: Lru[VersionKey, OrderVersion]) -> OrderVersion:
     version = OrderVersion(
         facility_id=row.facility_id, resident_id=row.resident_id,
-        content=content_from_dict(row.content, "stored"), version=row.version,
+        content=content_from_dict(row.content, "stored", stored=True), version=row.version,
         valid_from=_utc(row.valid_from), recorded_at=_utc(row.recorded_at),
         removed=row.removed)
     cache.put(_key(version), version)
