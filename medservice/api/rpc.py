@@ -79,9 +79,10 @@ def _bearer(metadata: Any) -> str | None:
 
 
 class CallInterceptor(grpc.ServerInterceptor):
-    """Authenticates each call from its metadata before its body is decoded: the handler
-    receives the raw bytes (its deserializer is replaced by none), and the interceptor
-    decodes them itself once the caller is known, within its rate and the method's size.
+    """Authenticates each call from its metadata before its body is read: the handler
+    receives the raw bytes (its deserializer is replaced by none) only when it asks, and
+    the interceptor decodes them itself once the caller is known, within its rate and the
+    method's size.
     A caller without a valid token, or over its rate, costs no decode and no database;
     those refusals are logged at most once per kind every few seconds (QuietLog)."""
 
@@ -107,16 +108,19 @@ class CallInterceptor(grpc.ServerInterceptor):
         return wrapped
 
     def _wrap(self, handler: Any, method: str) -> Any:
+        """Each unary-request method is served as client-streaming (the same on the wire):
+        gRPC then reads no message before the wrapper asks for it, so the body of a call
+        that is refused is never received, let alone decoded."""
         if handler is None:
             return None
         decode: Callable[[bytes], Any] = handler.request_deserializer or (lambda raw: raw)
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
+            return grpc.stream_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method, decode),
                 request_deserializer=None,  # raw bytes: decoded after authentication
                 response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
+            return grpc.stream_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, method, decode),
                 request_deserializer=None,
                 response_serializer=handler.response_serializer)
@@ -127,11 +131,12 @@ class CallInterceptor(grpc.ServerInterceptor):
         self._refusals.warning("call refused", code=status.code.name, reason=reason, **fields)
         abort(context, status)
 
-    def _enter(self, method: str, raw: bytes, decode: Callable[[bytes], Any],
+    def _enter(self, method: str, messages: Iterator[bytes], decode: Callable[[bytes], Any],
                context: grpc.ServicerContext
                ) -> tuple[Any, contextvars.Token[Principal | None]]:
-        """Authenticate, then the caller's rate, then the method's size, then decode: the
-        request and the principal's context token. Refusals end the call (abort)."""
+        """Authenticate, then the caller's rate, then receive the body and check the
+        method's size, then decode: the request and the principal's context token.
+        Refusals end the call (abort)."""
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(method=method)
         token = _bearer(context.invocation_metadata())
@@ -151,6 +156,11 @@ class CallInterceptor(grpc.ServerInterceptor):
                 code_pb2.RESOURCE_EXHAUSTED, "RATE_LIMITED",
                 "too many calls from this caller; retry after the delay given", wait),
                 "RATE_LIMITED")
+        raw = next(messages, None)  # a cancelled call raises its own RpcError: quiet
+        if not isinstance(raw, bytes):  # a client that sent no message at all
+            self._refuse_audited(method, principal, context, simple_status(
+                code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the request has no message"),
+                "MALFORMED_REQUEST", size=0)
         limit = self._sizes.limit(method)
         if len(raw) > limit:
             self._refuse_audited(method, principal, context, simple_status(
@@ -178,9 +188,9 @@ class CallInterceptor(grpc.ServerInterceptor):
 
     def _wrap_unary(self, behavior: Callable[..., Any], method: str,
                     decode: Callable[[bytes], Any]) -> Callable[..., Any]:
-        def call(raw: bytes, context: grpc.ServicerContext) -> Any:
+        def call(messages: Iterator[bytes], context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
-            request, token = self._enter(method, raw, decode, context)
+            request, token = self._enter(method, messages, decode, context)
             audit = self._audit.begin(method, request, current_principal())
             try:
                 try:
@@ -200,9 +210,9 @@ class CallInterceptor(grpc.ServerInterceptor):
 
     def _wrap_stream(self, behavior: Callable[..., Any], method: str,
                      decode: Callable[[bytes], Any]) -> Callable[..., Any]:
-        def call(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
+        def call(messages: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
-            request, token = self._enter(method, raw, decode, context)
+            request, token = self._enter(method, messages, decode, context)
             audit = self._audit.begin(method, request, current_principal())
             responses: Any = ()
             try:
