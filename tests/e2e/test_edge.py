@@ -186,8 +186,13 @@ def test_request_sizes_are_per_method(server: ServerFixture, log_text: io.String
     huge = mpb.ImportFmkMessageRequest(parent="facilities/f/residents/r1/medicineCard",
                                        content=b" " * (DOCUMENT_LIMIT + 1)).SerializeToString()
     assert _raw(server, IMPORT_FMK, token)(huge).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Without a token the body is not even received: the caller is refused for who it is.
+    assert _raw(server, IMPORT_FMK)(huge).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert _raw(server, CHECK_DOSE, "not-a-jwt")(big_check).code() == \
+        grpc.StatusCode.UNAUTHENTICATED
     refused = [r for r in _records(log_text) if r.get("event") == "call refused"]
-    assert [(r["reason"], r["size"]) for r in refused] == [("REQUEST_TOO_LARGE", len(big_check))]
+    assert [(r["reason"], r.get("size")) for r in refused] == [
+        ("REQUEST_TOO_LARGE", len(big_check)), ("MISSING_TOKEN", None), ("INVALID_TOKEN", None)]
 
 
 def test_a_request_id_that_is_not_a_uuid_is_refused_and_never_logged(
