@@ -129,7 +129,8 @@ def measure(store: str) -> dict[str, Any]:
         engine = make_engine(url)
         settings = Settings(listen="127.0.0.1:0", database_url=url, worker_threads=WATCHERS + 48,
                             max_alert_watchers=WATCHERS + 8, max_concurrent_rpcs=1024,
-                            sweep_interval_seconds=SWEEP_SECONDS, alert_heartbeat_seconds=5)
+                            sweep_interval_seconds=SWEEP_SECONDS, alert_heartbeat_seconds=5,
+                            rate_limit_per_second=0)  # one lead subject opens every watch
         running = build_server(settings, uow_factory(engine), TokenVerifier(hmac_secret=SECRET),
                                clock)
         commits: list[tuple[float, int]] = []  # (wall time, last position) per commit

@@ -26,6 +26,7 @@ from medservice.api.auth import TokenVerifier
 from medservice.api.cards import MedicineCardServicer
 from medservice.api.discrepancies import DiscrepancyServicer
 from medservice.api.facilities import FacilityServicer
+from medservice.api.limits import CallRates, RequestSizes
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
 from medservice.service.sweeper import Sweeper
@@ -106,12 +107,18 @@ def build_server(
     stack (interceptors, limits): benchmarks use it for an echo baseline."""
     feed = AlertFeed(uow)
     uow = _serving(uow, feed)
+    rates = CallRates(settings.rate_limit_per_second, settings.rate_limit_burst)
+    sizes = RequestSizes(default=settings.max_request_bytes,
+                         documents=settings.max_document_request_bytes)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
                                    thread_name_prefix="rpc"),
-        interceptors=[CallInterceptor(verifier, uow, clock)],
+        interceptors=[CallInterceptor(verifier, uow, clock, rates=rates, sizes=sizes)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        options=[("grpc.so_reuseport", 0)],
+        # gRPC receives up to the largest per-method limit; the interceptor checks each
+        # method's own after authentication, before decoding.
+        options=[("grpc.so_reuseport", 0),
+                 ("grpc.max_receive_message_length", sizes.largest)],
     )
     facilities_pb2_grpc.add_FacilityServiceServicer_to_server(
         FacilityServicer(uow, clock), server)

@@ -33,6 +33,14 @@ class Settings:
     # The missed-dose sweep runs this often in every replica; 0 turns it off here.
     sweep_interval_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
+    # Per caller (the token's subject): calls per second sustained, and at once. Beyond,
+    # RESOURCE_EXHAUSTED with RetryInfo. 0 per second turns the limit off.
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: float = 200.0
+    # Largest request body: imports and card syncs carry documents, the rest are small.
+    # The server receives nothing larger than the larger of the two.
+    max_request_bytes: int = 64 * 1024
+    max_document_request_bytes: int = 10_000_000 + 64 * 1024
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
     var_dir: str = "var"
@@ -90,6 +98,11 @@ def load_settings() -> Settings:
                                       Settings.sweep_interval_seconds),
         shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS",
                                       Settings.shutdown_grace_seconds),
+        rate_limit_per_second=_float("RATE_LIMIT_PER_SECOND", Settings.rate_limit_per_second),
+        rate_limit_burst=_float("RATE_LIMIT_BURST", Settings.rate_limit_burst),
+        max_request_bytes=_int("MAX_REQUEST_BYTES", Settings.max_request_bytes),
+        max_document_request_bytes=_int("MAX_DOCUMENT_REQUEST_BYTES",
+                                        Settings.max_document_request_bytes),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
     )

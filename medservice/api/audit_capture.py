@@ -27,6 +27,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from medservice.domain.access import Principal
+from medservice.service.idempotency import is_request_id
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.audit import AuditDraft, AuditEvent
 
@@ -47,7 +48,6 @@ _RESIDENT = re.compile(rf"^facilities/({_SEGMENT})/residents/({_SEGMENT})(/|$)")
 _ID = re.compile(rf"^{_SEGMENT}$")
 # A CPR number, with or without its hyphen, standing on its own.
 _PERSON_ID = re.compile(r"(?<![A-Za-z0-9])\d{6}-?\d{4}(?![A-Za-z0-9])")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,9 @@ def addressed(request: Message) -> Addressed:
 
 
 def _request_id(request: Any) -> str:
+    """Only a well-formed one (a UUID): anything else could be what a caller typed."""
     value = getattr(request, "request_id", "")
-    if isinstance(value, str) and _REQUEST_ID.match(value) and not _PERSON_ID.search(value):
-        return value
-    return ""
+    return value if is_request_id(value) else ""
 
 
 M = TypeVar("M", bound=Message)

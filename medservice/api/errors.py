@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -50,7 +52,19 @@ def internal_status() -> grpc.Status:
         details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))]))
 
 
-def simple_status(code: int, reason: str, message: str) -> grpc.Status:
+def simple_status(code: int, reason: str, message: str,
+                  metadata: dict[str, str] | None = None) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(
         code=code, message=message,
-        details=[_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))]))
+        details=[_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN,
+                                                   metadata=metadata))]))
+
+
+def retry_status(code: int, reason: str, message: str, retry_after: float) -> grpc.Status:
+    """A refusal the caller may retry after `retry_after` seconds (google.rpc.RetryInfo)."""
+    delay = duration_pb2.Duration()
+    delay.FromMilliseconds(max(1, math.ceil(retry_after * 1000)))
+    return rpc_status.to_status(status_pb2.Status(
+        code=code, message=message,
+        details=[_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)),
+                 _pack(error_details_pb2.RetryInfo(retry_delay=delay))]))

@@ -1,8 +1,10 @@
-"""Per-call plumbing: authentication, log context, error mapping and idempotent writes.
+"""Per-call plumbing: authentication, limits, log context, error mapping and idempotent
+writes.
 
-The interceptor authenticates every call (health and reflection excepted) and binds the
-log context; the `rpc` decorator checks the role and maps errors, so servicer methods stay
-a few lines: convert the request, call one use case, convert the result.
+The interceptor authenticates every call (health and reflection excepted) before it decodes
+the body, applies the caller's rate and the method's size limit, and binds the log context;
+the `rpc` decorator checks the role and maps errors, so servicer methods stay a few lines:
+convert the request, call one use case, convert the result.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from google.rpc import code_pb2
 from medservice.api.audit_capture import AuditRecorder, address_created
 from medservice.api.auth import TokenVerifier
 from medservice.api.convert import check_request
-from medservice.api.errors import internal_status, simple_status, status_for
+from medservice.api.errors import internal_status, retry_status, simple_status, status_for
+from medservice.api.limits import CallRates, QuietLog, RequestSizes
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import DomainError
 from medservice.service import idempotency
+from medservice.service.idempotency import is_request_id
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("medservice.api")
@@ -75,52 +79,122 @@ def _bearer(metadata: Any) -> str | None:
     return None
 
 
+# The commonest refusal in a flood, made once.
+_MISSING_TOKEN = simple_status(code_pb2.UNAUTHENTICATED, "MISSING_TOKEN",
+                               "a bearer token is required")
+
+
 class CallInterceptor(grpc.ServerInterceptor):
+    """Authenticates each call from its metadata before its body is read: the handler
+    receives the raw bytes (its deserializer is replaced by none) only when it asks, and
+    the interceptor decodes them itself once the caller is known, within its rate and the
+    method's size.
+    A caller without a valid token, or over its rate, costs no decode and no database;
+    those refusals are logged at most once per kind every few seconds (QuietLog)."""
+
     def __init__(self, verifier: TokenVerifier, uow_factory: UnitOfWorkFactory,
-                 clock: Clock) -> None:
+                 clock: Clock, *, rates: CallRates | None = None,
+                 sizes: RequestSizes | None = None) -> None:
         self._verifier = verifier
         self._audit = AuditRecorder(uow_factory, clock)  # one event per call (issue 5)
+        self._rates = rates or CallRates(0, 1)
+        self._sizes = sizes or RequestSizes(default=2**31 - 1, documents=2**31 - 1)
+        self._refusals = QuietLog(log)
+        self._handlers: dict[str, Any] = {}  # the wrapped handler per method, made once
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
-        handler = continuation(details)
         method: str = details.method
-        if handler is None or method.startswith(PUBLIC_PREFIXES):
-            return handler
+        if method.startswith(PUBLIC_PREFIXES):
+            return continuation(details)
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            wrapped = self._wrap(continuation(details), method)
+            if wrapped is not None:
+                self._handlers[method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: Any, method: str) -> Any:
+        """Each unary-request method is served as client-streaming (the same on the wire):
+        gRPC then reads no message before the wrapper asks for it, so the body of a call
+        that is refused is never received, let alone decoded."""
+        if handler is None:
+            return None
+        decode: Callable[[bytes], Any] = handler.request_deserializer or (lambda raw: raw)
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method, decode),
+                request_deserializer=None,  # raw bytes: decoded after authentication
                 response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method, decode),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer)
         return handler  # the API has no client- or bidi-streaming methods
 
-    def _enter(self, method: str, request: Any, context: grpc.ServicerContext
-               ) -> contextvars.Token[Principal | None]:
+    def _refuse(self, context: grpc.ServicerContext, status: grpc.Status, reason: str,
+                **fields: Any) -> NoReturn:
+        self._refusals.warning("call refused", code=status.code.name, reason=reason, **fields)
+        abort(context, status)
+
+    def _enter(self, method: str, messages: Iterator[bytes], decode: Callable[[bytes], Any],
+               context: grpc.ServicerContext
+               ) -> tuple[Any, contextvars.Token[Principal | None]]:
+        """Authenticate, then the caller's rate, then receive the body and check the
+        method's size, then decode: the request and the principal's context token.
+        Refusals end the call (abort)."""
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            method=method, request_id=getattr(request, "request_id", "") or None)
+        structlog.contextvars.bind_contextvars(method=method)
         token = _bearer(context.invocation_metadata())
         if token is None:
-            log.info("call refused", code="UNAUTHENTICATED")
-            abort(context, simple_status(
-                code_pb2.UNAUTHENTICATED, "MISSING_TOKEN", "a bearer token is required"))
+            self._refuse(context, _MISSING_TOKEN, "MISSING_TOKEN")
         try:
             principal = self._verifier.verify(token)
         except DomainError as e:
-            log.info("call refused", code="UNAUTHENTICATED", reason=e.reason)
-            abort(context, status_for(e))
+            self._refuse(context, status_for(e), e.reason)
         structlog.contextvars.bind_contextvars(subject=principal.subject,
                                                role=principal.role.value)
-        return _principal.set(principal)
+        wait = self._rates.take(principal.subject)
+        if wait > 0:  # not audited: refusing a flood must not write per call
+            self._refuse(context, retry_status(
+                code_pb2.RESOURCE_EXHAUSTED, "RATE_LIMITED",
+                "too many calls from this caller; retry after the delay given", wait),
+                "RATE_LIMITED")
+        raw = next(messages, None)  # a cancelled call raises its own RpcError: quiet
+        if not isinstance(raw, bytes):  # a client that sent no message at all
+            self._refuse_audited(method, principal, context, simple_status(
+                code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the request has no message"),
+                "MALFORMED_REQUEST", size=0)
+        limit = self._sizes.limit(method)
+        if len(raw) > limit:
+            self._refuse_audited(method, principal, context, simple_status(
+                code_pb2.RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
+                f"the request is larger than this method accepts ({limit} bytes)",
+                {"limit_bytes": str(limit)}), "REQUEST_TOO_LARGE", size=len(raw))
+        try:
+            request = decode(raw)
+        except Exception:  # DecodeError, or whatever a generic handler's deserializer raises
+            self._refuse_audited(method, principal, context, simple_status(
+                code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST",
+                "the request body is not a valid message for this method"),
+                "MALFORMED_REQUEST", size=len(raw))
+        request_id = getattr(request, "request_id", "")
+        if is_request_id(request_id):  # anything else is refused, and never logged
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+        return request, _principal.set(principal)
 
-    def _wrap_unary(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        def call(request: Any, context: grpc.ServicerContext) -> Any:
+    def _refuse_audited(self, method: str, principal: Principal,
+                        context: grpc.ServicerContext, status: grpc.Status, reason: str,
+                        **fields: Any) -> NoReturn:
+        """An authenticated caller's refusal leaves its audit event, as every call does."""
+        self._audit.end(self._audit.begin(method, None, principal), status.code.name)
+        self._refuse(context, status, reason, **fields)
+
+    def _wrap_unary(self, behavior: Callable[..., Any], method: str,
+                    decode: Callable[[bytes], Any]) -> Callable[..., Any]:
+        def call(messages: Iterator[bytes], context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
-            token = self._enter(method, request, context)
+            request, token = self._enter(method, messages, decode, context)
             audit = self._audit.begin(method, request, current_principal())
             try:
                 try:
@@ -138,10 +212,11 @@ class CallInterceptor(grpc.ServerInterceptor):
 
         return call
 
-    def _wrap_stream(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
-        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+    def _wrap_stream(self, behavior: Callable[..., Any], method: str,
+                     decode: Callable[[bytes], Any]) -> Callable[..., Any]:
+        def call(messages: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
-            token = self._enter(method, request, context)
+            request, token = self._enter(method, messages, decode, context)
             audit = self._audit.begin(method, request, current_principal())
             responses: Any = ()
             try:

@@ -4,6 +4,7 @@ land together or not at all."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -17,7 +18,15 @@ from medservice.domain.errors import (
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
-MAX_REQUEST_ID = 100
+# AIP-155: a request_id is a UUID (any version, either case). Nothing else is accepted, so
+# a caller cannot put a name or a CPR number where logs and the audit trail keep it.
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                   r"[0-9a-fA-F]{12}$")
+
+
+def is_request_id(value: object) -> bool:
+    """Whether `value` is a well-formed (non-empty) request_id: a UUID."""
+    return isinstance(value, str) and _UUID.match(value) is not None
 
 
 def run_idempotent(uow_factory: UnitOfWorkFactory, subject: str, method: str,
@@ -28,9 +37,9 @@ def run_idempotent(uow_factory: UnitOfWorkFactory, subject: str, method: str,
     caller's request_id, in the same transaction. A retry with the same request (same
     `digest`) returns the stored response and does nothing; a concurrent twin that loses
     the race also gets the winner's. The same request_id for another request is refused."""
-    if len(request_id) > MAX_REQUEST_ID:
+    if request_id and not is_request_id(request_id):
         raise InvalidArgument([FieldViolation(
-            "request_id", f"is longer than {MAX_REQUEST_ID} characters")])
+            "request_id", "must be a UUID such as 0b7f3c1e-2f7b-4a57-9a39-4d1b8c3f2e10")])
     if not request_id:
         with uow_factory() as uow:
             response = work(uow)

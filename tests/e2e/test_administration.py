@@ -22,6 +22,10 @@ from medservice.v1 import rounds_pb2 as pb
 from tests.builders import CARD_VALID_FROM, K, dose, morning_evening, order, structured, ts
 from tests.conftest import ServerFixture, TestClock
 
+# Request ids are UUIDs (AIP-155); anything else is refused.
+RID_ROUND_1 = "2482107c-139e-5d7b-bc5e-1eda0ec35e7a"
+RID_FIX_1 = "bbd84919-9d58-5624-801a-3bc3d50e64b9"
+
 R1 = "facilities/f/residents/r1"
 R2 = "facilities/f/residents/r2"
 ZONE = ZoneInfo("Europe/Copenhagen")
@@ -123,8 +127,8 @@ def test_a_retried_record_returns_the_first_and_records_once(
         ward: dict[str, MedClient], server_clock: TestClock) -> None:
     carer = ward["carer"]
     morning = _doses(carer, _today(server_clock))[0]
-    first = _give(carer, morning, request_id="round-1")
-    assert _give(carer, morning, request_id="round-1") == first
+    first = _give(carer, morning, request_id=RID_ROUND_1)
+    assert _give(carer, morning, request_id=RID_ROUND_1) == first
     assert len(carer.call(carer.rounds.ListAdministrationRecords,
                           pb.ListAdministrationRecordsRequest(parent=R1)).records) == 1
 
@@ -415,7 +419,7 @@ def test_the_round_list_shows_what_happened_to_each_dose(
     # Marked entered-in-error: due again, naming the corrected record; missed once the
     # window has closed.
     carer.call(carer.rounds.CorrectRecord, pb.CorrectRecordRequest(
-        name=given.name, reason="wrong resident", request_id="fix-1"))
+        name=given.name, reason="wrong resident", request_id=RID_FIX_1))
     [shown] = _round(carer, day, "day").doses
     assert (shown.status, shown.record, shown.corrected_record) == (
         pb.DOSE_STATUS_DUE, "", given.name)

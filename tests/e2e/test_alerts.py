@@ -25,6 +25,9 @@ from medservice.v1 import rounds_pb2 as rpb
 from tests.builders import CARD_VALID_FROM, morning_evening, order, ts
 from tests.conftest import ServerFixture, TestClock, token_for
 
+# Request ids are UUIDs (AIP-155); anything else is refused.
+RID_ACK_1 = "807cc1a0-0700-588e-ab2b-63e483b49348"
+
 ZONE = ZoneInfo("Europe/Copenhagen")
 R1 = "facilities/f/residents/r1"
 R2 = "facilities/f/residents/r2"
@@ -232,9 +235,9 @@ def test_unacknowledged_alert_escalates_to_the_pharmacist_once(
     sweep(server)
     alerts = sorted(lead.list_alerts("f"), key=lambda a: a.resident)
     assert len(alerts) == 2
-    acked = lead.acknowledge_alert(alerts[0].name, request_id="ack-1")
+    acked = lead.acknowledge_alert(alerts[0].name, request_id=RID_ACK_1)
     assert acked.acknowledged and acked.acknowledged_by == "lead-1"
-    assert lead.acknowledge_alert(alerts[0].name, request_id="ack-1") == acked
+    assert lead.acknowledge_alert(alerts[0].name, request_id=RID_ACK_1) == acked
     server_clock.advance(timedelta(minutes=14))
     sweep(server)
     pharmacist.quiet(0.5)

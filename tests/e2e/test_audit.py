@@ -35,6 +35,11 @@ from medservice.v1 import rounds_pb2 as rpb
 from tests.builders import CARD_VALID_FROM, K, dose, order, structured, ts
 from tests.conftest import ServerFixture, TestClock, token_for
 
+# Request ids are UUIDs (AIP-155); anything else is refused.
+RID_SYNC_1 = "7fbcd5c5-aaa4-5408-b323-3d20bc3ef34d"
+RID_DOSE_1 = "f578e1cf-ac0e-53fc-90d2-1dc5a1aee823"
+RID_CREATE_R4 = "d31288a5-a341-55b2-976f-dd0913106ead"
+
 R1 = "facilities/a/residents/r1"
 R2 = "facilities/b/residents/r2"
 PERSON_1, PERSON_2 = "010145-1111", "020245-2222"
@@ -60,7 +65,7 @@ def home(server: ServerFixture) -> MedClient:
             order(R1, "pn", "Morfin", structured(
                 [dose(K.DOSE_TIME_KIND_ANY, "5", as_needed=True)] * 2),
                 mode=common_pb2.DISPENSING_MODE_STAFF_POURED)]),
-        valid_time=ts(CARD_VALID_FROM), request_id="sync-1"))
+        valid_time=ts(CARD_VALID_FROM), request_id=RID_SYNC_1))
     return admin
 
 
@@ -103,14 +108,14 @@ def test_a_write_leaves_one_event_with_its_request_id(server: ServerFixture,
         order=f"{R1}/orders/pn", outcome=rpb.ADMINISTRATION_OUTCOME_PN_GIVEN, quantity="5",
         route="oral", pn_reason="pain", administration_time=ts(datetime.now(UTC)))
     done = carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(
-        parent=R1, record=record, request_id="dose-1"))
+        parent=R1, record=record, request_id=RID_DOSE_1))
     assert done.record.name.startswith(f"{R1}/administrations/")
     events = _events(home, method="RecordDose")
     assert [(e.subject, e.role, e.resident, e.request_id, e.outcome) for e in events] == [
-        ("nurse-1", common_pb2.ROLE_CARER, R1, "dose-1", "OK")]
+        ("nurse-1", common_pb2.ROLE_CARER, R1, RID_DOSE_1, "OK")]
     # The fixture's writes: one event each, outcome OK.
     assert [(e.resident, e.request_id) for e in _events(home, method="SyncMedicineCard")] == [
-        (R1, "sync-1")]
+        (R1, RID_SYNC_1)]
     created = _events(home, method=CREATE_RESIDENT)
     assert sorted(e.resident for e in created) == [R1, R2]
 
@@ -127,11 +132,11 @@ def test_a_resident_created_with_a_generated_id_is_named(server: ServerFixture,
 def test_an_idempotent_retry_leaves_its_own_event(server: ServerFixture,
                                                   home: MedClient) -> None:
     resident = fpb.Resident(person_id="040445-4444", display_name="Hemmelig D", room="4")
-    first = home.create_resident("a", resident, "r4", request_id="create-r4")
-    assert home.create_resident("a", resident, "r4", request_id="create-r4") == first
+    first = home.create_resident("a", resident, "r4", request_id=RID_CREATE_R4)
+    assert home.create_resident("a", resident, "r4", request_id=RID_CREATE_R4) == first
     events = _events(home, resident="facilities/a/residents/r4")
     assert [(e.method, e.request_id, e.outcome) for e in events] == [
-        (CREATE_RESIDENT, "create-r4", "OK")] * 2
+        (CREATE_RESIDENT, RID_CREATE_R4, "OK")] * 2
     assert len({e.name for e in events}) == 2
 
 

@@ -19,6 +19,11 @@ from medservice.server import SERVICE_NAMES
 from medservice.v1 import facilities_pb2 as fpb
 from tests.conftest import ServerFixture, token_for
 
+# Request ids are UUIDs (AIP-155); anything else is refused.
+RID_REQ_1 = "adf4123d-bf8c-592d-9b3f-4934cd3a5184"
+RID_REQ_2 = "35b35356-fbc7-58a2-8c54-62f6cf87e8bd"
+RID_TWIN = "9f14f2e4-9d4f-50bd-b7fe-4f317d14f44a"
+
 P = ParamSpec("P")
 
 
@@ -96,17 +101,17 @@ def test_carer_of_one_facility_is_denied_another(server: ServerFixture) -> None:
 def test_retried_create_returns_the_first_result_and_creates_nothing(
         server: ServerFixture) -> None:
     admin = server.client(Role.ADMIN)
-    first = admin.create_facility(_facility(), request_id="req-1")
-    again = admin.create_facility(_facility(), request_id="req-1")
+    first = admin.create_facility(_facility(), request_id=RID_REQ_1)
+    again = admin.create_facility(_facility(), request_id=RID_REQ_1)
     assert again == first
     assert len(list(admin.list_facilities())) == 1
-    r1 = admin.create_resident(first.name.split("/")[1], _resident(), request_id="req-2")
-    r2 = admin.create_resident(first.name.split("/")[1], _resident(), request_id="req-2")
+    r1 = admin.create_resident(first.name.split("/")[1], _resident(), request_id=RID_REQ_2)
+    r2 = admin.create_resident(first.name.split("/")[1], _resident(), request_id=RID_REQ_2)
     assert r1 == r2
     assert len(list(admin.list_residents(first.name.split("/")[1]))) == 1
     # The same request_id for a different request is refused, not silently answered.
     err = _fails(grpc.StatusCode.FAILED_PRECONDITION, admin.create_facility,
-                 _facility("Other"), request_id="req-1")
+                 _facility("Other"), request_id=RID_REQ_1)
     assert err.reason == "REQUEST_ID_REUSED"
 
 
@@ -118,7 +123,7 @@ def test_concurrent_twins_with_one_request_id_create_one_resource(
 
     def create() -> None:
         try:
-            results.append(admin.create_facility(_facility(), request_id="twin"))
+            results.append(admin.create_facility(_facility(), request_id=RID_TWIN))
         except Exception as e:  # collected and asserted below
             errors.append(e)
 

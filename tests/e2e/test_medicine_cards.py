@@ -16,6 +16,10 @@ from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as pb
 from tests.conftest import ServerFixture
 
+# Request ids are UUIDs (AIP-155); anything else is refused.
+RID_D1 = "0a257dcf-ed3d-5757-9cb9-a6da5f02b6b7"
+RID_S1 = "e4178489-4e13-5c24-bf5d-a58b54d25a23"
+
 CARD = "facilities/f/residents/r1/medicineCard"
 ORDER = "facilities/f/residents/r1/orders/ord-1"
 
@@ -127,7 +131,7 @@ def test_back_dated_discontinuation_is_kept_with_both_clocks(cards: tuple) -> No
     between = now - timedelta(hours=2)           # a dose given at "12:00"
     known_before = datetime.now(UTC)
     result = client.call(stub.DiscontinueOrder, pb.DiscontinueOrderRequest(
-        name=ORDER, discontinue_time=_ts(discontinued_at), request_id="d1"))
+        name=ORDER, discontinue_time=_ts(discontinued_at), request_id=RID_D1))
     assert result.state == pb.ORDER_STATE_DISCONTINUED
     at_dose_now = client.call(stub.GetOrder, pb.GetOrderRequest(name=ORDER,
                                                                 valid_time=_ts(between)))
@@ -192,8 +196,8 @@ def test_bad_dosage_names_the_field_and_stores_nothing(cards: tuple) -> None:
 
 def test_retried_sync_returns_the_first_result(cards: tuple) -> None:
     client, stub = cards
-    first = sync(client, stub, 1, [order()], request_id="s1")
-    again = sync(client, stub, 1, [order()], request_id="s1")
+    first = sync(client, stub, 1, [order()], request_id=RID_S1)
+    again = sync(client, stub, 1, [order()], request_id=RID_S1)
     assert first == again
     assert len(versions(client, stub)) == 1
 

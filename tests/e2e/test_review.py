@@ -24,6 +24,9 @@ from medservice.v1 import rounds_pb2 as pb
 from tests.builders import CARD_VALID_FROM, morning_evening, order, ts
 from tests.conftest import ServerFixture, TestClock, token_for
 
+# Request ids are UUIDs (AIP-155); anything else is refused.
+RID_RV_1 = "68dd5537-5b36-5929-8482-7a187e8aad09"
+
 ZONE = ZoneInfo("Europe/Copenhagen")
 P = ParamSpec("P")
 HIGH, MEDIUM, INFO = common_pb2.SEVERITY_HIGH, common_pb2.SEVERITY_MEDIUM, common_pb2.SEVERITY_INFO
@@ -354,13 +357,13 @@ def test_who_may_review_and_what_a_review_needs(round_done: Homes) -> None:
 def test_a_retried_review_returns_the_first_answer(round_done: Homes) -> None:
     p = round_done.pharmacist
     d = round_done.find("b", MISSED)
-    first = p.review_discrepancy(d.name, CONFIRMED, "late round", d.etag, request_id="rv-1")
+    first = p.review_discrepancy(d.name, CONFIRMED, "late round", d.etag, request_id=RID_RV_1)
     # The etag is stale now, but a retry is answered from the request log, not redone.
     assert p.review_discrepancy(d.name, CONFIRMED, "late round", d.etag,
-                                request_id="rv-1") == first
+                                request_id=RID_RV_1) == first
     assert [k for k, _, _ in _history(p, d.name)] == ["DETECTED", "REVIEWED"]
     err = _fails(p.review_discrepancy, d.name, NOT_AN_ERROR, "late round", d.etag,
-                 request_id="rv-1")
+                 request_id=RID_RV_1)
     assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
                                       "REQUEST_ID_REUSED")
 

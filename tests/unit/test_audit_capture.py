@@ -29,6 +29,7 @@ from medservice.v1 import rounds_pb2 as rpb
 
 F = "facilities/f"
 R = "facilities/f/residents/r1"
+REQUEST_ID = "5d3b4c2a-8e1f-4f6a-9b0c-1d2e3f4a5b6c"
 ORDER = f"{R}/orders/o-1"
 CARD = f"{R}/medicineCard"
 RECORD = f"{R}/administrations/12345678-1234-1234-1234-123456789012"
@@ -159,11 +160,11 @@ def _reset(call: CallAudit) -> None:
 
 
 def test_a_created_resource_named_only_in_the_response_is_taken() -> None:
-    call = _begin(fpb.CreateResidentRequest(parent=F, request_id="req-1"))
+    call = _begin(fpb.CreateResidentRequest(parent=F, request_id=REQUEST_ID))
     try:
         draft = pending_audit.get()
         assert draft is not None and draft.event.resident_id is None
-        assert draft.event.request_id == "req-1"
+        assert draft.event.request_id == REQUEST_ID
         # A response outside what the request addressed is not taken ...
         address_created(fpb.Resident(name="facilities/g/residents/r9"))
         assert draft.event.resident_id is None
@@ -175,9 +176,10 @@ def test_a_created_resource_named_only_in_the_response_is_taken() -> None:
         _reset(call)
 
 
-def test_request_ids_that_are_not_plain_tokens_are_not_kept() -> None:
+def test_request_ids_that_are_not_uuids_are_not_kept() -> None:
     for request_id, kept in [("0b7f3c1e-2f7b-4a57-9a39-4d1b8c3f2e10", True),
-                             ("010145-1234", False), ("a b", False), ("x" * 101, False)]:
+                             ("010145-1234", False), ("a b", False), ("x" * 101, False),
+                             ("req-1", False)]:
         call = _begin(fpb.CreateResidentRequest(parent=F, request_id=request_id))
         draft = pending_audit.get()
         assert draft is not None
