@@ -26,6 +26,7 @@ from medservice.api.auth import TokenVerifier
 from medservice.api.cards import MedicineCardServicer
 from medservice.api.discrepancies import DiscrepancyServicer
 from medservice.api.facilities import FacilityServicer
+from medservice.api.reports import ReportServicer
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
 from medservice.service.sweeper import Sweeper
@@ -44,6 +45,8 @@ from medservice.v1 import (
     facilities_pb2_grpc,
     medicine_cards_pb2,
     medicine_cards_pb2_grpc,
+    reports_pb2,
+    reports_pb2_grpc,
     rounds_pb2,
     rounds_pb2_grpc,
 )
@@ -59,6 +62,7 @@ SERVICE_NAMES = tuple(
         (discrepancies_pb2, "DiscrepancyService"),
         (alerts_pb2, "AlertService"),
         (audit_pb2, "AuditService"),
+        (reports_pb2, "ReportService"),
     ]
 )
 
@@ -124,6 +128,7 @@ def build_server(
         uow, clock, feed, heartbeat_seconds=settings.alert_heartbeat_seconds,
         max_watchers=settings.max_alert_watchers), server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(uow, clock), server)
+    reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(uow, clock), server)
     for handler in extra_handlers:
         server.add_generic_rpc_handlers((handler,))
 

@@ -21,6 +21,7 @@ from medservice.reports.pdf import (
     LIGHT,
     SMALL,
     WIDTH,
+    Pdf,
     esc,
     local_stamp,
     quantity,
@@ -54,7 +55,11 @@ def period_text(month: date) -> str:
     return f"{MONTHS[month.month - 1]} {month.year}"
 
 
-def chart_pdf(chart: AdministrationChart) -> bytes:
+def chart_filename(chart: AdministrationChart) -> str:
+    return f"medicinskema-{chart.resident.resident_id}-{chart.month:%Y-%m}.pdf"
+
+
+def chart_pdf(chart: AdministrationChart) -> Pdf:
     performers = [c.record.performer for row in chart.rows for cells in row.cells.values()
                   for c in cells if c.record is not None]
     performers += [e.record.performer for e in chart.entries]

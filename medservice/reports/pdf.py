@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape as xml_escape
 
 from reportlab.lib import colors
@@ -88,6 +88,11 @@ def signatures(subjects: Iterable[str]) -> dict[str, str]:
     return out
 
 
+class Pdf(NamedTuple):
+    content: bytes
+    pages: int
+
+
 class _NumberedCanvas(canvas.Canvas):
     """Holds the pages back until the end, so each can say "Side x af y"."""
 
@@ -101,6 +106,7 @@ class _NumberedCanvas(canvas.Canvas):
 
     def save(self) -> None:
         total = len(self._pages)
+        self.page_count = total
         for state in self._pages:
             self.__dict__.update(state)
             self.setFont("Helvetica", 8)
@@ -110,7 +116,7 @@ class _NumberedCanvas(canvas.Canvas):
         super().save()
 
 
-def render(story: Sequence[Flowable], title: str, header: Sequence[str]) -> bytes:
+def render(story: Sequence[Flowable], title: str, header: Sequence[str]) -> Pdf:
     """The document as PDF bytes: `title` in bold and the `header` lines (who, where,
     when) at the top of every page."""
 
@@ -137,5 +143,11 @@ def render(story: Sequence[Flowable], title: str, header: Sequence[str]) -> byte
     frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="body",
                   leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
     doc.addPageTemplates([PageTemplate(id="page", frames=[frame], onPage=on_page)])
-    doc.build(list(story), canvasmaker=_NumberedCanvas)
-    return out.getvalue()
+    made: list[_NumberedCanvas] = []
+
+    def maker(*args: Any, **kwargs: Any) -> _NumberedCanvas:
+        made.append(_NumberedCanvas(*args, **kwargs))
+        return made[-1]
+
+    doc.build(list(story), canvasmaker=maker)
+    return Pdf(out.getvalue(), made[-1].page_count)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.domain.facility import Resident
+from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import (
     DoseState,
@@ -145,3 +145,21 @@ def resident_states(uow: UnitOfWork, facility_id: str, resident_id: str,
 def _dose_key(pair: DoseWithOrder) -> tuple[str, str]:
     """A dose's place in a resident's list: its due time (ISO, UTC) and id."""
     return pair.dose.due_time.isoformat(), pair.dose.dose_id
+
+
+@dataclass(frozen=True)
+class EmergencyList:
+    """The round list of a shift with the facility it belongs to, for paper (nødliste):
+    the statuses and PN use as of `as_of` (facility-local)."""
+
+    facility: Facility
+    schedule: ShiftSchedule
+    as_of: datetime
+
+
+def emergency_list(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
+                   now: datetime) -> EmergencyList:
+    """`shift_schedule` as the emergency list prints it."""
+    schedule = shift_schedule(uow, facility_id, shift_date, shift_id, now)
+    facility = get_facility(uow, facility_id)
+    return EmergencyList(facility, schedule, now.astimezone(facility.zone))

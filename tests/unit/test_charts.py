@@ -6,7 +6,7 @@ seeded on the 2nd at 06:00 and the chart is read on the 15th at 14:00."""
 from __future__ import annotations
 
 import io
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from medservice.reports.mar import chart_pdf
 from medservice.reports.texts import MONTHS
 from medservice.service import administration as admin
 from medservice.service import charts, rounds
+from medservice.service.unit_of_work import UnitOfWorkFactory
 from tests.fakes import FakeDatabase, as_factory
 
 ZONE = ZoneInfo("Europe/Copenhagen")
@@ -29,19 +30,21 @@ MONTH = date.today().replace(day=1)
 
 
 def local(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime.combine(MONTH.replace(day=day), time(hour, minute), ZONE)
+    """A local time of the month, as the instant (UTC) the API would hand the store: the
+    SQLite store keeps an aware datetime's wall time, not its instant."""
+    return datetime.combine(MONTH.replace(day=day), time(hour, minute), ZONE).astimezone(UTC)
 
 
 SEEDED, NOW = local(2, 6), local(15, 14)
 
 
-def _dose_id(db: FakeDatabase, day: int, drug: str, hour: int) -> str:
+def _dose_id(db: UnitOfWorkFactory, day: int, drug: str, hour: int) -> str:
     with db(write=False) as u:
         doses, _, _ = rounds.resident_doses(u, F, R, local(day, 0), local(day, 23, 59), NOW)
     return next(d.dose_id for d, c in doses if c.drug.name == drug and d.local_time.hour == hour)
 
 
-def _record(db: FakeDatabase, record_id: str, dose_id: str | None, at: datetime, *,
+def _record(db: UnitOfWorkFactory, record_id: str, dose_id: str | None, at: datetime, *,
             performer: str, outcome: Outcome = Outcome.GIVEN, order: str = "metformin",
             reason: NotGivenReason | None = None, pn_reason: str = "") -> None:
     record = AdministrationRecord(
@@ -63,12 +66,17 @@ def home() -> FakeDatabase:
 
 
 def seeded_home() -> FakeDatabase:
+    db = FakeDatabase()
+    seed_month(as_factory(db))
+    return db
+
+
+def seed_month(db: UnitOfWorkFactory) -> None:
     """The demo home; r01 has Metformin 08 and 18, Furosemid 08, Simvastatin 18 and
     Paracetamol PN. On the 14th Metformin 08 is given by anne.hansen, Furosemid refused,
     Simvastatin given by bo.berg and then marked entered-in-error; a PN dose on the 15th
     at 13:10."""
-    db = FakeDatabase()
-    assert seed_demo(as_factory(db), SEEDED)
+    assert seed_demo(db, SEEDED)
     metformin = _dose_id(db, 14, "Metformin", 8)
     _record(db, "a1", metformin, local(14, 8, 5), performer="anne.hansen")
     _record(db, "a2", _dose_id(db, 14, "Furosemid", 8), local(14, 8, 10),
@@ -81,7 +89,6 @@ def seeded_home() -> FakeDatabase:
         u.commit()
     _record(db, "a4", None, local(15, 13, 10), performer="bo.berg",
             outcome=Outcome.PN_GIVEN, order="paracetamol-pn", pn_reason="hovedpine")
-    return db
 
 
 def _chart(db: FakeDatabase, resident: str = R) -> charts.AdministrationChart:
@@ -134,7 +141,7 @@ def _cells_days(chart: charts.AdministrationChart, drug: str, hour: int) -> list
 
 def test_chart_pdf_reads_back_with_header_marks_legend_and_page_numbers(
         home: FakeDatabase) -> None:
-    pdf = PdfReader(io.BytesIO(chart_pdf(_chart(home))))
+    pdf = PdfReader(io.BytesIO(chart_pdf(_chart(home)).content))
     assert len(pdf.pages) == 1
     page = pdf.pages[0]
     assert page.mediabox.width > page.mediabox.height  # landscape
@@ -155,8 +162,10 @@ def test_chart_pdf_reads_back_with_header_marks_legend_and_page_numbers(
 def test_a_long_card_runs_over_pages_each_numbered(home: FakeDatabase) -> None:
     chart = _chart(home)
     chart.rows[:] = chart.rows * 12  # 48 rows: more than a page holds
-    pdf = PdfReader(io.BytesIO(chart_pdf(chart)))
+    rendered = chart_pdf(chart)
+    pdf = PdfReader(io.BytesIO(rendered.content))
     pages = len(pdf.pages)
+    assert rendered.pages == pages
     assert pages >= 2
     for n, page in enumerate(pdf.pages, start=1):
         text = page.extract_text()
