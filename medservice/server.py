@@ -29,6 +29,7 @@ from medservice.api.facilities import FacilityServicer
 from medservice.api.reports import ReportServicer
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
+from medservice.reports.ahead import EmergencyListWriter
 from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.settings import Settings, development_secret
@@ -87,11 +88,14 @@ class RunningServer:
     feed: AlertFeed
     sweeper: Sweeper
     listener: PgListener | None = None
+    emergency_lists: EmergencyListWriter | None = None
 
     def stop(self, grace: float | None = None) -> None:
         """Graceful: health goes NOT_SERVING first, then calls drain for `grace` seconds."""
         self.health.enter_graceful_shutdown()
         self.sweeper.shutdown()
+        if self.emergency_lists is not None:
+            self.emergency_lists.shutdown()
         stopped = self.server.stop(grace)
         self.feed.close()  # wakes the watch streams, which then end
         stopped.wait()
@@ -147,9 +151,15 @@ def build_server(
     sweeper = Sweeper(uow, clock, settings.sweep_interval_seconds)
     if settings.sweep_interval_seconds > 0:
         sweeper.start()
+    emergency_lists = None
+    if settings.emergency_dir:
+        emergency_lists = EmergencyListWriter(uow, clock, Path(settings.emergency_dir),
+                                              settings.emergency_interval_seconds)
+        emergency_lists.start()
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer, feed, sweeper, listener)
+    return RunningServer(server, port, health_servicer, feed, sweeper, listener,
+                         emergency_lists)
 
 
 def _serving(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:

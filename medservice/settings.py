@@ -33,6 +33,10 @@ class Settings:
     # The missed-dose sweep runs this often in every replica; 0 turns it off here.
     sweep_interval_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
+    # Emergency lists (nødlister) of the coming shifts are written ahead to this folder
+    # every emergency_interval_seconds, so they exist when the network does not; "" is off.
+    emergency_dir: str = ""
+    emergency_interval_seconds: float = 900.0
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
     var_dir: str = "var"
@@ -90,6 +94,9 @@ def load_settings() -> Settings:
                                       Settings.sweep_interval_seconds),
         shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS",
                                       Settings.shutdown_grace_seconds),
+        emergency_dir=_env("EMERGENCY_DIR"),
+        emergency_interval_seconds=_float("EMERGENCY_INTERVAL_SECONDS",
+                                          Settings.emergency_interval_seconds),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
     )
