@@ -21,6 +21,7 @@ from medservice.v1 import (
     discrepancies_pb2_grpc,
     facilities_pb2_grpc,
     medicine_cards_pb2_grpc,
+    reports_pb2_grpc,
     rounds_pb2_grpc,
 )
 from medservice.v1 import audit_pb2 as aupb
@@ -109,6 +110,7 @@ class MedClient:
         self.rounds = rounds_pb2_grpc.RoundServiceStub(self.channel)
         self.discrepancies = discrepancies_pb2_grpc.DiscrepancyServiceStub(self.channel)
         self.alerts = alerts_pb2_grpc.AlertServiceStub(self.channel)
+        self.reports = reports_pb2_grpc.ReportServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()

@@ -24,6 +24,7 @@ from clients.alerts_cli import add_alert_commands
 from clients.audit_cli import add_audit_commands
 from clients.client import MedClient, MedServiceError
 from clients.dosage_cli import add_dosage_commands, run_local
+from clients.report_cli import add_report_commands, emergency_list
 from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
 from medservice.v1 import common_pb2
@@ -242,6 +243,8 @@ def import_fhir(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def round_list(client: MedClient, args: argparse.Namespace) -> int:
+    if args.pdf:
+        return emergency_list(client, args)
     schedule = client.shift_schedule(args.facility, args.date, args.shift)
     if args.json:
         _print_json([schedule])
@@ -386,12 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--facility", required=True)
         p.add_argument("--date", required=True, help="YYYY-MM-DD, the day the shift starts")
         p.add_argument("--shift", default="day")
-        p.set_defaults(handler=handler)
+        if name == "round":
+            p.add_argument("--pdf", metavar="FILE",
+                           help="save the emergency list (nødliste) of the shift as PDF")
+        p.set_defaults(handler=handler, pdf=None)
 
     add_round_commands(top)
     add_alert_commands(top)
     add_audit_commands(top)
     add_review_commands(top)
+    add_report_commands(top)
     add_dosage_commands(top)
     return parser
 

@@ -6,6 +6,7 @@ All persons are fictitious test persons; the identifiers are made up and belong 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from medservice.domain.dosage import (
     Amount,
@@ -118,9 +119,32 @@ def demo_cards(today: date) -> dict[str, list[OrderContent]]:
     return cards
 
 
+# The demo's first dose falls due this long after seeding, and its window closes as long
+# after that: so a new user sees the sweep find it missed, and the shift lead's alert,
+# within the first ten minutes.
+SOON = timedelta(minutes=3)
+SOON_WINDOW_MINUTES = 3
+
+
+def soon_order(now: datetime, zone: ZoneInfo) -> OrderContent:
+    """Madopar (levodopa, time-critical, as Parkinson's medicine is) once a day at the local
+    minute SOON after `now`, with a window of +-SOON_WINDOW_MINUTES."""
+    local = (now + SOON).astimezone(zone)
+    at = (local + timedelta(minutes=1 if local.second or local.microsecond else 0)).time()
+    at = at.replace(second=0, microsecond=0)
+    start = local.date() - timedelta(days=1)  # a dose at 00:01 is tomorrow's, still daily
+    return OrderContent(
+        "madopar", Drug("Madopar", "demo-n04ba02", "N04BA02", "kapsler", "125 mg"),
+        _daily(start, _dose(TimeKind.CLOCK, "1", clock=at), unit=DoseUnit("kapsel", "kapsler")),
+        route="oral", indication="mod Parkinsons sygdom", treatment_start=start,
+        dispensing_mode=DispensingMode.STAFF_POURED, time_critical=True,
+        window_minutes=SOON_WINDOW_MINUTES)
+
+
 def seed_demo(uow_factory: UnitOfWorkFactory, now: datetime) -> bool:
     """Create the demo facility, residents and cards unless the facility exists. True if
-    seeded. One order is paused and one discontinued, as on a real card."""
+    seeded. One order is paused and one discontinued, as on a real card; r07's Madopar
+    falls due a few minutes after `now` (`soon_order`)."""
     with uow_factory() as uow:
         if uow.facilities.exists(DEMO_FACILITY_ID):
             return False
@@ -131,7 +155,8 @@ def seed_demo(uow_factory: UnitOfWorkFactory, now: datetime) -> bool:
                 uow, Resident(resident_id, DEMO_FACILITY_ID, person_id, name, room), now)
         today = now.astimezone(facility.zone).date()
         card_start = now - timedelta(days=30)
-        for resident_id, orders in demo_cards(today).items():
+        cards = {**demo_cards(today), "r07": [soon_order(now, facility.zone)]}
+        for resident_id, orders in cards.items():
             cards_uc.sync_card(uow, DEMO_FACILITY_ID, resident_id, 1, orders, card_start, now)
         cards_uc.pause_order(uow, DEMO_FACILITY_ID, "r05", "furosemid",
                              now - timedelta(days=1), now + timedelta(days=3), now)

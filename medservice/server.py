@@ -27,8 +27,10 @@ from medservice.api.cards import MedicineCardServicer
 from medservice.api.discrepancies import DiscrepancyServicer
 from medservice.api.facilities import FacilityServicer
 from medservice.api.limits import CallRates, RequestSizes
+from medservice.api.reports import ReportServicer
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
+from medservice.reports.ahead import EmergencyListWriter
 from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.settings import Settings, development_secret
@@ -45,6 +47,8 @@ from medservice.v1 import (
     facilities_pb2_grpc,
     medicine_cards_pb2,
     medicine_cards_pb2_grpc,
+    reports_pb2,
+    reports_pb2_grpc,
     rounds_pb2,
     rounds_pb2_grpc,
 )
@@ -60,6 +64,7 @@ SERVICE_NAMES = tuple(
         (discrepancies_pb2, "DiscrepancyService"),
         (alerts_pb2, "AlertService"),
         (audit_pb2, "AuditService"),
+        (reports_pb2, "ReportService"),
     ]
 )
 
@@ -84,11 +89,14 @@ class RunningServer:
     feed: AlertFeed
     sweeper: Sweeper
     listener: PgListener | None = None
+    emergency_lists: EmergencyListWriter | None = None
 
     def stop(self, grace: float | None = None) -> None:
         """Graceful: health goes NOT_SERVING first, then calls drain for `grace` seconds."""
         self.health.enter_graceful_shutdown()
         self.sweeper.shutdown()
+        if self.emergency_lists is not None:
+            self.emergency_lists.shutdown()
         stopped = self.server.stop(grace)
         self.feed.close()  # wakes the watch streams, which then end
         stopped.wait()
@@ -131,6 +139,7 @@ def build_server(
         uow, clock, feed, heartbeat_seconds=settings.alert_heartbeat_seconds,
         max_watchers=settings.max_alert_watchers), server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(uow, clock), server)
+    reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(uow, clock), server)
     for handler in extra_handlers:
         server.add_generic_rpc_handlers((handler,))
 
@@ -149,9 +158,15 @@ def build_server(
     sweeper = Sweeper(uow, clock, settings.sweep_interval_seconds)
     if settings.sweep_interval_seconds > 0:
         sweeper.start()
+    emergency_lists = None
+    if settings.emergency_dir:
+        emergency_lists = EmergencyListWriter(uow, clock, Path(settings.emergency_dir),
+                                              settings.emergency_interval_seconds)
+        emergency_lists.start()
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer, feed, sweeper, listener)
+    return RunningServer(server, port, health_servicer, feed, sweeper, listener,
+                         emergency_lists)
 
 
 def _serving(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:

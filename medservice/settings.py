@@ -41,6 +41,10 @@ class Settings:
     # The server receives nothing larger than the larger of the two.
     max_request_bytes: int = 64 * 1024
     max_document_request_bytes: int = 10_000_000 + 64 * 1024
+    # Emergency lists (nødlister) of the coming shifts are written ahead to this folder
+    # every emergency_interval_seconds, so they exist when the network does not; "" is off.
+    emergency_dir: str = ""
+    emergency_interval_seconds: float = 900.0
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
     var_dir: str = "var"
@@ -103,6 +107,9 @@ def load_settings() -> Settings:
         max_request_bytes=_int("MAX_REQUEST_BYTES", Settings.max_request_bytes),
         max_document_request_bytes=_int("MAX_DOCUMENT_REQUEST_BYTES",
                                         Settings.max_document_request_bytes),
+        emergency_dir=_env("EMERGENCY_DIR"),
+        emergency_interval_seconds=_float("EMERGENCY_INTERVAL_SECONDS",
+                                          Settings.emergency_interval_seconds),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
     )

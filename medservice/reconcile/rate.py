@@ -9,8 +9,9 @@ administration, and is not counted; refusals and clinical holds are not errors.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -30,20 +31,32 @@ class ErrorRate:
     given: int
     not_given: int
     percent: Decimal  # two decimals; 0 when nothing was given or due
+    # Administrations with an error of each code: one with two codes counts under both
+    # (so these may add up to more than `errors`).
+    by_code: dict[Code, int] = field(default_factory=dict)
 
 
 def error_rate(discrepancies: Iterable[Discrepancy], given_count: int,
                not_given_count: int) -> ErrorRate:
     """The rate over discrepancies of one facility and period (withdrawn ones left out by
     the caller) and the counts of `dose_counts`."""
-    administrations = {
-        d.record_id or d.dose_id or d.key for d in discrepancies
-        if d.is_error and d.code is not Code.NEEDS_MANUAL_SCHEDULE}
+    administrations = error_administrations(discrepancies)
     errors = len(administrations)
     opportunities = given_count + not_given_count
     percent = Decimal(0) if opportunities == 0 else Decimal(errors * 100) / opportunities
+    by_code = Counter(code for codes in administrations.values() for code in codes)
     return ErrorRate(errors, given_count, not_given_count,
-                     percent.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+                     percent.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), dict(by_code))
+
+
+def error_administrations(discrepancies: Iterable[Discrepancy]) -> dict[str, set[Code]]:
+    """The administrations with an error (the record's id, else the dose's, else the
+    discrepancy's key) and their error codes: what the rate counts, once each."""
+    out: dict[str, set[Code]] = defaultdict(set)
+    for d in discrepancies:
+        if d.is_error and d.code is not Code.NEEDS_MANUAL_SCHEDULE:
+            out[d.record_id or d.dose_id or d.key].add(d.code)
+    return out
 
 
 def dose_counts(records: Iterable[AdministrationRecord], discrepancies: Iterable[Discrepancy],

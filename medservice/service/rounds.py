@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from medservice.domain import bounds
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.domain.facility import Resident
+from medservice.domain.facility import Facility, Resident
+from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import (
     DoseState,
     DoseWithOrder,
@@ -19,6 +22,7 @@ from medservice.domain.rounds import (
     doses_between,
 )
 from medservice.reconcile import FacilityRules, context_range
+from medservice.reconcile.ledger import Placement
 from medservice.reconcile.status import pn_lines, resident_ledger
 from medservice.service.facilities import get_facility, get_resident
 from medservice.service.paging import Page, next_token
@@ -113,14 +117,54 @@ def resident_doses(uow: UnitOfWork, facility_id: str, resident_id: str, start: d
         rows = [pair for pair in doses if after is None or _dose_key(pair) > after]
         doses = rows[:page.size]
         token = next_token(page, rows, list(_dose_key(doses[-1])) if doses else None)
+    states = resident_states(uow, facility_id, resident_id, orders, rules, start, end,
+                             now).states
+    return doses, states, token
+
+
+@dataclass(frozen=True)
+class ResidentStates:
+    """What the ledger says about a resident's doses of a range: every dose's state (dose
+    id -> state), where each active record landed, and the records (entered-in-error ones
+    too) of the context range around it."""
+
+    states: dict[str, DoseState]
+    placements: list[Placement]
+    records: list[AdministrationRecord]
+    doses: list[DoseWithOrder]  # of the context range: a superset of [start, end)'s
+
+
+def resident_states(uow: UnitOfWork, facility_id: str, resident_id: str,
+                    orders: Mapping[str, list[OrderVersion]], rules: FacilityRules,
+                    start: datetime, end: datetime, now: datetime) -> ResidentStates:
+    """The resident's doses due in [start, end) placed with their records over the context
+    reconciliation would use for that range (`context_range`), as of now."""
     lo, hi = context_range(start, end, orders.values())
     around = [pair for h in orders.values() for pair in doses_between(h, rules.clock, lo, hi, now)]
-    states, _ = resident_ledger(facility_id, resident_id, orders, around,
-                                uow.records.between(facility_id, resident_id, lo, hi), rules,
-                                now)
-    return doses, states, token
+    records = uow.records.between(facility_id, resident_id, lo, hi)
+    states, placements = resident_ledger(facility_id, resident_id, orders, around, records,
+                                         rules, now)
+    return ResidentStates(states, placements, records, around)
 
 
 def _dose_key(pair: DoseWithOrder) -> tuple[str, str]:
     """A dose's place in a resident's list: its due time (ISO, UTC) and id."""
     return pair.dose.due_time.isoformat(), pair.dose.dose_id
+
+
+@dataclass(frozen=True)
+class EmergencyList:
+    """The round list of a shift with the facility it belongs to, for paper (nødliste):
+    the statuses and PN use as of `as_of` (facility-local)."""
+
+    facility: Facility
+    schedule: ShiftSchedule
+    as_of: datetime
+
+
+def emergency_list(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
+                   now: datetime) -> EmergencyList:
+    """`shift_schedule` as the emergency list prints it."""
+    schedule = shift_schedule(uow, facility_id, shift_date, shift_id, now)
+    facility = get_facility(uow, facility_id)
+    return EmergencyList(facility, schedule, now.astimezone(facility.zone))

@@ -44,7 +44,7 @@ def _fails(code: grpc.StatusCode, fn: Callable[P, object], *args: P.args, **kw: 
     return info.value
 
 
-def test_health_serving_and_reflection_lists_all_six_services(server: ServerFixture) -> None:
+def test_health_serving_and_reflection_lists_all_seven_services(server: ServerFixture) -> None:
     channel = grpc.insecure_channel(server.target)
     health = health_pb2_grpc.HealthStub(channel)
     assert health.Check(health_pb2.HealthCheckRequest()).status == \
@@ -54,7 +54,7 @@ def test_health_serving_and_reflection_lists_all_six_services(server: ServerFixt
         list_services="")]))
     listed = {s.name for r in responses for s in r.list_services_response.service}
     assert set(SERVICE_NAMES) <= listed
-    assert len([s for s in listed if s.startswith("medservice.v1.")]) == 6
+    assert len([s for s in listed if s.startswith("medservice.v1.")]) == 7  # + ReportService
     channel.close()
 
 

@@ -44,7 +44,10 @@ def test_the_rate_of_a_reconciled_day() -> None:
     counts = dose_counts(records, found, START, END)
     assert counts == DoseCounts(given=4, not_given=2)
     rate = error_rate(found, *counts)
-    assert rate == ErrorRate(errors=3, given=4, not_given=2, percent=Decimal("50.00"))
+    # By code, the record with two errors counts under each: four codes, three errors.
+    assert rate == ErrorRate(errors=3, given=4, not_given=2, percent=Decimal("50.00"),
+                             by_code={Code.WRONG_DOSE: 1, Code.WRONG_ROUTE: 1,
+                                      Code.PN_LIMIT_EXCEEDED: 1, Code.MISSED_DOSE: 1})
 
 
 def test_the_rate_has_two_decimals_rounded_half_up_and_is_zero_without_doses() -> None:
@@ -52,7 +55,8 @@ def test_the_rate_has_two_decimals_rounded_half_up_and_is_zero_without_doses() -
     assert error_rate(found, 1, 2).percent == Decimal("66.67")
     assert error_rate(found[:1], 2, 1).percent == Decimal("33.33")
     assert error_rate(found[:1], 7, 1).percent == Decimal("12.50")
-    assert error_rate(found, 0, 0) == ErrorRate(2, 0, 0, Decimal("0.00"))
+    assert error_rate(found, 0, 0) == ErrorRate(2, 0, 0, Decimal("0.00"),
+                                                {Code.MISSED_DOSE: 2})
 
 
 def test_a_manual_schedule_flag_is_no_administration_error() -> None:
@@ -62,5 +66,6 @@ def test_a_manual_schedule_flag_is_no_administration_error() -> None:
                 now=at(21))
     assert [d.code for d in found] == [Code.NEEDS_MANUAL_SCHEDULE] and found[0].is_error
     assert error_rate(found, 3, 0).errors == 0
+    assert error_rate(found, 3, 0).by_code == {}
     not_errors = [replace(found[0], code=Code.NOT_GIVEN, is_error=False, key="k")]
     assert error_rate(not_errors, 3, 0).errors == 0
