@@ -86,7 +86,8 @@ def seeded_server(today: date) -> Iterator[int]:
         engine = make_engine(url)
         echo = grpc.method_handlers_generic_handler("medservice.bench.Echo", {
             "Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)})
-        running = build_server(Settings(listen="127.0.0.1:0"), uow_factory(engine),
+        running = build_server(Settings(listen="127.0.0.1:0", http_listen=""),
+                               uow_factory(engine),
                                TokenVerifier(hmac_secret=SECRET), extra_handlers=[echo])
         try:
             yield running.port

@@ -14,6 +14,8 @@ DEFAULT_SQLITE_PATH = Path("var") / "medservice.db"
 class Settings:
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     listen: str = "127.0.0.1:50051"
+    # HTTP/JSON, Server-Sent Events and /metrics; empty serves no HTTP.
+    http_listen: str = "127.0.0.1:8080"
     # Development: an HMAC secret (HS256). Production: PEM public keys (RS256/ES256/EdDSA).
     jwt_secret: str = ""
     jwt_public_key_files: tuple[str, ...] = ()
@@ -72,6 +74,7 @@ def load_settings() -> Settings:
     return Settings(
         database_url=_env("DATABASE_URL", Settings.database_url),
         listen=_env("LISTEN", Settings.listen),
+        http_listen=os.environ.get("MEDSERVICE_HTTP_LISTEN", Settings.http_listen).strip(),
         jwt_secret=_env("JWT_SECRET"),
         jwt_public_key_files=keys,
         jwt_issuer=_env("JWT_ISSUER"),

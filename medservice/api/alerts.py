@@ -63,11 +63,19 @@ class Slots:
 
     def __init__(self, limit: int) -> None:
         self._sem = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.in_use = 0  # read by the metrics
 
     def take(self) -> bool:
-        return self._sem.acquire(blocking=False)
+        if not self._sem.acquire(blocking=False):
+            return False
+        with self._lock:
+            self.in_use += 1
+        return True
 
     def give(self) -> None:
+        with self._lock:
+            self.in_use -= 1
         self._sem.release()
 
 
@@ -81,6 +89,10 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
         self._feed = feed
         self._heartbeat = heartbeat_seconds
         self._slots = Slots(max_watchers)
+
+    @property
+    def open_watchers(self) -> int:
+        return self._slots.in_use
 
     @rpc_stream(*WATCHERS)
     def WatchAlerts(self, request: pb.WatchAlertsRequest, context: Any,

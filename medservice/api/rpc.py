@@ -13,7 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
 import structlog
@@ -74,11 +74,28 @@ def _bearer(metadata: Any) -> str | None:
     return None
 
 
+class CallObserver(Protocol):
+    """Told of every finished call and every audit event not written (metrics)."""
+
+    def observe_call(self, method: str, code: str, seconds: float) -> None: ...
+
+    def audit_write_failed(self) -> None: ...
+
+
+class _Unobserved:
+    def observe_call(self, method: str, code: str, seconds: float) -> None:
+        pass
+
+    def audit_write_failed(self) -> None:
+        pass
+
+
 class CallInterceptor(grpc.ServerInterceptor):
     def __init__(self, verifier: TokenVerifier, uow_factory: UnitOfWorkFactory,
-                 clock: Clock) -> None:
+                 clock: Clock, observer: CallObserver | None = None) -> None:
         self._verifier = verifier
         self._audit = AuditRecorder(uow_factory, clock)  # one event per call (issue 5)
+        self._observer = observer or _Unobserved()
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = continuation(details)
@@ -105,12 +122,14 @@ class CallInterceptor(grpc.ServerInterceptor):
         token = _bearer(context.invocation_metadata())
         if token is None:
             log.info("call refused", code="UNAUTHENTICATED")
+            self._observer.observe_call(method, "UNAUTHENTICATED", 0.0)
             abort(context, simple_status(
                 code_pb2.UNAUTHENTICATED, "MISSING_TOKEN", "a bearer token is required"))
         try:
             principal = self._verifier.verify(token)
         except DomainError as e:
             log.info("call refused", code="UNAUTHENTICATED", reason=e.reason)
+            self._observer.observe_call(method, "UNAUTHENTICATED", 0.0)
             abort(context, status_for(e))
         structlog.contextvars.bind_contextvars(subject=principal.subject,
                                                role=principal.role.value)
@@ -129,11 +148,12 @@ class CallInterceptor(grpc.ServerInterceptor):
                     raise
                 address_created(response)  # a retried create answered from the request log
                 if not self._audit.end(audit, _code_name(context)):
+                    self._observer.audit_write_failed()
                     abort(context, internal_status())  # no data out that the trail lacks
                 return response
             finally:
                 _principal.reset(token)
-                _log_done(context, started)
+                self._observer.observe_call(method, *_log_done(context, started))
 
         return call
 
@@ -148,6 +168,7 @@ class CallInterceptor(grpc.ServerInterceptor):
                     responses = behavior(request, context)
                     for response in responses:
                         if not self._audit.first_message(audit):
+                            self._observer.audit_write_failed()
                             abort(context, internal_status())
                         yield response
                 except GeneratorExit:  # the client went away
@@ -160,7 +181,7 @@ class CallInterceptor(grpc.ServerInterceptor):
             finally:
                 getattr(responses, "close", lambda: None)()
                 _principal.reset(token)
-                _log_done(context, started)
+                self._observer.observe_call(method, *_log_done(context, started))
 
         return call
 
@@ -174,11 +195,14 @@ def _code_name(context: grpc.ServicerContext, *, raised: bool = False) -> str:
     return "UNKNOWN" if raised else "OK"
 
 
-def _log_done(context: grpc.ServicerContext, started: float) -> None:
+def _log_done(context: grpc.ServicerContext, started: float) -> tuple[str, float]:
+    """Log the finished call; its code's name and its duration in seconds."""
+    seconds = time.perf_counter() - started
     code = context.code()
     name = code.name if isinstance(code, grpc.StatusCode) else "OK"
-    log.info("call", code=name, ms=round((time.perf_counter() - started) * 1000, 2))
+    log.info("call", code=name, ms=round(seconds * 1000, 2))
     structlog.contextvars.clear_contextvars()
+    return name, seconds
 
 
 S = TypeVar("S")
