@@ -393,3 +393,24 @@ def test_no_http_when_the_setting_is_empty(engine: Engine, uow: UnitOfWorkFactor
     finally:
         running.stop(0)
 
+
+
+def test_stopping_the_server_ends_open_event_streams(engine: Engine, uow: UnitOfWorkFactory,
+                                                     verifier: TokenVerifier) -> None:
+    """A replica going away closes its browsers' streams (they reconnect elsewhere with
+    Last-Event-ID) instead of holding its shutdown."""
+    settings = replace(TEST_SETTINGS, http_listen="127.0.0.1:0", database_url=str(engine.url),
+                       shutdown_grace_seconds=1)
+    running = build_server(settings, uow, verifier, engine=engine)
+    with httpx.Client(timeout=10) as client:
+        http = Http(running, f"http://127.0.0.1:{running.http_port}", client)
+        ok(http.call("POST", "/v1/facilities", ADMIN, body={"displayName": "Home"},
+                     params={"facility_id": "f"}))
+        watcher = SseWatcher(http, LEAD)
+        started = time.monotonic()
+        running.stop(1)
+        assert time.monotonic() - started < 5
+        watcher.thread.join(5)
+        assert not watcher.thread.is_alive()  # the stream ended
+        with pytest.raises(httpx.TransportError):
+            client.get(http.base + "/healthz")
