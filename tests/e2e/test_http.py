@@ -6,14 +6,18 @@ Server-Sent Events resumable with Last-Event-ID, /metrics and /openapi.json."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
+import signal
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +34,7 @@ from medservice.v1 import medicine_cards_pb2 as cpb
 from tests.builders import CARD_VALID_FROM, morning_evening, order, ts
 from tests.conftest import TEST_SETTINGS, TestClock, token_for
 from tests.e2e.test_alerts import ZONE, set_now, tomorrow_at
+from tests.e2e.test_operations import MEDSERVICE, ROOT, _free_port
 
 R1 = "facilities/f/residents/r1"
 R2 = "facilities/f/residents/r2"
@@ -414,3 +419,37 @@ def test_stopping_the_server_ends_open_event_streams(engine: Engine, uow: UnitOf
         assert not watcher.thread.is_alive()  # the stream ended
         with pytest.raises(httpx.TransportError):
             client.get(http.base + "/healthz")
+
+
+def test_make_run_serves_http_and_prints_its_address(tmp_path: Path) -> None:
+    """`medservice serve --demo` (what `make run` starts) serves HTTP too and says where."""
+    http_port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "MEDSERVICE_LISTEN": f"127.0.0.1:{_free_port()}",
+           "MEDSERVICE_HTTP_LISTEN": f"127.0.0.1:{http_port}"}
+    env.pop("MEDSERVICE_DATABASE_URL", None)
+    env.pop("MEDSERVICE_JWT_SECRET", None)
+    proc = subprocess.Popen([*MEDSERVICE, "serve", "--demo"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        printed = ""
+        while "Demo tokens" not in printed and proc.poll() is None:
+            printed += proc.stdout.readline()
+        assert f"HTTP/JSON on http://localhost:{http_port}" in printed, printed
+        token = subprocess.run([*MEDSERVICE, "token", "--role", "carer", "--facility", "demo"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True,
+                               check=True).stdout.strip()
+        base = f"http://127.0.0.1:{http_port}"
+        with httpx.Client(timeout=10) as client:
+            got = client.get(f"{base}/v1/facilities/demo",
+                             headers={"authorization": f"Bearer {token}"})
+            assert got.status_code == 200 and got.json()["name"] == "facilities/demo"
+            assert client.get(f"{base}/v1/facilities/demo").status_code == 401
+            assert client.get(f"{base}/openapi.json").json()["paths"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
