@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -49,7 +50,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class HttpApi:
-    """The ASGI application. `channel` is set once the event loop runs (see server.py)."""
+    """The ASGI application. `channels` are set once the event loop runs (server.py):
+    unary calls share the first; event streams are spread over all of them, as one HTTP/2
+    connection carrying hundreds of streams became the fan-out's bottleneck."""
 
     def __init__(self, routes: list[Route], verifier: TokenVerifier,
                  openapi: Callable[[], dict[str, Any]],
@@ -59,8 +62,10 @@ class HttpApi:
         self._openapi = openapi
         self._openapi_body: bytes | None = None
         self._metrics = metrics
-        self.channel: grpc.aio.Channel | None = None
+        self.channels: list[grpc.aio.Channel] = []
         self._callables: dict[str, Any] = {}
+        self._streams: dict[str, list[Any]] = {}
+        self._opened = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,8 +154,8 @@ class HttpApi:
     def _unary(self, route: Route) -> Any:
         made = self._callables.get(route.grpc_path)
         if made is None:
-            assert self.channel is not None, "the HTTP server starts its channel first"
-            made = self.channel.unary_unary(
+            assert self.channels, "the HTTP server starts its channels first"
+            made = self.channels[0].unary_unary(
                 route.grpc_path, request_serializer=_serialize,
                 response_deserializer=route.output_class().FromString)
             self._callables[route.grpc_path] = made
@@ -160,10 +165,17 @@ class HttpApi:
                       receive: Receive, send: Send) -> None:
         """A server-streaming RPC as Server-Sent Events: each message is one event whose id
         is its resume_token (what EventSource sends back as Last-Event-ID)."""
-        assert self.channel is not None
-        call = self.channel.unary_stream(
-            route.grpc_path, request_serializer=_serialize,
-            response_deserializer=route.output_class().FromString)(request, metadata=metadata)
+        callables = self._streams.get(route.grpc_path)
+        if callables is None:
+            # The event is made from the message's bytes once for every stream it goes to
+            # (an alert reaches each watcher as the same bytes).
+            encode = _event_encoder(route.output_class())
+            callables = [channel.unary_stream(route.grpc_path, request_serializer=_serialize,
+                                              response_deserializer=encode)
+                         for channel in self.channels]
+            self._streams[route.grpc_path] = callables
+        self._opened += 1
+        call = callables[self._opened % len(callables)](request, metadata=metadata)
         # The watch sends its headers once it has accepted the caller: a refusal before that
         # keeps its HTTP code instead of becoming an event in a 200 stream.
         await call.initial_metadata()
@@ -182,9 +194,8 @@ class HttpApi:
         watcher = asyncio.ensure_future(_until_disconnect(receive))
         watcher.add_done_callback(lambda _: call.cancel())
         try:
-            async for message in call:
-                await send({"type": "http.response.body", "body": _event(message),
-                            "more_body": True})
+            async for event in call:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
         except grpc.aio.AioRpcError as e:
             if e.code() != grpc.StatusCode.CANCELLED:
                 data = _dumps(st.to_json(st.from_rpc_error(e))).decode()
@@ -197,6 +208,14 @@ class HttpApi:
         finally:
             watcher.cancel()
         await _send_quietly(send, b"", False)
+
+
+def _event_encoder(message_class: type[Message]) -> Callable[[bytes], bytes]:
+    @functools.lru_cache(maxsize=4096)
+    def encode(data: bytes) -> bytes:
+        return _event(message_class.FromString(data))
+
+    return encode
 
 
 def _event(message: Message) -> bytes:

@@ -21,6 +21,8 @@ import uvicorn
 
 from medservice.web.app import HttpApi
 
+CHANNELS = 4  # connections to the gRPC server; event streams are spread over them
+
 
 class HttpListenError(Exception):
     """MEDSERVICE_HTTP_LISTEN cannot be used: said in one line."""
@@ -82,11 +84,15 @@ def start_http(listen: str, app: HttpApi, target: str, directory: Path,
     server = uvicorn.Server(config)
 
     async def run() -> None:
-        app.channel = grpc.aio.insecure_channel(target)
+        # Distinct channel arguments, so that each is its own connection (gRPC shares a
+        # subchannel between channels made alike).
+        app.channels = [grpc.aio.insecure_channel(target, options=[("medservice.channel", i)])
+                        for i in range(CHANNELS)]
         try:
             await server.serve(sockets=[sock])
         finally:
-            await app.channel.close()
+            for channel in app.channels:
+                await channel.close()
             sock.close()
 
     thread = threading.Thread(target=asyncio.run, args=(run(),), name="http", daemon=True)
