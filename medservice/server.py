@@ -142,7 +142,8 @@ def build_server(
         DiscrepancyServicer(uow, clock), server)
     alert_servicer = AlertServicer(
         uow, clock, feed, heartbeat_seconds=settings.alert_heartbeat_seconds,
-        max_watchers=settings.max_alert_watchers)
+        max_watchers=settings.max_alert_watchers,
+        delivered=lambda seconds: metrics.alert_delivered("watch", seconds))
     alerts_pb2_grpc.add_AlertServiceServicer_to_server(alert_servicer, server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(uow, clock), server)
     for handler in extra_handlers:
@@ -171,7 +172,8 @@ def build_server(
     if internal is not None:
         try:
             running.http = start_http(settings.http_listen, HttpApi(
-                api_routes(), verifier, openapi_document, metrics.exposition),
+                api_routes(), verifier, openapi_document, metrics.exposition,
+                lambda seconds: metrics.alert_delivered("sse", seconds), clock),
                 *internal, settings.shutdown_grace_seconds)
         except HttpListenError as e:
             running.stop(0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from medservice.alerts.feed import AlertFeed
@@ -82,13 +82,15 @@ class Slots:
 class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, feed: AlertFeed, *,
                  heartbeat_seconds: float = 10.0, max_watchers: int = 200,
-                 authenticate: Authenticate = principal_from_interceptor) -> None:
+                 authenticate: Authenticate = principal_from_interceptor,
+                 delivered: Callable[[float], None] | None = None) -> None:
         self._uow = uow
         self._clock = clock
         self.authenticate = authenticate
         self._feed = feed
         self._heartbeat = heartbeat_seconds
         self._slots = Slots(max_watchers)
+        self._delivered = delivered or (lambda seconds: None)  # alert age at hand-over
 
     @property
     def open_watchers(self) -> int:
@@ -121,6 +123,7 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
                         heartbeat=pb.Heartbeat(time=timestamp(self._clock())),
                         resume_token=token)
                 else:
+                    self._delivered((self._clock() - event.alert.created_at).total_seconds())
                     yield pb.WatchAlertsResponse(alert=alert_to_proto(event.alert),
                                                  resume_token=token)
         finally:

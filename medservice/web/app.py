@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -56,12 +57,16 @@ class HttpApi:
 
     def __init__(self, routes: list[Route], verifier: TokenVerifier,
                  openapi: Callable[[], dict[str, Any]],
-                 metrics: Callable[[], tuple[bytes, str]] | None = None) -> None:
+                 metrics: Callable[[], tuple[bytes, str]] | None = None,
+                 delivered: Callable[[float], None] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self._routes = routes
         self._verifier = verifier
         self._openapi = openapi
         self._openapi_body: bytes | None = None
         self._metrics = metrics
+        self._delivered = delivered
+        self._clock = clock or (lambda: datetime.now(UTC))
         self.channels: list[grpc.aio.Channel] = []
         self._callables: dict[str, Any] = {}
         self._streams: dict[str, list[Any]] = {}
@@ -194,8 +199,10 @@ class HttpApi:
         watcher = asyncio.ensure_future(_until_disconnect(receive))
         watcher.add_done_callback(lambda _: call.cancel())
         try:
-            async for event in call:
+            async for event, created in call:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
+                if created is not None and self._delivered is not None:
+                    self._delivered(self._clock().timestamp() - created)
         except grpc.aio.AioRpcError as e:
             if e.code() != grpc.StatusCode.CANCELLED:
                 data = _dumps(st.to_json(st.from_rpc_error(e))).decode()
@@ -210,10 +217,18 @@ class HttpApi:
         await _send_quietly(send, b"", False)
 
 
-def _event_encoder(message_class: type[Message]) -> Callable[[bytes], bytes]:
+def _event_encoder(message_class: type[Message]
+                   ) -> Callable[[bytes], tuple[bytes, float | None]]:
+    """Message bytes → the event's bytes, and an alert's creation (epoch seconds)."""
+
     @functools.lru_cache(maxsize=4096)
-    def encode(data: bytes) -> bytes:
-        return _event(message_class.FromString(data))
+    def encode(data: bytes) -> tuple[bytes, float | None]:
+        message = message_class.FromString(data)
+        alert = getattr(message, "alert", None)
+        created = None
+        if alert is not None and message.HasField("alert"):
+            created = alert.create_time.ToDatetime(UTC).timestamp()
+        return _event(message), created
 
     return encode
 

@@ -47,6 +47,12 @@ class Metrics:
             "medservice_audit_write_failures",
             "Audit events that could not be written (the call then failed)",
             registry=self.registry)
+        self._delivery = Histogram(
+            "medservice_alert_delivery_lag_seconds",
+            "From an alert's creation to its hand-over to a watch stream (via=watch, gRPC "
+            "and SSE alike) and to a browser's socket (via=sse)", ["via"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry)
         self._gauges: dict[str, tuple[str, Callable[[], float | None]]] = {}
         self.registry.register(_Gauges(self._gauges))
 
@@ -56,6 +62,9 @@ class Metrics:
 
     def audit_write_failed(self) -> None:
         self._audit_failures.inc()
+
+    def alert_delivered(self, via: str, seconds: float) -> None:
+        self._delivery.labels(via).observe(max(0.0, seconds))
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float | None]) -> None:
         """A value read at each scrape; None leaves the series out."""

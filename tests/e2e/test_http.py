@@ -360,6 +360,11 @@ def test_metrics_move_with_the_calls(ward: Http, server_clock: TestClock) -> Non
     http.running.sweeper.run_once()
     watcher.alerts(2)
     watcher.close()
+    text = http.call("GET", "/metrics").text
+    for via in ("watch", "sse"):  # handed to the stream, and written to the browser
+        assert _series(text, "medservice_alert_delivery_lag_seconds_count", via=via) == 2
+        assert _series(text, "medservice_alert_delivery_lag_seconds_bucket", via=via,
+                       le="10.0") == 2  # swept just now: seconds old, not hours
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         text = http.call("GET", "/metrics").text
