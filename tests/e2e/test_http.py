@@ -101,6 +101,10 @@ def reason(status: dict[str, Any]) -> str:
 
 @pytest.fixture
 def ward(http: Http, server_clock: TestClock) -> Http:
+    return make_ward(http, server_clock)
+
+
+def make_ward(http: Http, server_clock: TestClock) -> Http:
     """A facility with two residents and their cards, all made over HTTP/JSON."""
     server_clock.to_late_evening(ZONE)
     ok(http.call("POST", "/v1/facilities", ADMIN, body={"displayName": "Home"},
@@ -458,3 +462,45 @@ def test_make_run_serves_http_and_prints_its_address(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.postgres
+def test_a_browser_watches_any_replica_and_resumes_on_another(
+        postgres_database: str | None, verifier: TokenVerifier, server_clock: TestClock) -> None:
+    """Two replicas on one PostgreSQL: alerts swept on one reach a browser on the other
+    (LISTEN/NOTIFY), and a browser moving to the first with Last-Event-ID gets what it
+    missed, once."""
+    if postgres_database is None:
+        pytest.skip("PostgreSQL tests need MEDSERVICE_TEST_POSTGRES_URL")
+    from medservice.store.db import make_engine
+    from medservice.store.uow import uow_factory
+    from tests.conftest import _truncate
+
+    engines = [make_engine(postgres_database) for _ in range(2)]
+    settings = replace(TEST_SETTINGS, http_listen="127.0.0.1:0", database_url=postgres_database)
+    replicas = [build_server(settings, uow_factory(e), verifier, server_clock, engine=e)
+                for e in engines]
+    try:
+        with httpx.Client(timeout=10) as client:
+            a, b = (Http(r, f"http://127.0.0.1:{r.http_port}", client) for r in replicas)
+            make_ward(a, server_clock)
+            on_b = SseWatcher(b, LEAD)
+            set_now(server_clock, tomorrow_at(server_clock, 9, 5))
+            a.running.sweeper.run_once()
+            morning = on_b.alerts(2)
+            last_seen = on_b.last_id
+            on_b.close()
+            set_now(server_clock, tomorrow_at(server_clock, 19, 30))
+            b.running.sweeper.run_once()
+            on_a = SseWatcher(a, LEAD, last_event_id=last_seen)
+            evening = on_a.alerts(2)
+            on_a.quiet(1.0)
+            on_a.close()
+            assert {x["name"] for x in morning}.isdisjoint(x["name"] for x in evening)
+            assert all(x["shiftId"] == "evening" for x in evening)
+    finally:
+        for r in replicas:
+            r.stop(0)
+        _truncate(engines[0])
+        for e in engines:
+            e.dispose()
