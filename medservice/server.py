@@ -174,7 +174,10 @@ def build_server(
             running.http = start_http(settings.http_listen, HttpApi(
                 api_routes(), verifier, openapi_document, metrics.exposition,
                 lambda seconds: metrics.alert_delivered("sse", seconds), clock),
-                *internal, settings.shutdown_grace_seconds)
+                *internal, settings.shutdown_grace_seconds,
+                # The gRPC port's certificate serves HTTPS too: tokens never go in clear.
+                (settings.tls_cert_file, settings.tls_key_file)
+                if settings.tls_cert_file else None)
         except HttpListenError as e:
             running.stop(0)
             raise ListenError(str(e)) from None

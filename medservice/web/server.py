@@ -76,10 +76,12 @@ class HttpServer:
 
 
 def start_http(listen: str, app: HttpApi, target: str, directory: Path,
-               grace_seconds: float) -> HttpServer:
+               grace_seconds: float, tls: tuple[str, str] | None = None) -> HttpServer:
+    """Serve `app` on `listen`; HTTPS with the (certificate, key) files in `tls`."""
     sock = _bind(listen)
+    cert, key = tls or (None, None)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                            server_header=False,
+                            server_header=False, ssl_certfile=cert, ssl_keyfile=key,
                             timeout_graceful_shutdown=max(1, int(grace_seconds)))
     server = uvicorn.Server(config)
 

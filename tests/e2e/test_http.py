@@ -10,6 +10,7 @@ import os
 import queue
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -34,7 +35,7 @@ from medservice.v1 import medicine_cards_pb2 as cpb
 from tests.builders import CARD_VALID_FROM, morning_evening, order, ts
 from tests.conftest import TEST_SETTINGS, TestClock, token_for
 from tests.e2e.test_alerts import ZONE, set_now, tomorrow_at
-from tests.e2e.test_operations import MEDSERVICE, ROOT, _free_port
+from tests.e2e.test_operations import MEDSERVICE, ROOT, _free_port, _self_signed
 
 R1 = "facilities/f/residents/r1"
 R2 = "facilities/f/residents/r2"
@@ -504,3 +505,26 @@ def test_a_browser_watches_any_replica_and_resumes_on_another(
         _truncate(engines[0])
         for e in engines:
             e.dispose()
+
+
+def test_https_when_the_grpc_port_has_tls(tmp_path: Path, engine: Engine,
+                                          uow: UnitOfWorkFactory,
+                                          verifier: TokenVerifier) -> None:
+    """The certificate of the gRPC port serves HTTPS as well: a bearer token is never sent
+    in clear to a server that was given one."""
+    cert, key = _self_signed(tmp_path)
+    settings = replace(TEST_SETTINGS, listen="localhost:0", http_listen="localhost:0",
+                       tls_cert_file=str(cert), tls_key_file=str(key),
+                       database_url=str(engine.url))
+    running = build_server(settings, uow, verifier, engine=engine)
+    try:
+        base = f"localhost:{running.http_port}"
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert)),
+                          timeout=10) as client:
+            got = client.get(f"https://{base}/v1/facilities", headers={
+                "authorization": f"Bearer {ADMIN}"})
+            assert got.status_code == 200 and got.json() == {}
+        with httpx.Client(timeout=5) as plain, pytest.raises(httpx.HTTPError):
+            plain.get(f"http://{base}/v1/facilities")
+    finally:
+        running.stop(0)
