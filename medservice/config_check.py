@@ -46,6 +46,12 @@ def value_problems(settings: Settings) -> list[str]:
                         " (each watch holds a thread; the rounds need the rest)")
     if settings.alert_heartbeat_seconds <= 0:
         problems.append("MEDSERVICE_ALERT_HEARTBEAT_SECONDS must be above 0")
+    for name, seconds in (("MAX_CONNECTION_AGE_SECONDS", settings.max_connection_age_seconds),
+                          ("MAX_CONNECTION_AGE_GRACE_SECONDS",
+                           settings.max_connection_age_grace_seconds),
+                          ("KEEPALIVE_SECONDS", settings.keepalive_seconds)):
+        if seconds < 0:
+            problems.append(f"MEDSERVICE_{name} must be 0 or more")
     if settings.sweep_interval_seconds < 0:
         problems.append("MEDSERVICE_SWEEP_INTERVAL_SECONDS must be 0 (off) or more")
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):

@@ -131,7 +131,7 @@ def build_server(
                                    thread_name_prefix="rpc"),
         interceptors=[CallInterceptor(verifier, uow, clock, metrics)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0), *connection_options(settings)],
     )
     facilities_pb2_grpc.add_FacilityServiceServicer_to_server(
         FacilityServicer(uow, clock), server)
@@ -182,6 +182,20 @@ def build_server(
             running.stop(0)
             raise ListenError(str(e)) from None
     return running
+
+
+def connection_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC channel arguments for connection age and keepalive (deployment guide)."""
+    options = []
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms",
+             int(settings.max_connection_age_grace_seconds * 1000))]
+    if settings.keepalive_seconds > 0:
+        options += [("grpc.keepalive_time_ms", int(settings.keepalive_seconds * 1000)),
+                    ("grpc.keepalive_timeout_ms", 20_000)]
+    return options
 
 
 def _serving(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:

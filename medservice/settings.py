@@ -35,6 +35,12 @@ class Settings:
     # The missed-dose sweep runs this often in every replica; 0 turns it off here.
     sweep_interval_seconds: float = 30.0
     shutdown_grace_seconds: float = 10.0
+    # Behind a load balancer: a connection older than this is asked to go (GOAWAY, then
+    # the grace below), so long watch streams reconnect and spread over replicas; 0: never.
+    max_connection_age_seconds: float = 0.0
+    max_connection_age_grace_seconds: float = 30.0
+    # Server pings on idle connections this often, to find dead peers; 0: gRPC's 2 hours.
+    keepalive_seconds: float = 0.0
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
     var_dir: str = "var"
@@ -93,6 +99,11 @@ def load_settings() -> Settings:
                                       Settings.sweep_interval_seconds),
         shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS",
                                       Settings.shutdown_grace_seconds),
+        max_connection_age_seconds=_float("MAX_CONNECTION_AGE_SECONDS",
+                                          Settings.max_connection_age_seconds),
+        max_connection_age_grace_seconds=_float("MAX_CONNECTION_AGE_GRACE_SECONDS",
+                                                Settings.max_connection_age_grace_seconds),
+        keepalive_seconds=_float("KEEPALIVE_SECONDS", Settings.keepalive_seconds),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
     )
