@@ -88,8 +88,11 @@ def start_http(listen: str, app: HttpApi, target: str, directory: Path,
     async def run() -> None:
         # Distinct channel arguments, so that each is its own connection (gRPC shares a
         # subchannel between channels made alike).
-        app.channels = [grpc.aio.insecure_channel(target, options=[("medservice.channel", i)])
-                        for i in range(CHANNELS)]
+        # An answer's size is limited by the server alone (its default: none), as the HTTP
+        # client cannot raise a gRPC client's 4 MiB default.
+        app.channels = [grpc.aio.insecure_channel(target, options=[
+            ("medservice.channel", i), ("grpc.max_receive_message_length", -1)])
+            for i in range(CHANNELS)]
         try:
             await server.serve(sockets=[sock])
         finally:
