@@ -528,3 +528,24 @@ def test_https_when_the_grpc_port_has_tls(tmp_path: Path, engine: Engine,
             plain.get(f"http://{base}/v1/facilities")
     finally:
         running.stop(0)
+
+
+def test_pool_use_and_audit_failures_move_on_metrics(ward: Http, engine: Engine,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    http = ward
+    before = http.call("GET", "/metrics").text
+    with engine.connect():  # a connection out of the pool while scraped
+        held = http.call("GET", "/metrics").text
+    assert _series(held, "medservice_db_pool_connections_in_use") \
+        == _series(before, "medservice_db_pool_connections_in_use") + 1
+    from medservice.api.audit_capture import AuditRecorder
+
+    monkeypatch.setattr(AuditRecorder, "_write", lambda self, draft, outcome: False)
+    failed = refused(http.call("GET", "/v1/facilities/f", CARER), 500, 13)  # no data out
+    assert "Traceback" not in json.dumps(failed) and "facility" not in failed["message"]
+    monkeypatch.undo()
+    after = http.call("GET", "/metrics").text
+    assert _series(after, "medservice_audit_write_failures_total") \
+        == _series(before, "medservice_audit_write_failures_total") + 1
+    assert _series(after, "medservice_rpc_calls_total",
+                   method="/medservice.v1.FacilityService/GetFacility", code="INTERNAL") == 1
