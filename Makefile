@@ -19,8 +19,12 @@ $(SETUP_STAMP): pyproject.toml
 	@touch $@
 
 # Generated code is built from proto/, never committed (medservice/v1/ is git-ignored).
+# google/api/{annotations,http}.proto (the HTTP mapping) come from the installed
+# googleapis-common-protos, copied where protoc and buf find them (git-ignored).
 $(GEN_STAMP): $(PROTOS) $(SETUP_STAMP)
-	@rm -rf medservice/v1 && mkdir -p medservice/v1
+	@rm -rf medservice/v1 proto/google && mkdir -p medservice/v1 proto/google/api
+	@d="$$($(PY) -c 'import google.api.http_pb2 as m, os; print(os.path.dirname(m.__file__))')" \
+		&& cp "$$d/annotations.proto" "$$d/http.proto" proto/google/api/
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. \
 		--mypy_out=quiet:. --mypy_grpc_out=quiet:. $(PROTOS)
 	@touch medservice/v1/__init__.py $@
@@ -42,4 +46,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) medservice/v1 var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) medservice/v1 proto/google var .pytest_cache .mypy_cache .ruff_cache

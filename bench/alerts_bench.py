@@ -127,7 +127,8 @@ def measure(store: str) -> dict[str, Any]:
     first_due = origin + timedelta(minutes=20)
     with _database(store) as url:
         engine = make_engine(url)
-        settings = Settings(listen="127.0.0.1:0", database_url=url, worker_threads=WATCHERS + 48,
+        settings = Settings(listen="127.0.0.1:0", http_listen="", database_url=url,
+                            worker_threads=WATCHERS + 48,
                             max_alert_watchers=WATCHERS + 8, max_concurrent_rpcs=1024,
                             sweep_interval_seconds=SWEEP_SECONDS, alert_heartbeat_seconds=5,
                             rate_limit_per_second=0)  # one lead subject opens every watch

@@ -87,7 +87,8 @@ def seeded_server(today: date) -> Iterator[int]:
         echo = grpc.method_handlers_generic_handler("medservice.bench.Echo", {
             "Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)})
         # No per-caller rate: one subject's closed loop measures capacity, not fairness.
-        running = build_server(Settings(listen="127.0.0.1:0", rate_limit_per_second=0),
+        running = build_server(Settings(listen="127.0.0.1:0", rate_limit_per_second=0,
+                                        http_listen=""),
                                uow_factory(engine),
                                TokenVerifier(hmac_secret=SECRET), extra_handlers=[echo])
         try:

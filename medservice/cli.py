@@ -1,4 +1,4 @@
-"""`medservice`: the server and its admin commands (serve, migrate, token)."""
+"""`medservice`: the server and its admin commands (serve, migrate, token, check-config)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--no-migrate", action="store_true",
                          help="do not upgrade the schema at start (PostgreSQL default)")
     sub.add_parser("migrate", help="apply database migrations (safe from several replicas)")
+    sub.add_parser("check-config", help="check the MEDSERVICE_* settings, keys and database "
+                                        "without serving")
     p_token = sub.add_parser("token", help="mint a development token (HMAC secret)")
     p_token.add_argument("--role", required=True, choices=[r.value for r in Role])
     p_token.add_argument("--facility", action="append", default=[],
@@ -65,6 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         upgrade(settings.database_url)
         log.info("migrated")
         return 0
+    if args.command == "check-config":
+        return _check_config(settings)
     if args.command == "token":
         role = Role(args.role)
         facilities = args.facility or [ALL]
@@ -78,6 +82,22 @@ def _run(args: argparse.Namespace) -> int:
                      args.hours))
         return 0
     return _serve(settings, args)
+
+
+def _check_config(settings: Settings) -> int:
+    from medservice.config_check import check
+    from medservice.server import make_verifier
+    from medservice.store.migrate import schema_behind
+
+    problems = check(settings, make_verifier, schema_behind)
+    for problem in problems:
+        print(f"medservice: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    http = f", HTTP on {settings.http_listen}" if settings.http_listen else ""
+    print(f"medservice: the configuration is usable (gRPC on {settings.listen}{http}, "
+          f"{settings.environment})")
+    return 0
 
 
 def _database_error(e: DBAPIError) -> str:
@@ -142,7 +162,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     def ready(running: object) -> None:
         if args.demo:
-            _print_demo_tokens(settings, getattr(running, "port", 0))
+            _print_demo_tokens(settings, getattr(running, "port", 0),
+                               getattr(running, "http_port", 0))
 
     try:
         serve(settings, on_ready=ready)
@@ -151,9 +172,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_demo_tokens(settings: Settings, port: int) -> None:
-    lines = [f"\nmedservice is serving on localhost:{port} (demo facility '{DEMO_FACILITY_ID}')."
-             "\nDemo tokens, valid 12 hours:"]
+def _print_demo_tokens(settings: Settings, port: int, http_port: int = 0) -> None:
+    lines = [f"\nmedservice is serving on localhost:{port} (demo facility '{DEMO_FACILITY_ID}')."]
+    if http_port:
+        lines.append(f"HTTP/JSON on http://localhost:{http_port} (OpenAPI at /openapi.json, "
+                     "metrics at /metrics).")
+    lines.append("Demo tokens, valid 12 hours:")
     for role in Role:
         facilities = ["*"] if role is Role.ADMIN else [DEMO_FACILITY_ID]
         token = _token(settings, role, facilities, f"demo-{role.value}", 12)
@@ -161,7 +185,10 @@ def _print_demo_tokens(settings: Settings, port: int) -> None:
     lines.append(
         "\nTry:  export MEDSERVICE_TOKEN=<the admin token above>\n"
         "      .venv/bin/medctl facilities list\n"
-        f"      .venv/bin/medctl residents list --facility {DEMO_FACILITY_ID}\n")
+        f"      .venv/bin/medctl residents list --facility {DEMO_FACILITY_ID}"
+        + (f"\n      curl -H \"Authorization: Bearer $MEDSERVICE_TOKEN\" "
+           f"http://localhost:{http_port}/v1/facilities/{DEMO_FACILITY_ID}" if http_port else "")
+        + "\n")
     print("\n".join(lines), flush=True)
 
 

@@ -16,6 +16,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy import Engine
 
 from medservice.alerts.feed import AlertFeed
 from medservice.alerts.listener import PgListener
@@ -52,6 +53,11 @@ from medservice.v1 import (
     rounds_pb2,
     rounds_pb2_grpc,
 )
+from medservice.web.app import HttpApi
+from medservice.web.metrics import Metrics, watch_metrics
+from medservice.web.openapi import openapi_document
+from medservice.web.routes import api_routes
+from medservice.web.server import HttpListenError, HttpServer, add_internal_port, start_http
 
 log = structlog.get_logger("medservice.server")
 
@@ -90,16 +96,26 @@ class RunningServer:
     sweeper: Sweeper
     listener: PgListener | None = None
     emergency_lists: EmergencyListWriter | None = None
+    metrics: Metrics | None = None
+    http: HttpServer | None = None
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port if self.http is not None else 0
 
     def stop(self, grace: float | None = None) -> None:
         """Graceful: health goes NOT_SERVING first, then calls drain for `grace` seconds."""
         self.health.enter_graceful_shutdown()
+        if self.http is not None:
+            self.http.begin_stop()  # no new HTTP connections; calls in flight finish
         self.sweeper.shutdown()
         if self.emergency_lists is not None:
             self.emergency_lists.shutdown()
         stopped = self.server.stop(grace)
         self.feed.close()  # wakes the watch streams, which then end
         stopped.wait()
+        if self.http is not None:
+            self.http.join((grace or 0) + 5)
         if self.listener is not None:
             self.listener.close()
 
@@ -110,23 +126,29 @@ def build_server(
     verifier: TokenVerifier,
     clock: Clock = utc_now,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+    engine: Engine | None = None,
 ) -> RunningServer:
-    """Start a server with every service on settings.listen. `extra_handlers` go on the same
-    stack (interceptors, limits): benchmarks use it for an echo baseline."""
+    """Start a server with every service on settings.listen, and its HTTP/JSON face on
+    settings.http_listen unless that is empty. `extra_handlers` go on the same stack
+    (interceptors, limits): benchmarks use it for an echo baseline. `engine`, when given,
+    is the database the metrics report the pool and the sweep's lag of."""
     feed = AlertFeed(uow)
     uow = _serving(uow, feed)
     rates = CallRates(settings.rate_limit_per_second, settings.rate_limit_burst)
     sizes = RequestSizes(default=settings.max_request_bytes,
                          documents=settings.max_document_request_bytes)
+    metrics = Metrics()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
                                    thread_name_prefix="rpc"),
-        interceptors=[CallInterceptor(verifier, uow, clock, rates=rates, sizes=sizes)],
+        interceptors=[CallInterceptor(verifier, uow, clock, metrics, rates=rates,
+                                      sizes=sizes)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         # gRPC receives up to the largest per-method limit; the interceptor checks each
         # method's own after authentication, before decoding.
         options=[("grpc.so_reuseport", 0),
-                 ("grpc.max_receive_message_length", sizes.largest)],
+                 ("grpc.max_receive_message_length", sizes.largest),
+                 *connection_options(settings)],
     )
     facilities_pb2_grpc.add_FacilityServiceServicer_to_server(
         FacilityServicer(uow, clock), server)
@@ -135,9 +157,11 @@ def build_server(
     rounds_pb2_grpc.add_RoundServiceServicer_to_server(RoundServicer(uow, clock), server)
     discrepancies_pb2_grpc.add_DiscrepancyServiceServicer_to_server(
         DiscrepancyServicer(uow, clock), server)
-    alerts_pb2_grpc.add_AlertServiceServicer_to_server(AlertServicer(
+    alert_servicer = AlertServicer(
         uow, clock, feed, heartbeat_seconds=settings.alert_heartbeat_seconds,
-        max_watchers=settings.max_alert_watchers), server)
+        max_watchers=settings.max_alert_watchers,
+        delivered=lambda seconds: metrics.alert_delivered("watch", seconds))
+    alerts_pb2_grpc.add_AlertServiceServicer_to_server(alert_servicer, server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(uow, clock), server)
     reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(uow, clock), server)
     for handler in extra_handlers:
@@ -149,6 +173,7 @@ def build_server(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     port = _bind(server, settings)
+    internal = add_internal_port(server) if settings.http_listen else None
     feed.start()
     listener = None
     if settings.database_url.startswith("postgresql"):
@@ -165,8 +190,36 @@ def build_server(
         emergency_lists.start()
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, health_servicer, feed, sweeper, listener,
-                         emergency_lists)
+    running = RunningServer(server, port, health_servicer, feed, sweeper, listener,
+                            emergency_lists, metrics)
+    watch_metrics(metrics, alert_servicer, engine, clock)
+    if internal is not None:
+        try:
+            running.http = start_http(settings.http_listen, HttpApi(
+                api_routes(), verifier, openapi_document, metrics.exposition,
+                lambda seconds: metrics.alert_delivered("sse", seconds), clock),
+                *internal, settings.shutdown_grace_seconds,
+                # The gRPC port's certificate serves HTTPS too: tokens never go in clear.
+                (settings.tls_cert_file, settings.tls_key_file)
+                if settings.tls_cert_file else None)
+        except HttpListenError as e:
+            running.stop(0)
+            raise ListenError(str(e)) from None
+    return running
+
+
+def connection_options(settings: Settings) -> list[tuple[str, int]]:
+    """gRPC channel arguments for connection age and keepalive (deployment guide)."""
+    options = []
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms",
+             int(settings.max_connection_age_grace_seconds * 1000))]
+    if settings.keepalive_seconds > 0:
+        options += [("grpc.keepalive_time_ms", int(settings.keepalive_seconds * 1000)),
+                    ("grpc.keepalive_timeout_ms", 20_000)]
+    return options
 
 
 def _serving(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:
@@ -245,9 +298,11 @@ def settle_heap() -> None:
 def serve(settings: Settings, *, on_ready: object = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     engine = make_engine(settings.database_url)
-    running = build_server(settings, uow_factory(engine), make_verifier(settings))
+    running = build_server(settings, uow_factory(engine), make_verifier(settings),
+                           engine=engine)
     settle_heap()
-    log.info("serving", port=running.port, tls=bool(settings.tls_cert_file))
+    log.info("serving", port=running.port, tls=bool(settings.tls_cert_file),
+             http_port=running.http_port or None)
     if callable(on_ready):
         on_ready(running)
     stop = threading.Event()

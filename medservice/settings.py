@@ -14,6 +14,8 @@ DEFAULT_SQLITE_PATH = Path("var") / "medservice.db"
 class Settings:
     database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
     listen: str = "127.0.0.1:50051"
+    # HTTP/JSON, Server-Sent Events and /metrics; empty serves no HTTP.
+    http_listen: str = "127.0.0.1:8080"
     # Development: an HMAC secret (HS256). Production: PEM public keys (RS256/ES256/EdDSA).
     jwt_secret: str = ""
     jwt_public_key_files: tuple[str, ...] = ()
@@ -45,6 +47,12 @@ class Settings:
     # every emergency_interval_seconds, so they exist when the network does not; "" is off.
     emergency_dir: str = ""
     emergency_interval_seconds: float = 900.0
+    # Behind a load balancer: a connection older than this is asked to go (GOAWAY, then
+    # the grace below), so long watch streams reconnect and spread over replicas; 0: never.
+    max_connection_age_seconds: float = 0.0
+    max_connection_age_grace_seconds: float = 30.0
+    # Server pings on idle connections this often, to find dead peers; 0: gRPC's 2 hours.
+    keepalive_seconds: float = 0.0
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
     var_dir: str = "var"
@@ -84,6 +92,7 @@ def load_settings() -> Settings:
     return Settings(
         database_url=_env("DATABASE_URL", Settings.database_url),
         listen=_env("LISTEN", Settings.listen),
+        http_listen=os.environ.get("MEDSERVICE_HTTP_LISTEN", Settings.http_listen).strip(),
         jwt_secret=_env("JWT_SECRET"),
         jwt_public_key_files=keys,
         jwt_issuer=_env("JWT_ISSUER"),
@@ -110,6 +119,11 @@ def load_settings() -> Settings:
         emergency_dir=_env("EMERGENCY_DIR"),
         emergency_interval_seconds=_float("EMERGENCY_INTERVAL_SECONDS",
                                           Settings.emergency_interval_seconds),
+        max_connection_age_seconds=_float("MAX_CONNECTION_AGE_SECONDS",
+                                          Settings.max_connection_age_seconds),
+        max_connection_age_grace_seconds=_float("MAX_CONNECTION_AGE_GRACE_SECONDS",
+                                                Settings.max_connection_age_grace_seconds),
+        keepalive_seconds=_float("KEEPALIVE_SECONDS", Settings.keepalive_seconds),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
     )

@@ -192,8 +192,9 @@ def server_clock() -> TestClock:
     return TestClock()
 
 
-TEST_SETTINGS = Settings(listen="127.0.0.1:0", worker_threads=16, max_concurrent_rpcs=64,
-                         sweep_interval_seconds=0, alert_heartbeat_seconds=0.5)
+TEST_SETTINGS = Settings(listen="127.0.0.1:0", http_listen="", worker_threads=16,
+                         max_concurrent_rpcs=64, sweep_interval_seconds=0,
+                         alert_heartbeat_seconds=0.5)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from medservice.alerts.feed import AlertFeed
@@ -64,24 +64,38 @@ class Slots:
 
     def __init__(self, limit: int) -> None:
         self._sem = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.in_use = 0  # read by the metrics
 
     def take(self) -> bool:
-        return self._sem.acquire(blocking=False)
+        if not self._sem.acquire(blocking=False):
+            return False
+        with self._lock:
+            self.in_use += 1
+        return True
 
     def give(self) -> None:
+        with self._lock:
+            self.in_use -= 1
         self._sem.release()
 
 
 class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, feed: AlertFeed, *,
                  heartbeat_seconds: float = 10.0, max_watchers: int = 200,
-                 authenticate: Authenticate = principal_from_interceptor) -> None:
+                 authenticate: Authenticate = principal_from_interceptor,
+                 delivered: Callable[[float], None] | None = None) -> None:
         self._uow = uow
         self._clock = clock
         self.authenticate = authenticate
         self._feed = feed
         self._heartbeat = heartbeat_seconds
         self._slots = Slots(max_watchers)
+        self._delivered = delivered or (lambda seconds: None)  # alert age at hand-over
+
+    @property
+    def open_watchers(self) -> int:
+        return self._slots.in_use
 
     @rpc_stream(*WATCHERS)
     def WatchAlerts(self, request: pb.WatchAlertsRequest, context: Any,
@@ -110,6 +124,7 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
                         heartbeat=pb.Heartbeat(time=timestamp(self._clock())),
                         resume_token=token)
                 else:
+                    self._delivered((self._clock() - event.alert.created_at).total_seconds())
                     yield pb.WatchAlertsResponse(alert=alert_to_proto(event.alert),
                                                  resume_token=token)
         finally:

@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
 import structlog
@@ -82,6 +82,20 @@ def _bearer(metadata: Any) -> str | None:
 # The commonest refusal in a flood, made once.
 _MISSING_TOKEN = simple_status(code_pb2.UNAUTHENTICATED, "MISSING_TOKEN",
                                "a bearer token is required")
+class CallObserver(Protocol):
+    """Told of every finished call and every audit event not written (metrics)."""
+
+    def observe_call(self, method: str, code: str, seconds: float) -> None: ...
+
+    def audit_write_failed(self) -> None: ...
+
+
+class _Unobserved:
+    def observe_call(self, method: str, code: str, seconds: float) -> None:
+        pass
+
+    def audit_write_failed(self) -> None:
+        pass
 
 
 class CallInterceptor(grpc.ServerInterceptor):
@@ -93,10 +107,11 @@ class CallInterceptor(grpc.ServerInterceptor):
     those refusals are logged at most once per kind every few seconds (QuietLog)."""
 
     def __init__(self, verifier: TokenVerifier, uow_factory: UnitOfWorkFactory,
-                 clock: Clock, *, rates: CallRates | None = None,
-                 sizes: RequestSizes | None = None) -> None:
+                 clock: Clock, observer: CallObserver | None = None, *,
+                 rates: CallRates | None = None, sizes: RequestSizes | None = None) -> None:
         self._verifier = verifier
         self._audit = AuditRecorder(uow_factory, clock)  # one event per call (issue 5)
+        self._observer = observer or _Unobserved()
         self._rates = rates or CallRates(0, 1)
         self._sizes = sizes or RequestSizes(default=2**31 - 1, documents=2**31 - 1)
         self._refusals = QuietLog(log)
@@ -135,6 +150,8 @@ class CallInterceptor(grpc.ServerInterceptor):
     def _refuse(self, context: grpc.ServicerContext, status: grpc.Status, reason: str,
                 **fields: Any) -> NoReturn:
         self._refusals.warning("call refused", code=status.code.name, reason=reason, **fields)
+        method = str(structlog.contextvars.get_contextvars().get("method", ""))
+        self._observer.observe_call(method, status.code.name, 0.0)  # metrics count it too
         abort(context, status)
 
     def _enter(self, method: str, messages: Iterator[bytes], decode: Callable[[bytes], Any],
@@ -204,11 +221,12 @@ class CallInterceptor(grpc.ServerInterceptor):
                     raise
                 address_created(response)  # a retried create answered from the request log
                 if not self._audit.end(audit, _code_name(context)):
+                    self._observer.audit_write_failed()
                     abort(context, internal_status())  # no data out that the trail lacks
                 return response
             finally:
                 _principal.reset(token)
-                _log_done(context, started)
+                self._observer.observe_call(method, *_log_done(context, started))
 
         return call
 
@@ -224,6 +242,7 @@ class CallInterceptor(grpc.ServerInterceptor):
                     responses = behavior(request, context)
                     for response in responses:
                         if not self._audit.first_message(audit):
+                            self._observer.audit_write_failed()
                             abort(context, internal_status())
                         yield response
                 except GeneratorExit:  # the client went away
@@ -236,7 +255,7 @@ class CallInterceptor(grpc.ServerInterceptor):
             finally:
                 getattr(responses, "close", lambda: None)()
                 _principal.reset(token)
-                _log_done(context, started)
+                self._observer.observe_call(method, *_log_done(context, started))
 
         return call
 
@@ -250,11 +269,14 @@ def _code_name(context: grpc.ServicerContext, *, raised: bool = False) -> str:
     return "UNKNOWN" if raised else "OK"
 
 
-def _log_done(context: grpc.ServicerContext, started: float) -> None:
+def _log_done(context: grpc.ServicerContext, started: float) -> tuple[str, float]:
+    """Log the finished call; its code's name and its duration in seconds."""
+    seconds = time.perf_counter() - started
     code = context.code()
     name = code.name if isinstance(code, grpc.StatusCode) else "OK"
-    log.info("call", code=name, ms=round((time.perf_counter() - started) * 1000, 2))
+    log.info("call", code=name, ms=round(seconds * 1000, 2))
     structlog.contextvars.clear_contextvars()
+    return name, seconds
 
 
 S = TypeVar("S")

@@ -47,6 +47,7 @@ class Replica:
         self.target = f"127.0.0.1:{port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDSERVICE_DATABASE_URL": url,
                "MEDSERVICE_LISTEN": self.target, "MEDSERVICE_JWT_SECRET": TEST_SECRET,
+               "MEDSERVICE_HTTP_LISTEN": "",
                "MEDSERVICE_SWEEP_INTERVAL_SECONDS": "0.3",
                "MEDSERVICE_ALERT_HEARTBEAT_SECONDS": "1", "MEDSERVICE_LOG_LEVEL": "warning",
                "MEDSERVICE_VAR_DIR": str(tmp / name)}

@@ -65,7 +65,8 @@ def _wait_serving(target: str, timeout: float = 30) -> None:
 def demo_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, dict[str, str]]]:
     """`medservice serve --demo` in an empty directory, as `make run` starts it."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDSERVICE_LISTEN": f"127.0.0.1:{port}"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDSERVICE_LISTEN": f"127.0.0.1:{port}",
+           "MEDSERVICE_HTTP_LISTEN": f"127.0.0.1:{_free_port()}"}
     env.pop("MEDSERVICE_DATABASE_URL", None)
     env.pop("MEDSERVICE_JWT_SECRET", None)
     proc = subprocess.Popen([*MEDSERVICE, "serve", "--demo"], cwd=tmp_path, env=env,

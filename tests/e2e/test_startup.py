@@ -28,7 +28,7 @@ def _free_port() -> int:
 def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSERVICE_")}
     env.update(PYTHONPATH=str(ROOT), MEDSERVICE_LISTEN=f"127.0.0.1:{_free_port()}",
-               MEDSERVICE_VAR_DIR=str(tmp_path / "var"))
+               MEDSERVICE_VAR_DIR=str(tmp_path / "var"), MEDSERVICE_HTTP_LISTEN="")
     env.update({f"MEDSERVICE_{k}": v for k, v in settings.items()})
     return env
 
