@@ -224,6 +224,25 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
                               request.request_id, pb.RecordDoseResponse, work, now)
 
     @rpc(*RECORDERS)
+    def EvaluatePnDose(self, request: pb.EvaluatePnDoseRequest, context: Any,
+                       principal: Principal) -> pb.AdministrationRecord:
+        facility_id, resident_id, record_id = names.parse_record_name(request.name)
+        principal.require_facility(facility_id)
+        effect = convert_rounds.PN_EFFECT_BACK.get(request.effect)
+        if effect is None:
+            raise InvalidArgument([FieldViolation("effect", "is required: good, partial or "
+                                                            "none")])
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.AdministrationRecord:
+            return convert_rounds.record_to_proto(admin_uc.evaluate_pn_dose(
+                uow, facility_id, resident_id, record_id, effect, request.note, request.etag,
+                principal.subject, now))
+
+        return run_idempotent(self._uow, principal, _SERVICE + "EvaluatePnDose", request,
+                              request.request_id, pb.AdministrationRecord, work, now)
+
+    @rpc(*RECORDERS)
     def CorrectRecord(self, request: pb.CorrectRecordRequest, context: Any,
                       principal: Principal) -> pb.AdministrationRecord:
         facility_id, resident_id, record_id = names.parse_record_name(request.name)

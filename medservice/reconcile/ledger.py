@@ -67,10 +67,12 @@ class FacilityRules:
 
     clock: FacilityClock
     pn_day_mode: PnDayMode = PnDayMode.ROLLING_24_HOURS
+    pn_evaluation_minutes: int = 120
 
     @classmethod
     def from_facility(cls, facility: Facility) -> FacilityRules:
-        return cls(FacilityClock.from_facility(facility), facility.pn_day_mode)
+        return cls(FacilityClock.from_facility(facility), facility.pn_day_mode,
+                   facility.pn_evaluation_minutes)
 
     @cached_property
     def late_documentation_after(self) -> timedelta:
