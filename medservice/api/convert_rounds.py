@@ -204,7 +204,8 @@ def _pn_line(facility_id: str, resident_id: str, p: PnLine) -> pb.PnAllowance:
         drug=_drug(p.drug), unit=_unit(p.unit), max_doses_per_day=limit,
         unlimited=limit is None, doses_left=p.doses_left,
         last_given_time=timestamp(p.last_given), doses_given=p.given,
-        period=p.period)
+        period=p.period,
+        last_record=record_to_proto(p.last_record) if p.last_record is not None else None)
     if p.terms.amount is not None:
         out.amount.CopyFrom(_amount(p.terms.amount))
     return out

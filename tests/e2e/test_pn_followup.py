@@ -18,8 +18,8 @@ from medservice.v1 import discrepancies_pb2 as dpb
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import rounds_pb2 as pb
 from tests.builders import ts
-from tests.conftest import ServerFixture, TestClock
-from tests.e2e.test_administration import R1, _doses, _today, set_now, ward
+from tests.conftest import ServerFixture, TestClock, token_for
+from tests.e2e.test_administration import R1, ZONE, _doses, _today, set_now, ward
 
 __all__ = ["ward"]  # the fixture, shared with test_administration
 
@@ -72,6 +72,13 @@ def test_an_unevaluated_pn_dose_is_flagged_once_at_its_deadline_an_evaluated_one
     assert (done.pn_evaluation.effect, done.pn_evaluation.note,
             done.pn_evaluation.evaluated_by) == (pb.PN_EFFECT_GOOD, "pain gone", "nurse-1")
     assert done.etag != second.etag
+    # The round list shows the last PN dose with its evaluation, where its allowance shows.
+    schedule = carer.shift_schedule("f", nine.astimezone(ZONE).date().isoformat(), "day")
+    [line] = [a for r in schedule.residents for a in r.pn_allowances
+              if a.order == f"{R1}/orders/pn"]
+    assert line.doses_given == 2 and line.last_record.name == second.name
+    assert line.last_record.pn_evaluation.effect == pb.PN_EFFECT_GOOD
+    assert line.last_record.etag == done.etag
     # The first PN dose's deadline (11:00) passes unevaluated; the second's (11:10) not yet.
     set_now(server_clock, nine + timedelta(hours=2, seconds=30))
     _sweep(server)
@@ -173,3 +180,18 @@ def test_the_deadline_is_a_facility_setting(
     [found] = _followups(ward["pharmacist"])
     assert found.record == dose.name
     assert found.occurrence_time == ts(dose.administration_time.ToDatetime())
+
+
+def test_medctl_evaluates_a_pn_dose(ward: dict[str, MedClient], server: ServerFixture,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+
+    dose = _pn(ward["carer"], "7d0f6f1c-4b43-4f1e-9a55-3f5f2b0e0005")
+    base = ["--target", server.target, "--token", token_for(Role.CARER, "f")]
+    assert main([*base, "evaluate", dose.name, "--effect", "partial", "--note", "calmer"]) == 0
+    assert capsys.readouterr().out.strip() == f"evaluated {dose.name}: partial"
+    [record] = [r for r in ward["carer"].call(
+        ward["carer"].rounds.ListAdministrationRecords,
+        pb.ListAdministrationRecordsRequest(parent=R1)).records if r.name == dose.name]
+    assert (record.pn_evaluation.effect, record.pn_evaluation.note) == (pb.PN_EFFECT_PARTIAL,
+                                                                        "calmer")
