@@ -116,3 +116,11 @@ def test_the_facility_setting_is_between_a_minute_and_a_day(minutes: int) -> Non
     [v] = validate_facility(Facility("f", "Home", pn_evaluation_minutes=minutes))
     assert v.field == "facility.pn_evaluation_minutes"
     assert validate_facility(Facility("f", "Home", pn_evaluation_minutes=1440)) == []
+
+
+def test_the_setting_does_not_replan_the_schedule() -> None:
+    from medservice.service.materialise import settings_key
+
+    home = Facility("f", "Home")
+    assert settings_key(replace(home, pn_evaluation_minutes=30)) == settings_key(home)
+    assert settings_key(replace(home, alert_escalation_minutes=30)) != settings_key(home)
