@@ -19,12 +19,14 @@ $(SETUP_STAMP): pyproject.toml
 	@touch $@
 
 # Generated code is built from proto/, never committed (medservice/v1/ is git-ignored).
-# google/api/{annotations,http}.proto (the HTTP mapping) come from the installed
-# googleapis-common-protos, copied where protoc and buf find them (git-ignored).
+# google/api/{annotations,http}.proto (the HTTP mapping) and google/rpc/status.proto (a
+# batch's per-item status) come from the installed googleapis-common-protos, copied where
+# protoc and buf find them (git-ignored); their Python code is that package's.
 $(GEN_STAMP): $(PROTOS) $(SETUP_STAMP)
-	@rm -rf medservice/v1 proto/google && mkdir -p medservice/v1 proto/google/api
+	@rm -rf medservice/v1 proto/google && mkdir -p medservice/v1 proto/google/api proto/google/rpc
 	@d="$$($(PY) -c 'import google.api.http_pb2 as m, os; print(os.path.dirname(m.__file__))')" \
-		&& cp "$$d/annotations.proto" "$$d/http.proto" proto/google/api/
+		&& cp "$$d/annotations.proto" "$$d/http.proto" proto/google/api/ \
+		&& cp "$$d/../rpc/status.proto" proto/google/rpc/
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. \
 		--mypy_out=quiet:. --mypy_grpc_out=quiet:. $(PROTOS)
 	@touch medservice/v1/__init__.py $@

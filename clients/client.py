@@ -228,6 +228,26 @@ class MedClient:
         return self.call(self.rounds.GetDispensingList, rpb.GetDispensingListRequest(
             facility=f"facilities/{facility_id}", date=day, shift_id=shift_id))
 
+    def record_doses(self, facility_id: str, items: list[rpb.RecordDoseRequest], *,
+                     chunk: int = 200, timeout: float | None = None
+                     ) -> list[rpb.RecordDoseResult]:
+        """RecordDoses in parts of `chunk` items, each part retried as a whole while it runs
+        out of time or the service is unavailable: every item carries its own request_id,
+        so what a lost part recorded is answered, not recorded again."""
+        results: list[rpb.RecordDoseResult] = []
+        for i in range(0, len(items), chunk):
+            request = rpb.RecordDosesRequest(parent=f"facilities/{facility_id}",
+                                             requests=items[i:i + chunk])
+            for attempt in range(self.retries + 1):
+                try:
+                    results += self.call(self.rounds.RecordDoses, request,
+                                         timeout=timeout).results
+                    break
+                except MedServiceError as e:
+                    if e.code != grpc.StatusCode.DEADLINE_EXCEEDED or attempt == self.retries:
+                        raise
+        return results
+
     # The audit trail
 
     def audit_events(self, parent: str = "facilities/-", *, subject: str = "",

@@ -24,6 +24,7 @@ from clients.alerts_cli import add_alert_commands
 from clients.audit_cli import add_audit_commands
 from clients.client import MedClient, MedServiceError
 from clients.dosage_cli import add_dosage_commands, run_local
+from clients.offline_cli import add_offline_commands
 from clients.report_cli import add_report_commands, emergency_list
 from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
@@ -395,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler, pdf=None)
 
     add_round_commands(top)
+    add_offline_commands(top)
     add_alert_commands(top)
     add_audit_commands(top)
     add_review_commands(top)

@@ -1,4 +1,5 @@
-"""`medctl give`, `medctl not-given`, `medctl check`: a quick round at the command line."""
+"""`medctl give`, `medctl not-given`, `medctl check`, `medctl evaluate`: a quick round at
+the command line."""
 
 from __future__ import annotations
 
@@ -86,6 +87,27 @@ def check(client: MedClient, args: argparse.Namespace) -> int:
     return 0 if result.verdict == pb.CHECK_VERDICT_OK else 4
 
 
+EFFECTS = {"good": pb.PN_EFFECT_GOOD, "partial": pb.PN_EFFECT_PARTIAL,
+           "none": pb.PN_EFFECT_NONE}
+
+
+def evaluate(client: MedClient, args: argparse.Namespace) -> int:
+    """Evaluate a PN dose's effect: reads the record for its etag, then evaluates."""
+    resident = args.record.split("/administrations/")[0]
+    records = client.call(client.rounds.ListAdministrationRecords,
+                          pb.ListAdministrationRecordsRequest(parent=resident,
+                                                              page_size=500)).records
+    record = next((r for r in records if r.name == args.record), None)
+    if record is None:
+        raise MedServiceError(grpc.StatusCode.NOT_FOUND,
+                              "no such record among the resident's latest", "RECORD_NOT_FOUND")
+    done = client.call(client.rounds.EvaluatePnDose, pb.EvaluatePnDoseRequest(
+        name=record.name, effect=EFFECTS[args.effect], note=args.note or "", etag=record.etag,
+        request_id=new_request_id()))
+    print(f"evaluated {done.name}: {args.effect}")
+    return 0
+
+
 def add_round_commands(top: argparse._SubParsersAction) -> None:
     p = top.add_parser("give", help="record a scheduled dose as given, now")
     p.add_argument("dose_id")
@@ -109,3 +131,8 @@ def add_round_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--route")
     p.add_argument("--pn", action="store_true", help="an as-needed dose")
     p.set_defaults(handler=check)
+    p = top.add_parser("evaluate", help="evaluate the effect of a PN dose")
+    p.add_argument("record", help="facilities/F/residents/R/administrations/ID")
+    p.add_argument("--effect", required=True, choices=sorted(EFFECTS))
+    p.add_argument("--note")
+    p.set_defaults(handler=evaluate)

@@ -14,7 +14,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, NoReturn
 
-from medservice.domain.administration import AdministrationRecord
+from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
@@ -41,6 +41,7 @@ class Stored:
     incomplete_cards: set[tuple[str, str]] = field(default_factory=set)
     versions: list[OrderVersion] = field(default_factory=list)
     records: dict[str, tuple[AdministrationRecord, bool]] = field(default_factory=dict)
+    followups: dict[str, datetime] = field(default_factory=dict)  # record id -> deadline
     discrepancies: dict[str, tuple[Discrepancy, Status]] = field(default_factory=dict)
     alerts: list[NewAlert] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
@@ -164,12 +165,53 @@ class FakeRecords:
     def __init__(self, db: Stored) -> None:
         self._db = db
 
-    def add(self, r: AdministrationRecord, *, settles: bool) -> bool:
+    def add(self, r: AdministrationRecord, *, settles: bool,
+            followup_due: datetime | None = None) -> bool:
         """False when an active record already settles the dose (the unique index)."""
         if settles and self.settling(r.dose_id or "") is not None:
             return False
         self._db.records[r.record_id] = (r, settles)
+        if followup_due is not None:
+            self._db.followups[r.record_id] = followup_due
         return True
+
+    def evaluate(self, facility_id: str, resident_id: str, record_id: str, etag: str,
+                 evaluation: PnEvaluation) -> bool:
+        r, settles = self._db.records[record_id]
+        if r.etag != etag or r.entered_in_error:
+            return False
+        if r.evaluation is not None:
+            evaluation = dataclasses.replace(
+                evaluation, first_evaluated_at=r.evaluation.first_evaluated_at)
+        self._db.records[record_id] = (dataclasses.replace(
+            r, evaluation=evaluation, etag=uuid.uuid4().hex[:16]), settles)
+        return True
+
+    def claim_followups(self, now: datetime, limit: int, *, facility_id: str | None = None,
+                        resident_id: str | None = None
+                        ) -> list[tuple[str, str, str, datetime]]:
+        due = sorted((at, record_id) for record_id, at in self._db.followups.items()
+                     if at <= now)
+        out = []
+        for _, record_id in due:
+            r = self._db.records[record_id][0]
+            if facility_id is None or (r.facility_id, r.resident_id) == (facility_id,
+                                                                         resident_id):
+                out.append((r.facility_id, r.resident_id, r.record_id, r.administered_at))
+        return out[:limit]
+
+    def mark_followups_swept(self, record_ids: Sequence[str]) -> None:
+        for record_id in record_ids:
+            self._db.followups.pop(record_id, None)
+
+    def move_followups(self, facility_id: str,
+                       due: Callable[[datetime, datetime], datetime]) -> int:
+        moved = [i for i in self._db.followups
+                 if self._db.records[i][0].facility_id == facility_id]
+        for i in moved:
+            r = self._db.records[i][0]
+            self._db.followups[i] = due(r.administered_at, r.recorded_at)
+        return len(moved)
 
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]:
@@ -194,7 +236,8 @@ class FakeRecords:
             return False
         self._db.records[record_id] = (dataclasses.replace(
             r, entered_in_error=True, correction_reason=reason, corrected_by=by,
-            corrected_at=at), settles)
+            corrected_at=at, etag=uuid.uuid4().hex[:16]), settles)
+        self._db.followups.pop(record_id, None)
         return True
 
     def settling(self, dose_id: str) -> AdministrationRecord | None:

@@ -14,10 +14,11 @@ anything a caller typed, a person identifier included) is left out.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -164,6 +165,26 @@ def address_created(response: M) -> M:
         draft.event = replace(draft.event, resource=found.resource,
                               facility_id=found.facility_id, resident_id=found.resident_id)
     return response
+
+
+@contextlib.contextmanager
+def item_audit(request: Message) -> Iterator[None]:
+    """While a batch does one item: the item's own event (the call's, addressing what the
+    item addresses, under its request_id), committed with the item's work. The call keeps
+    its own event, written when it ends."""
+    call = pending_audit.get()
+    if call is None:
+        yield
+        return
+    where = addressed(request)
+    token = pending_audit.set(AuditDraft(replace(
+        call.event, resource=where.resource,
+        facility_id=where.facility_id or call.event.facility_id,
+        resident_id=where.resident_id, request_id=_request_id(request))))
+    try:
+        yield
+    finally:
+        pending_audit.reset(token)
 
 
 @dataclass

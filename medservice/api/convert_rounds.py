@@ -15,6 +15,8 @@ from medservice.domain.administration import (
     DoseSource,
     NotGivenReason,
     Outcome,
+    PnEffect,
+    PnEvaluation,
 )
 from medservice.domain.discrepancy import Code
 from medservice.domain.dosage import Amount, DoseUnit, TimeKind
@@ -44,6 +46,8 @@ _REASON = {r: getattr(pb, f"NOT_GIVEN_REASON_{r.name}") for r in NotGivenReason}
 _REASON_BACK = {v: k for k, v in _REASON.items()}
 _SOURCE = {DoseSource.POUCH: pb.DOSE_SOURCE_POUCH, DoseSource.POURED: pb.DOSE_SOURCE_POURED}
 _SOURCE_BACK = {v: k for k, v in _SOURCE.items()}
+PN_EFFECT = {e: getattr(pb, f"PN_EFFECT_{e.name}") for e in PnEffect}
+PN_EFFECT_BACK = {v: k for k, v in PN_EFFECT.items()}
 
 
 def not_given_reason_to_proto(r: AdministrationRecord) -> pb.NotGivenReason.ValueType:
@@ -67,7 +71,16 @@ def record_to_proto(r: AdministrationRecord) -> pb.AdministrationRecord:
         state=pb.RECORD_STATE_ENTERED_IN_ERROR if r.entered_in_error
         else pb.RECORD_STATE_ACTIVE,
         correction_reason=r.correction_reason, corrected_by=r.corrected_by,
-        correction_time=timestamp(r.corrected_at))
+        correction_time=timestamp(r.corrected_at), etag=r.etag,
+        pn_evaluation=evaluation_to_proto(r.evaluation))
+
+
+def evaluation_to_proto(e: PnEvaluation | None) -> pb.PnEvaluation | None:
+    if e is None:
+        return None
+    return pb.PnEvaluation(effect=PN_EFFECT[e.effect], note=e.note,
+                           evaluated_by=e.evaluated_by, evaluate_time=timestamp(e.evaluated_at),
+                           first_evaluate_time=timestamp(e.first_evaluated_at))
 
 
 def record_from_proto(p: pb.AdministrationRecord, facility_id: str, resident_id: str,
@@ -191,7 +204,8 @@ def _pn_line(facility_id: str, resident_id: str, p: PnLine) -> pb.PnAllowance:
         drug=_drug(p.drug), unit=_unit(p.unit), max_doses_per_day=limit,
         unlimited=limit is None, doses_left=p.doses_left,
         last_given_time=timestamp(p.last_given), doses_given=p.given,
-        period=p.period)
+        period=p.period,
+        last_record=record_to_proto(p.last_record) if p.last_record is not None else None)
     if p.terms.amount is not None:
         out.amount.CopyFrom(_amount(p.terms.amount))
     return out

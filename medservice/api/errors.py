@@ -33,6 +33,11 @@ def _pack(message: object) -> any_pb2.Any:
 
 
 def status_for(error: e.DomainError) -> grpc.Status:
+    return rpc_status.to_status(status_message(error))
+
+
+def status_message(error: e.DomainError) -> status_pb2.Status:
+    """The google.rpc.Status of a domain error, as a message (a batch item's result)."""
     code = next((c for cls, c in _CODES if isinstance(error, cls)), code_pb2.FAILED_PRECONDITION)
     details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN,
                                                  metadata=error.metadata))]
@@ -41,15 +46,18 @@ def status_for(error: e.DomainError) -> grpc.Status:
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
             for v in error.violations
         ])))
-    return rpc_status.to_status(status_pb2.Status(code=code, message=error.message,
-                                                  details=details))
+    return status_pb2.Status(code=code, message=error.message, details=details)
 
 
 def internal_status() -> grpc.Status:
     """For anything unexpected: a plain message, never a stack trace."""
-    return rpc_status.to_status(status_pb2.Status(
+    return rpc_status.to_status(internal_message())
+
+
+def internal_message() -> status_pb2.Status:
+    return status_pb2.Status(
         code=code_pb2.INTERNAL, message="internal error; the service has logged it",
-        details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))]))
+        details=[_pack(error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN))])
 
 
 def simple_status(code: int, reason: str, message: str,

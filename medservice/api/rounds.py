@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from medservice.api import convert, convert_rounds
+from medservice.api.audit_capture import item_audit
 from medservice.api.convert import instant, timestamp
 from medservice.api.convert_rounds import (
     VERDICT,
@@ -14,10 +17,11 @@ from medservice.api.convert_rounds import (
     reasons_to_proto,
     schedule_to_proto,
 )
+from medservice.api.errors import internal_message, status_message
 from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc, run_idempotent
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
-from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
 from medservice.domain.rounds import (
     DUE,
 )
@@ -53,6 +57,10 @@ ROUND_ROLES = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 
 RECORDERS = (Role.CARER, Role.SHIFT_LEAD)
 _SERVICE = "/medservice.v1.RoundService/"
+# RecordDoses: the emergency list of an outage, a few hundred records; more is refused
+# rather than held in one call for minutes.
+MAX_BATCH = 1000
+log = structlog.get_logger("medservice.api")
 
 
 
@@ -141,6 +149,58 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
                    principal: Principal) -> pb.RecordDoseResponse:
         facility_id, resident_id = names.parse_resident_name(request.parent, "parent")
         principal.require_facility(facility_id)
+        return self._record(request, principal, facility_id, resident_id)
+
+    @rpc(*RECORDERS)
+    def RecordDoses(self, request: pb.RecordDosesRequest, context: Any,
+                    principal: Principal) -> pb.RecordDosesResponse:
+        facility_id = names.parse_facility_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument([FieldViolation(
+                "requests", f"holds more than {MAX_BATCH} items; send them in parts")])
+        results = []
+        for i, item in enumerate(request.requests):
+            if not context.is_active():
+                # The caller gave up (deadline, cancel): what committed stays, the rest is
+                # for its retry.
+                log.info("batch abandoned by the caller", done=i, items=len(request.requests))
+                break
+            results.append(self._batch_item(item, i, principal, facility_id))
+        return pb.RecordDosesResponse(results=results)
+
+    def _batch_item(self, item: pb.RecordDoseRequest, i: int, principal: Principal,
+                    facility_id: str) -> pb.RecordDoseResult:
+        """One item of RecordDoses, done exactly as RecordDose does it, under the item's
+        request_id; its failure is its result."""
+        result = pb.RecordDoseResult(request_id=item.request_id)
+        try:
+            try:
+                f, resident_id = names.parse_resident_name(item.parent, "parent")
+                if f != facility_id:
+                    raise InvalidArgument([FieldViolation(
+                        "parent", "names a resident of another facility than the batch")])
+                if not item.request_id:
+                    # Without one a retried batch would record the item twice.
+                    raise InvalidArgument([FieldViolation("request_id", "is required")])
+                with item_audit(item):
+                    result.response.CopyFrom(self._record(item, principal, facility_id,
+                                                          resident_id))
+            except InvalidArgument as e:
+                raise InvalidArgument([FieldViolation(f"requests[{i}].{v.field}",
+                                                      v.description)
+                                       for v in e.violations]) from e
+            result.status.SetInParent()  # OK
+        except DomainError as e:
+            log.info("batch item failed", item=i, reason=e.reason)
+            result.status.CopyFrom(status_message(e))
+        except Exception:
+            log.exception("batch item failed unexpectedly", item=i)
+            result.status.CopyFrom(internal_message())
+        return result
+
+    def _record(self, request: pb.RecordDoseRequest, principal: Principal, facility_id: str,
+                resident_id: str) -> pb.RecordDoseResponse:
         now = self._clock()
         record = convert_rounds.record_from_proto(
             request.record, facility_id, resident_id, admin_uc.new_record_id(),
@@ -157,6 +217,25 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
 
         return run_idempotent(self._uow, principal, _SERVICE + "RecordDose", request,
                               request.request_id, pb.RecordDoseResponse, work, now)
+
+    @rpc(*RECORDERS)
+    def EvaluatePnDose(self, request: pb.EvaluatePnDoseRequest, context: Any,
+                       principal: Principal) -> pb.AdministrationRecord:
+        facility_id, resident_id, record_id = names.parse_record_name(request.name)
+        principal.require_facility(facility_id)
+        effect = convert_rounds.PN_EFFECT_BACK.get(request.effect)
+        if effect is None:
+            raise InvalidArgument([FieldViolation("effect", "is required: good, partial or "
+                                                            "none")])
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.AdministrationRecord:
+            return convert_rounds.record_to_proto(admin_uc.evaluate_pn_dose(
+                uow, facility_id, resident_id, record_id, effect, request.note, request.etag,
+                principal.subject, now))
+
+        return run_idempotent(self._uow, principal, _SERVICE + "EvaluatePnDose", request,
+                              request.request_id, pb.AdministrationRecord, work, now)
 
     @rpc(*RECORDERS)
     def CorrectRecord(self, request: pb.CorrectRecordRequest, context: Any,

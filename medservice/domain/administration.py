@@ -34,6 +34,27 @@ class DoseSource(Enum):
     POURED = "poured"
 
 
+class PnEffect(Enum):
+    """How a PN dose worked (*virkning*), as the carer judged it afterwards."""
+
+    GOOD = "good"
+    PARTIAL = "partial"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class PnEvaluation:
+    """The follow-up of a PN dose: its effect, a note, who judged it and when.
+    `first_evaluated_at` is when it was first evaluated (a later correction keeps it):
+    what the evaluation deadline is measured against."""
+
+    effect: PnEffect
+    note: str
+    evaluated_by: str
+    evaluated_at: datetime
+    first_evaluated_at: datetime
+
+
 @dataclass(frozen=True)
 class AdministrationRecord:
     """One documented outcome for one resident.
@@ -62,6 +83,8 @@ class AdministrationRecord:
     correction_reason: str = ""
     corrected_by: str = ""
     corrected_at: datetime | None = None
+    evaluation: PnEvaluation | None = None  # a PN dose's follow-up (issue 16)
+    etag: str = ""  # changes with every change to the record (correction, evaluation)
 
     @property
     def active(self) -> bool:

@@ -1,9 +1,11 @@
 """Who is alerted of what (DOMAIN.md §9), and the watcher's resume token.
 
-A missed dose goes to the shift lead of the facility and shift that owned the dose; any
-other high-severity discrepancy to the pharmacist-in-charge. A shift lead's alert that
-nobody acknowledges in time escalates to the pharmacist-in-charge (a pharmacist's own
-alerts are already in the review queue, so they do not escalate).
+A missed dose goes to the shift lead of the facility and shift that owned the dose; a PN
+dose not evaluated in time to the shift lead of the shift on duty when it was found (at its
+deadline, by the sweep); any other high-severity discrepancy to the pharmacist-in-charge.
+A shift lead's missed-dose alert that nobody acknowledges in time escalates to the
+pharmacist-in-charge (a pharmacist's own alerts are already in the review queue, so they
+do not escalate).
 """
 
 from __future__ import annotations
@@ -85,6 +87,17 @@ def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: da
             summary=f"{d.code.value}: {d.description}", created_at=now,
             shift_id=shift_id, shift_date=_iso(shift_date), discrepancy_id=discrepancy_id,
             resident_id=d.resident_id, escalate_at=now + escalate_after)
+    if d.code is Code.PN_NOT_EVALUATED:
+        # Low severity: the shift lead on duty sees to the evaluation; it does not escalate
+        # (the pharmacist has it in the review queue).
+        shift = clock.shift_of(now)
+        shift_id, shift_date = shift if shift is not None else ("", None)
+        return NewAlert(
+            source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
+            kind=AlertKind.DISCREPANCY, audience=Role.SHIFT_LEAD, severity=d.severity,
+            summary=f"{d.code.value}: {d.description}", created_at=now,
+            shift_id=shift_id, shift_date=_iso(shift_date), discrepancy_id=discrepancy_id,
+            resident_id=d.resident_id)
     if d.severity is Severity.HIGH:
         return NewAlert(
             source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,

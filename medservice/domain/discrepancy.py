@@ -26,6 +26,8 @@ class Code(Enum):
     NOT_GIVEN = "NOT_GIVEN"
     LATE_DOCUMENTATION = "LATE_DOCUMENTATION"
     NEEDS_MANUAL_SCHEDULE = "NEEDS_MANUAL_SCHEDULE"
+    # A PN dose whose effect was not evaluated by the facility's deadline (issue 16).
+    PN_NOT_EVALUATED = "PN_NOT_EVALUATED"
 
 
 class Severity(Enum):
@@ -59,6 +61,7 @@ DEFAULT_SEVERITY: dict[Code, Severity] = {
     Code.NOT_GIVEN: Severity.INFO,
     Code.LATE_DOCUMENTATION: Severity.LOW,
     Code.NEEDS_MANUAL_SCHEDULE: Severity.MEDIUM,
+    Code.PN_NOT_EVALUATED: Severity.LOW,
 }
 
 

@@ -72,6 +72,8 @@ class Facility:
     timing_windows: TimingWindows = field(default_factory=TimingWindows)
     pn_day_mode: PnDayMode = PnDayMode.ROLLING_24_HOURS
     alert_escalation_minutes: int = 15
+    # A PN dose's effect must be evaluated within this (issue 16; default 2 hours).
+    pn_evaluation_minutes: int = 120
     create_time: datetime | None = None
     update_time: datetime | None = None
     etag: str = ""
@@ -184,6 +186,10 @@ def validate_facility(f: Facility, prefix: str = "facility") -> list[FieldViolat
                                     "must be between 1 and 1440 minutes"))
     if not 1 <= f.alert_escalation_minutes <= 24 * 60:
         v.append(FieldViolation(f"{prefix}.alert_escalation_minutes",
+                                "must be between 1 and 1440 minutes"))
+    # At most a day: reconciliation looks a day around a record (engine.context_range).
+    if not 1 <= f.pn_evaluation_minutes <= 24 * 60:
+        v.append(FieldViolation(f"{prefix}.pn_evaluation_minutes",
                                 "must be between 1 and 1440 minutes"))
     return v
 

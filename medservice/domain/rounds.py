@@ -143,6 +143,8 @@ class PnLine:
     doses_left: int | None = None
     last_given: datetime | None = None
     period: str = ""  # what the count limit counts over: "24 hours", "calendar day" ...
+    # The last PN dose given by then, with its evaluation of effect (issue 16).
+    last_record: AdministrationRecord | None = None
 
 
 class DoseStatus(Enum):

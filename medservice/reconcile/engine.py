@@ -7,7 +7,9 @@ resident's data). It reports the discrepancies that occurred in [start, end):
   active record is placed on it (a one-time dose closes a daily window after its time),
   unless it was due before the mirror first knew its order (`ledger.missed_at`: per
   order, the same rule for the incremental path, the sweep, the batch and the round list);
-- of each active record administered in the range: the findings of `findings`;
+- of each active record administered in the range: the findings of `findings`, and of a
+  PN dose whose evaluation deadline has passed by `now` unevaluated, PN_NOT_EVALUATED
+  (`findings.pn_evaluation_finding`);
 - of each order version in force in the range whose dosage needs a manual schedule:
   NEEDS_MANUAL_SCHEDULE, once per version.
 
@@ -37,7 +39,12 @@ from medservice.domain.discrepancy import (
 )
 from medservice.domain.orders import OrderContent, OrderState, OrderVersion, order_state
 from medservice.domain.rounds import DoseWithOrder, resident_key
-from medservice.reconcile.findings import Finding, manual_schedule_finding, record_findings
+from medservice.reconcile.findings import (
+    Finding,
+    manual_schedule_finding,
+    pn_evaluation_finding,
+    record_findings,
+)
 from medservice.reconcile.ledger import (
     DAY,
     FacilityRules,
@@ -137,6 +144,10 @@ def _resident(ledger: Ledger, records: Iterable[AdministrationRecord], start: da
             dose_id = p.due.dose_id if p.due is not None else None
             for f in record_findings(p, rules, problems.get(r.record_id)):
                 found.append(_discrepancy(ledger, f, p.order_id, dose_id, r.record_id,
+                                          r.administered_at, r.record_id))
+            followup = pn_evaluation_finding(p, rules, now)
+            if followup is not None:
+                found.append(_discrepancy(ledger, followup, p.order_id, dose_id, r.record_id,
                                           r.administered_at, r.record_id))
     for due in ledger.dues.values():
         d = due.dose

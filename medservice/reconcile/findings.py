@@ -159,6 +159,40 @@ class _Local:
         return _local(self.clock.local(self.instant))
 
 
+def pn_evaluation_deadline(administered_at: datetime, recorded_at: datetime,
+                           rules: FacilityRules) -> datetime:
+    """When a PN dose must have been evaluated (issue 16): the facility's setting after it
+    was given, or after it was documented when that was later. Its effect cannot be
+    evaluated here before the dose is on record, and documenting late (an outage's paper
+    records) is LATE_DOCUMENTATION already, not a second discrepancy at once."""
+    return max(administered_at, recorded_at) + timedelta(minutes=rules.pn_evaluation_minutes)
+
+
+def pn_evaluation_finding(p: Placement, rules: FacilityRules, now: datetime
+                          ) -> Finding | None:
+    """PN_NOT_EVALUATED for a PN dose whose effect was not evaluated by its deadline, once
+    the deadline has passed at `now`. An evaluation made after the deadline does not undo
+    that: the discrepancy stays, and says how late the evaluation came. Not an error in the
+    rate: what the resident was given is not in question."""
+    if p.pn is None:
+        return None
+    deadline = pn_evaluation_deadline(p.record.administered_at, p.record.recorded_at, rules)
+    if now < deadline:
+        return None
+    evaluation = p.record.evaluation
+    due = _Local(rules.clock, deadline)
+    if evaluation is None:
+        message = f"the effect of the PN dose was not evaluated by {due}"
+    elif evaluation.first_evaluated_at <= deadline:
+        return None
+    else:
+        late = _minutes(evaluation.first_evaluated_at - deadline)
+        message = (f"the effect of the PN dose was evaluated {late} min after {due}, "
+                   "when it was due")
+    return Finding(Code.PN_NOT_EVALUATED, DEFAULT_SEVERITY[Code.PN_NOT_EVALUATED], message,
+                   is_error=False)
+
+
 def manual_schedule_finding(content: OrderContent) -> Finding | None:
     """NEEDS_MANUAL_SCHEDULE for an order that needs a manual schedule or cannot be checked
     against its source (`OrderContent.needs_attention`)."""

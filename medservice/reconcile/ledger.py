@@ -67,10 +67,12 @@ class FacilityRules:
 
     clock: FacilityClock
     pn_day_mode: PnDayMode = PnDayMode.ROLLING_24_HOURS
+    pn_evaluation_minutes: int = 120
 
     @classmethod
     def from_facility(cls, facility: Facility) -> FacilityRules:
-        return cls(FacilityClock.from_facility(facility), facility.pn_day_mode)
+        return cls(FacilityClock.from_facility(facility), facility.pn_day_mode,
+                   facility.pn_evaluation_minutes)
 
     @cached_property
     def late_documentation_after(self) -> timedelta:
@@ -355,12 +357,14 @@ def pn_used(uses: Sequence[Placement], t: datetime, period: timedelta, rules: Fa
 @dataclass(frozen=True)
 class PnUse:
     """An order's PN allowance at an instant: `given` doses in the PN period ending then,
-    `left` of its count limit (None: no count limit), the last PN dose given by then."""
+    `left` of its count limit (None: no count limit), the last PN dose given by then (and
+    its record, with its evaluation: issue 16)."""
 
     terms: PnTerms
     given: int
     left: int | None
     last_given: datetime | None
+    last_record: AdministrationRecord | None = None
 
 
 def pn_use(placements: Sequence[Placement], order_id: str, content: OrderContent,
@@ -374,9 +378,9 @@ def pn_use(placements: Sequence[Placement], order_id: str, content: OrderContent
     uses = [p for p in placements if p.pn is not None and p.order_id == order_id]
     inside = pn_used(uses, at, terms.count_period, rules)
     left = None if terms.max_count is None else max(0, terms.max_count - len(inside))
-    last = max((p.record.administered_at for p in uses if p.record.administered_at <= at),
+    last = max((p.record for p in uses if p.record.administered_at <= at), key=sort_key,
                default=None)
-    return PnUse(terms, len(inside), left, last)
+    return PnUse(terms, len(inside), left, last.administered_at if last else None, last)
 
 
 def pn_quantity(p: Placement) -> Decimal:

@@ -90,5 +90,6 @@ def pn_lines(lines: Sequence[PnLine], placements: Sequence[Placement], at: datet
             out.append(dataclasses.replace(line, period=period))
             continue
         out.append(dataclasses.replace(line, given=use.given, doses_left=use.left,
-                                       last_given=use.last_given, period=period))
+                                       last_given=use.last_given, period=period,
+                                       last_record=use.last_record))
     return out

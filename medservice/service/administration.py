@@ -10,8 +10,15 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from medservice.domain import names
-from medservice.domain.administration import CLOCK_SKEW, AdministrationRecord, Outcome
+from medservice.domain.administration import (
+    CLOCK_SKEW,
+    AdministrationRecord,
+    Outcome,
+    PnEffect,
+    PnEvaluation,
+)
 from medservice.domain.errors import (
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
@@ -32,6 +39,9 @@ from medservice.reconcile import (
     context_range,
     match_record,
 )
+from medservice.reconcile.engine import place_all
+from medservice.reconcile.findings import pn_evaluation_deadline
+from medservice.reconcile.ledger import Ledger, active_records
 from medservice.service.facilities import get_resident
 from medservice.service.paging import Page, next_token
 from medservice.service.reconciliation import (
@@ -140,7 +150,7 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     record = dataclasses.replace(
         record, order_id=record.order_id or match.order_id,
         dose_id=matched.dose_id if matched is not None else None,
-        drug_id=record.drug_id or _drug_of(ctx, match.order_id))
+        drug_id=record.drug_id or _drug_of(ctx, match.order_id), etag=names.new_etag())
     verdict: CheckResult | None = None  # only a given dose is checked
     if record.was_given:
         proposal = ProposedDose(
@@ -168,7 +178,11 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
                 "record a dose that was given", reason="CHECK_NOT_ACKNOWLEDGED",
                 metadata={"reasons": ",".join(missing)})
     settles = record.dose_id is not None and settled_by is None
-    if not uow.records.add(record, settles=settles):
+    # Only a given record on no scheduled dose can be a PN dose: the sweep looks at it
+    # again at its evaluation deadline (reconciliation decides whether it is one).
+    followup = (pn_evaluation_deadline(at, record.recorded_at, base.rules)
+                if record.was_given and record.dose_id is None else None)
+    if not uow.records.add(record, settles=settles, followup_due=followup):
         # Another carer's record for this dose committed in the meantime.
         assert record.dose_id is not None
         _already_recorded(uow.records.settling(record.dose_id))
@@ -236,3 +250,44 @@ def correct_record(uow: UnitOfWork, facility_id: str, resident_id: str, record_i
     corrected = uow.records.get(facility_id, resident_id, record_id)
     assert corrected is not None
     return corrected
+
+
+MAX_NOTE = 1000
+
+
+def evaluate_pn_dose(uow: UnitOfWork, facility_id: str, resident_id: str, record_id: str,
+                     effect: PnEffect, note: str, etag: str, by: str, now: datetime
+                     ) -> AdministrationRecord:
+    """Record how a PN dose worked (issue 16), under the record's etag, and reconcile the
+    resident again: an evaluation in time leaves no PN_NOT_EVALUATED, a late one updates
+    it. A record is a PN dose as reconciliation places it (`Ledger`): a PN-given record,
+    or a given one on no scheduled dose of an order allowing PN that day."""
+    v = []
+    if not etag:
+        v.append(FieldViolation("etag", "is required: the record's etag as read"))
+    if len(note) > MAX_NOTE:
+        v.append(FieldViolation("note", f"is longer than {MAX_NOTE} characters"))
+    if v:
+        raise InvalidArgument(v)
+    record = uow.records.get(facility_id, resident_id, record_id)
+    if record is None:
+        raise NotFound("no such record", reason="RECORD_NOT_FOUND")
+    if record.entered_in_error:
+        raise FailedPrecondition("the record is marked entered-in-error",
+                                 reason="RECORD_ENTERED_IN_ERROR")
+    at = record.administered_at
+    ctx = _context(uow, facility_id, resident_id, at, at, now)
+    ledger = Ledger(facility_id, resident_id, ctx.orders, ctx.doses, ctx.rules, now)
+    placed = next((p for p in place_all(ledger, active_records(ctx.records))
+                   if p.record.record_id == record_id), None)
+    if placed is None or placed.pn is None:
+        raise FailedPrecondition("the record is not a PN dose", reason="NOT_A_PN_DOSE")
+    first = record.evaluation.first_evaluated_at if record.evaluation else now
+    if not uow.records.evaluate(facility_id, resident_id, record_id, etag,
+                                PnEvaluation(effect, note.strip(), by, now, first)):
+        raise Aborted("the record changed since it was read; read it again",
+                      reason="ETAG_MISMATCH")
+    reconcile_resident(uow, facility_id, resident_id, at, at, now)
+    evaluated = uow.records.get(facility_id, resident_id, record_id)
+    assert evaluated is not None
+    return evaluated

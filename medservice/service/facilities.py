@@ -24,6 +24,8 @@ from medservice.domain.facility import (
     validate_resource_id,
 )
 from medservice.domain.names import new_etag
+from medservice.reconcile import FacilityRules
+from medservice.reconcile.findings import pn_evaluation_deadline
 from medservice.service.horizon import replan_facility
 from medservice.service.materialise import settings_key
 from medservice.service.paging import Page, next_token
@@ -80,6 +82,11 @@ def update_facility(
         # Times, shifts, windows or zone moved: the sweep's rows become the new plan in
         # this transaction, so each missed dose of the new plan is alerted once.
         replan_facility(uow, updated, now)
+    if updated.pn_evaluation_minutes != current.pn_evaluation_minutes:
+        # The sweep looks at each PN dose at the deadline the setting gives now.
+        rules = FacilityRules.from_facility(updated)
+        uow.records.move_followups(facility_id,
+                                   lambda at, rec: pn_evaluation_deadline(at, rec, rules))
     return updated
 
 

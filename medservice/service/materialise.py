@@ -38,7 +38,9 @@ Histories = Sequence[Sequence[OrderVersion]]
 
 def settings_key(facility: Facility) -> str:
     """Changes whenever a setting the schedule depends on may have changed."""
-    text = json.dumps([facility.time_zone, facility_settings(facility)], sort_keys=True)
+    settings = facility_settings(facility)
+    settings.pop("pn_evaluation_minutes")  # when a PN dose is followed up: no schedule
+    text = json.dumps([facility.time_zone, settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -77,7 +77,8 @@ def resident_orders(uow: UnitOfWork, facility_id: str, resident_id: str, *,
         else:
             stamp = None
     # Copies: the kept lists are shared between calls.
-    return ResidentOrders(facility, FacilityRules(clock, facility.pn_day_mode),
+    return ResidentOrders(facility, FacilityRules(clock, facility.pn_day_mode,
+                                                  facility.pn_evaluation_minutes),
                           {k: list(v) for k, v in orders.items()}, stamp)
 
 

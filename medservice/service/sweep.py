@@ -60,10 +60,34 @@ def sweep_resident_once(uow: UnitOfWork, now: datetime, skip: set[tuple[str, str
     return len(claimed)
 
 
+def sweep_followups_once(uow: UnitOfWork, now: datetime, skip: set[tuple[str, str]]
+                         ) -> int | None:
+    """Claim the records of one resident (not one in `skip`) whose PN evaluation deadline
+    has passed unswept, and reconcile that resident: a PN dose not evaluated in time raises
+    PN_NOT_EVALUATED and its alert, once (issue 16). Returns the records swept, None when
+    there was nothing to claim."""
+    candidates = uow.records.claim_followups(now, len(skip) + 1)
+    first = next((c for c in candidates if (c[0], c[1]) not in skip), None)
+    if first is None:
+        return None
+    facility_id, resident_id = first[0], first[1]
+    try:
+        claimed = uow.records.claim_followups(now, 10_000, facility_id=facility_id,
+                                              resident_id=resident_id)
+        start = min(c[3] for c in claimed)
+        end = max(c[3] for c in claimed)
+        reconcile_resident(uow, facility_id, resident_id, start, end, now)
+        uow.records.mark_followups_swept([c[2] for c in claimed])
+    except Exception as e:
+        raise ResidentSweepFailed((facility_id, resident_id)) from e
+    return len(claimed)
+
+
 @dataclass
 class SweepReport:
     extended: int = 0
     swept: int = 0
+    followups: int = 0
     escalated: int = 0
     failed: int = 0
 
@@ -89,6 +113,14 @@ def sweep(uow_factory: UnitOfWorkFactory, now: datetime, *, prune: bool = False,
         if swept is None:
             break
         report.swept += swept
+    for _ in range(max_units):
+        done = _unit(uow_factory, report, lambda u: sweep_followups_once(u, now, skip))
+        if isinstance(done, ResidentSweepFailed):
+            skip.add(done.resident)
+            continue
+        if done is None:
+            break
+        report.followups += done
     while True:
         escalated = _unit(uow_factory, report, lambda u: escalate_due(u, now))
         escalated = escalated if isinstance(escalated, int) else 0

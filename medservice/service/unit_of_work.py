@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Protocol
 
 from medservice.domain.access import Role
-from medservice.domain.administration import AdministrationRecord
+from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
@@ -83,7 +83,8 @@ class Cards(Protocol):
 class Records(Protocol):
     """Administration records: added, marked entered-in-error, never deleted."""
 
-    def add(self, r: AdministrationRecord, *, settles: bool) -> bool: ...
+    def add(self, r: AdministrationRecord, *, settles: bool,
+            followup_due: datetime | None = None) -> bool: ...
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]: ...
     def get(self, facility_id: str, resident_id: str, record_id: str
@@ -96,6 +97,14 @@ class Records(Protocol):
              end: datetime | None, *, limit: int, after: tuple[str, str] | None
              ) -> list[AdministrationRecord]: ...
     def settling(self, dose_id: str) -> AdministrationRecord | None: ...
+    def evaluate(self, facility_id: str, resident_id: str, record_id: str, etag: str,
+                 evaluation: PnEvaluation) -> bool: ...
+    def claim_followups(self, now: datetime, limit: int, *, facility_id: str | None = None,
+                        resident_id: str | None = None
+                        ) -> list[tuple[str, str, str, datetime]]: ...
+    def mark_followups_swept(self, record_ids: Sequence[str]) -> None: ...
+    def move_followups(self, facility_id: str,
+                       due: Callable[[datetime, datetime], datetime]) -> int: ...
 
 
 class Discrepancies(Protocol):

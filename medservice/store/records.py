@@ -1,14 +1,24 @@
 """Repository of administration records. Records are inserted, and only ever updated to
-mark them entered-in-error."""
+mark them entered-in-error, to evaluate a PN dose, or for the sweep's follow-up mark."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -17,7 +27,10 @@ from medservice.domain.administration import (
     DoseSource,
     NotGivenReason,
     Outcome,
+    PnEffect,
+    PnEvaluation,
 )
+from medservice.domain.names import new_etag
 from medservice.store import tables as t
 from medservice.store.repositories import _utc
 
@@ -60,10 +73,14 @@ def _record(row: Any) -> AdministrationRecord:
         reason_text=row.reason_text, pn_reason=row.pn_reason,
         entered_in_error=row.entered_in_error, correction_reason=row.correction_reason,
         corrected_by=row.corrected_by,
-        corrected_at=_utc(row.corrected_at) if row.corrected_at else None)
+        corrected_at=_utc(row.corrected_at) if row.corrected_at else None,
+        evaluation=PnEvaluation(PnEffect(row.pn_effect), row.pn_effect_note, row.evaluated_by,
+                                _utc(row.evaluated_at), _utc(row.first_evaluated_at))
+        if row.pn_effect else None, etag=row.etag)
 
 
-def _row(r: AdministrationRecord, settles: bool) -> dict[str, Any]:
+def _row(r: AdministrationRecord, settles: bool, followup_due: datetime | None = None
+         ) -> dict[str, Any]:
     return dict(
         record_id=r.record_id, facility_id=r.facility_id, resident_id=r.resident_id,
         order_id=r.order_id, drug_id=r.drug_id, dose_id=r.dose_id, settles=settles,
@@ -74,19 +91,23 @@ def _row(r: AdministrationRecord, settles: bool) -> dict[str, Any]:
         reason_text=r.reason_text, pn_reason=r.pn_reason,
         administered_at=r.administered_at, recorded_at=r.recorded_at,
         performer=r.performer, entered_in_error=False, correction_reason="",
-        corrected_by="", corrected_at=None)
+        corrected_by="", corrected_at=None, pn_effect=None, pn_effect_note="",
+        evaluated_by="", evaluated_at=None, first_evaluated_at=None, etag=r.etag or new_etag(),
+        followup_due_at=followup_due)
 
 
 class RecordRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(self, r: AdministrationRecord, *, settles: bool) -> bool:
+    def add(self, r: AdministrationRecord, *, settles: bool,
+            followup_due: datetime | None = None) -> bool:
         """Insert; False when another active record already settles the dose. The unique
         index decides, so of two staff recording one dose at the same moment exactly one
         wins; the loser's record is not inserted (ON CONFLICT DO NOTHING), and its
-        transaction stays usable to read the winner."""
-        row = _row(r, settles)
+        transaction stays usable to read the winner. `followup_due`: the PN evaluation
+        deadline the sweep is to look at."""
+        row = _row(r, settles, followup_due)
         if not settles:
             self._conn.execute(_INSERT, row)
             return True
@@ -148,5 +169,53 @@ class RecordRepository:
         done = self._conn.execute(update(t.administration_records).where(
             _R.record_id == record_id, ~_R.entered_in_error).values(
             entered_in_error=True, correction_reason=reason, corrected_by=by,
-            corrected_at=at))
+            corrected_at=at, etag=new_etag(), followup_due_at=None))
         return done.rowcount == 1
+
+    def evaluate(self, facility_id: str, resident_id: str, record_id: str, etag: str,
+                 evaluation: PnEvaluation) -> bool:
+        """Store a PN dose's evaluation if the active record still has `etag`: a
+        compare-and-set, so of two evaluations made on the same read one wins. The first
+        evaluation's time is kept. False when the etag changed (or the record was
+        corrected)."""
+        done = self._conn.execute(update(t.administration_records).where(
+            _R.facility_id == facility_id, _R.resident_id == resident_id,
+            _R.record_id == record_id, _R.etag == etag, ~_R.entered_in_error).values(
+            pn_effect=evaluation.effect.value, pn_effect_note=evaluation.note,
+            evaluated_by=evaluation.evaluated_by, evaluated_at=evaluation.evaluated_at,
+            first_evaluated_at=func.coalesce(_R.first_evaluated_at,
+                                             evaluation.first_evaluated_at),
+            etag=new_etag()))
+        return done.rowcount == 1
+
+    def claim_followups(self, now: datetime, limit: int, *, facility_id: str | None = None,
+                        resident_id: str | None = None
+                        ) -> list[tuple[str, str, str, datetime]]:
+        """(facility id, resident id, record id, administered at) of records whose PN
+        evaluation deadline passed by `now` unswept, oldest first, claimed for this
+        transaction (SKIP LOCKED, as the missed-dose sweep's claims)."""
+        q = (select(_R.facility_id, _R.resident_id, _R.record_id, _R.administered_at)
+             .where(_R.followup_due_at.is_not(None), _R.followup_due_at <= now))
+        if facility_id is not None:
+            q = q.where(_R.facility_id == facility_id, _R.resident_id == resident_id)
+        rows = self._conn.execute(
+            q.order_by(_R.followup_due_at).limit(limit).with_for_update(skip_locked=True))
+        return [(r[0], r[1], r[2], _utc(r[3])) for r in rows]
+
+    def mark_followups_swept(self, record_ids: Sequence[str]) -> None:
+        for i in range(0, len(record_ids), 1000):
+            self._conn.execute(update(t.administration_records).where(
+                _R.record_id.in_(list(record_ids[i:i + 1000]))).values(followup_due_at=None))
+
+    def move_followups(self, facility_id: str,
+                       due: Callable[[datetime, datetime], datetime]) -> int:
+        """Give the facility's unswept follow-ups the deadline `due(administered_at,
+        recorded_at)` (its PN evaluation setting changed). Returns how many moved."""
+        rows = self._conn.execute(
+            select(_R.record_id, _R.administered_at, _R.recorded_at).where(
+                _R.facility_id == facility_id, _R.followup_due_at.is_not(None))).all()
+        for record_id, at, recorded in rows:
+            self._conn.execute(update(t.administration_records).where(
+                _R.record_id == record_id).values(followup_due_at=due(_utc(at),
+                                                                      _utc(recorded))))
+        return len(rows)

@@ -67,6 +67,7 @@ def facility_settings(f: Facility) -> dict[str, Any]:
         },
         "pn_day_mode": f.pn_day_mode.value,
         "alert_escalation_minutes": f.alert_escalation_minutes,
+        "pn_evaluation_minutes": f.pn_evaluation_minutes,
     }
 
 
@@ -87,6 +88,8 @@ def _facility(row: Any) -> Facility:
         timing_windows=TimingWindows(**s["timing_windows"]),
         pn_day_mode=PnDayMode(s["pn_day_mode"]),
         alert_escalation_minutes=s["alert_escalation_minutes"],
+        # Facilities stored before issue 16 have the default.
+        pn_evaluation_minutes=s.get("pn_evaluation_minutes", 120),
         create_time=_utc(row.create_time),
         update_time=_utc(row.update_time),
         etag=row.etag,

@@ -130,9 +130,23 @@ administration_records = Table(
     Column("correction_reason", String(1000), nullable=False),
     Column("corrected_by", String(200), nullable=False),
     Column("corrected_at", UtcDateTime),
+    # A PN dose's evaluation (issue 16, migration 0012).
+    Column("pn_effect", String(20)),
+    Column("pn_effect_note", String(1000), nullable=False, server_default=""),
+    Column("evaluated_by", String(200), nullable=False, server_default=""),
+    Column("evaluated_at", UtcDateTime),
+    Column("first_evaluated_at", UtcDateTime),
+    Column("etag", String(64), nullable=False, server_default="0"),
+    # The PN evaluation deadline the sweep has still to look at (None: nothing to sweep):
+    # set for a given record on no scheduled dose (only such a record can be a PN dose),
+    # moved when the facility's setting changes, cleared when swept.
+    Column("followup_due_at", UtcDateTime),
     ForeignKeyConstraint(["facility_id", "resident_id"],
                          ["residents.facility_id", "residents.resident_id"]),
     Index("ix_records_resident_time", "facility_id", "resident_id", "administered_at"),
+    Index("ix_records_followup", "followup_due_at",
+          sqlite_where=text("followup_due_at IS NOT NULL"),
+          postgresql_where=text("followup_due_at IS NOT NULL")),
     Index("ix_records_administered", "administered_at"),  # the national batch's range
     Index("ux_records_settling_dose", "dose_id", unique=True,
           sqlite_where=text("settles AND NOT entered_in_error"),

@@ -26,11 +26,12 @@ from medservice.v1 import (
     discrepancies_pb2,
     facilities_pb2,
     medicine_cards_pb2,
+    reports_pb2,
     rounds_pb2,
 )
 
 API_FILES = (facilities_pb2, medicine_cards_pb2, rounds_pb2, discrepancies_pb2, alerts_pb2,
-             audit_pb2)
+             audit_pb2, reports_pb2)
 
 # Message types whose proto3 JSON form is a string (or number): they may come as one query
 # parameter, as a scalar does.

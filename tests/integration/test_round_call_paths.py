@@ -269,7 +269,7 @@ def test_a_second_record_of_a_dose_is_refused_and_leaves_the_first(
     _seed(uow)
     with uow(write=False) as u:
         d = _doses(u, "r0", NOW - timedelta(days=1), NOW)[0][0]
-    first = _record("r0", d, Outcome.NOT_GIVEN)
+    first = dataclasses.replace(_record("r0", d, Outcome.NOT_GIVEN), etag="e-first")
     second = dataclasses.replace(_record("r0", d, Outcome.NOT_GIVEN), record_id="second")
     with uow() as u:
         assert u.records.add(first, settles=True)

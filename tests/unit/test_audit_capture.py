@@ -82,6 +82,11 @@ EXAMPLES: dict[str, tuple[Message, Addressed]] = {
     "RoundService/CheckDose": (rpb.CheckDoseRequest(resident=R, order=ORDER), AT_R),
     "RoundService/RecordDose": (
         rpb.RecordDoseRequest(parent=R, record=rpb.AdministrationRecord(dose_id="d1")), AT_R),
+    # The call addresses the facility; each recorded item gets its own event (item_audit).
+    "RoundService/RecordDoses": (
+        rpb.RecordDosesRequest(parent=F, requests=[rpb.RecordDoseRequest(parent=R)]), AT_F),
+    "RoundService/EvaluatePnDose": (rpb.EvaluatePnDoseRequest(name=RECORD, etag="e"),
+                                    Addressed(RECORD, "f", "r1")),
     "RoundService/CorrectRecord": (rpb.CorrectRecordRequest(name=RECORD, reason="x"),
                                    Addressed(RECORD, "f", "r1")),
     "RoundService/ListAdministrationRecords": (

@@ -38,8 +38,11 @@ from medservice.reconcile import (
 
 FACILITY, RESIDENT = "home", "r1"
 CLOCK = FacilityClock.from_facility(Facility(FACILITY, "Home"))
-RULES = FacilityRules(CLOCK)
-CALENDAR_RULES = FacilityRules(CLOCK, PnDayMode.CALENDAR_DAY)
+# The longest PN follow-up deadline (a day): these builders serve tests of other rules, whose
+# PN doses are not evaluated. PN follow-up is tested with the default 2 hours
+# (tests/unit/test_pn_followup.py).
+RULES = FacilityRules(CLOCK, pn_evaluation_minutes=24 * 60)
+CALENDAR_RULES = FacilityRules(CLOCK, PnDayMode.CALENDAR_DAY, pn_evaluation_minutes=24 * 60)
 UNIT = DoseUnit("tablet", "tabletter")
 DAY = date(2026, 5, 4)
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

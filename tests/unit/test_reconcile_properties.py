@@ -73,10 +73,14 @@ SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
+# The default PN follow-up deadline (2 hours), so that the properties cover PN_NOT_EVALUATED.
+FOLLOWED_UP = {False: replace(RULES, pn_evaluation_minutes=120),
+               True: replace(CALENDAR_RULES, pn_evaluation_minutes=120)}
+
+
 def reconciled(recs: list[AdministrationRecord], calendar: bool = False) -> list[Discrepancy]:
     return reconcile(FACILITY, START, END, doses=DOSES, records=recs,
-                     orders={RESIDENT: ORDERS}, rules=CALENDAR_RULES if calendar else RULES,
-                     now=NOW)
+                     orders={RESIDENT: ORDERS}, rules=FOLLOWED_UP[calendar], now=NOW)
 
 
 @SETTINGS
