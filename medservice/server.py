@@ -179,10 +179,13 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def serve(settings: Settings, *, on_ready: object = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(settings: Settings, *, on_ready: object = None,
+          extra_handlers: Sequence[grpc.GenericRpcHandler] = ()) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully. `extra_handlers`: see
+    build_server (the round-call benchmark serves an echo baseline so)."""
     engine = make_engine(settings.database_url)
-    running = build_server(settings, uow_factory(engine), make_verifier(settings))
+    running = build_server(settings, uow_factory(engine), make_verifier(settings),
+                           extra_handlers=extra_handlers)
     settle_heap()
     log.info("serving", port=running.port, tls=bool(settings.tls_cert_file))
     if callable(on_ready):
