@@ -141,7 +141,7 @@ class CallInterceptor(grpc.ServerInterceptor):
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
             token = self._enter(method, request, context)
-            audit = self._audit.begin(method, request, current_principal())
+            audit = self._audit.begin(method, request, current_principal(), stream=True)
             responses: Any = ()
             try:
                 try:
