@@ -3,10 +3,11 @@ and the event written once with the call's outcome.
 
 A write's event commits in the transaction that does its work: UnitOfWork.commit adds the
 call's pending draft with outcome OK; on PostgreSQL a unary read's event commits so too, in
-the read's transaction when it ends without error (SqlUnitOfWork.__exit__). Everything else (reads, failures, retries answered
-from the request log) gets its event here when the call ends; a write that committed and
-then failed gets a second event with the failure. A stream gets one event, written when it
-first sends data, or at its end with its code if it never did. Those events are written by
+the read's transaction when it ends without error (SqlUnitOfWork.__exit__). Everything
+else (reads, failures, retries answered from the request log) gets its event here when the
+call ends; a write that committed and then failed gets a second event with the failure. A
+stream gets one event, written when it first sends data, or at its end with its code if it
+never did. Those events are written by
 GroupCommit: several calls' events to a transaction, each call waiting for its own.
 
 Only resource names are kept, and only well-formed ones: a malformed name (which could be
