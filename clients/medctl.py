@@ -184,7 +184,12 @@ def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
 
     data = Path(args.file).read_bytes()
     parts = fhir_chunks(data) if kind == "fhir" else [data]
-    send = client.import_fmk if kind == "fmk" else client.import_fhir
+    def send(resident: str, part: bytes, timeout: float) -> cpb.ImportMedicineCardResponse:
+        if kind == "fmk":
+            return client.import_fmk(resident, part, timeout=timeout)
+        return client.import_fhir(resident, part, timeout=timeout,
+                                  subject_confirmed=args.confirm_subject)
+
     results = []
     with Progress(transient=True, disable=args.json) as progress:
         task = progress.add_task(f"importing {Path(args.file).name}", total=len(parts))
@@ -369,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = imp_sub.add_parser(kind)
         p.add_argument("file")
         p.add_argument("--resident", required=True, help="facilities/F/residents/R")
+        if kind == "fhir":
+            p.add_argument("--confirm-subject", action="store_true",
+                           help="I checked that the document is about this resident (needed "
+                                "when its patient has no CPR identifier)")
         p.set_defaults(handler=handler)
 
     for name, handler, text in (("round", round_list, "the round list of a shift"),
@@ -389,10 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "local", None) is not None:
-        return run_local(args)
-    ca = Path(args.ca_file).read_bytes() if args.ca_file else None
     try:
+        if getattr(args, "local", None) is not None:
+            return run_local(args)
+        ca = Path(args.ca_file).read_bytes() if args.ca_file else None
         with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
                        timeout=args.timeout) as client:
             handler: Handler = args.handler
@@ -405,6 +414,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into head
         sys.stderr.close()
         return 0
+    except OSError as e:  # a file named on the command line: one line, never a traceback
+        print(f"medctl: {file_error(e)}", file=sys.stderr)
+        return 2
+
+
+def file_error(e: OSError) -> str:
+    """"cannot read /missing.xml: No such file or directory"."""
+    what = f"cannot read {e.filename}" if e.filename else "cannot read a file"
+    return f"{what}: {e.strerror or e}"
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from medservice.demo import DEMO_FACILITY_ID, seed_demo
-from medservice.domain.access import Role
+from medservice.domain.access import ALL, Role, may_hold_all_facilities
 from medservice.logs import configure_logging
-from medservice.settings import Settings, development_secret, load_settings
+from medservice.settings import Settings, SettingsError, development_secret, load_settings
 
 log = structlog.get_logger("medservice")
 
@@ -34,8 +35,29 @@ def main(argv: list[str] | None = None) -> int:
     p_token.add_argument("--subject", help="the token's subject (default ROLE-dev)")
     p_token.add_argument("--hours", type=float, default=12.0, help="lifetime in hours")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except OperatorError as e:
+        print(f"medservice: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a key, certificate or data file: say which, never a traceback
+        what = f"cannot read {e.filename}" if e.filename else "a file or socket failed"
+        print(f"medservice: {what}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except DBAPIError as e:
+        print(f"medservice: {_database_error(e)}", file=sys.stderr)
+        return 2
 
-    settings = load_settings()
+
+class OperatorError(Exception):
+    """A mistake of the operator's, said in one line with what to do."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as e:
+        raise OperatorError(str(e)) from None
     configure_logging(settings.log_format, settings.log_level)
     if args.command == "migrate":
         from medservice.store.migrate import upgrade
@@ -44,34 +66,74 @@ def main(argv: list[str] | None = None) -> int:
         log.info("migrated")
         return 0
     if args.command == "token":
-        print(_token(settings, Role(args.role), args.facility or ["*"],
-                     args.subject or f"{args.role}-dev", args.hours))
+        role = Role(args.role)
+        facilities = args.facility or [ALL]
+        if ALL in facilities and not may_hold_all_facilities(role):
+            # The server refuses such a token: say so here, in one line, instead of minting it.
+            print(f"medservice token: a {role.value} token needs --facility ID (repeat for "
+                  "several); '*' is only for admin, integration and pharmacist",
+                  file=sys.stderr)
+            return 2
+        print(_token(settings, role, facilities, args.subject or f"{args.role}-dev",
+                     args.hours))
         return 0
     return _serve(settings, args)
+
+
+def _database_error(e: DBAPIError) -> str:
+    """One line about a database that cannot be used, without its URL's password."""
+    first = str(e.orig).strip().splitlines()[0] if e.orig is not None else type(e).__name__
+    return f"cannot use the database: {first[:300]} (check MEDSERVICE_DATABASE_URL and that " \
+           "the database is running)"
 
 
 def _token(settings: Settings, role: Role, facilities: list[str], subject: str,
            hours: float) -> str:
     from medservice.api.auth import mint_token
 
-    return mint_token(development_secret(settings), subject=subject, role=role,
+    return mint_token(_secret(settings), subject=subject, role=role,
                       facilities=facilities, ttl=timedelta(hours=hours),
                       issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+
+
+def _secret(settings: Settings) -> str:
+    try:
+        return development_secret(settings)
+    except SettingsError as e:
+        raise OperatorError(str(e)) from None
+
+
+def _check_keys(settings: Settings) -> None:
+    from medservice.server import make_verifier
+
+    try:
+        make_verifier(settings)
+    except SettingsError as e:
+        raise OperatorError(str(e)) from None
+    except ValueError:  # cryptography: not a PEM public key
+        raise OperatorError("MEDSERVICE_JWT_PUBLIC_KEY_FILES names a file that is not a PEM "
+                            "public key") from None
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from medservice.server import serve
+    from medservice.server import ListenError, serve
     from medservice.store.db import make_engine
-    from medservice.store.migrate import upgrade
+    from medservice.store.migrate import schema_behind, upgrade
     from medservice.store.uow import uow_factory
 
     if args.listen:
         settings = replace(settings, listen=args.listen)
-    # Embedded mode migrates itself; production runs `medservice migrate` explicitly.
+    _check_keys(settings)  # a missing secret or unreadable key is said before anything starts
+    # Embedded mode migrates itself; production runs `medservice migrate` explicitly, and
+    # a server on a schema it does not match would answer every call INTERNAL.
     if settings.is_sqlite and not args.no_migrate:
         upgrade(settings.database_url)
+    behind = schema_behind(settings.database_url)
+    if behind is not None:
+        raise OperatorError(f"{behind}: run `medservice migrate` with the same "
+                            "MEDSERVICE_DATABASE_URL, then start the server again")
     if args.demo:
         engine = make_engine(settings.database_url)
         if seed_demo(uow_factory(engine), datetime.now(UTC)):
@@ -82,7 +144,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         if args.demo:
             _print_demo_tokens(settings, getattr(running, "port", 0))
 
-    serve(settings, on_ready=ready)
+    try:
+        serve(settings, on_ready=ready)
+    except ListenError as e:
+        raise OperatorError(str(e)) from None
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import signal
+import socket
 import threading
 from collections.abc import Sequence
 from concurrent import futures
@@ -158,16 +160,55 @@ def _serving(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:
     return make
 
 
+class ListenError(Exception):
+    """The server cannot listen where it was told to: an operator's mistake, said in one
+    line by `medservice serve`."""
+
+
 def _bind(server: grpc.Server, settings: Settings) -> int:
-    if settings.tls_cert_file or settings.tls_key_file:
-        credentials = grpc.ssl_server_credentials([(
-            Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes())])
-        port = server.add_secure_port(settings.listen, credentials)
-    else:
-        port = server.add_insecure_port(settings.listen)
+    _check_free(settings.listen)
+    try:
+        if settings.tls_cert_file or settings.tls_key_file:
+            credentials = grpc.ssl_server_credentials([(
+                Path(settings.tls_key_file).read_bytes(),
+                Path(settings.tls_cert_file).read_bytes())])
+            port = server.add_secure_port(settings.listen, credentials)
+        else:
+            port = server.add_insecure_port(settings.listen)
+    except RuntimeError:  # gRPC's "Failed to bind": taken between the check and now
+        port = 0
     if port == 0:
-        raise RuntimeError(f"cannot listen on {settings.listen}")
+        raise ListenError(f"cannot listen on {settings.listen}")
     return port
+
+
+def _check_free(listen: str) -> None:
+    """Refuse a taken or unusable address before gRPC tries it (gRPC would only say
+    "Failed to bind", after logging its own error line)."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ListenError(f"cannot listen on {listen!r}: give HOST:PORT, e.g. 127.0.0.1:50051")
+    port = int(port_text)
+    if port == 0:
+        return  # any free port
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise ListenError(f"cannot listen on {listen}: the host {host!r} is not known") \
+            from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise ListenError(
+                        f"cannot listen on {listen}: the port is in use (is medservice already "
+                        "running? stop it, or pass --listen HOST:PORT or set "
+                        "MEDSERVICE_LISTEN)") from None
+                raise ListenError(f"cannot listen on {listen}: {e.strerror}") from None
 
 
 def settle_heap() -> None:

@@ -42,8 +42,28 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+class SettingsError(Exception):
+    """A setting an operator gave is wrong: said in one line, naming the variable."""
+
+
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(f"MEDSERVICE_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    text = _env(name, str(default))
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"MEDSERVICE_{name} must be a whole number, not {text!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    text = _env(name, str(default))
+    try:
+        return float(text)
+    except ValueError:
+        raise SettingsError(f"MEDSERVICE_{name} must be a number, not {text!r}") from None
 
 
 def load_settings() -> Settings:
@@ -61,14 +81,15 @@ def load_settings() -> Settings:
         log_format=_env("LOG_FORMAT", "json" if _env("ENVIRONMENT") == "production"
                         else "console"),
         log_level=_env("LOG_LEVEL", "info"),
-        worker_threads=int(_env("WORKER_THREADS", str(Settings.worker_threads))),
-        max_concurrent_rpcs=int(_env("MAX_CONCURRENT_RPCS", str(Settings.max_concurrent_rpcs))),
-        max_alert_watchers=int(_env("MAX_ALERT_WATCHERS", str(Settings.max_alert_watchers))),
-        alert_heartbeat_seconds=float(_env("ALERT_HEARTBEAT_SECONDS",
-                                           str(Settings.alert_heartbeat_seconds))),
-        sweep_interval_seconds=float(_env("SWEEP_INTERVAL_SECONDS",
-                                          str(Settings.sweep_interval_seconds))),
-        shutdown_grace_seconds=float(_env("SHUTDOWN_GRACE_SECONDS", "10")),
+        worker_threads=_int("WORKER_THREADS", Settings.worker_threads),
+        max_concurrent_rpcs=_int("MAX_CONCURRENT_RPCS", Settings.max_concurrent_rpcs),
+        max_alert_watchers=_int("MAX_ALERT_WATCHERS", Settings.max_alert_watchers),
+        alert_heartbeat_seconds=_float("ALERT_HEARTBEAT_SECONDS",
+                                       Settings.alert_heartbeat_seconds),
+        sweep_interval_seconds=_float("SWEEP_INTERVAL_SECONDS",
+                                      Settings.sweep_interval_seconds),
+        shutdown_grace_seconds=_float("SHUTDOWN_GRACE_SECONDS",
+                                      Settings.shutdown_grace_seconds),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
     )
@@ -82,10 +103,10 @@ def development_secret(settings: Settings) -> str:
     """
     if settings.jwt_secret:
         if len(settings.jwt_secret) < 32:
-            raise RuntimeError("MEDSERVICE_JWT_SECRET must be at least 32 characters")
+            raise SettingsError("MEDSERVICE_JWT_SECRET must be at least 32 characters")
         return settings.jwt_secret
     if settings.environment == "production":
-        raise RuntimeError(
+        raise SettingsError(
             "MEDSERVICE_JWT_SECRET or MEDSERVICE_JWT_PUBLIC_KEY_FILES must be set in production"
         )
     path = Path(settings.var_dir) / "dev-jwt-secret"

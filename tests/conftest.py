@@ -85,6 +85,26 @@ def postgres_database() -> Iterator[str | None]:
     admin.dispose()
 
 
+@pytest.fixture
+def empty_postgres(postgres_database: str | None) -> Iterator[str]:
+    """A PostgreSQL database of its own with no schema at all, dropped afterwards."""
+    if postgres_database is None:
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV}")
+    base = make_url(normalise_url(postgres_database))
+    name = f"{base.database}_empty"
+    admin = create_engine(base.render_as_string(hide_password=False),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     if request.param == "sqlite":

@@ -93,8 +93,9 @@ class FakeResidents:
                        key=lambda r: (r.room, r.resident_id))
         return [r for r in found if after is None or (r.room, r.resident_id) > after][:limit]
 
-    def person_id_taken(self, person_id: str) -> bool:
-        return any(r.person_id == person_id for r in self._db.residents.values())
+    def person_id_taken(self, facility_id: str, person_id: str) -> bool:
+        return any(r.facility_id == facility_id and r.person_id == person_id
+                   for r in self._db.residents.values())
 
     replace = _not_faked
 
@@ -217,6 +218,8 @@ class FakeDiscrepancies:
             if stored is None or stored[1] is Status.WITHDRAWN:
                 fresh.append(d_id)
                 self._db.discrepancies[d_id] = (d, Status.OPEN)
+            elif stored[0] != d:  # found again with other facts: they replace the stored
+                self._db.discrepancies[d_id] = (d, stored[1])
         return fresh
 
     def withdraw_absent(self, facility_id: str, resident_id: str | None, start: datetime,

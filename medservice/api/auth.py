@@ -17,10 +17,12 @@ from typing import Any
 
 import jwt
 
-from medservice.domain.access import Principal, Role
+from medservice.domain.access import ALL, Principal, Role, may_hold_all_facilities
 from medservice.domain.errors import Unauthenticated
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "EdDSA"]
+# NumericDate claims (RFC 7519 §2): PyJWT reads them with int(), so "1999999999" passed.
+DATE_CLAIMS = ("exp", "iat", "nbf")
 
 
 class VerifiedTokens:
@@ -76,6 +78,7 @@ class TokenVerifier:
         if cached is not None:
             return cached
         claims = self._decode(token)
+        _require_numeric_dates(claims)
         principal = self._principal(claims)
         self.verified.put(token, principal, float(claims["exp"]))
         return principal
@@ -94,6 +97,10 @@ class TokenVerifier:
                                   reason="INVALID_TOKEN") from None
         if not subject:
             raise Unauthenticated("token has an empty subject", reason="INVALID_TOKEN")
+        if ALL in facilities and not may_hold_all_facilities(role):
+            raise Unauthenticated(
+                f"a {role.value} token must name its facilities: '*' (every facility) is "
+                "only for admin, integration and pharmacist tokens", reason="INVALID_TOKEN")
         return Principal(subject=subject, role=role, facilities=frozenset(facilities))
 
     def _decode(self, token: str) -> dict[str, Any]:
@@ -117,6 +124,14 @@ class TokenVerifier:
             except jwt.InvalidTokenError as e:
                 last = e
         raise Unauthenticated("invalid bearer token", reason="INVALID_TOKEN") from last
+
+
+def _require_numeric_dates(claims: dict[str, Any]) -> None:
+    for name in DATE_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthenticated(f"token claim {name} must be a number (seconds since "
+                                  "the epoch)", reason="INVALID_TOKEN")
 
 
 def mint_token(secret: str, *, subject: str, role: Role, facilities: Sequence[str],

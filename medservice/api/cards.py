@@ -104,10 +104,13 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
         if not request.content:
             raise InvalidArgument([FieldViolation("content", "is empty")])
         result = read(request.content)
+        # Only FHIR requests have the flag: an FMK document names its person or is refused.
+        confirmed = bool(getattr(request, "subject_confirmed", False))
         now = self._clock()
 
         def work(uow: UnitOfWork) -> pb.ImportMedicineCardResponse:
-            card, changes = uc.import_card(uow, facility_id, resident_id, result, now)
+            card, changes = uc.import_card(uow, facility_id, resident_id, result, now,
+                                           subject_confirmed=confirmed)
             return cc.import_response(card, changes, result.problems)
 
         return run_idempotent(self._uow, principal, _SERVICE + method, request,

@@ -16,7 +16,20 @@ class Role(Enum):
     ADMIN = "admin"
 
 
-ALL = "*"  # a token's facility list may be ["*"]: every facility (administrators, say)
+ALL = "*"  # a token's facility list may be ["*"]: every facility
+
+# Roles whose work spans care homes may hold ALL: an administrator sets up every home, an
+# integration feeds every home's mirror from FMK, and a pharmacist-in-charge may serve the
+# homes of a whole municipality. A carer and a shift lead work the rounds of the homes they
+# are on duty in: their tokens must name them, or one token would read every home's
+# residents, person identifiers included.
+CROSS_FACILITY_ROLES: frozenset[Role] = frozenset(
+    {Role.ADMIN, Role.INTEGRATION, Role.PHARMACIST})
+
+
+def may_hold_all_facilities(role: Role) -> bool:
+    """Whether a token of this role may name every facility ("*")."""
+    return role in CROSS_FACILITY_ROLES
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,10 @@ Decisions (FHIR leaves them to the receiver):
   maxDosePerAdministration, maxDosePerLifetime, dispenseRequest, substitution, priority.
 - The person: subject.identifier, or the identifier of the Patient it references in the
   document, with the CPR system (urn:oid:1.2.208.176.1.2). Orders about different persons
-  in one document raise InvalidArgument. The value never appears in a message.
+  in one document raise InvalidArgument. An order whose subject has no CPR identifier
+  (a reference such as "Patient/pat1", a display name) marks the result
+  `person_unidentified`: the import then needs the caller's confirmation. The value never
+  appears in a message.
 """
 
 from __future__ import annotations
@@ -142,6 +145,8 @@ def read_fhir(data: bytes) -> ImportResult:
         result.orders.append(order)
         if person:
             persons.add(person)
+        else:
+            result.person_unidentified = True
     if len(persons) > 1:
         raise InvalidArgument([FieldViolation("content", "the orders are about more than one "
                                                          "person")])

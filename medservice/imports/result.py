@@ -76,6 +76,10 @@ class ImportResult:
     # The person the document is about (FMK carries it; FHIR references a Patient). Compared
     # with the resident before anything is applied; never logged.
     person_id: str = ""
+    # True when an order read names no person by CPR number (a FHIR subject that is only a
+    # reference or a display): the document may be about anyone, so the caller must say it
+    # checked the patient before it is applied.
+    person_unidentified: bool = False
     # The source's card version, when the document carries one.
     card_version: int | None = None
     # True when the document is the whole card (absent orders were removed), not a delta.

@@ -260,13 +260,29 @@ def _keep(uow: UnitOfWork, order_id: str, history: list[OrderVersion], flag: str
     return OrderChange(order_id, ChangeKind.KEPT_UNREADABLE, version, where), True
 
 
-def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: ImportResult,
-                now: datetime) -> tuple[CardView, list[OrderChange]]:
-    """Apply what an importer read. A document about another person is refused whole."""
-    resident = get_resident(uow, facility_id, resident_id)
-    if result.person_id and result.person_id != resident.person_id:
+def check_document_person(person_id: str, result: ImportResult, *,
+                          subject_confirmed: bool) -> None:
+    """Whether a document may be applied to the resident with this person id: refused
+    whole when it names another person (whatever the caller confirms), and when an order
+    names nobody by CPR number unless the caller confirmed the subject. The messages
+    name neither person."""
+    if result.person_id and result.person_id != person_id:
         raise FailedPrecondition("the document is about another person than this resident",
                                  reason="PERSON_MISMATCH")
+    if result.person_unidentified and not subject_confirmed:
+        raise FailedPrecondition(
+            "the document does not identify its patient by CPR number (identifier system "
+            "urn:oid:1.2.208.176.1.2, on the subject or the Patient it references): check "
+            "that it is about this resident and import it again with subject_confirmed "
+            "(medctl: --confirm-subject)", reason="SUBJECT_NOT_IDENTIFIED")
+
+
+def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: ImportResult,
+                now: datetime, *, subject_confirmed: bool = False
+                ) -> tuple[CardView, list[OrderChange]]:
+    """Apply what an importer read, when it is about this resident (check_document_person)."""
+    resident = get_resident(uow, facility_id, resident_id)
+    check_document_person(resident.person_id, result, subject_confirmed=subject_confirmed)
     card, changes = sync_card(uow, facility_id, resident_id, result.card_version,
                               result.orders, now, now, whole_card=result.whole_card,
                               unreadable=result.problems)

@@ -95,8 +95,10 @@ def create_resident(uow: UnitOfWork, resident: Resident, now: datetime) -> Resid
     get_facility(uow, resident.facility_id)
     if uow.residents.get(resident.facility_id, resident_id) is not None:
         raise AlreadyExists("a resident with this id exists", reason="RESIDENT_EXISTS")
-    if uow.residents.person_id_taken(person_id):
-        raise AlreadyExists("a resident with this person identifier exists",
+    # Per facility: the answer never depends on what another facility holds (a global
+    # check told any administrator whether a person lived in another care home).
+    if uow.residents.person_id_taken(resident.facility_id, person_id):
+        raise AlreadyExists("a resident of this facility has this person identifier",
                             reason="PERSON_ID_EXISTS")
     created = dataclasses.replace(
         resident, resident_id=resident_id, person_id=person_id, create_time=now,

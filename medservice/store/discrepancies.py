@@ -50,11 +50,15 @@ class EventKind(Enum):
 
     DETECTED = "detected"
     REDETECTED = "redetected"  # found again after it had been withdrawn
+    CHANGED = "changed"  # found again with other facts (its dose, record, time or text)
     WITHDRAWN = "withdrawn"
     REVIEWED = "reviewed"
 
 
 RECONCILIATION = "reconciliation"  # the actor of detections and withdrawals
+# What reconciliation finds about a discrepancy, beyond its key: refreshed when found again.
+_FACTS = ("code", "severity", "is_error", "order_id", "dose_id", "record_id", "occurred_at",
+          "description", "known_at_administration")
 
 
 @dataclass(frozen=True)
@@ -163,14 +167,30 @@ class DiscrepancyRepository:
         # Most of a batch's findings were stored by an earlier run: look them up rather
         # than send them all to be refused by the key's constraint.
         ids = list(by_id)
-        stored: dict[str, str] = {}
+        stored: dict[str, Any] = {}
         for i in range(0, len(ids), LOOKUP_CHUNK):
-            stored.update(self._conn.execute(select(_D.discrepancy_id, _D.status).where(
-                any_of(self._conn, _D.discrepancy_id, ids[i:i + LOOKUP_CHUNK]))).all())
+            stored.update((r.discrepancy_id, r) for r in self._conn.execute(
+                select(_D.discrepancy_id, _D.status, *(_D[c] for c in _FACTS)).where(
+                    any_of(self._conn, _D.discrepancy_id, ids[i:i + LOOKUP_CHUNK]))))
         rows = [self._row(i, d, now) for i, d in by_id.items() if i not in stored]
         new = set(insert_rows(self._conn, t.discrepancies, rows, on_conflict=["key"],
                               returning=_D.discrepancy_id)) if rows else set()
-        withdrawn = [i for i, status in stored.items() if status == Status.WITHDRAWN.value]
+        # The same key found with other facts (a later record now matches the dose, a
+        # back-dated change moved it): the stored row takes the facts found now, so the
+        # review queue never shows an older truth than the round list.
+        changed: list[tuple[str, EventKind, str]] = []
+        for d_id, row in stored.items():
+            facts = self._facts(by_id[d_id])
+            held = {c: getattr(row, c) for c in _FACTS}
+            held["occurred_at"] = _utc(row.occurred_at)  # SQLite gives it back naive
+            differ = [c for c in _FACTS if held[c] != facts[c]]
+            if differ:
+                self._conn.execute(update(t.discrepancies).where(_D.discrepancy_id == d_id)
+                                   .values(**facts, etag=new_etag()))
+                if row.status != Status.WITHDRAWN.value:
+                    changed.append((d_id, EventKind.CHANGED, ", ".join(differ)))
+        withdrawn = [d_id for d_id, row in stored.items()
+                     if row.status == Status.WITHDRAWN.value]
         reopened: set[str] = set()
         if withdrawn:
             # Found again after it no longer applied: open for review again. Its earlier
@@ -184,17 +204,21 @@ class DiscrepancyRepository:
                 .returning(_D.discrepancy_id))}
         saved = [i for i in ids if i in new or i in reopened]
         self._append([(i, EventKind.DETECTED if i in new else EventKind.REDETECTED, "")
-                      for i in saved], RECONCILIATION, now)
+                      for i in saved] + changed, RECONCILIATION, now)
         return saved
 
     @staticmethod
-    def _row(discrepancy_id_: str, d: Discrepancy, now: datetime) -> dict[str, Any]:
+    def _facts(d: Discrepancy) -> dict[str, Any]:
+        return dict(code=d.code.value, severity=d.severity.value, is_error=d.is_error,
+                    order_id=d.order_id, dose_id=d.dose_id, record_id=d.record_id,
+                    occurred_at=d.occurred_at, description=d.description,
+                    known_at_administration=d.known_at_administration)
+
+    @classmethod
+    def _row(cls, discrepancy_id_: str, d: Discrepancy, now: datetime) -> dict[str, Any]:
         return dict(
             discrepancy_id=discrepancy_id_, key=d.key, facility_id=d.facility_id,
-            resident_id=d.resident_id, code=d.code.value, severity=d.severity.value,
-            is_error=d.is_error, order_id=d.order_id, dose_id=d.dose_id,
-            record_id=d.record_id, occurred_at=d.occurred_at, detected_at=now,
-            description=d.description, known_at_administration=d.known_at_administration,
+            resident_id=d.resident_id, **cls._facts(d), detected_at=now,
             status=Status.OPEN.value, decision=None, review_note="", reviewer="",
             reviewed_at=None, etag=new_etag())
 

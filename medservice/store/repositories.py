@@ -177,9 +177,11 @@ class ResidentRepository:
         )).first()
         return _resident(row) if row else None
 
-    def person_id_taken(self, person_id: str) -> bool:
+    def person_id_taken(self, facility_id: str, person_id: str) -> bool:
+        """Within one facility only: what other facilities hold is not this caller's."""
+        c = t.residents.c
         return self._conn.execute(
-            select(t.residents.c.resident_id).where(t.residents.c.person_id == person_id)
+            select(c.resident_id).where(c.facility_id == facility_id, c.person_id == person_id)
         ).first() is not None
 
     def list(

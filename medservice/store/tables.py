@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     text,
     true,
 )
@@ -41,7 +42,9 @@ residents = Table(
     metadata,
     Column("facility_id", String(63), primary_key=True),
     Column("resident_id", String(63), primary_key=True),
-    Column("person_id", String(10), nullable=False, unique=True),
+    # One person has at most one resident per facility, and may have one in each (a move
+    # between homes keeps both): unique per facility, so no facility learns another's.
+    Column("person_id", String(10), nullable=False),
     Column("display_name", String(200), nullable=False),
     Column("room", String(50), nullable=False),
     Column("create_time", UtcDateTime, nullable=False),
@@ -50,6 +53,7 @@ residents = Table(
     # Incremented by every new order version: a schedule stamp names the count it saw.
     Column("order_changes", BigInteger, nullable=False, server_default="0"),
     ForeignKeyConstraint(["facility_id"], ["facilities.facility_id"]),
+    UniqueConstraint("facility_id", "person_id", name="uq_residents_facility_person"),
     Index("ix_residents_room_order", "facility_id", "room", "resident_id"),
 )
 

@@ -84,7 +84,11 @@ def test_not_xml_is_refused_naming_content(server: ServerFixture) -> None:
 def test_fhir_medication_request_imports_and_is_scheduled(server: ServerFixture) -> None:
     data = _need(REFERENCE / "fhir-r4/medicationrequest0306.json")  # 6 mg daily, active
     client = _home(server, "010145-1234")
-    result = client.import_fhir(RESIDENT, data)
+    # Its subject is "Patient/pat1" with no CPR number: refused until the caller confirms.
+    with pytest.raises(MedServiceError) as info:
+        client.import_fhir(RESIDENT, data)
+    assert info.value.reason == "SUBJECT_NOT_IDENTIFIED"
+    result = client.import_fhir(RESIDENT, data, subject_confirmed=True)
     assert not result.problems
     [order] = result.card.orders
     assert order.dosage.HasField("timing") and not order.needs_manual_schedule
@@ -124,7 +128,7 @@ def test_a_large_fhir_bundle_is_sent_in_chunks(server: ServerFixture, tmp_path: 
     integration = server.client(Role.INTEGRATION, "f")
     token = integration._metadata[0][1].split()[1]
     assert main(["--target", server.target, "--token", token, "import", "fhir", str(path),
-                 "--resident", RESIDENT]) == 0
+                 "--resident", RESIDENT, "--confirm-subject"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == "250 created"
     assert sum(line.startswith("created") for line in out[1:]) == 250  # one line per order

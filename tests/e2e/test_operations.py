@@ -24,14 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from clients.client import MedClient, MedServiceError
 from medservice.api.auth import TokenVerifier
 from medservice.domain.access import Role
 from medservice.server import build_server
 from medservice.service.unit_of_work import UnitOfWorkFactory
-from medservice.store.db import normalise_url
 from medservice.store.migrate import upgrade
 from medservice.v1 import rounds_pb2, rounds_pb2_grpc
 from tests.conftest import TEST_SETTINGS, token_for
@@ -222,29 +220,15 @@ def test_tls(tmp_path: Path, uow: UnitOfWorkFactory, verifier: TokenVerifier) ->
         running.stop(0)
 
 
-def test_replicas_migrating_at_once_on_postgres(postgres_database: str | None) -> None:
-    if postgres_database is None:
-        pytest.skip("PostgreSQL tests need MEDSERVICE_TEST_POSTGRES_URL")
-    base = make_url(normalise_url(postgres_database))
-    name = f"{base.database}_migrate"
-    admin = create_engine(base.render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
+def test_replicas_migrating_at_once_on_postgres(empty_postgres: str) -> None:
+    url = empty_postgres
     # Replicas are processes: start three `medservice migrate` at once.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDSERVICE_DATABASE_URL": url}
     procs = [subprocess.Popen([*MEDSERVICE, "migrate"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(3)]
     results = [(p.wait(timeout=120), p.stdout.read() if p.stdout else "") for p in procs]
-    try:
-        assert [code for code, _ in results] == [0, 0, 0], results
-        check = create_engine(url)
-        with check.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
-        check.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    assert [code for code, _ in results] == [0, 0, 0], results
+    check = create_engine(url)
+    with check.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    check.dispose()

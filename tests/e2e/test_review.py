@@ -332,11 +332,11 @@ def test_who_may_review_and_what_a_review_needs(round_done: Homes) -> None:
     assert (err.code, [f for f, _ in err.violations]) == (grpc.StatusCode.INVALID_ARGUMENT,
                                                           ["decision"])
     for role in (Role.CARER, Role.SHIFT_LEAD, Role.ADMIN, Role.INTEGRATION):
-        err = _fails(server.client(role).review_discrepancy, d.name, CONFIRMED, "", d.etag)
+        err = _fails(server.client(role, "a").review_discrepancy, d.name, CONFIRMED, "", d.etag)
         assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED,
                                           "ROLE_NOT_ALLOWED"), role
     for role in (Role.CARER, Role.SHIFT_LEAD):
-        err = _fails(_queue, server.client(role))
+        err = _fails(_queue, server.client(role, "a"))
         assert err.code == grpc.StatusCode.PERMISSION_DENIED, role
     assert _queue(server.client(Role.ADMIN))  # administrators may see the queue
     # A pharmacist of "b" cannot review "a"'s, existing or not: permission first.

@@ -5,6 +5,7 @@ exactly the new and re-opened ids."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -70,3 +71,37 @@ def test_reconciliation_writes_history_in_bulk(uow: UnitOfWorkFactory, engine: E
     with uow(write=False) as u:
         entry = u.discrepancies.get("f", ids[-1])
     assert entry is not None and entry.status is Status.OPEN
+
+
+def test_a_discrepancy_found_again_with_other_facts_takes_them(uow: UnitOfWorkFactory
+                                                                ) -> None:
+    """A back-dated change or a later record can move what a key's discrepancy is about (its
+    dose, record, time, text): the stored row takes the facts found now, with a new etag and
+    a CHANGED event naming what changed; found again unchanged, nothing is written."""
+    [first] = _found(1)
+    d_id = discrepancy_id(first.key)
+    with uow() as u:
+        u.discrepancies.save([first], NOW)
+        u.commit()
+    with uow(write=False) as u:
+        before = u.discrepancies.get("f", d_id)
+    moved = dataclasses.replace(first, dose_id="d-later", record_id="rec-2",
+                                occurred_at=first.occurred_at + timedelta(hours=2),
+                                description="missed, as ordered since the change")
+    with uow() as u:
+        assert u.discrepancies.save([moved], NOW) == []  # not new: no second detection
+        u.commit()
+    with uow(write=False) as u:
+        after = u.discrepancies.get("f", d_id)
+        events = u.discrepancies.events(d_id, limit=10, after=None)
+    assert before is not None and after is not None
+    assert (after.discrepancy.dose_id, after.discrepancy.record_id,
+            after.discrepancy.occurred_at, after.discrepancy.description) == \
+        ("d-later", "rec-2", moved.occurred_at, "missed, as ordered since the change")
+    assert after.etag != before.etag and after.status is Status.OPEN
+    assert [e.kind for e in events] == [EventKind.DETECTED, EventKind.CHANGED]
+    assert events[-1].detail == "dose_id, record_id, occurred_at, description"
+    with uow() as u:
+        u.discrepancies.save([moved], NOW)
+        u.commit()
+    assert _kinds(uow, [d_id]) == [[EventKind.DETECTED, EventKind.CHANGED]]

@@ -484,6 +484,24 @@ def test_the_person_comes_from_the_subject() -> None:
     assert read(request()).person_id == ""
 
 
+def test_an_order_naming_nobody_by_cpr_marks_the_document_unidentified() -> None:
+    named = request("rx1", subject={"identifier": {"system": CPR, "value": TEST_PERSON}})
+    assert not read(named).person_unidentified
+    # A reference to a Patient not in the document, or one without a CPR identifier, or
+    # an identifier of another system: nobody is named.
+    for subject in ({"reference": "Patient/pat1", "display": "Donald Duck"},
+                    {"identifier": {"system": "urn:other", "value": TEST_PERSON}}):
+        assert read(request(subject=subject)).person_unidentified
+    unnamed = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Duck"}]}
+    assert read(bundle(unnamed, request())).person_unidentified
+    # One such order among named ones: the document may still be about someone else.
+    mixed = read(bundle(named, request("rx2", subject={"reference": "Patient/x"})))
+    assert (mixed.person_id, mixed.person_unidentified) == (TEST_PERSON, True)
+    # A refused order applies nothing, so it needs no confirmation.
+    refused = read(request(status="draft", subject={"reference": "Patient/x"}))
+    assert (refused.orders, refused.person_unidentified) == ([], False)
+
+
 def test_orders_about_two_persons_are_refused_without_naming_them() -> None:
     one = request("rx1", subject={"identifier": {"system": CPR, "value": TEST_PERSON}})
     two = request("rx2", subject={"identifier": {"system": CPR, "value": OTHER_TEST_PERSON}})
