@@ -164,12 +164,12 @@ class FakeRecords:
     def __init__(self, db: Stored) -> None:
         self._db = db
 
-    def add(self, r: AdministrationRecord, *, settles: bool) -> bool:
-        """False when an active record already settles the dose (the unique index)."""
+    def add(self, r: AdministrationRecord, *, settles: bool) -> AdministrationRecord | None:
+        """None when an active record already settles the dose (the unique index)."""
         if settles and self.settling(r.dose_id or "") is not None:
-            return False
+            return None
         self._db.records[r.record_id] = (r, settles)
-        return True
+        return r
 
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]:
@@ -231,6 +231,14 @@ class FakeDiscrepancies:
         for i in stale:
             self._db.discrepancies[i] = (self._db.discrepancies[i][0], Status.WITHDRAWN)
         return len(stale)
+
+    def save_and_withdraw(self, found: Sequence[Discrepancy], facility_id: str,
+                          resident_id: str, start: datetime, end: datetime, now: datetime
+                          ) -> list[str]:
+        saved = self.save(found, now)
+        self.withdraw_absent(facility_id, resident_id, start, end, {d.key for d in found},
+                             now)
+        return saved
 
     def open(self) -> list[Discrepancy]:
         """Test helper: the discrepancies not withdrawn."""

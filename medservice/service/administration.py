@@ -168,13 +168,12 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
                 "record a dose that was given", reason="CHECK_NOT_ACKNOWLEDGED",
                 metadata={"reasons": ",".join(missing)})
     settles = record.dose_id is not None and settled_by is None
-    if not uow.records.add(record, settles=settles):
+    stored = uow.records.add(record, settles=settles)
+    if stored is None:
         # Another carer's record for this dose committed in the meantime.
         assert record.dose_id is not None
         _already_recorded(uow.records.settling(record.dose_id))
     # What reconcile_resident would read now: the same, and the record as stored.
-    stored = uow.records.get(record.facility_id, record.resident_id, record.record_id)
-    assert stored is not None
     found = reconcile_around(uow, base, record.resident_id, *later, wide,
                              [*wide_records, stored], now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]

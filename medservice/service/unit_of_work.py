@@ -83,7 +83,8 @@ class Cards(Protocol):
 class Records(Protocol):
     """Administration records: added, marked entered-in-error, never deleted."""
 
-    def add(self, r: AdministrationRecord, *, settles: bool) -> bool: ...
+    def add(self, r: AdministrationRecord, *, settles: bool) -> AdministrationRecord | None:
+        """The record as stored; None when another active record settles its dose."""
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]: ...
     def get(self, facility_id: str, resident_id: str, record_id: str
@@ -114,6 +115,11 @@ class Discrepancies(Protocol):
     def withdraw_absent_in(self, facility_ids: Collection[str], resident_id: str | None,
                            start: datetime, end: datetime, produced: set[str], now: datetime
                            ) -> int: ...
+    def save_and_withdraw(self, found: Sequence[Discrepancy], facility_id: str,
+                          resident_id: str, start: datetime, end: datetime, now: datetime
+                          ) -> list[str]:
+        """save(found), then withdraw_absent of the resident's [start, end) by the keys
+        found: the store may do both with one read."""
 
 
 class AlertLog(Protocol):

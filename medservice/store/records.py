@@ -30,7 +30,8 @@ _BETWEEN = select(t.administration_records).where(
 _ORDERED = (_R.administered_at, _R.recorded_at, _R.record_id)
 _BETWEEN_ALL = _BETWEEN.order_by(*_ORDERED)
 _BETWEEN_ONE = _BETWEEN.where(_R.resident_id == bindparam("resident_id")).order_by(*_ORDERED)
-_INSERT = insert(t.administration_records)
+# RETURNING the row: the record as stored (as a read would give it) in the insert itself.
+_INSERT = insert(t.administration_records).returning(*t.administration_records.c)
 _GET = select(t.administration_records).where(
     _R.facility_id == bindparam("facility_id"), _R.resident_id == bindparam("resident_id"),
     _R.record_id == bindparam("record_id"))
@@ -41,9 +42,9 @@ _SETTLING = select(t.administration_records).where(
 # tells whether it was (the driver's rowcount does not, through SQLAlchemy on psycopg).
 _INSERT_SETTLING = {
     "sqlite": sqlite_insert(t.administration_records).on_conflict_do_nothing()
-    .returning(_R.record_id),
+    .returning(*t.administration_records.c),
     "postgresql": pg_insert(t.administration_records).on_conflict_do_nothing()
-    .returning(_R.record_id),
+    .returning(*t.administration_records.c),
 }
 
 
@@ -81,17 +82,16 @@ class RecordRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def add(self, r: AdministrationRecord, *, settles: bool) -> bool:
-        """Insert; False when another active record already settles the dose. The unique
-        index decides, so of two staff recording one dose at the same moment exactly one
-        wins; the loser's record is not inserted (ON CONFLICT DO NOTHING), and its
-        transaction stays usable to read the winner."""
+    def add(self, r: AdministrationRecord, *, settles: bool) -> AdministrationRecord | None:
+        """Insert; the record as stored (what `get` would give now), or None when another
+        active record already settles the dose. The unique index decides, so of two staff
+        recording one dose at the same moment exactly one wins; the loser's record is not
+        inserted (ON CONFLICT DO NOTHING), and its transaction stays usable to read the
+        winner."""
         row = _row(r, settles)
-        if not settles:
-            self._conn.execute(_INSERT, row)
-            return True
-        done = self._conn.execute(_INSERT_SETTLING[self._conn.dialect.name], row)
-        return done.first() is not None
+        insert_ = _INSERT_SETTLING[self._conn.dialect.name] if settles else _INSERT
+        stored = self._conn.execute(insert_, row).first()
+        return _record(stored) if stored is not None else None
 
     def get(self, facility_id: str, resident_id: str, record_id: str
             ) -> AdministrationRecord | None:
