@@ -49,6 +49,7 @@ from medservice.v1 import (
 )
 
 log = structlog.get_logger("medservice.server")
+SQLITE_WORKERS_POLL_SECONDS = 0.5
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
@@ -104,14 +105,19 @@ def build_server(
 ) -> RunningServer:
     """Start a server with every service on settings.listen. `extra_handlers` go on the same
     stack (interceptors, limits): benchmarks use it for an echo baseline."""
-    feed = AlertFeed(uow)
+    # Sibling worker processes on SQLite have no NOTIFY: the feed's periodic look is what
+    # brings their alerts, so it looks often (one indexed read per watched facility).
+    feed = AlertFeed(uow, poll_seconds=SQLITE_WORKERS_POLL_SECONDS
+                     if settings.is_sqlite and settings.workers > 1 else 5.0)
     uow = _serving(uow, feed)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
                                    thread_name_prefix="rpc"),
         interceptors=[CallInterceptor(verifier, uow, clock)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-        options=[("grpc.so_reuseport", 0)],
+        # Off unless this is one of `serve --workers` processes, which share the port:
+        # otherwise a second server on the port would silently share its calls.
+        options=[("grpc.so_reuseport", 1 if settings.workers > 1 else 0)],
     )
     facilities_pb2_grpc.add_FacilityServiceServicer_to_server(
         FacilityServicer(uow, clock), server)
@@ -166,7 +172,8 @@ class ListenError(Exception):
 
 
 def _bind(server: grpc.Server, settings: Settings) -> int:
-    _check_free(settings.listen)
+    if settings.workers <= 1:  # workers: the parent checked before starting them
+        _check_free(settings.listen)
     try:
         if settings.tls_cert_file or settings.tls_key_file:
             credentials = grpc.ssl_server_credentials([(
