@@ -150,14 +150,19 @@ class FakeCards:
                            ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]:
         return {key: self.resident_versions(*key) for key in residents}
 
-    def round_head(self, facility_id: str, resident_id: str) -> RoundHead | None:
+    def round_head(self, facility_id: str, resident_id: str,
+                   records: tuple[datetime, datetime] | None = None) -> RoundHead | None:
         facility = self._db.facilities.get(facility_id)
         if facility is None:
             return None
         resident = self._db.residents.get((facility_id, resident_id))
         stamp = None if resident is None else (
             resident.etag, self._db.order_changes[(facility_id, resident_id)])
-        return RoundHead(facility.etag, stamp)
+        if records is None:
+            return RoundHead(facility.etag, stamp)
+        held = [] if resident is None else FakeRecords(self._db).between(
+            facility_id, resident_id, *records)
+        return RoundHead(facility.etag, stamp, held)
 
 
 class FakeRecords:

@@ -48,7 +48,8 @@ _INSERT_SETTLING = {
 }
 
 
-def _record(row: Any) -> AdministrationRecord:
+def stored_record(row: Any) -> AdministrationRecord:
+    """A record from its row (of administration_records' columns)."""
     return AdministrationRecord(
         record_id=row.record_id, facility_id=row.facility_id, resident_id=row.resident_id,
         order_id=row.order_id, drug_id=row.drug_id, outcome=Outcome(row.outcome),
@@ -91,27 +92,27 @@ class RecordRepository:
         row = _row(r, settles)
         insert_ = _INSERT_SETTLING[self._conn.dialect.name] if settles else _INSERT
         stored = self._conn.execute(insert_, row).first()
-        return _record(stored) if stored is not None else None
+        return stored_record(stored) if stored is not None else None
 
     def get(self, facility_id: str, resident_id: str, record_id: str
             ) -> AdministrationRecord | None:
         row = self._conn.execute(_GET, {"facility_id": facility_id, "resident_id": resident_id,
                                         "record_id": record_id}).first()
-        return _record(row) if row else None
+        return stored_record(row) if row else None
 
     def settling(self, dose_id: str) -> AdministrationRecord | None:
         """The active record that settles a scheduled dose, if any."""
         row = self._conn.execute(_SETTLING, {"dose_id": dose_id}).first()
-        return _record(row) if row else None
+        return stored_record(row) if row else None
 
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]:
         """Records (active and entered-in-error) administered in [start, end)."""
         params = {"facility_id": facility_id, "start": start, "end": end}
         if resident_id is None:
-            return [_record(r) for r in self._conn.execute(_BETWEEN_ALL, params)]
+            return [stored_record(r) for r in self._conn.execute(_BETWEEN_ALL, params)]
         params["resident_id"] = resident_id
-        return [_record(r) for r in self._conn.execute(_BETWEEN_ONE, params)]
+        return [stored_record(r) for r in self._conn.execute(_BETWEEN_ONE, params)]
 
     def of_residents(self, residents: Sequence[tuple[str, str]], start: datetime,
                      end: datetime) -> list[AdministrationRecord]:
@@ -122,7 +123,7 @@ class RecordRepository:
             q = select(t.administration_records).where(
                 tuple_(_R.facility_id, _R.resident_id).in_(list(residents[i:i + 500])),
                 _R.administered_at >= start, _R.administered_at < end)
-            out += [_record(r) for r in self._conn.execute(q)]
+            out += [stored_record(r) for r in self._conn.execute(q)]
         return out
 
     def page(self, facility_id: str, resident_id: str, start: datetime | None,
@@ -140,7 +141,7 @@ class RecordRepository:
             q = q.where(or_(_R.administered_at < at,
                             and_(_R.administered_at == at, _R.record_id < after[1])))
         q = q.order_by(_R.administered_at.desc(), _R.record_id.desc()).limit(limit)
-        return [_record(r) for r in self._conn.execute(q)]
+        return [stored_record(r) for r in self._conn.execute(q)]
 
     def mark_entered_in_error(self, record_id: str, reason: str, by: str, at: datetime
                               ) -> bool:
