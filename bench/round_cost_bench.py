@@ -1,7 +1,9 @@
 """What one round call costs the server, in figures a loaded machine does not blur
 (issue 19): SQL statements and transactions per call, and CPU time per call, for CheckDose
 and RecordDose through the real server stack (interceptor, audit, servicer, store) in this
-process, on SQLite and PostgreSQL. `python -m bench.round_cost` prints one JSON object.
+process, on SQLite and PostgreSQL. `python -m bench.round_cost_bench` prints one JSON
+object (`make bench` runs it with the others); ROUND_COST_SHOW=record_dose (or another
+phase) prints the phase's statements as they run.
 
 The server's clock walks through two days of rounds of one facility (40 residents, 7 daily
 orders each, mirrored a month before): at each due time, five minutes after it, every dose
@@ -9,9 +11,10 @@ due then is checked and then recorded as given, as carers do at a round. The fir
 fills what is kept and is not counted; the second is. Every earlier dose is recorded, so
 reconciling a record finds nothing missing, as in a home that documents its rounds.
 
-`old_doses`: the same calls as the load bench makes them (bench.round_load), four weeks of
-old doses recorded as refused in time order with the clock at the end: each record then
-reconciles days whose later doses are not recorded yet. Kept for comparison.
+`old_doses_record`: old doses recorded as refused, in time order, with the clock days
+later (the load bench, bench.round_load, can only record old doses: its server runs on
+the real clock): each record then reconciles days whose later doses are not recorded and
+are missed by now, so it saves, withdraws and alerts. A worst case, kept for comparison.
 
 CPU per call is the process's (server and client threads, time.process_time) over the
 calls, next to Health/Check's over as many calls: read differences, not absolutes.
