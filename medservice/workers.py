@@ -45,6 +45,8 @@ def serve_workers(settings: Settings, first_ready: Callable[[object], None] | No
     context = multiprocessing.get_context("fork")  # closures and settings go as they are
 
     def run(index: int) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):  # not the parent's (below) until serve's
+            signal.signal(sig, signal.SIG_DFL)
         serve(settings, on_ready=first_ready if index == 0 else None)
 
     workers: list[BaseProcess] = [context.Process(target=run, args=(i,), name=f"worker-{i}")

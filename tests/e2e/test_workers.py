@@ -138,3 +138,18 @@ def test_two_workers_alert_each_missed_dose_once_to_every_watcher(
                 "AND code = 'MISSED_DOSE'")).scalar() == MISSED
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--workers", "0"], "--workers must be between 1 and 64"),
+    (["--workers", "2", "--listen", "127.0.0.1:0"], "--workers needs a fixed port"),
+])
+def test_workers_refused_in_one_line(tmp_path: Path, args: list[str], said: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDSERVICE_JWT_SECRET": TEST_SECRET,
+           "MEDSERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+           "MEDSERVICE_VAR_DIR": str(tmp_path / "var")}
+    done = subprocess.run([*MEDSERVICE, "serve", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert said in done.stderr.strip().splitlines()[-1], done.stderr
+    assert "Traceback" not in done.stderr
