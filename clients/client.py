@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -92,16 +92,16 @@ class MedClient:
 
     def __init__(self, target: str, token: str = "", *, tls: bool = False,
                  root_certificates: bytes | None = None, timeout: float = 10.0,
-                 retries: int = 3) -> None:
+                 retries: int = 3, options: Sequence[tuple[str, Any]] = ()) -> None:
         if tls:
             creds = grpc.ssl_channel_credentials(root_certificates)
             if token:
                 creds = grpc.composite_channel_credentials(
                     creds, grpc.metadata_call_credentials(_BearerAuth(token)))
-            self.channel = grpc.secure_channel(target, creds)
+            self.channel = grpc.secure_channel(target, creds, options=options)
             self._metadata: tuple[tuple[str, str], ...] = ()
         else:
-            self.channel = grpc.insecure_channel(target)
+            self.channel = grpc.insecure_channel(target, options=options)
             self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         self.retries = retries

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                          help="seed the demo facility once and print demo tokens")
     p_serve.add_argument("--no-migrate", action="store_true",
                          help="do not upgrade the schema at start (PostgreSQL default)")
+    p_serve.add_argument("--workers", type=int, help="server processes sharing the port "
+                                                    "(default MEDSERVICE_WORKERS or 1)")
     sub.add_parser("migrate", help="apply database migrations (safe from several replicas)")
     sub.add_parser("check-config", help="check the MEDSERVICE_* settings, keys and database "
                                         "without serving")
@@ -142,9 +144,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from medservice.store.db import make_engine
     from medservice.store.migrate import schema_behind, upgrade
     from medservice.store.uow import uow_factory
+    from medservice.workers import MAX_WORKERS, serve_workers
 
     if args.listen:
         settings = replace(settings, listen=args.listen)
+    if args.workers is not None:
+        settings = replace(settings, workers=args.workers)
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise OperatorError(f"--workers must be between 1 and {MAX_WORKERS}")
     _check_keys(settings)  # a missing secret or unreadable key is said before anything starts
     # Embedded mode migrates itself; production runs `medservice migrate` explicitly, and
     # a server on a schema it does not match would answer every call INTERNAL.
@@ -166,6 +173,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                                getattr(running, "http_port", 0))
 
     try:
+        if settings.workers > 1:
+            return serve_workers(settings, ready)
         serve(settings, on_ready=ready)
     except ListenError as e:
         raise OperatorError(str(e)) from None

@@ -60,6 +60,7 @@ from medservice.web.routes import api_routes
 from medservice.web.server import HttpListenError, HttpServer, add_internal_port, start_http
 
 log = structlog.get_logger("medservice.server")
+SQLITE_WORKERS_POLL_SECONDS = 0.5
 
 SERVICE_NAMES = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
@@ -132,7 +133,10 @@ def build_server(
     settings.http_listen unless that is empty. `extra_handlers` go on the same stack
     (interceptors, limits): benchmarks use it for an echo baseline. `engine`, when given,
     is the database the metrics report the pool and the sweep's lag of."""
-    feed = AlertFeed(uow)
+    # Sibling worker processes on SQLite have no NOTIFY: the feed's periodic look is what
+    # brings their alerts, so it looks often (one indexed read per watched facility).
+    feed = AlertFeed(uow, poll_seconds=SQLITE_WORKERS_POLL_SECONDS
+                     if settings.is_sqlite and settings.workers > 1 else 5.0)
     uow = _serving(uow, feed)
     rates = CallRates(settings.rate_limit_per_second, settings.rate_limit_burst)
     sizes = RequestSizes(default=settings.max_request_bytes,
@@ -145,8 +149,10 @@ def build_server(
                                       sizes=sizes)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         # gRPC receives up to the largest per-method limit; the interceptor checks each
-        # method's own after authentication, before decoding.
-        options=[("grpc.so_reuseport", 0),
+        # method's own after authentication, before decoding. Port sharing is off unless
+        # this is one of `serve --workers` processes: otherwise a second server on the port
+        # would silently share its calls.
+        options=[("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
                  ("grpc.max_receive_message_length", sizes.largest),
                  *connection_options(settings)],
     )
@@ -201,7 +207,7 @@ def build_server(
                 *internal, settings.shutdown_grace_seconds,
                 # The gRPC port's certificate serves HTTPS too: tokens never go in clear.
                 (settings.tls_cert_file, settings.tls_key_file)
-                if settings.tls_cert_file else None)
+                if settings.tls_cert_file else None, reuse_port=settings.workers > 1)
         except HttpListenError as e:
             running.stop(0)
             raise ListenError(str(e)) from None
@@ -241,7 +247,8 @@ class ListenError(Exception):
 
 
 def _bind(server: grpc.Server, settings: Settings) -> int:
-    _check_free(settings.listen)
+    if settings.workers <= 1:  # workers: the parent checked before starting them
+        _check_free(settings.listen)
     try:
         if settings.tls_cert_file or settings.tls_key_file:
             credentials = grpc.ssl_server_credentials([(
@@ -295,11 +302,13 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def serve(settings: Settings, *, on_ready: object = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(settings: Settings, *, on_ready: object = None,
+          extra_handlers: Sequence[grpc.GenericRpcHandler] = ()) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully. `extra_handlers`: see
+    build_server (the round-call benchmark serves an echo baseline so)."""
     engine = make_engine(settings.database_url)
     running = build_server(settings, uow_factory(engine), make_verifier(settings),
-                           engine=engine)
+                           engine=engine, extra_handlers=extra_handlers)
     settle_heap()
     log.info("serving", port=running.port, tls=bool(settings.tls_cert_file),
              http_port=running.http_port or None)

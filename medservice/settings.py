@@ -56,6 +56,8 @@ class Settings:
     # "development" may create a local JWT secret; "production" must be given keys.
     environment: str = "development"
     var_dir: str = "var"
+    # Server processes sharing the listening port (SO_REUSEPORT; `serve --workers`).
+    workers: int = 1
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,6 +128,7 @@ def load_settings() -> Settings:
         keepalive_seconds=_float("KEEPALIVE_SECONDS", Settings.keepalive_seconds),
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
+        workers=_int("WORKERS", Settings.workers),
     )
 
 

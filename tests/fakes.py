@@ -151,14 +151,19 @@ class FakeCards:
                            ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]:
         return {key: self.resident_versions(*key) for key in residents}
 
-    def round_head(self, facility_id: str, resident_id: str) -> RoundHead | None:
+    def round_head(self, facility_id: str, resident_id: str,
+                   records: tuple[datetime, datetime] | None = None) -> RoundHead | None:
         facility = self._db.facilities.get(facility_id)
         if facility is None:
             return None
         resident = self._db.residents.get((facility_id, resident_id))
         stamp = None if resident is None else (
             resident.etag, self._db.order_changes[(facility_id, resident_id)])
-        return RoundHead(facility.etag, stamp)
+        if records is None:
+            return RoundHead(facility.etag, stamp)
+        held = [] if resident is None else FakeRecords(self._db).between(
+            facility_id, resident_id, *records)
+        return RoundHead(facility.etag, stamp, held)
 
 
 class FakeRecords:
@@ -166,14 +171,14 @@ class FakeRecords:
         self._db = db
 
     def add(self, r: AdministrationRecord, *, settles: bool,
-            followup_due: datetime | None = None) -> bool:
-        """False when an active record already settles the dose (the unique index)."""
+            followup_due: datetime | None = None) -> AdministrationRecord | None:
+        """None when an active record already settles the dose (the unique index)."""
         if settles and self.settling(r.dose_id or "") is not None:
-            return False
+            return None
         self._db.records[r.record_id] = (r, settles)
         if followup_due is not None:
             self._db.followups[r.record_id] = followup_due
-        return True
+        return r
 
     def evaluate(self, facility_id: str, resident_id: str, record_id: str, etag: str,
                  evaluation: PnEvaluation) -> bool:
@@ -274,6 +279,14 @@ class FakeDiscrepancies:
         for i in stale:
             self._db.discrepancies[i] = (self._db.discrepancies[i][0], Status.WITHDRAWN)
         return len(stale)
+
+    def save_and_withdraw(self, found: Sequence[Discrepancy], facility_id: str,
+                          resident_id: str, start: datetime, end: datetime, now: datetime
+                          ) -> list[str]:
+        saved = self.save(found, now)
+        self.withdraw_absent(facility_id, resident_id, start, end, {d.key for d in found},
+                             now)
+        return saved
 
     def open(self) -> list[Discrepancy]:
         """Test helper: the discrepancies not withdrawn."""

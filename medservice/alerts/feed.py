@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import deque
 
 import structlog
@@ -75,11 +76,17 @@ class AlertFeed:
         self._woken.set()
 
     def _run(self) -> None:
+        looked = time.monotonic()
         while not self._stopped.is_set():
-            woken = self._woken.wait(self._poll)
+            self._woken.wait(max(0.0, looked + self._poll - time.monotonic()))
             self._woken.clear()
+            # Every log at least once a poll, however often local commits wake the feed:
+            # a lost NOTIFY, or a sibling process on SQLite, is heard of no later.
+            everything = time.monotonic() >= looked + self._poll
+            if everything:
+                looked = time.monotonic()
             with self._lock:
-                todo = set(self._pending) if woken else set(self._logs)
+                todo = set(self._logs) if everything else set(self._pending)
                 self._pending.clear()
             for facility_id in sorted(todo):
                 try:

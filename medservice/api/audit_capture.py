@@ -2,10 +2,12 @@
 and the event written once with the call's outcome.
 
 A write's event commits in the transaction that does its work: UnitOfWork.commit adds the
-call's pending draft with outcome OK. Everything else (reads, failures, retries answered
-from the request log) gets its event here when the call ends; a write that committed and
-then failed gets a second event with the failure. A stream gets one event, written when it
-first sends data, or at its end with its code if it never did. Those events are written by
+call's pending draft with outcome OK; on PostgreSQL a unary read's event commits so too, in
+the read's transaction when it ends without error (SqlUnitOfWork.__exit__). Everything
+else (reads, failures, retries answered from the request log) gets its event here when the
+call ends; a write that committed and then failed gets a second event with the failure. A
+stream gets one event, written when it first sends data, or at its end with its code if it
+never did. Those events are written by
 GroupCommit: several calls' events to a transaction, each call waiting for its own.
 
 Only resource names are kept, and only well-formed ones: a malformed name (which could be
@@ -205,13 +207,16 @@ class AuditRecorder:
         self._clock = clock
         self._events = GroupCommit(uow_factory)
 
-    def begin(self, method: str, request: Any, principal: Principal) -> CallAudit | None:
+    def begin(self, method: str, request: Any, principal: Principal, *,
+              stream: bool = False) -> CallAudit | None:
+        """A stream's event goes out with its first message, never with a read."""
         if not method.startswith(AUDITED_PREFIX):
             return None
         where = addressed(request) if isinstance(request, Message) else Addressed()
         draft = AuditDraft(AuditEvent(
             "", self._clock(), where.facility_id, principal.subject, principal.role, method,
-            where.resource, where.resident_id, _request_id(request), ""))
+            where.resource, where.resident_id, _request_id(request), ""),
+            with_reads=not stream)
         return CallAudit(draft, pending_audit.set(draft))
 
     def first_message(self, call: CallAudit | None) -> bool:

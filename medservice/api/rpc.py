@@ -235,7 +235,7 @@ class CallInterceptor(grpc.ServerInterceptor):
         def call(messages: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
             request, token = self._enter(method, messages, decode, context)
-            audit = self._audit.begin(method, request, current_principal())
+            audit = self._audit.begin(method, request, current_principal(), stream=True)
             responses: Any = ()
             try:
                 try:

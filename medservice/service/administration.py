@@ -49,7 +49,7 @@ from medservice.service.reconciliation import (
     reconcile_resident,
     reconciled_range,
 )
-from medservice.service.round_context import doses_around, resident_orders
+from medservice.service.round_context import doses_around, orders_and_records
 from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import discrepancy_id
 
@@ -69,12 +69,11 @@ def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetim
              end: datetime, now: datetime, *, dose_id: str | None = None
              ) -> ResidentContext:
     """The resident's context (with a dose id, see `_doses`)."""
-    base = resident_orders(uow, facility_id, resident_id)
-    lo, hi = context_range(start, end, base.orders.values())
+    base, (lo, hi), records = orders_and_records(
+        uow, facility_id, resident_id, lambda orders: context_range(start, end, orders))
     return ResidentContext(base.facility, base.rules,
                            doses_around(uow, base, resident_id, lo, hi, now, dose_id),
-                           uow.records.between(facility_id, resident_id, lo, hi),
-                           base.orders)
+                           records, base.orders)
 
 
 @dataclass(frozen=True)
@@ -129,12 +128,11 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     # One read of the resident for both the check and the reconciliation after the insert:
     # the records of the reconciliation's wider range when it will run (the check's are
     # among them), the doses of each range from the cache.
-    base = resident_orders(uow, record.facility_id, record.resident_id,
-                          orders_unchanged=True)
-    lo, hi = context_range(at, at, base.orders.values())
     later = reconciled_range(at, at)
-    wide = context_range(*later, base.orders.values())
-    wide_records = uow.records.between(record.facility_id, record.resident_id, *wide)
+    base, wide, wide_records = orders_and_records(
+        uow, record.facility_id, record.resident_id,
+        lambda orders: context_range(*later, orders), orders_unchanged=True)
+    lo, hi = context_range(at, at, base.orders.values())
     ctx = ResidentContext(
         base.facility, base.rules,
         doses_around(uow, base, record.resident_id, lo, hi, now, record.dose_id),
@@ -182,13 +180,12 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     # again at its evaluation deadline (reconciliation decides whether it is one).
     followup = (pn_evaluation_deadline(at, record.recorded_at, base.rules)
                 if record.was_given and record.dose_id is None else None)
-    if not uow.records.add(record, settles=settles, followup_due=followup):
+    stored = uow.records.add(record, settles=settles, followup_due=followup)
+    if stored is None:
         # Another carer's record for this dose committed in the meantime.
         assert record.dose_id is not None
         _already_recorded(uow.records.settling(record.dose_id))
     # What reconcile_resident would read now: the same, and the record as stored.
-    stored = uow.records.get(record.facility_id, record.resident_id, record.record_id)
-    assert stored is not None
     found = reconcile_around(uow, base, record.resident_id, *later, wide,
                              [*wide_records, stored], now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from medservice.domain.errors import (
-    AlreadyExists,
+    DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -35,8 +35,9 @@ def run_idempotent(uow_factory: UnitOfWorkFactory, subject: str, method: str,
                    now: datetime) -> T:
     """Do `work` in one unit of work and store its response (`encode`d) under the
     caller's request_id, in the same transaction. A retry with the same request (same
-    `digest`) returns the stored response and does nothing; a concurrent twin that loses
-    the race also gets the winner's. The same request_id for another request is refused."""
+    `digest`) returns the stored response and leaves nothing done; a concurrent twin that
+    loses the race also gets the winner's. The same request_id for another request is
+    refused."""
     if request_id and not is_request_id(request_id):
         raise InvalidArgument([FieldViolation(
             "request_id", "must be a UUID such as 0b7f3c1e-2f7b-4a57-9a39-4d1b8c3f2e10")])
@@ -45,18 +46,19 @@ def run_idempotent(uow_factory: UnitOfWorkFactory, subject: str, method: str,
             response = work(uow)
             uow.commit()
             return response
-    # The request log is read in the write transaction itself: a retry is answered from it
-    # there, and a first attempt pays for no second transaction.
+    # A first attempt, by far the common case, reads nothing of the request log: the work
+    # and its response go in, and the log's key refuses a request_id stored before
+    # (ALREADY_EXISTS, the transaction rolled back with the work). Only then, or when the
+    # work fails (a retry's work may fail for what the first did: the dose is recorded,
+    # the record corrected), is the log read: a retry gets the first response, another
+    # request with the same request_id REQUEST_ID_REUSED, a first attempt its own error.
     try:
         with uow_factory() as uow:
-            prior = _stored(uow, subject, method, request_id, digest)
-            if prior is not None:
-                return decode(prior)
             response = work(uow)
             uow.requests.add(subject, method, request_id, digest, encode(response), now)
             uow.commit()
             return response
-    except AlreadyExists:  # the work or a concurrent twin: the twin's response, if stored
+    except DomainError:
         with uow_factory(write=False) as uow:
             prior = _stored(uow, subject, method, request_id, digest)
         if prior is not None:

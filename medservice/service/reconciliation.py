@@ -50,9 +50,7 @@ def reconcile_around(uow: UnitOfWork, base: ResidentOrders, resident_id: str, lo
     doses = doses_around(uow, base, resident_id, *context, now, None)
     found = reconcile(facility_id, lo, hi, doses=doses, records=records,
                       orders={resident_id: base.orders}, rules=base.rules, now=now)
-    new = uow.discrepancies.save(found, now)
-    uow.discrepancies.withdraw_absent(facility_id, resident_id, lo, hi,
-                                      {d.key for d in found}, now)
+    new = uow.discrepancies.save_and_withdraw(found, facility_id, resident_id, lo, hi, now)
     raise_alerts(uow, base.facility, found, new, now)
     return found
 

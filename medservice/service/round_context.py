@@ -21,10 +21,11 @@ factory; bounded, and a miss costs what every call cost before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import NotFound
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderVersion
@@ -49,14 +50,43 @@ class ResidentOrders:
     stamp: tuple[str, int] | None = None
 
 
+Span = Callable[[Iterable[Sequence[OrderVersion]]], tuple[datetime, datetime]]
+
+
+def orders_and_records(uow: UnitOfWork, facility_id: str, resident_id: str, span: Span, *,
+                       orders_unchanged: bool = False
+                       ) -> tuple[ResidentOrders, tuple[datetime, datetime],
+                                  list[AdministrationRecord]]:
+    """resident_orders, the range `span` gives for the orders, and the resident's records
+    administered in it (as Records.between gives them). One statement when the range the
+    orders last seen for the resident give covers it (the common case: the orders have not
+    changed): the records are read with the head, over that range, and kept to this one."""
+    caches = uow.caches
+    seen = caches.latest_orders.get((facility_id, resident_id))
+    known = caches.orders.get(seen) if seen is not None else None
+    guess = span(known.values()) if known is not None else None
+    base, read = _resident_orders(uow, facility_id, resident_id, orders_unchanged, guess)
+    lo, hi = span(base.orders.values())
+    if guess is not None and read is not None and guess[0] <= lo and hi <= guess[1]:
+        return base, (lo, hi), [r for r in read if lo <= r.administered_at < hi]
+    return base, (lo, hi), uow.records.between(facility_id, resident_id, lo, hi)
+
+
 def resident_orders(uow: UnitOfWork, facility_id: str, resident_id: str, *,
                     orders_unchanged: bool = False) -> ResidentOrders:
     """The facility, its rules and the resident's order versions, after checking that the
     facility and the resident exist (the errors get_facility and get_resident give, in
     that order). `orders_unchanged`: the caller's write transaction added no order
     version, so what it reads may be kept."""
+    return _resident_orders(uow, facility_id, resident_id, orders_unchanged, None)[0]
+
+
+def _resident_orders(uow: UnitOfWork, facility_id: str, resident_id: str,
+                     orders_unchanged: bool, records: tuple[datetime, datetime] | None
+                     ) -> tuple[ResidentOrders, list[AdministrationRecord] | None]:
+    """resident_orders, and the records of [records) read with the head (if asked)."""
     caches = uow.caches
-    head = uow.cards.round_head(facility_id, resident_id)
+    head = uow.cards.round_head(facility_id, resident_id, records)
     if head is None:
         raise NotFound("no such facility", reason="FACILITY_NOT_FOUND")
     cached = caches.facilities.get((facility_id, head.facility_etag))
@@ -76,10 +106,12 @@ def resident_orders(uow: UnitOfWork, facility_id: str, resident_id: str, *,
             caches.orders.put(key, orders)
         else:
             stamp = None
+    if stamp is not None:
+        caches.latest_orders.put((facility_id, resident_id), key)
     # Copies: the kept lists are shared between calls.
     return ResidentOrders(facility, FacilityRules(clock, facility.pn_day_mode,
                                                   facility.pn_evaluation_minutes),
-                          {k: list(v) for k, v in orders.items()}, stamp)
+                          {k: list(v) for k, v in orders.items()}, stamp), head.records
 
 
 def kept_resident_doses(caches: Caches, base: ResidentOrders, resident_id: str,

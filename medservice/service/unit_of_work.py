@@ -75,7 +75,10 @@ class Cards(Protocol):
                           ) -> dict[str, list[OrderVersion]]: ...
     def residents_versions(self, residents: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]: ...
-    def round_head(self, facility_id: str, resident_id: str) -> RoundHead | None: ...
+    def round_head(self, facility_id: str, resident_id: str,
+                   records: tuple[datetime, datetime] | None = None) -> RoundHead | None:
+        """With `records` [start, end): the resident's records then too (RoundHead.records),
+        as Records.between gives them."""
     def set_card_version(self, facility_id: str, resident_id: str, card_version: int,
                          now: datetime, *, complete: bool = True) -> None: ...
 
@@ -84,7 +87,9 @@ class Records(Protocol):
     """Administration records: added, marked entered-in-error, never deleted."""
 
     def add(self, r: AdministrationRecord, *, settles: bool,
-            followup_due: datetime | None = None) -> bool: ...
+            followup_due: datetime | None = None) -> AdministrationRecord | None:
+        """The record as stored; None when another active record settles its dose.
+        `followup_due`: the PN evaluation deadline the sweep is to look at."""
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]: ...
     def get(self, facility_id: str, resident_id: str, record_id: str
@@ -123,6 +128,11 @@ class Discrepancies(Protocol):
     def withdraw_absent_in(self, facility_ids: Collection[str], resident_id: str | None,
                            start: datetime, end: datetime, produced: set[str], now: datetime
                            ) -> int: ...
+    def save_and_withdraw(self, found: Sequence[Discrepancy], facility_id: str,
+                          resident_id: str, start: datetime, end: datetime, now: datetime
+                          ) -> list[str]:
+        """save(found), then withdraw_absent of the resident's [start, end) by the keys
+        found: the store may do both with one read."""
 
 
 class AlertLog(Protocol):

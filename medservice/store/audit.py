@@ -41,10 +41,13 @@ class AuditEvent:
 @dataclass
 class AuditDraft:
     """The event of the call in progress, before its outcome is known. `written` is set
-    once an event with outcome OK has been committed for it."""
+    once an event with outcome OK has been committed for it. `with_reads`: a read unit of
+    work may commit it too, when it ends without error (a unary call; see
+    SqlUnitOfWork.__exit__)."""
 
     event: AuditEvent
     written: bool = False
+    with_reads: bool = False
 
     def completed(self, outcome: str) -> AuditEvent:
         return replace(self.event, event_id=time_ordered_id(), outcome=outcome)

@@ -71,6 +71,9 @@ class Caches:
         # (facility id, resident id, resident etag, order_changes) -> order id -> versions.
         self.orders: Lru[tuple[str, str, str, int], dict[str, list[OrderVersion]]] = \
             Lru(10_000)
+        # (facility id, resident id) -> the key in `orders` last seen current: a guess at
+        # the resident's orders before the head is read (service.round_context).
+        self.latest_orders: Lru[tuple[str, str], tuple[str, str, str, int]] = Lru(10_000)
         # An order's doses on a run of local dates (rounds.doses_on_dates).
         self.doses: Lru[DoseKey, list[DoseWithOrder]] = Lru(50_000)
         # A resident's doses on a run of local dates, order by order.

@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, update
 
+from medservice.domain.administration import AdministrationRecord
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderVersion
 from medservice.store import tables as t
 from medservice.store.caches import Lru, VersionKey
+from medservice.store.records import stored_record
 from medservice.store.repositories import _utc
 
 _V = t.order_versions.c
@@ -70,10 +72,27 @@ _ROUND_HEAD = (
     .where(_F.facility_id == bindparam("facility_id")))
 
 
+_R = t.administration_records.c
+# The head, and with it the resident's records administered in [start, end) (ordered as
+# RecordRepository.between orders them): a dose check's one read when the range is known.
+_ROUND_HEAD_RECORDS = (
+    select(_F.etag.label("head_facility_etag"), _RS.etag.label("head_resident_etag"),
+           _RS.order_changes.label("head_order_changes"), *t.administration_records.c)
+    .select_from(t.facilities.outerjoin(t.residents, and_(
+        _RS.facility_id == _F.facility_id, _RS.resident_id == bindparam("resident_id")))
+        .outerjoin(t.administration_records, and_(
+            _R.facility_id == _F.facility_id, _R.resident_id == _RS.resident_id,
+            _R.administered_at >= bindparam("start"), _R.administered_at < bindparam("end"))))
+    .where(_F.facility_id == bindparam("facility_id"))
+    .order_by(_R.administered_at, _R.recorded_at, _R.record_id))
+
+
 @dataclass(frozen=True)
 class RoundHead:
     facility_etag: str
     resident: tuple[str, int] | None  # (etag, order_changes); None: no such resident
+    # The resident's records in the range asked for, read with the head (None: not asked).
+    records: list[AdministrationRecord] | None = None
 
 
 class CardRepository:
@@ -81,13 +100,25 @@ class CardRepository:
         self._conn = conn
         self._versions = versions
 
-    def round_head(self, facility_id: str, resident_id: str) -> RoundHead | None:
-        """The facility's etag and the resident's stamps; None: no such facility."""
-        row = self._conn.execute(_ROUND_HEAD, {"facility_id": facility_id,
-                                               "resident_id": resident_id}).first()
-        if row is None:
+    def round_head(self, facility_id: str, resident_id: str,
+                   records: tuple[datetime, datetime] | None = None) -> RoundHead | None:
+        """The facility's etag and the resident's stamps; None: no such facility. With
+        `records` [start, end), the resident's records administered then too, in the same
+        statement (as RecordRepository.between gives them)."""
+        params = {"facility_id": facility_id, "resident_id": resident_id}
+        if records is None:
+            row = self._conn.execute(_ROUND_HEAD, params).first()
+            if row is None:
+                return None
+            return RoundHead(row[0], None if row[1] is None else (row[1], int(row[2])))
+        rows = self._conn.execute(_ROUND_HEAD_RECORDS, {
+            **params, "start": records[0], "end": records[1]}).all()
+        if not rows:
             return None
-        return RoundHead(row[0], None if row[1] is None else (row[1], int(row[2])))
+        head = rows[0]
+        return RoundHead(head.head_facility_etag, None if head.head_resident_etag is None
+                         else (head.head_resident_etag, int(head.head_order_changes)),
+                         [stored_record(r) for r in rows if r.record_id is not None])
 
     def card_version(self, facility_id: str, resident_id: str, *, lock: bool = False
                      ) -> int | None:

@@ -59,6 +59,9 @@ RECONCILIATION = "reconciliation"  # the actor of detections and withdrawals
 # What reconciliation finds about a discrepancy, beyond its key: refreshed when found again.
 _FACTS = ("code", "severity", "is_error", "order_id", "dose_id", "record_id", "occurred_at",
           "description", "known_at_administration")
+# What save compares a stored row by.
+_STORED = (_D.discrepancy_id, _D.facility_id, _D.resident_id, _D.status,
+           *(_D[c] for c in _FACTS))
 
 
 @dataclass(frozen=True)
@@ -170,8 +173,43 @@ class DiscrepancyRepository:
         stored: dict[str, Any] = {}
         for i in range(0, len(ids), LOOKUP_CHUNK):
             stored.update((r.discrepancy_id, r) for r in self._conn.execute(
-                select(_D.discrepancy_id, _D.status, *(_D[c] for c in _FACTS)).where(
+                select(*_STORED).where(
                     any_of(self._conn, _D.discrepancy_id, ids[i:i + LOOKUP_CHUNK]))))
+        saved, events = self._save(by_id, stored, now)
+        self._append(events, RECONCILIATION, now)
+        return saved
+
+    def save_and_withdraw(self, found: Sequence[Discrepancy], facility_id: str,
+                          resident_id: str, start: datetime, end: datetime, now: datetime
+                          ) -> list[str]:
+        """`save(found)` then `withdraw_absent(facility_id, resident_id, start, end, keys
+        found)`, with one read of what both look at (the rows found, and the resident's
+        live rows in [start, end)) and one write of the history: what a record's
+        reconciliation of one resident costs on the hot path. Returns what `save` does."""
+        by_id = {discrepancy_id(d.key): d for d in found}
+        scope = and_(_D.facility_id == facility_id, _D.resident_id == resident_id,
+                     _D.occurred_at >= start, _D.occurred_at < end,
+                     _D.status != Status.WITHDRAWN.value)
+        if by_id:
+            scope = or_(scope, any_of(self._conn, _D.discrepancy_id, list(by_id)))
+        rows = self._conn.execute(select(*_STORED, _D.key).where(scope)).all()
+        stored = {r.discrepancy_id: r for r in rows if r.discrepancy_id in by_id}
+        saved, events = self._save(by_id, stored, now) if by_id else ([], [])
+        # The rows save leaves alone are all of the scope's rows it was not given: save
+        # only changes rows of keys found, and those are never withdrawn.
+        produced = {d.key for d in found}
+        stale = [r.discrepancy_id for r in rows
+                 if r.key not in produced and r.facility_id == facility_id
+                 and r.resident_id == resident_id and r.status != Status.WITHDRAWN.value
+                 and start <= _utc(r.occurred_at) < end]
+        self._append(events + self._withdraw(stale), RECONCILIATION, now)
+        return saved
+
+    def _save(self, by_id: dict[str, Discrepancy], stored: dict[str, Any], now: datetime
+              ) -> tuple[list[str], list[tuple[str, EventKind, str]]]:
+        """save's writes, given the stored rows of the ids found; the ids saved, and the
+        events to record."""
+        ids = list(by_id)
         rows = [self._row(i, d, now) for i, d in by_id.items() if i not in stored]
         new = set(insert_rows(self._conn, t.discrepancies, rows, on_conflict=["key"],
                               returning=_D.discrepancy_id)) if rows else set()
@@ -203,9 +241,8 @@ class DiscrepancyRepository:
                         reviewer="", reviewed_at=None, etag=new_etag())
                 .returning(_D.discrepancy_id))}
         saved = [i for i in ids if i in new or i in reopened]
-        self._append([(i, EventKind.DETECTED if i in new else EventKind.REDETECTED, "")
-                      for i in saved] + changed, RECONCILIATION, now)
-        return saved
+        return saved, [(i, EventKind.DETECTED if i in new else EventKind.REDETECTED, "")
+                       for i in saved] + changed
 
     @staticmethod
     def _facts(d: Discrepancy) -> dict[str, Any]:
@@ -238,8 +275,14 @@ class DiscrepancyRepository:
         if resident_id is not None:
             q = q.where(_D.resident_id == resident_id)
         stale = [d_id for d_id, k in self._conn.execute(q).all() if k not in produced]
+        events = self._withdraw(stale)
+        self._append(events, RECONCILIATION, now)
+        return len(events)
+
+    def _withdraw(self, stale: list[str]) -> list[tuple[str, EventKind, str]]:
+        """Withdraw these (if not withdrawn already); the events to record."""
         if not stale:
-            return 0
+            return []
         # The status condition again: a concurrent twin may have withdrawn some already,
         # and each withdrawal is recorded once.
         withdrawn = list(self._conn.scalars(
@@ -248,9 +291,7 @@ class DiscrepancyRepository:
                    _D.status != Status.WITHDRAWN.value)
             .values(status=Status.WITHDRAWN.value, etag=new_etag())
             .returning(_D.discrepancy_id)))
-        self._append([(i, EventKind.WITHDRAWN, "no longer found") for i in withdrawn],
-                     RECONCILIATION, now)
-        return len(withdrawn)
+        return [(i, EventKind.WITHDRAWN, "no longer found") for i in withdrawn]
 
     def review(self, discrepancy_id_: str, etag: str, decision: Decision, note: str,
                reviewer: str, now: datetime) -> bool:

@@ -43,7 +43,8 @@ _BETWEEN = select(t.administration_records).where(
 _ORDERED = (_R.administered_at, _R.recorded_at, _R.record_id)
 _BETWEEN_ALL = _BETWEEN.order_by(*_ORDERED)
 _BETWEEN_ONE = _BETWEEN.where(_R.resident_id == bindparam("resident_id")).order_by(*_ORDERED)
-_INSERT = insert(t.administration_records)
+# RETURNING the row: the record as stored (as a read would give it) in the insert itself.
+_INSERT = insert(t.administration_records).returning(*t.administration_records.c)
 _GET = select(t.administration_records).where(
     _R.facility_id == bindparam("facility_id"), _R.resident_id == bindparam("resident_id"),
     _R.record_id == bindparam("record_id"))
@@ -54,13 +55,14 @@ _SETTLING = select(t.administration_records).where(
 # tells whether it was (the driver's rowcount does not, through SQLAlchemy on psycopg).
 _INSERT_SETTLING = {
     "sqlite": sqlite_insert(t.administration_records).on_conflict_do_nothing()
-    .returning(_R.record_id),
+    .returning(*t.administration_records.c),
     "postgresql": pg_insert(t.administration_records).on_conflict_do_nothing()
-    .returning(_R.record_id),
+    .returning(*t.administration_records.c),
 }
 
 
-def _record(row: Any) -> AdministrationRecord:
+def stored_record(row: Any) -> AdministrationRecord:
+    """A record from its row (of administration_records' columns)."""
     return AdministrationRecord(
         record_id=row.record_id, facility_id=row.facility_id, resident_id=row.resident_id,
         order_id=row.order_id, drug_id=row.drug_id, outcome=Outcome(row.outcome),
@@ -101,38 +103,36 @@ class RecordRepository:
         self._conn = conn
 
     def add(self, r: AdministrationRecord, *, settles: bool,
-            followup_due: datetime | None = None) -> bool:
-        """Insert; False when another active record already settles the dose. The unique
-        index decides, so of two staff recording one dose at the same moment exactly one
-        wins; the loser's record is not inserted (ON CONFLICT DO NOTHING), and its
-        transaction stays usable to read the winner. `followup_due`: the PN evaluation
-        deadline the sweep is to look at."""
+            followup_due: datetime | None = None) -> AdministrationRecord | None:
+        """Insert; the record as stored (what `get` would give now), or None when another
+        active record already settles the dose. The unique index decides, so of two staff
+        recording one dose at the same moment exactly one wins; the loser's record is not
+        inserted (ON CONFLICT DO NOTHING), and its transaction stays usable to read the
+        winner. `followup_due`: the PN evaluation deadline the sweep is to look at."""
         row = _row(r, settles, followup_due)
-        if not settles:
-            self._conn.execute(_INSERT, row)
-            return True
-        done = self._conn.execute(_INSERT_SETTLING[self._conn.dialect.name], row)
-        return done.first() is not None
+        insert_ = _INSERT_SETTLING[self._conn.dialect.name] if settles else _INSERT
+        stored = self._conn.execute(insert_, row).first()
+        return stored_record(stored) if stored is not None else None
 
     def get(self, facility_id: str, resident_id: str, record_id: str
             ) -> AdministrationRecord | None:
         row = self._conn.execute(_GET, {"facility_id": facility_id, "resident_id": resident_id,
                                         "record_id": record_id}).first()
-        return _record(row) if row else None
+        return stored_record(row) if row else None
 
     def settling(self, dose_id: str) -> AdministrationRecord | None:
         """The active record that settles a scheduled dose, if any."""
         row = self._conn.execute(_SETTLING, {"dose_id": dose_id}).first()
-        return _record(row) if row else None
+        return stored_record(row) if row else None
 
     def between(self, facility_id: str, resident_id: str | None, start: datetime,
                 end: datetime) -> list[AdministrationRecord]:
         """Records (active and entered-in-error) administered in [start, end)."""
         params = {"facility_id": facility_id, "start": start, "end": end}
         if resident_id is None:
-            return [_record(r) for r in self._conn.execute(_BETWEEN_ALL, params)]
+            return [stored_record(r) for r in self._conn.execute(_BETWEEN_ALL, params)]
         params["resident_id"] = resident_id
-        return [_record(r) for r in self._conn.execute(_BETWEEN_ONE, params)]
+        return [stored_record(r) for r in self._conn.execute(_BETWEEN_ONE, params)]
 
     def of_residents(self, residents: Sequence[tuple[str, str]], start: datetime,
                      end: datetime) -> list[AdministrationRecord]:
@@ -143,7 +143,7 @@ class RecordRepository:
             q = select(t.administration_records).where(
                 tuple_(_R.facility_id, _R.resident_id).in_(list(residents[i:i + 500])),
                 _R.administered_at >= start, _R.administered_at < end)
-            out += [_record(r) for r in self._conn.execute(q)]
+            out += [stored_record(r) for r in self._conn.execute(q)]
         return out
 
     def page(self, facility_id: str, resident_id: str, start: datetime | None,
@@ -161,7 +161,7 @@ class RecordRepository:
             q = q.where(or_(_R.administered_at < at,
                             and_(_R.administered_at == at, _R.record_id < after[1])))
         q = q.order_by(_R.administered_at.desc(), _R.record_id.desc()).limit(limit)
-        return [_record(r) for r in self._conn.execute(q)]
+        return [stored_record(r) for r in self._conn.execute(q)]
 
     def mark_entered_in_error(self, record_id: str, reason: str, by: str, at: datetime
                               ) -> bool:

@@ -60,6 +60,11 @@ class SqlUnitOfWork:
         self._conn: Connection | None = None
         self._committed = False
         self._locked: threading.Lock | None = None
+        # PostgreSQL: a read's audit event commits in the read's own transaction (one
+        # insert and commit, no second transaction and no hand-off to a group commit);
+        # PostgreSQL groups concurrent commits' WAL flushes itself. Not on SQLite: a read
+        # transaction that writes would queue for, or fail to upgrade to, the write lock.
+        self._audits_reads = engine.dialect.name == "postgresql"
 
     @property
     def writes(self) -> bool:
@@ -72,6 +77,10 @@ class SqlUnitOfWork:
         return self._conn
 
     def __enter__(self) -> SqlUnitOfWork:
+        if self._write and self.audit_draft is not None:
+            # A call that writes gets its event with its work or at its end, never from a
+            # read after it (run_idempotent reads after a write that lost a race).
+            self.audit_draft.with_reads = False
         lock = writer_lock(self._engine) if self._write else None
         if lock is not None and lock.acquire(timeout=WRITER_LOCK_TIMEOUT):
             self._locked = lock  # SQLite: queue here, not in its busy handler (store/db.py)
@@ -124,6 +133,8 @@ class SqlUnitOfWork:
         if conn is None:
             return
         try:
+            if exc is None:
+                self._commit_read_audit(conn)
             if conn.in_transaction():
                 conn.rollback()
         finally:
@@ -135,6 +146,20 @@ class SqlUnitOfWork:
             # A unique key lost a race with a concurrent request: say so, in domain terms.
             raise AlreadyExists("a concurrent request created the same resource") from exc
 
+
+    def _commit_read_audit(self, conn: Connection) -> None:
+        """A read that ended without error commits its call's event, outcome OK (as a write
+        does with its work); should that fail, the call's end writes it (api.audit_capture)."""
+        draft = self.audit_draft
+        if (self._write or not self._audits_reads or draft is None or draft.written
+                or not draft.with_reads):
+            return
+        try:
+            self.audit.add(draft.completed("OK"))
+            conn.commit()
+        except Exception:
+            return
+        draft.written = True
 
     def _unlock(self) -> None:
         if self._locked is not None:

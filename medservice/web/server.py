@@ -38,7 +38,7 @@ def add_internal_port(server: grpc.Server) -> tuple[str, Path]:
     return target, directory
 
 
-def _bind(listen: str) -> socket.socket:
+def _bind(listen: str, reuse_port: bool = False) -> socket.socket:
     host, sep, port_text = listen.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise HttpListenError(f"cannot serve HTTP on {listen!r}: give HOST:PORT, e.g. "
@@ -46,7 +46,8 @@ def _bind(listen: str) -> socket.socket:
     host = host.strip("[]") or "0.0.0.0"
     try:
         sock = socket.create_server((host, int(port_text)),
-                                    family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+                                    family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                    reuse_port=reuse_port)
     except OSError as e:
         hint = (" (is medservice already running? set MEDSERVICE_HTTP_LISTEN)"
                 if e.errno == 98 else "")
@@ -76,9 +77,11 @@ class HttpServer:
 
 
 def start_http(listen: str, app: HttpApi, target: str, directory: Path,
-               grace_seconds: float, tls: tuple[str, str] | None = None) -> HttpServer:
-    """Serve `app` on `listen`; HTTPS with the (certificate, key) files in `tls`."""
-    sock = _bind(listen)
+               grace_seconds: float, tls: tuple[str, str] | None = None, *,
+               reuse_port: bool = False) -> HttpServer:
+    """Serve `app` on `listen`; HTTPS with the (certificate, key) files in `tls`.
+    `reuse_port`: the `serve --workers` processes share the port, as they share gRPC's."""
+    sock = _bind(listen, reuse_port)
     cert, key = tls or (None, None)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
                             server_header=False, ssl_certfile=cert, ssl_keyfile=key,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -66,6 +67,10 @@ class Watcher:
     """A shift lead's front end: reads a stream into a list, reconnecting with its resume
     token (to the same or another replica) when asked or when the stream breaks."""
 
+    # Channel options: ("grpc.use_local_subchannel_pool", 1) gives the watcher its own
+    # connection (by default channels to one address share one).
+    options: tuple[tuple[str, Any], ...] = ()
+
     def __init__(self, target: str) -> None:
         self.alerts: list[apb.Alert] = []
         self.token = ""
@@ -82,7 +87,7 @@ class Watcher:
     def _run(self) -> None:
         target = self._targets.get()
         while not self._stopped.is_set():
-            client = MedClient(target, token_for(Role.SHIFT_LEAD, "mp"))
+            client = MedClient(target, token_for(Role.SHIFT_LEAD, "mp"), options=self.options)
             try:
                 self._call = client.watch_alerts("mp", self.token)
                 for event in self._call:

@@ -539,7 +539,11 @@ def test_pool_use_and_audit_failures_move_on_metrics(ward: Http, engine: Engine,
     assert _series(held, "medservice_db_pool_connections_in_use") \
         == _series(before, "medservice_db_pool_connections_in_use") + 1
     from medservice.api.audit_capture import AuditRecorder
+    from medservice.store.uow import SqlUnitOfWork
 
+    # The audit store refuses: on PostgreSQL a read's event is first tried in the read's
+    # own transaction, then written at the call's end; both fail here.
+    monkeypatch.setattr(SqlUnitOfWork, "_commit_read_audit", lambda self, conn: None)
     monkeypatch.setattr(AuditRecorder, "_write", lambda self, draft, outcome: False)
     failed = refused(http.call("GET", "/v1/facilities/f", CARER), 500, 13)  # no data out
     assert "Traceback" not in json.dumps(failed) and "facility" not in failed["message"]

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 
 from medservice.demo import demo_cards
 from medservice.domain.administration import AdministrationRecord, NotGivenReason, Outcome
@@ -292,3 +296,58 @@ def test_missing_facility_and_resident_are_told_apart(uow: UnitOfWorkFactory) ->
             with pytest.raises(Exception) as raised:
                 admin.checked(u, p, NOW)
             assert getattr(raised.value, "reason", None) == reason
+
+
+def test_records_read_with_the_head_are_the_ones_between_gives(
+        uow: UnitOfWorkFactory, engine: Engine) -> None:
+    """orders_and_records reads the records with the head over the range the orders last
+    seen give: one statement while they hold; the records of the range the current orders
+    give, whether that range grew (read again) or shrank (kept to it)."""
+    _seed(uow)
+    with uow(write=False) as u:
+        doses = _doses(u, "r1", NOW - timedelta(days=6), NOW - timedelta(hours=2))
+        orders = [v[-1].content for v in u.cards.resident_versions(F, "r1").values()]
+    with uow() as u:  # a record a day for six days
+        for d, _ in doses[::max(1, len(doses) // 6)]:
+            u.records.add(_record("r1", d, Outcome.NOT_GIVEN), settles=True)
+        u.commit()
+
+    def versions(orders: Any) -> int:
+        return sum(len(h) for h in orders)
+
+    def read(span: Any) -> tuple[list[str], tuple[datetime, datetime], list[str]]:
+        with _selects(engine) as selects, uow(write=False) as u:
+            _, got, records = round_context.orders_and_records(u, F, "r1", span)
+        with uow(write=False) as u:
+            assert got == span(u.cards.resident_versions(F, "r1").values())
+            assert records == u.records.between(F, "r1", *got)
+        return [r.record_id for r in records], got, selects
+
+    # A range that moves with the card: wider, then narrower, with each version added.
+    spans = [lambda o: (NOW - timedelta(days=versions(o)), NOW),
+             lambda o: (NOW - timedelta(days=max(1, 12 - versions(o))), NOW)]
+    for n, span in enumerate(spans):
+        first, before, _ = read(span)
+        again, _, selects = read(span)
+        assert again == first and len(selects) == 1, selects  # the head and records at once
+        with uow() as u:  # another version of one order
+            changed = [dataclasses.replace(orders[0], dosage=_doubled(orders[0])), *orders[1:]]
+            cards_uc.sync_card(u, F, "r1", 2 + n, changed if n == 0 else orders, NOW, NOW)
+            u.commit()
+        ids, after, _ = read(span)
+        assert after != before and (len(ids) > len(first)) == (n == 0)
+
+
+@contextmanager
+def _selects(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
