@@ -188,7 +188,8 @@ def _server(db: Path, source: Path, log: Path) -> Iterator[tuple[int, int]]:
            "MEDSERVICE_DATABASE_URL": f"sqlite:///{db}",
            "MEDSERVICE_LISTEN": f"127.0.0.1:{port}", "MEDSERVICE_JWT_SECRET": SECRET,
            "MEDSERVICE_SWEEP_INTERVAL_SECONDS": "0", "MEDSERVICE_LOG_FORMAT": "json",
-           "MEDSERVICE_LOG_LEVEL": "info", "MEDSERVICE_VAR_DIR": str(db.parent)}
+           "MEDSERVICE_LOG_LEVEL": "info", "MEDSERVICE_VAR_DIR": str(db.parent),
+           "MEDSERVICE_HTTP_LISTEN": ""}  # gRPC only: nothing to clash with on 8080
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from medservice.cli import main; "
