@@ -61,7 +61,7 @@ def run() -> dict[str, object]:
         seed_demo(uow_factory(engine), datetime.now(UTC))
         running = build_server(
             Settings(listen="127.0.0.1:0", http_listen="127.0.0.1:0", database_url=url,
-                     sweep_interval_seconds=0),
+                     sweep_interval_seconds=0, rate_limit_per_second=0),  # one subject
             uow_factory(engine), TokenVerifier(hmac_secret=SECRET), engine=engine)
         settle_heap()
         token = mint_token(SECRET, subject="bench-carer", role=Role.CARER,

@@ -88,7 +88,10 @@ def _start_server(url: str, tmp: Path, pin: list[str]) -> tuple[subprocess.Popen
                                                                    Path]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDSERVICE_DATABASE_URL": url,
            "MEDSERVICE_LISTEN": "127.0.0.1:0", "MEDSERVICE_JWT_SECRET": SECRET,
-           "MEDSERVICE_LOG_LEVEL": "warning", "MEDSERVICE_VAR_DIR": str(tmp / "var")}
+           "MEDSERVICE_LOG_LEVEL": "warning", "MEDSERVICE_VAR_DIR": str(tmp / "var"),
+           # Capacity from one load process under one subject: no per-caller rate (the flood
+           # bench measures the limits), and gRPC only (8080 may be taken).
+           "MEDSERVICE_RATE_LIMIT_PER_SECOND": "0", "MEDSERVICE_HTTP_LISTEN": ""}
     out = tmp / "server.log"
     with out.open("wb") as log:
         proc = subprocess.Popen([*pin, sys.executable, "-m", "bench.round_server"], cwd=ROOT,

@@ -217,7 +217,7 @@ def measure(url: str) -> dict[str, Any]:
     residents = _seed(engine)
     clock = Clock(START)
     settings = Settings(database_url=url, listen="127.0.0.1:0", jwt_secret=SECRET,
-                        sweep_interval_seconds=0)
+                        sweep_interval_seconds=0, rate_limit_per_second=0, http_listen="")
     running = build_server(settings, uow_factory(engine), TokenVerifier(hmac_secret=SECRET), clock)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

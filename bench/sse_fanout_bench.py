@@ -69,7 +69,8 @@ def measure(store: str) -> dict[str, Any]:
         settings = Settings(listen="127.0.0.1:0", http_listen="127.0.0.1:0", database_url=url,
                             worker_threads=WATCHERS + 48, max_alert_watchers=WATCHERS + 8,
                             max_concurrent_rpcs=1024, sweep_interval_seconds=0,
-                            alert_heartbeat_seconds=5)
+                            alert_heartbeat_seconds=5,
+                            rate_limit_per_second=0)  # one lead subject opens every stream
         running = build_server(settings, uow_factory(engine), TokenVerifier(hmac_secret=SECRET))
         commits: dict[int, float] = {}
 
