@@ -42,6 +42,11 @@ def serve_workers(settings: Settings, first_ready: Callable[[object], None] | No
     if port == "0":
         raise ListenError("--workers needs a fixed port to share: give --listen HOST:PORT")
     _check_free(settings.listen)
+    if settings.http_listen:  # the workers share it too (SO_REUSEPORT): it must be ours alone
+        if settings.http_listen.rpartition(":")[2] == "0":
+            raise ListenError("--workers needs a fixed HTTP port to share: set "
+                              "MEDSERVICE_HTTP_LISTEN to HOST:PORT, or empty for none")
+        _check_free(settings.http_listen)
     context = multiprocessing.get_context("fork")  # closures and settings go as they are
 
     def run(index: int) -> None:

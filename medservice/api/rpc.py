@@ -22,7 +22,7 @@ import structlog
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
-from medservice.api.audit_capture import AuditRecorder, address_created
+from medservice.api.audit_capture import AuditRecorder, address_created, pending_audit
 from medservice.api.auth import TokenVerifier
 from medservice.api.convert import check_request
 from medservice.api.errors import internal_status, retry_status, simple_status, status_for
@@ -343,10 +343,22 @@ def run_idempotent(
     it, the response message is what is stored, and a create's audit event names the new
     resource before it commits with it."""
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    draft = pending_audit.get()
+    addressed = draft.event if draft is not None else None
+
+    def stored(data: bytes) -> M:
+        # Answered from the request log: a retry's work ran again and rolled back, and
+        # may have named a resource it chose then (a new id) that was never created. The
+        # event goes back to what the request addressed; the interceptor then takes the
+        # stored response's name into it.
+        if draft is not None and addressed is not None and not draft.written:
+            draft.event = addressed
+        return response_type.FromString(data)
+
     return idempotency.run_idempotent(
         uow_factory, principal.subject, method, request_id, digest,
         lambda uow: address_created(work(uow)), lambda m: m.SerializeToString(),
-        response_type.FromString, now)
+        stored, now)
 
 
 def rpc_stream(*roles: Role) -> Callable[[Callable[[S, Req, Any, Principal], Iterator[Resp]]],

@@ -140,6 +140,19 @@ def test_an_idempotent_retry_leaves_its_own_event(server: ServerFixture,
     assert len({e.name for e in events}) == 2
 
 
+def test_a_retried_create_with_a_chosen_id_names_the_created_resource(
+        server: ServerFixture) -> None:
+    """The retry's work runs again (and rolls back) and chooses a new id; its event must
+    still name the facility that was created, never one that does not exist."""
+    admin = server.client(Role.ADMIN)
+    request_id = "3b2f6c1e-7d4a-4e8b-9c51-0a6d2e9f4b17"
+    first = admin.create_facility(fpb.Facility(display_name="Chosen id"), request_id=request_id)
+    again = admin.create_facility(fpb.Facility(display_name="Chosen id"), request_id=request_id)
+    assert again.name == first.name
+    events = [e for e in _events(admin, method="CreateFacility") if e.request_id == request_id]
+    assert [e.resource for e in events] == [first.name, first.name]
+
+
 def test_a_denied_call_leaves_an_event_with_its_code(server: ServerFixture,
                                                      home: MedClient) -> None:
     carer = server.client(Role.CARER, "a", subject="nurse-1")
