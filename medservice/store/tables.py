@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -19,10 +22,31 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
 
-UtcDateTime = DateTime(timezone=True)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant, stored in UTC and read back aware. SQLite keeps a datetime as the text
+    of its wall-clock time and drops the zone: 10:00+02:00 would come back as 10:00 UTC.
+    Converting on the way in keeps every store saying the same instant."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None and value.utcoffset():
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 facilities = Table(
     "facilities",
@@ -32,8 +56,8 @@ facilities = Table(
     Column("time_zone", String(64), nullable=False),
     # Clock times, shifts, windows, PN day mode, escalation: read and written as one value.
     Column("settings", JSON, nullable=False),
-    Column("create_time", UtcDateTime, nullable=False),
-    Column("update_time", UtcDateTime, nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
     Column("etag", String(64), nullable=False),
 )
 
@@ -47,8 +71,8 @@ residents = Table(
     Column("person_id", String(10), nullable=False),
     Column("display_name", String(200), nullable=False),
     Column("room", String(50), nullable=False),
-    Column("create_time", UtcDateTime, nullable=False),
-    Column("update_time", UtcDateTime, nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Column("update_time", UtcDateTime(), nullable=False),
     Column("etag", String(64), nullable=False),
     # Incremented by every new order version: a schedule stamp names the count it saw.
     Column("order_changes", BigInteger, nullable=False, server_default="0"),
@@ -66,7 +90,7 @@ request_log = Table(
     Column("request_id", String(100), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("response", LargeBinary, nullable=False),
-    Column("create_time", UtcDateTime, nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
 )
 
 # The mirror of each resident's medicine card (DOMAIN.md §2): the card's source version, and
@@ -77,7 +101,7 @@ medicine_cards = Table(
     Column("facility_id", String(63), primary_key=True),
     Column("resident_id", String(63), primary_key=True),
     Column("card_version", BigInteger, nullable=False),
-    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
     # False: card_version was read, but an order of it could not be, so it was applied in
     # part (issue 21); an import of the same version is then applied, not skipped.
     Column("complete", Boolean, nullable=False, server_default=true()),
@@ -92,8 +116,8 @@ order_versions = Table(
     Column("resident_id", String(63), primary_key=True),
     Column("order_id", String(63), primary_key=True),
     Column("version", Integer, primary_key=True),
-    Column("valid_from", UtcDateTime, nullable=False),
-    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
     Column("removed", Boolean, nullable=False),
     # The order content in the API's JSON shape (medservice.domain.order_codec).
     Column("content", JSON, nullable=False),
@@ -123,24 +147,24 @@ administration_records = Table(
     Column("not_given_reason", String(30)),
     Column("reason_text", String(1000), nullable=False),
     Column("pn_reason", String(1000), nullable=False),
-    Column("administered_at", UtcDateTime, nullable=False),
-    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("administered_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
     Column("performer", String(200), nullable=False),
     Column("entered_in_error", Boolean, nullable=False),
     Column("correction_reason", String(1000), nullable=False),
     Column("corrected_by", String(200), nullable=False),
-    Column("corrected_at", UtcDateTime),
+    Column("corrected_at", UtcDateTime()),
     # A PN dose's evaluation (issue 16, migration 0012).
     Column("pn_effect", String(20)),
     Column("pn_effect_note", String(1000), nullable=False, server_default=""),
     Column("evaluated_by", String(200), nullable=False, server_default=""),
-    Column("evaluated_at", UtcDateTime),
-    Column("first_evaluated_at", UtcDateTime),
+    Column("evaluated_at", UtcDateTime()),
+    Column("first_evaluated_at", UtcDateTime()),
     Column("etag", String(64), nullable=False, server_default="0"),
     # The PN evaluation deadline the sweep has still to look at (None: nothing to sweep):
     # set for a given record on no scheduled dose (only such a record can be a PN dose),
     # moved when the facility's setting changes, cleared when swept.
-    Column("followup_due_at", UtcDateTime),
+    Column("followup_due_at", UtcDateTime()),
     ForeignKeyConstraint(["facility_id", "resident_id"],
                          ["residents.facility_id", "residents.resident_id"]),
     Index("ix_records_resident_time", "facility_id", "resident_id", "administered_at"),
@@ -170,15 +194,15 @@ discrepancies = Table(
     Column("order_id", String(63)),
     Column("dose_id", String(36)),
     Column("record_id", String(36)),
-    Column("occurred_at", UtcDateTime, nullable=False),
-    Column("detected_at", UtcDateTime, nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("detected_at", UtcDateTime(), nullable=False),
     Column("description", String(1000), nullable=False),
     Column("known_at_administration", Boolean),
     Column("status", String(20), nullable=False),
     Column("decision", String(30)),
     Column("review_note", String(4000), nullable=False),
     Column("reviewer", String(200), nullable=False),
-    Column("reviewed_at", UtcDateTime),
+    Column("reviewed_at", UtcDateTime()),
     Column("etag", String(32), nullable=False),
     Index("ix_discrepancies_facility_time", "facility_id", "occurred_at"),
     Index("ix_discrepancies_queue", "status", "severity", "facility_id"),
@@ -214,10 +238,10 @@ alerts = Table(
     Column("resident_id", String(63)),
     Column("severity", String(10), nullable=False),
     Column("summary", String(1000), nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("escalate_at", UtcDateTime),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("escalate_at", UtcDateTime()),
     Column("escalates", String(32)),
-    Column("acknowledged_at", UtcDateTime),
+    Column("acknowledged_at", UtcDateTime()),
     Column("acknowledged_by", String(200), nullable=False),
     Index("ux_alerts_position", "facility_id", "position", unique=True),
     Index("ix_alerts_escalate_at", "escalate_at",
@@ -235,17 +259,17 @@ scheduled_doses = Table(
     Column("facility_id", String(63), nullable=False),
     Column("resident_id", String(63), nullable=False),
     Column("order_id", String(63), nullable=False),
-    Column("due_at", UtcDateTime, nullable=False),
-    Column("closes_at", UtcDateTime, nullable=False),
-    Column("swept_at", UtcDateTime),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("closes_at", UtcDateTime(), nullable=False),
+    Column("swept_at", UtcDateTime()),
     # What a record on the dose is checked against (batch reconciliation's triage): the
     # part of the window in which one version of the order is in force and to be given
     # (NULL: none), the ordered quantity as records write it (NULL: a range), the route.
-    Column("plain_from", UtcDateTime),
-    Column("plain_until", UtcDateTime),
+    Column("plain_from", UtcDateTime()),
+    Column("plain_until", UtcDateTime()),
     Column("amount", String(40)),
     Column("route", String(100), nullable=False, server_default=""),
-    Column("order_since", UtcDateTime),  # when the mirror first knew the order
+    Column("order_since", UtcDateTime()),  # when the mirror first knew the order
     Index("ix_scheduled_doses_resident", "facility_id", "resident_id", "due_at"),
     Index("ix_scheduled_doses_due", "due_at"),  # the national batch's range
     Index("ix_scheduled_doses_unswept", "closes_at",
@@ -258,7 +282,7 @@ schedule_horizons = Table(
     "schedule_horizons",
     metadata,
     Column("facility_id", String(63), primary_key=True),
-    Column("materialised_until", UtcDateTime, nullable=False),
+    Column("materialised_until", UtcDateTime(), nullable=False),
 )
 
 # For which due times a resident's scheduled_doses rows are exactly their schedule, under
@@ -270,8 +294,8 @@ schedule_stamps = Table(
     Column("resident_id", String(63), primary_key=True),
     Column("order_changes", BigInteger, nullable=False),
     Column("settings_key", String(32), nullable=False),
-    Column("covers_from", UtcDateTime, nullable=False),
-    Column("covers_until", UtcDateTime, nullable=False),
+    Column("covers_from", UtcDateTime(), nullable=False),
+    Column("covers_until", UtcDateTime(), nullable=False),
     Column("simple", Boolean, nullable=False),  # no order needs a manual schedule
 )
 
@@ -284,7 +308,7 @@ discrepancy_events = Table(
     Column("event_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
     Column("discrepancy_id", String(32), nullable=False),
-    Column("event_time", UtcDateTime, nullable=False),
+    Column("event_time", UtcDateTime(), nullable=False),
     Column("kind", String(20), nullable=False),
     # "reconciliation", or the reviewer's subject.
     Column("actor", String(200), nullable=False),
@@ -300,7 +324,7 @@ audit_events = Table(
     "audit_events",
     metadata,
     Column("event_id", String(36), primary_key=True),
-    Column("event_time", UtcDateTime, nullable=False),
+    Column("event_time", UtcDateTime(), nullable=False),
     Column("facility_id", String(63)),
     Column("subject", String(200), nullable=False),
     Column("role", String(20), nullable=False),
