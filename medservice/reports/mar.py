@@ -33,8 +33,10 @@ from medservice.service.charts import (
     AdministrationChart,
     ChartCell,
     ChartEntry,
+    ChartNote,
     ChartRow,
     Mark,
+    NoteKind,
 )
 
 MISSED = "X"
@@ -75,7 +77,7 @@ def chart_pdf(chart: AdministrationChart) -> Pdf:
     ]
     story: list[Flowable] = [_grid(chart, signs) if chart.rows or _pn_rows(chart) else
                              Paragraph(t("mar_no_rows"), BODY)]
-    story += [Spacer(1, 3 * mm), *_entries(chart, signs), Spacer(1, 3 * mm),
+    story += [Spacer(1, 3 * mm), *_notes(chart), *_entries(chart, signs), Spacer(1, 3 * mm),
               KeepTogether([_legend(), Spacer(1, 2 * mm), _signature_list(signs)])]
     return render(story, t("mar_title"), header)
 
@@ -150,6 +152,30 @@ def _pn_rows(chart: AdministrationChart) -> dict[str, tuple[Drug, list[ChartEntr
         if e.as_needed and not e.record.entered_in_error:
             rows.setdefault(e.record.order_id or e.drug.drug_id, (e.drug, []))[1].append(e)
     return rows
+
+
+def note_text(note: ChartNote) -> str:
+    """A pause, discontinuation or treatment end in words, local time with its zone."""
+    if note.kind is NoteKind.PAUSED:
+        if note.end is None:
+            return t("mar_note_paused_open", start=local_stamp(note.start))
+        return t("mar_note_paused", start=local_stamp(note.start), end=local_stamp(note.end))
+    if note.kind is NoteKind.DISCONTINUED:
+        return t("mar_note_discontinued", at=local_stamp(note.start))
+    return t("mar_note_ended", day=note.start.strftime("%Y-%m-%d"))
+
+
+def _notes(chart: AdministrationChart) -> list[Flowable]:
+    """Why a row has grey days: the month's pauses, discontinuations and treatment ends."""
+    if not chart.notes:
+        return []
+    data = [[Paragraph(f"<b>{esc(f'{n.drug.name} {n.drug.strength}'.strip())}</b>", SMALL),
+             Paragraph(esc(note_text(n)), SMALL)] for n in chart.notes]
+    return [Paragraph(t("mar_notes"), HEADING),
+            Table(data, colWidths=[70 * mm, 190 * mm], hAlign="LEFT", style=TableStyle([
+                ("GRID", (0, 0), (-1, -1), 0.4, colors.black),
+                ("VALIGN", (0, 0), (-1, -1), "TOP")])),
+            Spacer(1, 3 * mm)]
 
 
 def _entries(chart: AdministrationChart, signs: dict[str, str]) -> list[Flowable]:

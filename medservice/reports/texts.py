@@ -43,6 +43,11 @@ DA: dict[str, str] = {
     "mar_no_extra": "Ingen i perioden.",
     "mar_struck": "fejlregistreret: {reason}",
     "mar_missed_short": "Glemt",
+    "mar_notes": "Ændringer i ordinationerne i perioden",
+    "mar_note_paused": "Pauseret fra {start} til {end}",
+    "mar_note_paused_open": "Pauseret fra {start} indtil videre",
+    "mar_note_discontinued": "Seponeret {at}",
+    "mar_note_ended": "Behandlingen slutter {day} (sidste dag)",
     # emergency list
     "el_title": "Nødliste - medicinrunde",
     "el_shift": "Vagt",

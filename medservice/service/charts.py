@@ -9,6 +9,8 @@ list calls missed is missed on the chart too. Rendering is `medservice.reports.m
   still due; each record on the dose marked entered-in-error comes first, struck.
 - PN administrations and records on no scheduled dose (extra doses, unordered drugs) are
   listed with their times; so is every record entered in error, with why.
+- Notes say why a row has no dose on some days: a pause that overlaps the month, a
+  discontinuation or a treatment end within it (the order as known now).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from datetime import date, datetime, time, timedelta
 from enum import Enum
 
 from medservice.domain.administration import AdministrationRecord, Outcome
+from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import Amount, DoseUnit
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.facility import Facility, Resident
-from medservice.domain.orders import DispensingMode, Drug, OrderContent
+from medservice.domain.orders import DispensingMode, Drug, OrderContent, OrderVersion
 from medservice.domain.rounds import DoseStatus
 from medservice.service.facilities import get_resident
 from medservice.service.round_context import resident_orders
@@ -99,6 +102,25 @@ class ChartEntry:
     local: datetime  # facility-local administration time
 
 
+class NoteKind(Enum):
+    PAUSED = "paused"
+    DISCONTINUED = "discontinued"
+    ENDED = "ended"  # the treatment's last day
+
+
+@dataclass(frozen=True)
+class ChartNote:
+    """A change to an order in the month, in facility-local time: a pause [start, end)
+    (None end: until further notice; a start before the month stays as it is), a
+    discontinuation at `start`, or a treatment ending on `start`'s date."""
+
+    order_id: str
+    drug: Drug
+    kind: NoteKind
+    start: datetime
+    end: datetime | None = None
+
+
 @dataclass(frozen=True)
 class AdministrationChart:
     facility: Facility
@@ -108,6 +130,7 @@ class AdministrationChart:
     rows: list[ChartRow]
     entries: list[ChartEntry]  # by administration time
     as_of: datetime  # facility-local: the states are as of then
+    notes: list[ChartNote] = field(default_factory=list)  # by start
 
 
 def administration_chart(uow: UnitOfWork, facility_id: str, resident_id: str, month: date,
@@ -158,5 +181,31 @@ def administration_chart(uow: UnitOfWork, facility_id: str, resident_id: str, mo
     entries.sort(key=lambda e: (e.record.administered_at, e.record.record_id))
     ordered = sorted(rows.values(), key=lambda r: (r.drug.name.lower(), r.order_id,
                                                    r.time, min(r.cells)))
+    notes = [n for history in base.orders.values()
+             for n in _notes(history, start, end, now, clock)]
+    notes.sort(key=lambda n: (n.start, n.drug.name.lower(), n.order_id))
     return AdministrationChart(base.facility, resident, month, days, ordered, entries,
-                               clock.local(now))
+                               clock.local(now), notes)
+
+
+def _notes(history: list[OrderVersion], start: datetime, end: datetime, now: datetime,
+           clock: FacilityClock) -> list[ChartNote]:
+    """The order's pauses, discontinuation and treatment end that touch [start, end), as
+    the latest version known at `now` says."""
+    known = [v for v in history if v.recorded_at <= now]
+    if not known or known[-1].removed:
+        return []
+    c = known[-1].content
+    notes = []
+    for p in c.pauses:
+        p_start = p.start if p.start is not None else known[-1].valid_from
+        if p_start < end and (p.end is None or start < p.end):
+            notes.append(ChartNote(c.order_id, c.drug, NoteKind.PAUSED, clock.local(p_start),
+                                   clock.local(p.end) if p.end is not None else None))
+    if c.discontinued_at is not None and start <= c.discontinued_at < end:
+        notes.append(ChartNote(c.order_id, c.drug, NoteKind.DISCONTINUED,
+                               clock.local(c.discontinued_at)))
+    if c.treatment_end is not None and start <= clock.instant(c.treatment_end, time(0)) < end:
+        notes.append(ChartNote(c.order_id, c.drug, NoteKind.ENDED,
+                               clock.local(clock.instant(c.treatment_end, time(0)))))
+    return notes

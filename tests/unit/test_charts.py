@@ -181,3 +181,36 @@ def test_bad_month_and_unknown_resident_are_refused(home: FakeDatabase) -> None:
     with pytest.raises(NotFound) as nf:
         _chart(home, "nobody")
     assert nf.value.reason == "RESIDENT_NOT_FOUND"
+
+
+def test_pauses_discontinuations_and_ends_in_the_month_are_noted(home: FakeDatabase) -> None:
+    """A pause over the 16th to 18th, Furosemid discontinued on the 20th: the chart says
+    so in local time with its zone, and the days without doses are explained."""
+    from medservice.reports.mar import note_text
+    from medservice.service import cards
+
+    with home() as u:
+        cards.pause_order(u, F, R, "metformin", local(16, 7), local(18, 7), NOW)
+        cards.discontinue_order(u, F, R, "furosemid", local(20, 9, 30), NOW)
+        u.commit()
+    with home(write=False) as u:
+        chart = charts.administration_chart(u, F, R, MONTH, NOW + timedelta(minutes=1))
+    assert [(n.order_id, n.kind) for n in chart.notes] == [
+        ("metformin", charts.NoteKind.PAUSED), ("furosemid", charts.NoteKind.DISCONTINUED)]
+    paused, stopped = chart.notes
+    assert (paused.start, paused.end) == (local(16, 7).astimezone(ZONE),
+                                          local(18, 7).astimezone(ZONE))
+    assert note_text(paused) == (f"Pauseret fra {MONTH.replace(day=16)} 07:00 "
+                                 f"{paused.start.tzname()} til {MONTH.replace(day=18)} 07:00 "
+                                 f"{paused.end.tzname() if paused.end else ''}")
+    assert note_text(stopped).startswith(f"Seponeret {MONTH.replace(day=20)} 09:30 ")
+    # No Metformin 08:00 on the 17th: paused, and the note says why.
+    row = next(r for r in chart.rows if r.drug.name == "Metformin" and r.time.hour == 8)
+    assert MONTH.replace(day=17) not in row.cells
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(chart_pdf(chart).content)).pages)
+    assert "Ændringer i ordinationerne i perioden" in text
+    assert "Seponeret" in text and "Pauseret fra" in text
+    # As of before the changes were recorded: nothing to note.
+    with home(write=False) as u:
+        before = charts.administration_chart(u, F, R, MONTH, NOW - timedelta(days=1))
+    assert before.notes == []
