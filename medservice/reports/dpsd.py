@@ -109,5 +109,5 @@ def _individual(report: DpsdReport) -> Flowable:
                      t(f"code_{d.code.value}"),
                      esc(category_text(i.category)) if i.category else "-",
                      esc(i.drug), esc(i.entry.review_note)])
-    fixed = [30 * mm, 45 * mm, 38 * mm, 45 * mm, 40 * mm]
+    fixed = [34 * mm, 42 * mm, 38 * mm, 45 * mm, 40 * mm]
     return _grid(data, [*fixed, WIDTH - sum(fixed)])

@@ -119,7 +119,7 @@ DA: dict[str, str] = {
     "dp_total": "I alt",
     "dp_area_administration": "Administration",
     "dp_area_dispensing": "Dispensering",
-    "dp_cat_medicine_not_given": "Medicin ikke givet (glemt, ikke til rådighed)",
+    "dp_cat_medicine_not_given": "Medicin ikke givet",
     "dp_cat_wrong_dose": "Forkert dosis",
     "dp_cat_wrong_time": "Forkert tidspunkt",
     "dp_cat_wrong_drug": "Forkert eller ikke ordineret lægemiddel",

@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
+from medservice.domain.discrepancy import Discrepancy
 from medservice.domain.facility import Facility, Resident
-from medservice.domain.orders import version_at
+from medservice.domain.orders import OrderVersion, version_at
 from medservice.reconcile.dpsd import Category, DpsdCounts, Reviewed, dpsd_category, dpsd_counts
 from medservice.reconcile.ledger import FacilityRules
 from medservice.service.charts import next_month
@@ -51,23 +52,27 @@ def dpsd_report(uow: UnitOfWork, facility_id: str, month: date, now: datetime) -
         after=None) if e.status is not Status.WITHDRAWN]
     counts = dpsd_counts(Reviewed(e.discrepancy, e.decision) for e in entries)
     by_key = {e.discrepancy.key: e for e in entries}
-    individual = [_individual(uow, by_key[r.discrepancy.key], r) for r in counts.individual]
+    residents: dict[str, Resident | None] = {}
+    orders: dict[tuple[str, str], list[OrderVersion]] = {}
+    individual = []
+    for r in counts.individual:  # a resident and an order read once each
+        d = r.discrepancy
+        if d.resident_id not in residents:
+            residents[d.resident_id] = uow.residents.get(facility_id, d.resident_id)
+        individual.append(Individual(by_key[d.key], dpsd_category(d, r.decision),
+                                     residents[d.resident_id], _drug(uow, d, orders)))
     return DpsdReport(facility, month, start, end, counts, individual, clock.local(now))
 
 
-def _individual(uow: UnitOfWork, entry: DiscrepancyEntry, r: Reviewed) -> Individual:
-    d = entry.discrepancy
-    return Individual(entry, dpsd_category(d, r.decision),
-                      uow.residents.get(d.facility_id, d.resident_id), _drug(uow, entry))
-
-
-def _drug(uow: UnitOfWork, entry: DiscrepancyEntry) -> str:
+def _drug(uow: UnitOfWork, d: Discrepancy,
+          orders: dict[tuple[str, str], list[OrderVersion]]) -> str:
     """The drug of the order in force when it happened, else the record's drug id (an
     unordered drug has no order)."""
-    d = entry.discrepancy
     if d.order_id:
-        v = version_at(uow.cards.order_versions(d.facility_id, d.resident_id, d.order_id),
-                       d.occurred_at)
+        key = (d.resident_id, d.order_id)
+        if key not in orders:
+            orders[key] = uow.cards.order_versions(d.facility_id, d.resident_id, d.order_id)
+        v = version_at(orders[key], d.occurred_at)
         if v is not None:
             return f"{v.content.drug.name} {v.content.drug.strength}".strip()
     if d.record_id:
