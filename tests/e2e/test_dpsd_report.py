@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -324,6 +325,12 @@ def test_medctl_report_dpsd_writes_the_files(march: Month, tmp_path: Path,
     assert out_csv.read_bytes().decode("utf-8-sig").splitlines()[-1] == \
         "Solbakken;2026-03;I alt;;;10;2"
     assert "Samlerapportering til DPSD" in _pdf_text(out_pdf.read_bytes())[0]
+    # --json: the report as one line, without the documents' bytes.
+    assert _medctl(march.server, Role.ADMIN, "--json", "report", "dpsd", "--facility", "f",
+                   "--month", "2026-03", "--pdf", str(out_pdf)) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["confirmed_total"], shown["awaiting_review_total"]) == (10, 2)
+    assert len(shown["individual"]) == 9 and "pdf" not in shown and "csv" not in shown
 
 
 @pytest.mark.parametrize(("args", "role", "token_facility", "said"), [
