@@ -10,6 +10,7 @@ import io
 
 from reportlab.lib import colors
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Spacer, Table, TableStyle
 
 from medservice.reconcile.dpsd import Category, counts_rows
@@ -98,16 +99,34 @@ def _resident(i: Individual) -> str:
 
 
 def _individual(report: DpsdReport) -> Flowable:
+    """One row per listed error. Cells are plain strings where they fit their column (a
+    month can list thousands, and a Paragraph per cell makes a thousand rows take seconds
+    to lay out); longer names, drugs and notes wrap."""
     if not report.individual:
         return Paragraph(t("dp_none"), BODY)
     zone = report.facility.zone
-    data = [[t("dp_when"), t("resident"), t("dp_event"), t("dp_category"), t("drug"),
-             t("dp_note")]]
+
+    fixed = [30 * mm, 45 * mm, 36 * mm, 52 * mm, 40 * mm]
+    widths = [*fixed, WIDTH - sum(fixed)]
+
+    def wrapped(text: str, column: int) -> Paragraph | str:
+        """Plain when it fits on one line (the cell's padding is 6 points)."""
+        fits = stringWidth(text, SMALL.fontName, SMALL.fontSize) <= widths[column] - 6
+        return text if fits else Paragraph(esc(text), SMALL)
+
+    head = [Paragraph(f"<b>{c}</b>", SMALL) for c in (
+        t("dp_when"), t("resident"), t("dp_event"), t("dp_category"), t("drug"),
+        t("dp_note"))]
+    rows: list[list[Paragraph | str]] = [head]
     for i in report.individual:
         d = i.entry.discrepancy
-        data.append([local_stamp(d.occurred_at.astimezone(zone)), esc(_resident(i)),
+        rows.append([local_stamp(d.occurred_at.astimezone(zone)), wrapped(_resident(i), 1),
                      t(f"code_{d.code.value}"),
-                     esc(category_text(i.category)) if i.category else "-",
-                     esc(i.drug), esc(i.entry.review_note)])
-    fixed = [34 * mm, 42 * mm, 38 * mm, 45 * mm, 40 * mm]
-    return _grid(data, [*fixed, WIDTH - sum(fixed)])
+                     category_text(i.category) if i.category else "-",
+                     wrapped(i.drug, 4), wrapped(i.entry.review_note, 5)])
+    return Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1,
+                 style=TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.black),
+                                   ("BACKGROUND", (0, 0), (-1, 0), LIGHT),
+                                   ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                   ("FONT", (0, 1), (-1, -1), SMALL.fontName,
+                                    SMALL.fontSize, SMALL.leading)]))
