@@ -11,7 +11,7 @@ import io
 from reportlab.lib import colors
 from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.platypus import Flowable, Paragraph, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, LongTable, Paragraph, Spacer, Table, TableStyle
 
 from medservice.reconcile.dpsd import Category, counts_rows
 from medservice.reports.mar import period_text
@@ -124,7 +124,7 @@ def _individual(report: DpsdReport) -> Flowable:
                      t(f"code_{d.code.value}"),
                      category_text(i.category) if i.category else "-",
                      wrapped(i.drug, 4), wrapped(i.entry.review_note, 5)])
-    return Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1,
+    return LongTable(rows, colWidths=widths, hAlign="LEFT", repeatRows=1,
                  style=TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.black),
                                    ("BACKGROUND", (0, 0), (-1, 0), LIGHT),
                                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
