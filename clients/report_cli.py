@@ -1,5 +1,5 @@
-"""`medctl chart mar`, `medctl report error-rate` and `medctl round --pdf`: the printable
-documents, saved as PDF files."""
+"""`medctl chart mar`, `medctl report error-rate|dpsd` and `medctl round --pdf`: the
+printable documents, saved as PDF (and CSV) files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+from google.protobuf.json_format import MessageToJson
 
 from clients.client import MedClient
 from medservice.v1 import reports_pb2 as pb
@@ -21,17 +23,26 @@ def resident_name(value: str, facility: str | None) -> str:
     return f"facilities/{facility}/residents/{value}"
 
 
-def save(document: pb.Document, output: str, as_json: bool) -> int:
-    """Writes the document to `output` whole or not at all (a temporary file renamed), and
-    says where; exit 2 with one line when it cannot be written."""
+def write_whole(content: bytes, output: str) -> bool:
+    """Writes `output` whole or not at all (a temporary file renamed); False, with one
+    line, when it cannot be written."""
     target = Path(output)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         with os.fdopen(fd, "wb") as f:
-            f.write(document.content)
+            f.write(content)
         os.replace(tmp, target)
     except OSError as e:
         print(f"medctl: cannot write {output}: {e.strerror or e}", file=sys.stderr)
+        return False
+    return True
+
+
+def save(document: pb.Document, output: str, as_json: bool) -> int:
+    """Writes the document to `output` and says where; exit 2 with one line when it cannot
+    be written."""
+    target = Path(output)
+    if not write_whole(document.content, output):
         return 2
     if as_json:
         print(json.dumps({"output": str(target), "filename": document.filename,
@@ -63,6 +74,44 @@ def error_rate_report(client: MedClient, args: argparse.Namespace) -> int:
     return save(document, args.output or document.filename, args.json)
 
 
+# The categories as the table shows them: "MEDICINE_NOT_GIVEN" -> "medicine not given".
+_CATEGORY = {v: k.removeprefix("DPSD_CATEGORY_").lower().replace("_", " ")
+             for k, v in pb.DpsdCategory.items()}
+
+
+def dpsd_report(client: MedClient, args: argparse.Namespace) -> int:
+    """The month's counts on stdout (a table, or the whole report as JSON without the
+    documents); --csv and --pdf write the files."""
+    report = client.call(client.reports.GetDpsdReport, pb.GetDpsdReportRequest(
+        facility=f"facilities/{args.facility}", month=args.month,
+        include_csv=bool(args.csv), include_pdf=bool(args.pdf)))
+    for output, document in ((args.csv, report.csv), (args.pdf, report.pdf)):
+        if output and not write_whole(document.content, output):
+            return 2
+    if args.json:
+        shown = pb.DpsdReport()
+        shown.CopyFrom(report)
+        shown.ClearField("csv")
+        shown.ClearField("pdf")
+        print(MessageToJson(shown, indent=None, preserving_proto_field_name=True))
+        return 0
+    rows = [(c.area, _CATEGORY[c.category], str(c.confirmed), str(c.awaiting_review))
+            for c in report.counts]
+    rows.append(("total", "", str(report.confirmed_total), str(report.awaiting_review_total)))
+    header = ("AREA", "CATEGORY", "CONFIRMED", "AWAITING REVIEW")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    print(f"DPSD {report.month} {report.facility} ({report.time_zone})")
+    for row in (header, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(f"confirmed errors outside the categories: {report.confirmed_outside_categories}")
+    print(f"high-severity confirmed errors to consider reporting individually: "
+          f"{len(report.individual)}")
+    for output in (args.csv, args.pdf):
+        if output:
+            print(f"wrote {output}")
+    return 0
+
+
 def add_report_commands(top: argparse._SubParsersAction) -> None:
     chart = top.add_parser("chart", help="printable charts").add_subparsers(dest="cmd",
                                                                           required=True)
@@ -82,3 +131,10 @@ def add_report_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--to", dest="to_month", required=True, help="YYYY-MM")
     p.add_argument("--output", help="PDF file (default: the document's own name)")
     p.set_defaults(handler=error_rate_report)
+    p = report.add_parser("dpsd", help="a facility's DPSD collective report of a month "
+                                       "(samlerapportering): counts, --csv, --pdf")
+    p.add_argument("--facility", required=True)
+    p.add_argument("--month", required=True, help="YYYY-MM (facility-local)")
+    p.add_argument("--csv", help="write the counts as CSV to this file")
+    p.add_argument("--pdf", help="write the report as PDF to this file")
+    p.set_defaults(handler=dpsd_report)

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
+from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
 from medservice.reconcile import Discrepancy
@@ -23,7 +24,12 @@ from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.audit import AuditDraft, AuditEvent
 from medservice.store.caches import Caches
 from medservice.store.cards import RoundHead
-from medservice.store.discrepancies import Status, discrepancy_id
+from medservice.store.discrepancies import (
+    DiscrepancyEntry,
+    DiscrepancyFilter,
+    Status,
+    discrepancy_id,
+)
 
 
 def _not_faked(*_: Any, **__: Any) -> NoReturn:
@@ -43,6 +49,7 @@ class Stored:
     records: dict[str, tuple[AdministrationRecord, bool]] = field(default_factory=dict)
     followups: dict[str, datetime] = field(default_factory=dict)  # record id -> deadline
     discrepancies: dict[str, tuple[Discrepancy, Status]] = field(default_factory=dict)
+    decisions: dict[str, tuple[Decision, str]] = field(default_factory=dict)  # and note
     alerts: list[NewAlert] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
     requests: dict[tuple[str, str, str], tuple[str, bytes]] = field(default_factory=dict)
@@ -266,6 +273,7 @@ class FakeDiscrepancies:
             if stored is None or stored[1] is Status.WITHDRAWN:
                 fresh.append(d_id)
                 self._db.discrepancies[d_id] = (d, Status.OPEN)
+                self._db.decisions.pop(d_id, None)  # found again: open, undecided
             elif stored[0] != d:  # found again with other facts: they replace the stored
                 self._db.discrepancies[d_id] = (d, stored[1])
         return fresh
@@ -293,7 +301,35 @@ class FakeDiscrepancies:
         return [d for d, status in self._db.discrepancies.values()
                 if status is not Status.WITHDRAWN]
 
-    events = get = page = review = review_queue = withdraw_absent_in = _not_faked
+    def review(self, discrepancy_id_: str, etag: str, decision: Decision, note: str,
+               reviewer: str, now: datetime) -> bool:
+        """No etags here: the compare-and-set is the store's (tests/e2e/test_review.py)."""
+        d, status = self._db.discrepancies[discrepancy_id_]
+        if status is Status.WITHDRAWN:
+            return False
+        self._db.discrepancies[discrepancy_id_] = (d, Status.REVIEWED)
+        self._db.decisions[discrepancy_id_] = (decision, note)
+        return True
+
+    def page(self, f: DiscrepancyFilter, *, limit: int, after: tuple[str, str] | None
+             ) -> list[DiscrepancyEntry]:
+        """By facility and occurrence range only; newest first, one page."""
+        if after is not None or (f.resident_id, f.code, f.min_severity, f.status) != (
+                None, None, None, None):
+            _not_faked()
+        rows = [(i, d, status) for i, (d, status) in self._db.discrepancies.items()
+                if (f.facility_ids is None or d.facility_id in f.facility_ids)
+                and (f.start is None or f.start <= d.occurred_at)
+                and (f.end is None or d.occurred_at < f.end)]
+        rows.sort(key=lambda row: (row[1].occurred_at, row[0]), reverse=True)
+        out = []
+        for i, d, status in rows[:limit]:
+            decision, note = self._db.decisions.get(i, (None, ""))
+            out.append(DiscrepancyEntry(i, d, d.occurred_at, status, decision, note,
+                                        reviewer="", reviewed_at=None, etag=""))
+        return out
+
+    events = get = review_queue = withdraw_absent_in = _not_faked
 
 
 class FakeAlertLog:

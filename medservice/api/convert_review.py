@@ -5,9 +5,9 @@ from __future__ import annotations
 from medservice.api import convert
 from medservice.api.convert import timestamp
 from medservice.domain import names
+from medservice.domain.discrepancy import Decision
 from medservice.reconcile import Code
 from medservice.store.discrepancies import (
-    Decision,
     DiscrepancyEntry,
     DiscrepancyEvent,
     Status,

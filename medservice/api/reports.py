@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from medservice.api.convert import timestamp
+from medservice.api.convert_review import discrepancy_to_proto
 from medservice.api.discrepancies import READERS
 from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.reconcile.dpsd import Category, counts_rows
+from medservice.reports.dpsd import dpsd_csv, dpsd_filename, dpsd_pdf
 from medservice.reports.emergency import emergency_filename, emergency_pdf
 from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
 from medservice.reports.mar import chart_filename, chart_pdf
 from medservice.reports.pdf import Pdf
-from medservice.service import charts, error_report
+from medservice.service import charts, dpsd_report, error_report
 from medservice.service import rounds as rounds_uc
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.v1 import reports_pb2 as pb
@@ -26,11 +30,39 @@ ROUND_READERS = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 # Who reads the error rate: whoever may ComputeErrorRate.
 RATE_READERS = READERS
 PDF = "application/pdf"
+CSV = "text/csv; charset=utf-8"
+CATEGORY = {c: getattr(pb, f"DPSD_CATEGORY_{c.name}") for c in Category}
 
 
 def document(pdf: Pdf, filename: str) -> pb.Document:
     return pb.Document(content_type=PDF, filename=filename, content=pdf.content,
                        page_count=pdf.pages)
+
+
+def dpsd_to_proto(report: dpsd_report.DpsdReport, with_csv: bool, with_pdf: bool
+                  ) -> pb.DpsdReport:
+    counts = report.counts
+    out = pb.DpsdReport(
+        facility=names.facility_name(report.facility.facility_id),
+        month=f"{report.month:%Y-%m}", time_zone=report.facility.time_zone,
+        start_time=timestamp(report.start), end_time=timestamp(report.end),
+        counts=[pb.DpsdCount(category=CATEGORY[c], area=c.area.value, confirmed=n,
+                             awaiting_review=waiting)
+                for c, n, waiting in counts_rows(counts)],
+        confirmed_total=counts.confirmed_total, awaiting_review_total=counts.awaiting_total,
+        confirmed_outside_categories=counts.confirmed_outside,
+        individual=[pb.DpsdIncident(
+            discrepancy=discrepancy_to_proto(i.entry),
+            category=CATEGORY[i.category] if i.category else pb.DPSD_CATEGORY_UNSPECIFIED,
+            drug=i.drug) for i in report.individual],
+        report_time=timestamp(report.as_of))
+    if with_csv:
+        content = dpsd_csv(report)
+        out.csv.CopyFrom(pb.Document(content_type=CSV, filename=dpsd_filename(report, "csv"),
+                                     content=content))
+    if with_pdf:
+        out.pdf.CopyFrom(document(dpsd_pdf(report), dpsd_filename(report, "pdf")))
+    return out
 
 
 class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
@@ -75,3 +107,13 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             report = error_report.monthly_error_rates(uow, facility_id, first, last,
                                                       self._clock())
         return document(error_rate_pdf(report), error_rate_filename(report))
+
+    @rpc(*RATE_READERS)
+    def GetDpsdReport(self, request: pb.GetDpsdReportRequest, context: Any,
+                      principal: Principal) -> pb.DpsdReport:
+        facility_id = names.parse_facility_name(request.facility, "facility")
+        principal.require_facility(facility_id)
+        month = charts.parse_month(request.month, "month")
+        with self._uow(write=False) as uow:
+            report = dpsd_report.dpsd_report(uow, facility_id, month, self._clock())
+        return dpsd_to_proto(report, request.include_csv, request.include_pdf)

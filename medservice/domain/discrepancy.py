@@ -42,6 +42,23 @@ class Severity(Enum):
         return _RANKS[self]
 
 
+class Decision(Enum):
+    """The pharmacist's review decision. A confirmed error is an incident; one confirmed
+    as a dispensing error names where it happened (the dose was prepared wrong, in the
+    pharmacy's pouch or by the staff pouring it), which the DPSD report counts apart from
+    errors made at the administration (issue 16)."""
+
+    CONFIRMED_ERROR = "confirmed_error"
+    NOT_AN_ERROR = "not_an_error"
+    NEEDS_FOLLOW_UP = "needs_follow_up"
+    CONFIRMED_DISPENSING_ERROR = "confirmed_dispensing_error"
+
+    @property
+    def confirms(self) -> bool:
+        """Whether the pharmacist confirmed an error."""
+        return self in (Decision.CONFIRMED_ERROR, Decision.CONFIRMED_DISPENSING_ERROR)
+
+
 _RANKS = {Severity.INFO: 0, Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3}
 
 # Defaults of DOMAIN.md §8. Early/late are raised to high for time-critical orders and a

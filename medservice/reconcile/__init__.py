@@ -6,7 +6,8 @@ that applies the same rules before a dose is given.
 - `findings`: the rules applied to one placed record;
 - `engine.reconcile`: a facility and time range -> discrepancies with stable keys;
 - `check.check_dose`, `check.match_record`: CheckDose and RecordDose's matching;
-- `rate`: the error rate and the counts behind it.
+- `rate`: the error rate and the counts behind it;
+- `dpsd`: the DPSD collective report's categories and counts (issue 16).
 """
 
 from medservice.domain.discrepancy import (

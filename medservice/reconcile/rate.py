@@ -55,8 +55,14 @@ def error_administrations(discrepancies: Iterable[Discrepancy]) -> dict[str, set
     out: dict[str, set[Code]] = defaultdict(set)
     for d in discrepancies:
         if d.is_error and d.code is not Code.NEEDS_MANUAL_SCHEDULE:
-            out[d.record_id or d.dose_id or d.key].add(d.code)
+            out[administration_of(d)].add(d.code)
     return out
+
+
+def administration_of(d: Discrepancy) -> str:
+    """The administration a discrepancy is about: its record, else its due dose, else
+    (an order's finding) itself. What the rate and the DPSD report count once."""
+    return d.record_id or d.dose_id or d.key
 
 
 def dose_counts(records: Iterable[AdministrationRecord], discrepancies: Iterable[Discrepancy],

@@ -108,6 +108,42 @@ DA: dict[str, str] = {
     "code_NOT_GIVEN": "Ikke givet",
     "code_LATE_DOCUMENTATION": "Sen dokumentation",
     "code_NEEDS_MANUAL_SCHEDULE": "Kræver manuel plan",
+    # DPSD collective report (issue 16)
+    "dp_title": "Samlerapportering til DPSD - hændelser med medicin",
+    "dp_intro": (
+        "Månedens utilsigtede hændelser med medicin (lokal tid), talt i DPSD's kategorier "
+        "for samlet rapportering. Bekræftet: farmaceuten har vurderet afvigelsen som en "
+        "fejl. Afventer vurdering: endnu ikke vurderet eller kræver opfølgning; de "
+        "indberettes, når de er vurderet. En dosis med flere afvigelser tæller som én "
+        "hændelse. Nægtet medicin og pause efter klinisk vurdering er ikke hændelser."),
+    "dp_counts": "Hændelser pr. kategori",
+    "dp_area": "Område",
+    "dp_category": "Kategori",
+    "dp_confirmed": "Bekræftet",
+    "dp_awaiting": "Afventer vurdering",
+    "dp_total": "I alt",
+    "dp_area_administration": "Administration",
+    "dp_area_dispensing": "Dispensering",
+    "dp_cat_medicine_not_given": "Medicin ikke givet",
+    "dp_cat_wrong_dose": "Forkert dosis",
+    "dp_cat_wrong_time": "Forkert tidspunkt",
+    "dp_cat_wrong_drug": "Forkert eller ikke ordineret lægemiddel",
+    "dp_cat_given_when_not_to_give": "Givet under pause eller efter seponering",
+    "dp_cat_pn_limit_exceeded": "PN givet ud over maksimum",
+    "dp_cat_dispensing_error": "Dispenseringsfejl",
+    "dp_outside": "Bekræftede fejl uden for kategorierne (fx forkert administrationsvej), "
+                  "ikke med i samlerapporteringen: {n}",
+    "dp_individual": "Til overvejelse for enkeltrapportering: bekræftede fejl med høj "
+                     "alvorlighed",
+    "dp_individual_note": (
+        "En hændelse, der har givet mere end mild skade, rapporteres enkeltvis til DPSD og "
+        "ikke i samlerapporteringen. Plejehjemmet vurderer skaden; tallene ovenfor "
+        "omfatter hændelserne på denne liste."),
+    "dp_when": "Tidspunkt",
+    "dp_event": "Hændelse",
+    "dp_note": "Farmaceutens note",
+    "dp_none": "Ingen i måneden.",
+    "dp_csv_header": "Plejehjem;Måned;Område;Kategori;Kode;Bekræftet;Afventer vurdering",
     # not-given reasons: (code on the chart, words)
     "ng_refused": "N|nægtet",
     "ng_clinical_hold": "P|pause efter klinisk vurdering",

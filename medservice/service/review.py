@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from medservice.domain.discrepancy import Decision
 from medservice.domain.errors import (
     Aborted,
     FailedPrecondition,
@@ -23,7 +24,6 @@ from medservice.domain.errors import (
 from medservice.service.paging import Page, next_token
 from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import (
-    Decision,
     DiscrepancyEntry,
     DiscrepancyEvent,
     DiscrepancyFilter,

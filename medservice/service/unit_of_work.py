@@ -17,6 +17,7 @@ from typing import Protocol
 from medservice.domain.access import Role
 from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
+from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
 from medservice.reconcile import Discrepancy
@@ -24,7 +25,6 @@ from medservice.store.audit import AuditDraft, AuditEvent, AuditFilter
 from medservice.store.caches import Caches
 from medservice.store.cards import RoundHead
 from medservice.store.discrepancies import (
-    Decision,
     DiscrepancyEntry,
     DiscrepancyEvent,
     DiscrepancyFilter,

@@ -20,7 +20,7 @@ from sqlalchemy import (
     update,
 )
 
-from medservice.domain.discrepancy import Code, Discrepancy, Severity
+from medservice.domain.discrepancy import Code, Decision, Discrepancy, Severity
 from medservice.domain.names import new_etag
 from medservice.store import tables as t
 from medservice.store.bulk import any_of, insert_rows
@@ -35,14 +35,6 @@ class Status(Enum):
     OPEN = "open"
     REVIEWED = "reviewed"
     WITHDRAWN = "withdrawn"
-
-
-class Decision(Enum):
-    """The pharmacist's review decision."""
-
-    CONFIRMED_ERROR = "confirmed_error"
-    NOT_AN_ERROR = "not_an_error"
-    NEEDS_FOLLOW_UP = "needs_follow_up"
 
 
 class EventKind(Enum):
