@@ -11,12 +11,14 @@ from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, 
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.reports.card_checks import card_checks_filename, card_checks_pdf
 from medservice.reports.emergency import emergency_filename, emergency_pdf
 from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
 from medservice.reports.mar import chart_filename, chart_pdf
 from medservice.reports.pdf import Pdf
 from medservice.service import charts, error_report
 from medservice.service import rounds as rounds_uc
+from medservice.service.card_checks import card_checks
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.v1 import reports_pb2 as pb
 from medservice.v1 import reports_pb2_grpc
@@ -75,3 +77,12 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             report = error_report.monthly_error_rates(uow, facility_id, first, last,
                                                       self._clock())
         return document(error_rate_pdf(report), error_rate_filename(report))
+
+    @rpc(*ROUND_READERS)
+    def GetCardChecksReport(self, request: pb.GetCardChecksReportRequest, context: Any,
+                            principal: Principal) -> pb.Document:
+        facility_id = names.parse_facility_name(request.facility, "facility")
+        principal.require_facility(facility_id)
+        with self._uow(write=False) as uow:
+            checks = card_checks(uow, facility_id, self._clock())
+        return document(card_checks_pdf(checks), card_checks_filename(checks))

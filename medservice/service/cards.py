@@ -286,6 +286,8 @@ def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: Imp
     card, changes = sync_card(uow, facility_id, resident_id, result.card_version,
                               result.orders, now, now, whole_card=result.whole_card,
                               unreadable=result.problems)
+    if result.dose_card is not None:  # kept for the inspection checks (card_checks)
+        uow.cards.add_dose_card(facility_id, resident_id, result.dose_card, now)
     for event in result.events:
         view = _apply_event(uow, facility_id, resident_id, event, now)
         changes.append(OrderChange(view.order_id, ChangeKind.UPDATED, view.version.version))
