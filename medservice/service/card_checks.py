@@ -90,7 +90,12 @@ def page_of(checks: CardChecks, page: Page) -> tuple[list[ResidentFinding], str]
     return items, next_token(page, rows, items[-1].key if items else None)
 
 
+# Said on the round list already, by the NEEDS_MANUAL_SCHEDULE note of the same order.
+_NOTED_ELSEWHERE = frozenset({Checkpoint.DOSAGE_NOT_STRUCTURED})
+
+
 def card_check_notes(findings: Sequence[CardFinding]) -> list[OrderNote]:
     """The round list's notes of a resident's findings: checkpoint, problem, action."""
     return [OrderNote(f.order_id, f.drug, NoteKind.CARD_CHECK,
-                      f"{f.title}: {f.problem}. {f.action}") for f in findings]
+                      f"{f.title}: {f.problem}. {f.action}")
+            for f in findings if f.checkpoint not in _NOTED_ELSEWHERE]
