@@ -275,7 +275,8 @@ def dose_card_mismatches(resident_id: str, orders: Sequence[CheckedOrder],
                 "doseposerne, så giv det efter ordinationen fra særskilt pakning."))
     for line in card.lines if card is not None else ():
         ordered = by_id.get(line.order_id)
-        drug = ordered.content.drug if ordered is not None else Drug(line.drug_name or "?")
+        drug = ordered.content.drug if ordered is not None \
+            else Drug(line.drug_name or "ukendt lægemiddel")
         if ordered is None or ordered.state in (OrderState.DISCONTINUED, OrderState.ENDED):
             problem = ("Linje på dosisdispenseringskortet, som FMK ikke viser detaljer om"
                        if line.hidden else
@@ -292,6 +293,18 @@ def dose_card_mismatches(resident_id: str, orders: Sequence[CheckedOrder],
                 "dosisdispenseringskortet",
                 "Giv det kun én gang: afklar med apoteket/lægen, om det er i poserne."))
     return findings
+
+
+def overdue_approval(resident_id: str, order_id: str, drug: Drug, pending_since: datetime,
+                     clock: FacilityClock) -> CardFinding:
+    """The APPROVAL_OVERDUE finding of one clinical change that has waited too long. Which
+    changes are overdue is the approval feature's rule (issue 16 part 1); this only words
+    the finding, so that the wiring maps each overdue change through it."""
+    since = clock.local(pending_since).strftime("%d-%m-%Y %H:%M")
+    return CardFinding(Checkpoint.APPROVAL_OVERDUE, resident_id, order_id, drug,
+                       f"Klinisk ændring fra FMK venter på godkendelse siden {since}",
+                       "En sygeplejerske eller vagtansvarlig skal gennemgå og godkende "
+                       "ændringen.")
 
 
 def card_findings(resident_id: str, orders: Mapping[str, Sequence[OrderVersion]],

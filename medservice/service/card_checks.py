@@ -65,8 +65,12 @@ def facility_findings(uow: UnitOfWork, facility: Facility,
 
 
 def card_checks(uow: UnitOfWork, facility_id: str, now: datetime, *,
-                resident_id: str | None = None) -> CardChecks:
-    """Every finding about the facility's cards (or one resident's) now, in room order."""
+                resident_id: str | None = None,
+                overdue_approvals: Sequence[CardFinding] = ()) -> CardChecks:
+    """Every finding about the facility's cards (or one resident's) now, in room order.
+    `overdue_approvals`: the facility's APPROVAL_OVERDUE findings (`card_checks.
+    overdue_approval` of each change the approval feature finds overdue); none until the
+    approval work of issue 16 is wired in here."""
     facility = get_facility(uow, facility_id)
     if resident_id is not None:
         residents = [get_resident(uow, facility_id, resident_id)]
@@ -74,7 +78,8 @@ def card_checks(uow: UnitOfWork, facility_id: str, now: datetime, *,
     else:
         residents = all_residents(uow, facility_id)
         versions = uow.cards.facility_versions(facility_id)
-    by_resident = facility_findings(uow, facility, versions, now, resident_id=resident_id)
+    by_resident = facility_findings(uow, facility, versions, now, resident_id=resident_id,
+                                    overdue_approvals=overdue_approvals)
     findings = [ResidentFinding(r, f) for r in residents
                 for f in by_resident.get(r.resident_id, [])]
     findings.sort(key=lambda rf: rf.key)
