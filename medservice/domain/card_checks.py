@@ -83,6 +83,14 @@ def normalise_indication(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
 
 
+def vague_indications(terms: Iterable[str]) -> frozenset[str]:
+    """A facility's vague terms as `missing_or_vague_indication` compares them."""
+    return frozenset(normalise_indication(term) for term in terms)
+
+
+_DEFAULT_VAGUE = vague_indications(DEFAULT_VAGUE_INDICATIONS)
+
+
 @dataclass(frozen=True)
 class CardFinding:
     """One finding about one order (or one line of the dose-dispensing card)."""
@@ -184,16 +192,16 @@ def pn_without_daily_maximum(order: CheckedOrder, today: date) -> CardFinding | 
                     "Bed lægen angive, hvor mange gange pr. døgn den højst må gives.")
 
 
-def missing_or_vague_indication(order: CheckedOrder, vague_terms: Iterable[str]
+def missing_or_vague_indication(order: CheckedOrder, vague: frozenset[str]
                                 ) -> CardFinding | None:
-    """No indication, or one that is on the facility's list of vague terms (compared whole
-    after `normalise_indication`). An indication that is only an FMK code is not vague:
-    FMK's code list names a reason."""
+    """No indication, or one that is on the facility's list of vague terms (`vague`, as
+    `vague_indications` normalises it; compared whole). An indication that is only an FMK
+    code is not vague: FMK's code list names a reason."""
     indication = normalise_indication(order.content.indication)
     if not indication:
         return _finding(order, Checkpoint.INDICATION, "Indikation mangler",
                         "Bed lægen angive, hvad præparatet gives for.")
-    if indication in {normalise_indication(term) for term in vague_terms}:
+    if indication in vague:
         return _finding(order, Checkpoint.INDICATION,
                         f"Upræcis indikation: \"{order.content.indication.strip()}\"",
                         "Bed lægen angive en præcis indikation (hvad præparatet gives for).")
@@ -309,13 +317,15 @@ def overdue_approval(resident_id: str, order_id: str, drug: Drug, pending_since:
 
 def card_findings(resident_id: str, orders: Mapping[str, Sequence[OrderVersion]],
                   now: datetime, clock: FacilityClock, *,
-                  vague_terms: Iterable[str] = DEFAULT_VAGUE_INDICATIONS,
+                  vague: frozenset[str] | None = None,
                   dose_card: DoseDispensingCard | None = None,
                   overdue_approvals: Sequence[CardFinding] = ()) -> list[CardFinding]:
-    """Every finding about one resident's card now, by order id then checkpoint.
+    """Every finding about one resident's card now, by order id then checkpoint. `vague`:
+    the facility's vague indications as `vague_indications` gives them (default: the
+    default list).
     `overdue_approvals`: the APPROVAL_OVERDUE findings of this resident (the approval
     feature decides them; empty until it is wired in)."""
-    terms = tuple(vague_terms)
+    vague = vague if vague is not None else _DEFAULT_VAGUE
     checked = current_orders(resident_id, orders, now, clock)
     on_card = [o for o in checked if o.state is not OrderState.DISCONTINUED]
     today = clock.local(now).date()
@@ -326,7 +336,7 @@ def card_findings(resident_id: str, orders: Mapping[str, Sequence[OrderVersion]]
             findings.append(ended)
             continue
         for found in (pn_without_daily_maximum(order, today),
-                      missing_or_vague_indication(order, terms),
+                      missing_or_vague_indication(order, vague),
                       dosage_without_times(order),
                       dosage_not_structured(order)):
             if found is not None:

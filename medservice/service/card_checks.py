@@ -9,7 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from medservice.domain.card_checks import CardFinding, Checkpoint, card_findings
+from medservice.domain.card_checks import (
+    CardFinding,
+    Checkpoint,
+    card_findings,
+    vague_indications,
+)
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import NoteKind, OrderNote
@@ -53,12 +58,13 @@ def facility_findings(uow: UnitOfWork, facility: Facility,
     approval feature (issue 16 part 1), passed through to `card_findings`."""
     clock = FacilityRules.from_facility(facility).clock
     dose_cards = uow.cards.latest_dose_cards(facility.facility_id, resident_id)
+    vague = vague_indications(facility.vague_indication_terms)
     out = {}
     for rid in set(versions) | set(dose_cards):
         if resident_id is not None and rid != resident_id:
             continue
         out[rid] = card_findings(rid, versions.get(rid, {}), now, clock,
-                                 vague_terms=facility.vague_indication_terms,
+                                 vague=vague,
                                  dose_card=dose_cards.get(rid),
                                  overdue_approvals=overdue_approvals)
     return out

@@ -16,6 +16,7 @@ from medservice.domain.card_checks import (
     DoseDispensingCard,
     card_findings,
     normalise_indication,
+    vague_indications,
 )
 from medservice.domain.dosage import (
     DosageDay,
@@ -102,7 +103,8 @@ def test_a_specific_indication_or_a_code_is_not_vague(indication: str) -> None:
 
 def test_the_facility_sets_its_own_vague_terms() -> None:
     card = (clean("o1", indication="mod uro"), clean("o2", indication="for smerter"))
-    assert kinds(findings(*card, vague_terms=("Mod uro",))) == [("o1", Checkpoint.INDICATION)]
+    vague = vague_indications(("Mod uro",))
+    assert kinds(findings(*card, vague=vague)) == [("o1", Checkpoint.INDICATION)]
 
 
 def test_a_structured_dosage_without_times_of_day_is_found() -> None:
