@@ -9,8 +9,8 @@ card that is put right clears them at once. Each finding names its checkpoint an
 in Danish, what is wrong and what to do. The rules are in docs/domain.md ("Inspection checks
 of the medicine card").
 
-Which orders are checked: the card's current orders, each as in force now (as known now),
-that are not discontinued and not removed from the card. An order whose treatment end has
+Which orders are checked: the card's orders as GetMedicineCard shows them now
+(`orders.in_force`), not discontinued. An order whose treatment end has
 passed gets the treatment-end finding only (the rest of it no longer matters at the round).
 """
 
@@ -38,10 +38,8 @@ from medservice.domain.orders import (
     OrderContent,
     OrderState,
     OrderVersion,
-    effective_content,
-    latest_known,
+    in_force,
     order_state,
-    version_at,
 )
 from medservice.domain.pn import pn_terms
 
@@ -145,21 +143,15 @@ class CheckedOrder:
 
 def current_orders(resident_id: str, orders: Mapping[str, Sequence[OrderVersion]],
                    now: datetime, clock: FacilityClock) -> list[CheckedOrder]:
-    """The resident's orders on the card now, as known now: removed ones left out; each
-    with the content in force now (or, before its first valid time, its latest), with
-    the pauses and discontinuation known."""
+    """The resident's orders on the card now, as known now (`orders.in_force`: what
+    GetMedicineCard shows), each with its state now."""
     out = []
     for order_id, history in sorted(orders.items()):
-        versions = list(history)
-        latest = latest_known(versions)
-        if latest is None:
-            continue
-        version = version_at(versions, now) or latest
-        if version.removed or latest.removed:
-            continue
-        content = effective_content(version, latest)
-        out.append(CheckedOrder(resident_id, order_id, content,
-                                order_state(content, now, clock)))
+        found = in_force(list(history), now, now)
+        if found is not None:
+            content = found[1]
+            out.append(CheckedOrder(resident_id, order_id, content,
+                                    order_state(content, now, clock)))
     return out
 
 

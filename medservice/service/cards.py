@@ -30,10 +30,10 @@ from medservice.domain.orders import (
     OrderVersion,
     Pause,
     effective_content,
+    in_force,
     latest_known,
     order_state,
     order_timeline,
-    version_at,
 )
 from medservice.imports.result import (
     ImportProblem,
@@ -94,11 +94,10 @@ class CardView:
 
 def _view(facility: Facility, versions: list[OrderVersion], valid_at: datetime,
           known_at: datetime) -> CardOrder | None:
-    version = version_at(versions, valid_at, known_at)
-    latest = latest_known(versions, known_at)
-    if version is None or latest is None or version.removed:
+    found = in_force(versions, valid_at, known_at)
+    if found is None:
         return None
-    content = effective_content(version, latest)
+    version, content = found
     return CardOrder(version, content,
                      order_state(content, valid_at, FacilityClock.from_facility(facility)))
 
