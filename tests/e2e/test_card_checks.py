@@ -5,6 +5,7 @@ checks` (table, JSON, PDF) and the bad cases. Dates derive from the server clock
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from datetime import date, timedelta
@@ -25,6 +26,8 @@ from medservice.v1 import reports_pb2 as rpb
 from medservice.v1 import rounds_pb2 as rnd
 from tests.builders import K, dose, morning_evening, order, structured
 from tests.conftest import ServerFixture, TestClock, token_for
+from tests.e2e.test_http import R2 as HTTP_R2
+from tests.e2e.test_http import Http, http, make_ward, ok  # noqa: F401 (http: a fixture)
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 R1, R2 = "facilities/f/residents/r1", "facilities/f/residents/r2"
@@ -334,3 +337,21 @@ def test_the_report_rpc_for_a_clean_facility(server: ServerFixture) -> None:
         "tilsynstjek-clean-")
     text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(doc.content)).pages)
     assert "Ingen fund" in text
+
+
+def test_over_http_json(http: Http, server_clock: TestClock) -> None:  # noqa: F811
+    """The HTTP annotations: a ward made over HTTP, whose dose-dispensed orders have no
+    indication and no dose-dispensing card."""
+    ward = make_ward(http, server_clock)
+    carer = token_for(Role.CARER, "f")
+    found = ok(ward.call("GET", "/v1/facilities/f/cardFindings", carer))
+    assert [(f["resident"], f["checkpoint"]) for f in found["findings"]] == [
+        (r, c) for r in (R1, HTTP_R2) for c in ("CARD_CHECKPOINT_INDICATION",
+                                                 "CARD_CHECKPOINT_DOSE_DISPENSING_CARD")]
+    one = ok(ward.call("GET", "/v1/facilities/f/cardFindings", carer,
+                       params={"resident": HTTP_R2, "page_size": "1"}))
+    assert [f["resident"] for f in one["findings"]] == [HTTP_R2]
+    assert one["residentsChecked"] == 1 and one["nextPageToken"]
+    report = ok(ward.call("GET", "/v1/facilities/f/cardChecksReport", carer))
+    assert report["contentType"] == "application/pdf"
+    assert base64.b64decode(report["content"]).startswith(b"%PDF")
