@@ -48,14 +48,26 @@ class CardChecks:
     as_of: datetime  # facility-local
 
 
+def pending_too_long(uow: UnitOfWork, facility: Facility, now: datetime
+                     ) -> list[CardFinding]:
+    """The facility's APPROVAL_OVERDUE findings: the clinical changes from FMK waiting for
+    approval longer than the facility allows. Which ones is the approval work's rule
+    (issue 16 part 1, not merged into this branch): wire it here, mapping each overdue
+    change through `domain.card_checks.overdue_approval`, and both the list and the
+    round list have them. Until then: none."""
+    return []
+
+
 def facility_findings(uow: UnitOfWork, facility: Facility,
                       versions: Mapping[str, Mapping[str, Sequence[OrderVersion]]],
                       now: datetime, *, resident_id: str | None = None,
-                      overdue_approvals: Sequence[CardFinding] = ()
+                      overdue_approvals: Sequence[CardFinding] | None = None
                       ) -> dict[str, list[CardFinding]]:
     """resident id -> the findings about their card now, for every resident in `versions`
-    (or only `resident_id`). `overdue_approvals`: APPROVAL_OVERDUE findings from the
-    approval feature (issue 16 part 1), passed through to `card_findings`."""
+    (or only `resident_id`). `overdue_approvals`: the APPROVAL_OVERDUE findings (default:
+    `pending_too_long`), passed through to `card_findings`."""
+    if overdue_approvals is None:
+        overdue_approvals = pending_too_long(uow, facility, now)
     clock = FacilityRules.from_facility(facility).clock
     dose_cards = uow.cards.latest_dose_cards(facility.facility_id, resident_id)
     vague = vague_indications(facility.vague_indication_terms)
@@ -72,11 +84,9 @@ def facility_findings(uow: UnitOfWork, facility: Facility,
 
 def card_checks(uow: UnitOfWork, facility_id: str, now: datetime, *,
                 resident_id: str | None = None,
-                overdue_approvals: Sequence[CardFinding] = ()) -> CardChecks:
+                overdue_approvals: Sequence[CardFinding] | None = None) -> CardChecks:
     """Every finding about the facility's cards (or one resident's) now, in room order.
-    `overdue_approvals`: the facility's APPROVAL_OVERDUE findings (`card_checks.
-    overdue_approval` of each change the approval feature finds overdue); none until the
-    approval work of issue 16 is wired in here."""
+    `overdue_approvals`: as `facility_findings` takes them (default: `pending_too_long`)."""
     facility = get_facility(uow, facility_id)
     if resident_id is not None:
         residents = [get_resident(uow, facility_id, resident_id)]
