@@ -277,15 +277,22 @@ def dose_card_mismatches(resident_id: str, orders: Sequence[CheckedOrder],
         ordered = by_id.get(line.order_id)
         drug = ordered.content.drug if ordered is not None \
             else Drug(line.drug_name or "ukendt lægemiddel")
-        if ordered is None or ordered.state in (OrderState.DISCONTINUED, OrderState.ENDED):
-            problem = ("Linje på dosisdispenseringskortet, som FMK ikke viser detaljer om"
-                       if line.hidden else
-                       "Linje på dosisdispenseringskortet uden gældende ordination på "
-                       "medicinkortet")
+        if ordered is None and line.hidden:
+            # Private in FMK: packed for the resident, but nobody here can check it.
             findings.append(CardFinding(
-                Checkpoint.DOSE_DISPENSING_CARD, resident_id, line.order_id, drug, problem,
-                "Tag præparatet ud af doseposerne og kontakt apoteket/lægen, så kortet "
-                "rettes."))
+                Checkpoint.DOSE_DISPENSING_CARD, resident_id, line.order_id, drug,
+                "Linje på dosisdispenseringskortet, som FMK ikke viser detaljer om "
+                "(privatmarkeret)",
+                "Afklar med lægen, hvad doseposerne indeholder, så det kan kontrolleres, "
+                "før det gives."))
+        elif ordered is None or ordered.state in (OrderState.DISCONTINUED, OrderState.ENDED):
+            # Removed, discontinued, ended, or never read (an unreadable new order).
+            findings.append(CardFinding(
+                Checkpoint.DOSE_DISPENSING_CARD, resident_id, line.order_id, drug,
+                "Linje på dosisdispenseringskortet uden gældende ordination på "
+                "medicinkortet",
+                "Afklar straks med lægen og apoteket, om præparatet skal gives: det er i "
+                "doseposerne, men ikke ordineret på medicinkortet."))
         elif ordered.content.dispensing_mode is DispensingMode.STAFF_POURED:
             findings.append(CardFinding(
                 Checkpoint.DOSE_DISPENSING_CARD, resident_id, line.order_id, drug,

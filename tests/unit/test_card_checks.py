@@ -193,7 +193,10 @@ def test_a_card_line_without_an_order_in_force_is_found() -> None:
                             ("o3", Checkpoint.DOSE_DISPENSING_CARD)]
     assert found[0].drug == Drug("Kaleorid")
     assert "uden gældende ordination" in found[1].problem
+    assert "ikke ordineret på medicinkortet" in found[1].action
+    # A private line is the resident's own: find out what it is, never throw it out.
     assert "ikke viser detaljer" in found[2].problem
+    assert "Afklar med lægen, hvad doseposerne indeholder" in found[2].action
 
 
 def test_a_card_line_whose_order_is_staff_poured_is_found() -> None:
