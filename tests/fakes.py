@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
+from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
@@ -45,6 +46,9 @@ class Stored:
     order_changes: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     card_versions: dict[tuple[str, str], int] = field(default_factory=dict)
     incomplete_cards: set[tuple[str, str]] = field(default_factory=set)
+    # (facility, resident) -> dose-dispensing cards read, oldest first
+    dose_cards: dict[tuple[str, str], list[DoseDispensingCard]] = field(
+        default_factory=lambda: defaultdict(list))
     versions: list[OrderVersion] = field(default_factory=list)
     records: dict[str, tuple[AdministrationRecord, bool]] = field(default_factory=dict)
     followups: dict[str, datetime] = field(default_factory=dict)  # record id -> deadline
@@ -130,6 +134,16 @@ class FakeCards:
             self._db.incomplete_cards.discard((facility_id, resident_id))
         else:
             self._db.incomplete_cards.add((facility_id, resident_id))
+
+    def add_dose_card(self, facility_id: str, resident_id: str, card: DoseDispensingCard,
+                      now: datetime) -> None:
+        self._db.dose_cards[(facility_id, resident_id)].append(
+            dataclasses.replace(card, recorded_at=now))
+
+    def latest_dose_cards(self, facility_id: str, resident_id: str | None = None
+                          ) -> dict[str, DoseDispensingCard]:
+        return {r: cards[-1] for (f, r), cards in self._db.dose_cards.items()
+                if f == facility_id and cards and resident_id in (None, r)}
 
     def _of(self, keep: Callable[[OrderVersion], bool]) -> list[OrderVersion]:
         return sorted((v for v in self._db.versions if keep(v)),

@@ -13,6 +13,7 @@ from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.imports.result import ImportResult
 from medservice.service import cards as uc
+from medservice.service.card_checks import card_checks, page_of
 from medservice.service.paging import next_token, read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import medicine_cards_pb2 as pb
@@ -20,6 +21,8 @@ from medservice.v1 import medicine_cards_pb2_grpc
 
 READERS = (Role.INTEGRATION, Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 WRITERS = (Role.INTEGRATION,)
+# Who reads the inspection checks: whoever reads the round list, where they show as notes.
+CHECK_READERS = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 _SERVICE = "/medservice.v1.MedicineCardService/"
 
 
@@ -167,3 +170,23 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
                                principal: Principal) -> pb.Order:
         return self._state_change(principal, request, "ReverseDiscontinuation",
                                   uc.reverse_discontinuation)
+
+    @rpc(*CHECK_READERS)
+    def ListCardFindings(self, request: pb.ListCardFindingsRequest, context: Any,
+                         principal: Principal) -> pb.ListCardFindingsResponse:
+        facility_id = names.parse_facility_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        resident_id = None
+        if request.resident:
+            f, resident_id = names.parse_resident_name(request.resident, "resident")
+            if f != facility_id:
+                raise InvalidArgument([FieldViolation("resident",
+                                                      "names a resident of another facility")])
+        page = read_page(request.page_size, request.page_token,
+                         {"parent": request.parent, "resident": request.resident})
+        with self._uow(write=False) as uow:
+            checks = card_checks(uow, facility_id, self._clock(), resident_id=resident_id)
+        items, token = page_of(checks, page)
+        return pb.ListCardFindingsResponse(
+            findings=[cc.card_finding_to_proto(facility_id, rf) for rf in items],
+            next_page_token=token, residents_checked=checks.residents_checked)

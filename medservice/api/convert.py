@@ -26,6 +26,7 @@ from medservice.domain.discrepancy import Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument, require
 from medservice.domain.facility import (
     DEFAULT_TIME_ZONE,
+    DEFAULT_VAGUE_INDICATIONS,
     Facility,
     MedicationTimes,
     PnDayMode,
@@ -172,6 +173,7 @@ def facility_to_proto(f: Facility) -> fpb.Facility:
         pn_day_mode=_PN_DAY_TO_PROTO[f.pn_day_mode],
         alert_escalation_minutes=f.alert_escalation_minutes,
         pn_evaluation_minutes=f.pn_evaluation_minutes,
+        vague_indication_terms=list(f.vague_indication_terms),
         create_time=timestamp(f.create_time),
         update_time=timestamp(f.update_time),
         etag=f.etag,
@@ -225,6 +227,7 @@ def facility_fields(p: fpb.Facility) -> dict[str, Any]:
                                   path="facility.pn_day_mode") or PnDayMode.ROLLING_24_HOURS,
         "alert_escalation_minutes": p.alert_escalation_minutes or 15,
         "pn_evaluation_minutes": p.pn_evaluation_minutes or 120,
+        "vague_indication_terms": tuple(p.vague_indication_terms) or DEFAULT_VAGUE_INDICATIONS,
     }
     require(v)
     return fields

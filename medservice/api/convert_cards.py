@@ -7,11 +7,13 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from medservice.api.convert import timestamp
 from medservice.domain import names
+from medservice.domain.card_checks import Checkpoint
 from medservice.domain.dosage_text import short_text
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderContent, OrderState, OrderVersion
 from medservice.imports.result import ImportProblem
+from medservice.service.card_checks import ResidentFinding
 from medservice.service.cards import CardOrder, CardView, ChangeKind, OrderChange
 from medservice.v1 import medicine_cards_pb2 as pb
 
@@ -91,3 +93,19 @@ def _order_name(facility_id: str, resident_id: str, order_id: str) -> str:
     if not order_id.strip() or len(order_id) > 63 or "/" in order_id:
         return ""
     return names.order_name(facility_id, resident_id, order_id)
+
+
+_CHECKPOINT = {c: getattr(pb, f"CARD_CHECKPOINT_{c.name}") for c in Checkpoint}
+
+
+def card_finding_to_proto(facility_id: str, rf: ResidentFinding) -> pb.CardFinding:
+    r, f = rf.resident, rf.finding
+    d = f.drug
+    return pb.CardFinding(
+        checkpoint=_CHECKPOINT[f.checkpoint], checkpoint_title=f.title,
+        resident=names.resident_name(facility_id, r.resident_id),
+        resident_display_name=r.display_name, room=r.room,
+        order=names.order_name(facility_id, r.resident_id, f.order_id),
+        drug=pb.Drug(name=d.name, drug_id=d.drug_id, atc_code=d.atc_code, form=d.form,
+                     strength=d.strength),
+        problem=f.problem, action=f.action)

@@ -14,6 +14,7 @@ from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.reconcile.dpsd import Category, counts_rows
+from medservice.reports.card_checks import card_checks_filename, card_checks_pdf
 from medservice.reports.dpsd import dpsd_csv, dpsd_filename, dpsd_pdf
 from medservice.reports.emergency import emergency_filename, emergency_pdf
 from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
@@ -21,6 +22,7 @@ from medservice.reports.mar import chart_filename, chart_pdf
 from medservice.reports.pdf import Pdf
 from medservice.service import charts, dpsd_report, error_report
 from medservice.service import rounds as rounds_uc
+from medservice.service.card_checks import card_checks
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.v1 import reports_pb2 as pb
 from medservice.v1 import reports_pb2_grpc
@@ -117,3 +119,12 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         with self._uow(write=False) as uow:
             report = dpsd_report.dpsd_report(uow, facility_id, month, self._clock())
         return dpsd_to_proto(report, request.include_csv, request.include_pdf)
+
+    @rpc(*ROUND_READERS)
+    def GetCardChecksReport(self, request: pb.GetCardChecksReportRequest, context: Any,
+                            principal: Principal) -> pb.Document:
+        facility_id = names.parse_facility_name(request.facility, "facility")
+        principal.require_facility(facility_id)
+        with self._uow(write=False) as uow:
+            checks = card_checks(uow, facility_id, self._clock())
+        return document(card_checks_pdf(checks), card_checks_filename(checks))

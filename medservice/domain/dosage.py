@@ -429,18 +429,22 @@ def pn_allowance(dosage: StructuredDosage, on: date) -> PnAllowance | None:
     ruling = _ruling_on(_ruling_spans(dosage, as_needed=True), on.toordinal())
     if ruling is None:
         return None
-    (index, period, _, _, interval), number = ruling
+    (index, period, _, _, _), number = ruling
     entries = [d for d in _doses_numbered(period, 0) + _doses_numbered(period, number)
                if d.as_needed]
     if not entries:
         return None
-    unlimited = interval == 0 and len(period.as_needed_doses) == 1
     return PnAllowance(
         amount=_covering_amount([e.amount for e in entries]),
-        max_per_day=None if unlimited else len(entries),
+        max_per_day=None if pn_unlimited(period) else len(entries),
         period_index=index,
         supplementary_text=period.supplementary_text,
     )
+
+
+def pn_unlimited(period: DosagePeriod) -> bool:
+    """FMK 1.4: a single PN entry in a period that is not iterated means no daily limit."""
+    return period.effective_interval == 0 and len(period.as_needed_doses) == 1
 
 
 def _covering_amount(amounts: list[Amount]) -> Amount:

@@ -12,6 +12,18 @@ from medservice.domain.errors import FieldViolation, InvalidArgument
 
 DEFAULT_TIME_ZONE = "Europe/Copenhagen"
 
+# Indications that say nothing about why a drug is given (the inspection checks of the
+# medicine card, domain/card_checks.py). A facility may set its own list; compared whole,
+# after card_checks.normalise_indication: "for smerter" is vague, "for smerter i knæet" not.
+DEFAULT_VAGUE_INDICATIONS: tuple[str, ...] = (
+    "for smerter", "mod smerter", "ved smerter", "smerter",
+    "ved behov", "efter behov", "pn", "p.n.",
+    "efter aftale", "ifølge aftale", "iflg. aftale", "som aftalt",
+    "se journal", "se notat", "ukendt", "andet", "diverse",
+)
+MAX_VAGUE_TERMS = 200
+MAX_VAGUE_TERM_LENGTH = 100
+
 
 class PnDayMode(Enum):
     """How a PN "day" is counted for daily maximums (DOMAIN.md §3)."""
@@ -74,6 +86,8 @@ class Facility:
     alert_escalation_minutes: int = 15
     # A PN dose's effect must be evaluated within this (issue 16; default 2 hours).
     pn_evaluation_minutes: int = 120
+    # Indications the inspection checks call vague (issue 16; default the Danish list).
+    vague_indication_terms: tuple[str, ...] = DEFAULT_VAGUE_INDICATIONS
     create_time: datetime | None = None
     update_time: datetime | None = None
     etag: str = ""
@@ -191,7 +205,20 @@ def validate_facility(f: Facility, prefix: str = "facility") -> list[FieldViolat
     if not 1 <= f.pn_evaluation_minutes <= 24 * 60:
         v.append(FieldViolation(f"{prefix}.pn_evaluation_minutes",
                                 "must be between 1 and 1440 minutes"))
+    v += _validate_vague_terms(f.vague_indication_terms, f"{prefix}.vague_indication_terms")
     return v
+
+
+def _validate_vague_terms(terms: tuple[str, ...], field_name: str) -> list[FieldViolation]:
+    if len(terms) > MAX_VAGUE_TERMS:
+        return [FieldViolation(field_name, f"at most {MAX_VAGUE_TERMS} terms")]
+    for i, term in enumerate(terms):
+        if not any(c.isalnum() for c in term):
+            return [FieldViolation(f"{field_name}[{i}]", "must have letters or digits")]
+        if len(term) > MAX_VAGUE_TERM_LENGTH:
+            return [FieldViolation(f"{field_name}[{i}]",
+                                   f"is longer than {MAX_VAGUE_TERM_LENGTH} characters")]
+    return []
 
 
 def _validate_shift_cover(shifts: tuple[Shift, ...], field_name: str) -> list[FieldViolation]:

@@ -191,6 +191,19 @@ def effective_content(version: OrderVersion, latest: OrderVersion) -> OrderConte
                    discontinued_at=latest.content.discontinued_at)
 
 
+def in_force(versions: list[OrderVersion], valid_at: datetime, known_at: datetime
+             ) -> tuple[OrderVersion, OrderContent] | None:
+    """The order as it is on the card at valid time `valid_at`, as known at `known_at`: the
+    version in force and its content with the pauses and discontinuation known then; None
+    when it is not on the card then (not yet valid, or removed). GetMedicineCard shows it,
+    the inspection checks check it."""
+    version = version_at(versions, valid_at, known_at)
+    latest = latest_known(versions, known_at)
+    if version is None or latest is None or version.removed:
+        return None
+    return version, effective_content(version, latest)
+
+
 # -- the order's state at an instant: the one rule for "not to give" --------------------------
 
 _DAY = timedelta(days=1)

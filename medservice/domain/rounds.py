@@ -118,6 +118,8 @@ class NoteKind(Enum):
     DISCONTINUED = "discontinued"
     NEEDS_MANUAL_SCHEDULE = "needs_manual_schedule"
     ENDED = "ended"
+    # A finding of the inspection checks of the medicine card (domain/card_checks.py).
+    CARD_CHECK = "card_check"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ have). Elements are matched by local name, because 1.4 messages mix namespaces (
 
 - GetMedicineCardResponse: the whole card (`whole_card`), its person and card version;
 - GetDoseDispensingCardResponse: the dose-dispensed orders, as a delta (the dose card does
-  not list the staff-poured orders, so an order absent from it means nothing);
+  not list the staff-poured orders, so an order absent from it means nothing), and the card
+  itself (`dose_card`: which orders it lists) for the inspection checks;
 - GetDrugMedicationResponse, Create/UpdateDrugMedicationRequest, a bare DrugMedication:
   a delta;
 - Pause/Unpause/WithdrawDrugMedicationRequest: `events`, because they name an order
@@ -51,6 +52,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 from lxml.etree import _Element as Element
 
+from medservice.domain.card_checks import DoseCardLine, DoseDispensingCard
 from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
 from medservice.domain.orders import (
     DispensingMode,
@@ -199,7 +201,40 @@ def _read_dose_dispensing_card(root: Element) -> FmkImportResult:
         for order in _children(medication, "DrugMedication")
     ]
     _read_orders(orders, result, dose_dispensed=True)
+    result.dose_card = _dose_card(root)
     return result
+
+
+def _dose_card(root: Element) -> DoseDispensingCard:
+    """Which orders the dose-dispensing card lists (readable or not: a line the mirror
+    cannot read is still in the pouches), and the dispensing periods it covers."""
+    card = _child(root, "DoseDispensingCard")
+    lines: dict[str, DoseCardLine] = {}
+    for medication in root.iter("{*}DoseDispensedMedication"):
+        for order in _children(medication, "DrugMedication"):
+            order_id = _text_of(order, "Identifier")
+            drug = _child(order, "Drug")
+            if order_id and order_id not in lines:
+                lines[order_id] = DoseCardLine(
+                    order_id, _text_of(order, "Version"),
+                    _text_of(drug, "Name") if drug is not None else "")
+    for private in root.iter("{*}PrivateDoseDispensedMedication"):
+        order_id = _text_of(private, "DrugMedicationIdentifier")
+        if order_id and order_id not in lines:
+            lines[order_id] = DoseCardLine(order_id, _text_of(private, "Version"), hidden=True)
+    starts, ends = [], []
+    for period in root.iter("{*}Period"):
+        try:
+            start = _date(_child(period, "StartDate"), "Period/StartDate")
+            end = _date(_child(period, "EndDate"), "Period/EndDate")
+        except _Unreadable:
+            continue  # the periods are for the reader; the lines are what is checked
+        starts += [start] if start is not None else []
+        ends += [end] if end is not None else []
+    return DoseDispensingCard(
+        card_id=_text_of(card, "Identifier") if card is not None else "",
+        lines=tuple(lines.values()),
+        period_start=min(starts, default=None), period_end=max(ends, default=None))
 
 
 def _read_drug_medications(root: Element) -> FmkImportResult:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.orders import OrderContent, Pause
 
 # Order events: messages that name an order without carrying its content (FMK pause,
@@ -86,3 +87,6 @@ class ImportResult:
     whole_card: bool = False
     # Pause, unpause and withdraw events, in document order; applied after the orders.
     events: list[OrderEvent] = field(default_factory=list)
+    # An FMK dose-dispensing card: which orders the pharmacy packs (kept as the resident's
+    # latest dose-dispensing card for the inspection checks; its orders are in `orders`).
+    dose_card: DoseDispensingCard | None = None

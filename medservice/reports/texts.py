@@ -75,6 +75,7 @@ DA: dict[str, str] = {
     "note_discontinued": "Seponeret - giv ikke",
     "note_needs_manual_schedule": "Kan ikke planlægges automatisk - følg ordinationen",
     "note_ended": "Behandlingen er afsluttet - giv ikke",
+    "note_card_check": "Tilsynstjek af medicinkortet",
     # error-rate report
     "er_title": "Fejlrate for medicingivning",
     "er_formula": (
@@ -150,6 +151,21 @@ DA: dict[str, str] = {
     "ng_drug_unavailable": "M|medicin ikke til rådighed",
     "ng_resident_absent": "F|beboer fraværende",
     "ng_other": "A|anden årsag",
+    # inspection checks of the medicine card
+    "cc_title": "Tilsynstjek af medicinkort",
+    "cc_intro": (
+        "Medicinkortene gennemgået efter tjeklisten for medicinlister (Styrelsen for "
+        "Patientsikkerhed), som de er i systemet nu. Hvert fund nævner punktet, hvad der er "
+        "galt, og hvad der skal gøres."),
+    "cc_residents": "Beboere gennemgået: {checked}. Fund: {findings}.",
+    "cc_summary": "Fund pr. punkt",
+    "cc_checkpoint": "Punkt",
+    "cc_count": "Antal",
+    "cc_findings": "Fund pr. beboer",
+    "cc_problem": "Fund",
+    "cc_action": "Hvad skal gøres",
+    "cc_none": "Ingen fund: medicinkortene opfylder de kontrollerede punkter.",
+
 }
 
 MONTHS = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",

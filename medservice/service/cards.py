@@ -30,10 +30,10 @@ from medservice.domain.orders import (
     OrderVersion,
     Pause,
     effective_content,
+    in_force,
     latest_known,
     order_state,
     order_timeline,
-    version_at,
 )
 from medservice.imports.result import (
     ImportProblem,
@@ -94,11 +94,10 @@ class CardView:
 
 def _view(facility: Facility, versions: list[OrderVersion], valid_at: datetime,
           known_at: datetime) -> CardOrder | None:
-    version = version_at(versions, valid_at, known_at)
-    latest = latest_known(versions, known_at)
-    if version is None or latest is None or version.removed:
+    found = in_force(versions, valid_at, known_at)
+    if found is None:
         return None
-    content = effective_content(version, latest)
+    version, content = found
     return CardOrder(version, content,
                      order_state(content, valid_at, FacilityClock.from_facility(facility)))
 
@@ -286,6 +285,8 @@ def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: Imp
     card, changes = sync_card(uow, facility_id, resident_id, result.card_version,
                               result.orders, now, now, whole_card=result.whole_card,
                               unreadable=result.problems)
+    if result.dose_card is not None:  # kept for the inspection checks (card_checks)
+        uow.cards.add_dose_card(facility_id, resident_id, result.dose_card, now)
     for event in result.events:
         view = _apply_event(uow, facility_id, resident_id, event, now)
         changes.append(OrderChange(view.order_id, ChangeKind.UPDATED, view.version.version))

@@ -121,6 +121,18 @@ def get_resident(uow: UnitOfWork, facility_id: str, resident_id: str) -> Residen
     return resident
 
 
+def all_residents(uow: UnitOfWork, facility_id: str) -> list[Resident]:
+    """Every resident of a facility, in room order (round lists, inspection checks)."""
+    residents: list[Resident] = []
+    after: tuple[str, str] | None = None
+    while True:
+        page = uow.residents.list(facility_id, limit=1000, after=after)
+        residents += page
+        if len(page) < 1000:
+            return residents
+        after = (page[-1].room, page[-1].resident_id)
+
+
 def list_residents(uow: UnitOfWork, facility_id: str, page: Page) -> tuple[list[Resident], str]:
     get_facility(uow, facility_id)
     after = tuple(page.after) if page.after is not None else None

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from medservice.domain import bounds
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import FieldViolation, InvalidArgument
-from medservice.domain.facility import Facility, Resident
+from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import (
     DoseState,
@@ -24,7 +24,8 @@ from medservice.domain.rounds import (
 from medservice.reconcile import FacilityRules, context_range
 from medservice.reconcile.ledger import Placement
 from medservice.reconcile.status import pn_lines, resident_ledger
-from medservice.service.facilities import get_facility, get_resident
+from medservice.service.card_checks import card_check_notes, facility_findings
+from medservice.service.facilities import all_residents, get_facility, get_resident
 from medservice.service.paging import Page, next_token
 from medservice.service.unit_of_work import UnitOfWork
 
@@ -40,17 +41,6 @@ def parse_date(value: str, field: str) -> date:
     if out_of_range is not None:  # a shift's end or a list's next day would overflow
         raise InvalidArgument([out_of_range])
     return day
-
-
-def _all_residents(uow: UnitOfWork, facility_id: str) -> list[Resident]:
-    residents: list[Resident] = []
-    after: tuple[str, str] | None = None
-    while True:
-        page = uow.residents.list(facility_id, limit=1000, after=after)
-        residents += page
-        if len(page) < 1000:
-            return residents
-        after = (page[-1].room, page[-1].resident_id)
 
 
 def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id: str,
@@ -70,10 +60,13 @@ def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id
     # Residents with nothing recorded around the shift need no context: each dose's state
     # is its own, and no PN dose is used.
     schedule = build_shift_schedule(facility_id, rules.clock, shift_date, shift_id,
-                                    _all_residents(uow, facility_id), versions, now,
+                                    all_residents(uow, facility_id), versions, now,
                                     context=(lo, hi), context_residents=set(records))
     at = min(max(now, schedule.start), schedule.end)
+    # The inspection checks run with every round list: the card as it is now.
+    findings = facility_findings(uow, facility, versions, now)
     for entry in schedule.residents:
+        entry.notes += card_check_notes(findings.get(entry.resident.resident_id, []))
         rid = entry.resident.resident_id
         entry.states, placements = resident_ledger(
             facility_id, rid, versions.get(rid, {}), entry.context_doses, records[rid], rules,
@@ -88,7 +81,7 @@ def shift_dispensing_list(uow: UnitOfWork, facility_id: str, shift_date: date, s
     rules = FacilityRules.from_facility(facility)
     rules.clock.shift(shift_id)
     return dispensing_list(build_shift_schedule(
-        facility_id, rules.clock, shift_date, shift_id, _all_residents(uow, facility_id),
+        facility_id, rules.clock, shift_date, shift_id, all_residents(uow, facility_id),
         uow.cards.facility_versions(facility_id), now))
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 from medservice.domain.access import Role
 from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
+from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
@@ -81,6 +82,11 @@ class Cards(Protocol):
         as Records.between gives them."""
     def set_card_version(self, facility_id: str, resident_id: str, card_version: int,
                          now: datetime, *, complete: bool = True) -> None: ...
+    def add_dose_card(self, facility_id: str, resident_id: str, card: DoseDispensingCard,
+                      now: datetime) -> None: ...
+    def latest_dose_cards(self, facility_id: str, resident_id: str | None = None
+                          ) -> dict[str, DoseDispensingCard]:
+        """resident id -> the latest dose-dispensing card read (none: absent)."""
 
 
 class Records(Protocol):

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, tuple_, update
 
 from medservice.domain.administration import AdministrationRecord
+from medservice.domain.card_checks import DoseCardLine, DoseDispensingCard
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderVersion
 from medservice.store import tables as t
@@ -199,3 +200,34 @@ class CardRepository:
                                  *_where(_V.facility_id == facility_id)):
             out[v.resident_id][v.order_id].append(v)
         return {k: dict(v) for k, v in out.items()}
+
+    # -- dose-dispensing cards (the inspection checks) ------------------------------------
+
+    def add_dose_card(self, facility_id: str, resident_id: str, card: DoseDispensingCard,
+                      now: datetime) -> None:
+        self._conn.execute(insert(t.dose_dispensing_cards).values(
+            facility_id=facility_id, resident_id=resident_id, recorded_at=now,
+            card_id=card.card_id[:64], period_start=card.period_start,
+            period_end=card.period_end,
+            lines=[{"order_id": li.order_id, "source_version": li.source_version,
+                    "drug_name": li.drug_name, "hidden": li.hidden} for li in card.lines]))
+
+    def latest_dose_cards(self, facility_id: str, resident_id: str | None = None
+                          ) -> dict[str, DoseDispensingCard]:
+        """resident id -> the latest dose-dispensing card read, for a facility (or one
+        resident of it); residents without one are absent."""
+        d = t.dose_dispensing_cards.c
+        where = [d.facility_id == facility_id]
+        if resident_id is not None:
+            where.append(d.resident_id == resident_id)
+        latest = (select(d.resident_id, func.max(d.recorded_at).label("at"))
+                  .where(*where).group_by(d.resident_id).subquery())
+        rows = self._conn.execute(select(t.dose_dispensing_cards).join(latest, and_(
+            d.resident_id == latest.c.resident_id, d.recorded_at == latest.c.at)).where(*where))
+        return {row.resident_id: DoseDispensingCard(
+            card_id=row.card_id,
+            lines=tuple(DoseCardLine(li["order_id"], li.get("source_version", ""),
+                                     li.get("drug_name", ""), bool(li.get("hidden")))
+                        for li in row.lines),
+            period_start=row.period_start, period_end=row.period_end,
+            recorded_at=_utc(row.recorded_at)) for row in rows}

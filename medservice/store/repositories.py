@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from medservice.domain.facility import (
+    DEFAULT_VAGUE_INDICATIONS,
     Facility,
     MedicationTimes,
     PnDayMode,
@@ -68,6 +69,7 @@ def facility_settings(f: Facility) -> dict[str, Any]:
         "pn_day_mode": f.pn_day_mode.value,
         "alert_escalation_minutes": f.alert_escalation_minutes,
         "pn_evaluation_minutes": f.pn_evaluation_minutes,
+        "vague_indication_terms": list(f.vague_indication_terms),
     }
 
 
@@ -90,6 +92,8 @@ def _facility(row: Any) -> Facility:
         alert_escalation_minutes=s["alert_escalation_minutes"],
         # Facilities stored before issue 16 have the default.
         pn_evaluation_minutes=s.get("pn_evaluation_minutes", 120),
+        vague_indication_terms=tuple(s.get("vague_indication_terms",
+                                           DEFAULT_VAGUE_INDICATIONS)),
         create_time=_utc(row.create_time),
         update_time=_utc(row.update_time),
         etag=row.etag,

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKeyConstraint,
     Index,
@@ -105,6 +106,23 @@ medicine_cards = Table(
     # False: card_version was read, but an order of it could not be, so it was applied in
     # part (issue 21); an import of the same version is then applied, not skipped.
     Column("complete", Boolean, nullable=False, server_default=true()),
+    ForeignKeyConstraint(["facility_id", "resident_id"],
+                         ["residents.facility_id", "residents.resident_id"]),
+)
+
+# The pharmacy's dose-dispensing cards as read from FMK (issue 16 part 3): one row per
+# import, never updated; the inspection checks compare a resident's latest with the orders.
+# `lines`: [{"order_id", "source_version", "drug_name", "hidden"}].
+dose_dispensing_cards = Table(
+    "dose_dispensing_cards",
+    metadata,
+    Column("facility_id", String(63), primary_key=True),
+    Column("resident_id", String(63), primary_key=True),
+    Column("recorded_at", UtcDateTime(), primary_key=True),
+    Column("card_id", String(64), nullable=False),
+    Column("period_start", Date),
+    Column("period_end", Date),
+    Column("lines", JSON, nullable=False),
     ForeignKeyConstraint(["facility_id", "resident_id"],
                          ["residents.facility_id", "residents.resident_id"]),
 )

@@ -85,11 +85,14 @@ def test_day_shift_lists_residents_in_room_order_with_their_due_doses(home: tupl
 
 def test_notes_and_pn_allowances(home: tuple) -> None:
     r2, r1, _ = schedule(home, "day").residents
-    assert [(n.drug.name, n.kind) for n in r1.notes] == [
+    # The inspection checks' notes are tested in tests/e2e/test_card_checks.py.
+    assert [(n.drug.name, n.kind) for n in r1.notes
+            if n.kind != pb.ORDER_NOTE_KIND_CARD_CHECK] == [
         ("Marevan", pb.ORDER_NOTE_KIND_NEEDS_MANUAL_SCHEDULE)]
     assert [(p.drug.name, p.max_doses_per_day, p.unlimited) for p in r1.pn_allowances] == [
         ("Morfin", 3, False)]
-    assert [(n.drug.name, n.kind) for n in r2.notes] == [
+    assert [(n.drug.name, n.kind) for n in r2.notes
+            if n.kind != pb.ORDER_NOTE_KIND_CARD_CHECK] == [
         ("Furosemid", pb.ORDER_NOTE_KIND_PAUSED)]
     assert all(d.drug.name != "Morfin" for d in r1.doses)  # PN is never due
 

@@ -274,6 +274,20 @@ def test_the_dose_dispensing_card(examples: Path) -> None:
         "13143641281027", "PrivateDoseDispensedMedication[1]")
 
 
+def test_the_dose_dispensing_card_itself_is_kept(examples: Path) -> None:
+    """What the inspection checks compare with the orders: every line, the private one
+    too, and the dispensing period."""
+    card = read(examples, "2015/06/01/GetDoseDispensingCardResponse.xml").dose_card
+    assert card is not None
+    assert (card.card_id, card.period_start, card.period_end) == (
+        "763418", date(2016, 6, 6), date(2016, 6, 19))
+    assert [(li.order_id, li.drug_name, li.hidden) for li in card.lines] == [
+        ("1280998", "Kaleorid", False), ("1380002", "Corodil", False),
+        ("14364128", 'Lansoprazol "KRKA"', False), ("14364228", 'Simvastatin "Actavis"', False),
+        ("13143641281027", "", True)]
+    assert read(examples, "2012/06/01/GetMedicineCardResponse.xml").dose_card is None
+
+
 def test_the_dose_dispensed_orders_in_detail(examples: Path) -> None:
     orders = by_id(read(examples, "2015/06/01/GetDoseDispensingCardResponse.xml"))
     kaleorid = orders["1280998"]

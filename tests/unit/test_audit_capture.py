@@ -74,6 +74,9 @@ EXAMPLES: dict[str, tuple[Message, Addressed]] = {
         cpb.ImportFmkMessageRequest(parent=CARD, content=b"<x/>"), Addressed(CARD, "f", "r1")),
     "MedicineCardService/ImportFhirMedicationRequests": (
         cpb.ImportFhirMedicationRequestsRequest(parent=CARD), Addressed(CARD, "f", "r1")),
+    # A facility's findings, or one resident's: the resident is the event's resident.
+    "MedicineCardService/ListCardFindings": (
+        cpb.ListCardFindingsRequest(parent=F, resident=R), Addressed(F, "f", "r1")),
     "RoundService/GetShiftSchedule": (
         rpb.GetShiftScheduleRequest(facility=F, date="2026-01-01", shift_id="day"), AT_F),
     "RoundService/GetDispensingList": (

@@ -431,3 +431,29 @@ def test_damaged_cards_give_a_result_or_invalid_argument_and_never_the_person(
         assert_no_person_in(result)
         for order in result.orders:
             assert order.order_id and order.drug.name
+
+
+def test_a_dose_card_keeps_its_unreadable_lines_and_lists_each_order_once() -> None:
+    """The dose card's lines are what the pharmacy packs: an order the mirror cannot read
+    is still in the pouches, and an order repeated per dispensing period is one line."""
+    from tests.fmk_documents import PERSON, drug_medication14
+
+    period = "".join(f"<DoseDispensedMedication>{m}</DoseDispensedMedication>"
+                     for m in (drug_medication14("1", name="Kaleorid"),
+                               drug_medication14("2", quantity="1,5", name="Corodil")))
+    xml = f"""<GetDoseDispensingCardResponse
+        xmlns="http://www.dkma.dk/medicinecard/xml.schema/2015/06/01">
+      <PersonIdentifier>{PERSON}</PersonIdentifier>
+      <DoseDispensingCard><Identifier>9</Identifier>
+        <Period><StartDate>2026-01-05</StartDate><EndDate>2026-01-18</EndDate>{period}</Period>
+        <Period><StartDate>2026-01-19</StartDate><EndDate>2026-02-01</EndDate>{period}</Period>
+      </DoseDispensingCard></GetDoseDispensingCardResponse>""".encode()
+    result = read_fmk(xml)
+    assert [o.order_id for o in result.orders] == ["1"]
+    assert {p.source_order_id for p in result.problems} == {"2"}
+    card = result.dose_card
+    assert card is not None
+    assert [(li.order_id, li.drug_name) for li in card.lines] == [("1", "Kaleorid"),
+                                                                  ("2", "Corodil")]
+    assert (card.card_id, card.period_start, card.period_end) == (
+        "9", date(2026, 1, 5), date(2026, 2, 1))
