@@ -103,6 +103,7 @@ DA: dict[str, str] = {
     "code_NOT_GIVEN": "Ikke givet",
     "code_LATE_DOCUMENTATION": "Sen dokumentation",
     "code_NEEDS_MANUAL_SCHEDULE": "Kræver manuel plan",
+    "code_PN_NOT_EVALUATED": "PN-effekt ikke evalueret",
     # not-given reasons: (code on the chart, words)
     "ng_refused": "N|nægtet",
     "ng_clinical_hold": "P|pause efter klinisk vurdering",

@@ -87,7 +87,8 @@ class Board:
         from selenium.webdriver.common.by import By
 
         self.driver.get(f"{self.base}/board?facility={facility}")
-        self.driver.execute_script("sessionStorage.clear()")
+        self.driver.execute_script("sessionStorage.clear()")  # a token of a test before
+        self.driver.refresh()
         self.driver.find_element(By.ID, "token").send_keys(token)
         self.driver.find_element(By.ID, "connect").click()
 
@@ -112,6 +113,7 @@ class Board:
               resident: li.querySelector('.resident').textContent,
               due: li.querySelector('.due').textContent,
               when: li.querySelector('.when').textContent,
+              summary: li.querySelector('.summary')?.textContent ?? '',
               problem: li.querySelector('.problem').hidden ? ''
                        : li.querySelector('.problem').textContent}))""")
         return shown
@@ -187,6 +189,15 @@ def test_the_board_is_served_with_its_own_files_only(board_server: Http) -> None
     assert script.headers["content-type"].startswith("text/javascript")
     assert "sessionStorage" in script.text and "last-event-id" in script.text
     assert http.call("GET", "/board/board.css").headers["content-type"].startswith("text/css")
+    # Discrepancy codes in the Danish of the server's one catalogue, by their API names;
+    # every code a shift lead can be alerted of among them.
+    codes = ok(http.call("GET", "/board/texts.json"))["discrepancyCode"]
+    assert codes["DISCREPANCY_CODE_MISSED_DOSE"] == "Glemt dosis"
+    assert codes["DISCREPANCY_CODE_PN_NOT_EVALUATED"] == "PN-effekt ikke evalueret"
+    from medservice.v1 import discrepancies_pb2
+
+    assert set(codes) == set(discrepancies_pb2.DiscrepancyCode.keys()) - {
+        "DISCREPANCY_CODE_UNSPECIFIED"}
     assert http.call("GET", "/board/../pyproject.toml").status_code == 404
     assert http.call("GET", "/board/secrets.py").status_code == 404
     assert http.call("POST", "/board").status_code == 404
@@ -198,6 +209,10 @@ def test_alerts_arrive_live_and_acknowledging_removes_them(
     board = Board(browser, http.base)
     board.open(LEAD)
     board.wait_live()
+    from selenium.webdriver.common.by import By
+
+    assert not browser.find_element(By.ID, "login").is_displayed()
+    assert browser.find_element(By.ID, "board").is_displayed()
     assert board.text("title") == "Alarmer – Home"
     assert board.text("zone") == "Alle tider er lokal tid (Europe/Copenhagen)."
     assert board.alerts() == [] and board.text("empty") == "Ingen ukvitterede alarmer."
@@ -213,7 +228,7 @@ def test_alerts_arrive_live_and_acknowledging_removes_them(
     assert {a["name"] for a in shown} == set(server)
     by_resident = {server[a["name"]]["resident"]: a for a in shown}
     first = by_resident["facilities/f/residents/r1"]
-    assert first["kind"] == "Glemt dosis"
+    assert first["kind"] == "Glemt dosis" and first["summary"] == ""  # all said in Danish
     assert first["resident"] == "Beboer: r1, værelse 1"
     made = server[first["name"]]
     assert first["when"].startswith(f"Opstået: {local(made['createTime'])} · Vagt: ")
@@ -242,10 +257,11 @@ def test_alerts_arrive_live_and_acknowledging_removes_them(
     assert browser.execute_script("return document.getElementById('empty').hidden") is False
     done = ok(http.call("GET", "/v1/facilities/f/alerts", LEAD))["alerts"]
     assert next(a for a in done if a["name"] == left[0]["name"])["acknowledgedBy"] == "lead-2"
-    # A board opened now shows none of them: the list it starts from agrees.
-    board.open(LEAD)
+    # Reloaded, the board keeps its token (the tab's sessionStorage) and shows none of
+    # them: the list it starts from agrees.
+    browser.refresh()
     board.wait_live()
-    assert board.alerts() == []
+    assert board.alerts() == [] and board.stats()["lists"] == 1
 
 
 def test_a_stream_ended_by_the_connection_age_resumes_and_shows_nothing_twice(

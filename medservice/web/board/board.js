@@ -29,6 +29,7 @@
       ALERT_KIND_ESCALATION: "Eskalering: ikke kvitteret i tide",
     },
     kindOther: "Alarm",
+    discrepancyCode: "Afvigelse: {code}",
     severity: {
       SEVERITY_HIGH: "Høj", SEVERITY_MEDIUM: "Middel", SEVERITY_LOW: "Lav",
       SEVERITY_INFO: "Information",
@@ -37,6 +38,7 @@
     resident: "Beboer",
     room: "værelse",
     dueAt: "Dosis planlagt",
+    occurredAt: "Tidspunkt",
     created: "Opstået",
     shift: "Vagt",
     details: "Detaljer",
@@ -64,6 +66,8 @@
   const discrepancies = new Map(); // name -> Promise of the discrepancy's occurrenceTime
   let lastEventId = "";
   let relistTimer = 0;
+  // Words the server's Danish catalogue has (discrepancy codes), fetched once.
+  let texts = null;
 
   class ApiError extends Error {
     constructor(http, status) {
@@ -181,10 +185,15 @@
     const due = line("due", "");
     li.append(due);
     if (alert.discrepancy && alert.kind !== "ALERT_KIND_ESCALATION") {
-      lookup(discrepancies, alert.discrepancy, (d) => d.occurrenceTime).then((at) => {
-        if (at && alert.kind === "ALERT_KIND_MISSED_DOSE") {
-          due.textContent = `${DA.dueAt}: ${localTime(at)}`;
+      lookup(discrepancies, alert.discrepancy, (d) => d).then((d) => {
+        if (!d) return;
+        if (alert.kind === "ALERT_KIND_MISSED_DOSE") {
+          due.textContent = `${DA.dueAt}: ${localTime(d.occurrenceTime)}`;
+          return;
         }
+        const code = texts.discrepancyCode[d.code];
+        if (code) heading.textContent = fill(DA.discrepancyCode, { code });
+        if (d.occurrenceTime) due.textContent = `${DA.occurredAt}: ${localTime(d.occurrenceTime)}`;
       });
     }
     const shift = session.shifts[alert.shiftId] || alert.shiftId;
@@ -192,7 +201,9 @@
     if (shift) when.push(`${DA.shift}: ${shift}${alert.shiftDate ? ` (${alert.shiftDate})` : ""}`);
     if (alert.severity) when.push(`${DA.severityLabel}: ${DA.severity[alert.severity] || alert.severity}`);
     li.append(line("when", when.join(" · ")));
-    li.append(line("summary", `${DA.details}: ${alert.summary || ""}`));
+    if (alert.kind !== "ALERT_KIND_MISSED_DOSE") { // the lines above say all of a missed dose
+      li.append(line("summary", `${DA.details}: ${alert.summary || ""}`));
+    }
     const problem = line("problem", "");
     problem.hidden = true;
     li.append(problem);
@@ -387,6 +398,7 @@
     setConnection("connecting", DA.connecting);
     let place;
     try {
+      texts = texts || await fetch("/board/texts.json").then((r) => r.json());
       place = await api("GET", `/v1/facilities/${encodeURIComponent(facility)}`);
     } catch (error) {
       if (mine !== generation) return;
