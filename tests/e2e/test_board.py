@@ -9,8 +9,11 @@ that is a failure."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -332,6 +335,80 @@ def test_a_server_restart_resumes_where_the_board_was(
     board.acknowledge(names[0])
     assert len(board.wait_alerts(2)) == 2
     assert names[0] not in unacknowledged(http)
+
+
+class FreezingRelay:
+    """A TCP relay in front of the HTTP port that can freeze the connections carrying an
+    alert watch: nothing more passes either way and neither end is told, as when a ward's
+    network path dies without closing. Other connections pass as before."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._links: list[dict[str, bool]] = []
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            link = {"watch": False, "frozen": False}
+            self._links.append(link)
+            self._sockets += [client, upstream]
+            for source, target, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(source, target, link, up),
+                                 daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket, link: dict[str, bool],
+              up: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if up and b"alerts:watch" in data:
+                    link["watch"] = True
+                if not link["frozen"]:
+                    target.sendall(data)
+            if not link["frozen"]:
+                target.shutdown(socket.SHUT_WR)
+
+    def freeze_watches(self) -> int:
+        frozen = [link for link in self._links if link["watch"]]
+        for link in frozen:
+            link["frozen"] = True
+        return len(frozen)
+
+    def close(self) -> None:
+        self._listener.close()
+        for s in self._sockets:
+            s.close()
+
+
+def test_a_stream_gone_silent_is_opened_again(browser: WebDriver, board_server: Http,
+                                              server_clock: TestClock) -> None:
+    """No byte, not even a heartbeat, for three heartbeat gaps: the board takes the stream
+    for dead, opens it again with Last-Event-ID and gets what went down the dead path."""
+    http = board_server
+    relay = FreezingRelay(http.running.http_port)
+    try:
+        board = Board(browser, f"http://127.0.0.1:{relay.port}")
+        board.open(LEAD)
+        board.wait_live()
+        board.wait(lambda: board.stats()["heartbeats"] >= 3, "no heartbeats")
+        assert relay.freeze_watches() == 1
+        set_now(server_clock, tomorrow_at(server_clock, 9, 5))
+        http.running.sweeper.run_once()  # the alerts go down the frozen connection
+        shown = board.wait_alerts(2)
+        assert {a["name"] for a in shown} == set(unacknowledged(http))
+        stats = board.stats()
+        assert stats["stalls"] == 1 and stats["connects"] == 2, stats
+        assert stats["alertEvents"] == 2  # replayed on the new stream, once
+    finally:
+        relay.close()
 
 
 def test_the_board_says_why_it_cannot_show_alerts(browser: WebDriver,

@@ -13,6 +13,12 @@
   const PAGE_SIZE = 500;
   const RELIST_MS = 30000; // acknowledgements made elsewhere reach the board this late at most
   const ACK_TRIES = 3;
+  const CALL_TIMEOUT_MS = 20000;
+  // A stream that brings nothing, not even a heartbeat, for this long is taken for dead (a
+  // network path that dropped without closing) and opened again: three heartbeat gaps once
+  // two heartbeats were seen, before that the server's default gap (10 s) three times.
+  const STALL_DEFAULT_MS = 30000;
+  const STALL_MIN_MS = 2000;
 
   const DA = {
     title: "Alarmtavle",
@@ -53,7 +59,7 @@
   };
 
   // Readable by the browser test: what arrived and how often the stream was (re)opened.
-  const stats = { connects: 0, alertEvents: 0, heartbeats: 0, lists: 0 };
+  const stats = { connects: 0, alertEvents: 0, heartbeats: 0, lists: 0, stalls: 0 };
   window.medserviceBoard = stats;
 
   const $ = (id) => document.getElementById(id);
@@ -65,6 +71,7 @@
   const residents = new Map(); // name -> Promise of {displayName, room}
   const discrepancies = new Map(); // name -> Promise of the discrepancy's occurrenceTime
   let lastEventId = "";
+  const beats = []; // arrival of the stream's last two heartbeats (ms)
   let relistTimer = 0;
   // Words the server's Danish catalogue has (discrepancy codes), fetched once.
   let texts = null;
@@ -82,7 +89,8 @@
     const headers = { authorization: `Bearer ${session.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     const response = await fetch(path, {
-      method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
+      method, headers, cache: "no-store", signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
     const document = await response.json().catch(() => null);
     if (!response.ok) throw new ApiError(response.status, document);
@@ -287,7 +295,7 @@
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   // Reads one event stream until it ends. Returns the retry delay the server asked for;
-  // throws ApiError for a refusal.
+  // throws ApiError for a refusal or an `error` event.
   async function readStream(mine, retryMs) {
     const controller = new AbortController();
     session.abort = () => controller.abort();
@@ -297,14 +305,33 @@
       { headers, cache: "no-store", signal: controller.signal });
     if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
     stats.connects += 1;
-    const reader = response.body.getReader();
+    const stream = { reader: response.body.getReader(), heard: Date.now(), retryMs };
+    beats.length = 0;
+    const watchdog = setInterval(() => {
+      const gap = beats.length === 2 ? beats[1] - beats[0] : 0;
+      const limit = gap ? Math.max(3 * gap, STALL_MIN_MS) : STALL_DEFAULT_MS;
+      if (Date.now() - stream.heard > limit) {
+        stats.stalls += 1;
+        controller.abort(); // the pending read fails, and watch() opens the stream again
+      }
+    }, 250);
+    try {
+      return await readEvents(mine, stream);
+    } finally {
+      clearInterval(watchdog);
+    }
+  }
+
+  // The Server-Sent Events parser (the fields this API sends: id, event, data, retry).
+  async function readEvents(mine, stream) {
     const decoder = new TextDecoder();
     let buffer = "";
     let fields = { data: [] };
     let opened = false;
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done || mine !== generation) return retryMs;
+      const { value, done } = await stream.reader.read();
+      if (done || mine !== generation) return stream.retryMs;
+      stream.heard = Date.now();
       buffer += decoder.decode(value, { stream: true });
       const lines = buffer.split(/\r\n|\r|\n/);
       buffer = lines.pop();
@@ -315,6 +342,7 @@
             if (!opened) { // the first event: the watch is live, so the list misses nothing
               opened = true;
               await relist(mine);
+              stream.heard = Date.now();
               setConnection("live", DA.live);
               showError("");
             }
@@ -332,7 +360,7 @@
         if (key === "data") fields.data.push(value);
         else if (key === "id") fields.id = value;
         else if (key === "event") fields.event = value;
-        else if (key === "retry" && /^\d+$/.test(value)) retryMs = Number(value);
+        else if (key === "retry" && /^\d+$/.test(value)) stream.retryMs = Number(value);
       }
     }
   }
@@ -347,6 +375,8 @@
       render();
     } else if (event.kind === "heartbeat") {
       stats.heartbeats += 1;
+      beats.push(Date.now());
+      if (beats.length > 2) beats.shift();
     }
     if (event.id) lastEventId = event.id; // only once the event is on the board
     return null;
