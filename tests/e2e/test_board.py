@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -29,6 +29,7 @@ from medservice.domain.access import Role
 from medservice.server import build_server
 from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWorkFactory
+from medservice.store import tables
 from tests.conftest import TEST_SETTINGS, TestClock, token_for
 from tests.e2e.test_alerts import ZONE, set_now, tomorrow_at
 from tests.e2e.test_http import ADMIN, LEAD, Http, make_ward, ok
@@ -249,6 +250,10 @@ def test_alerts_arrive_live_and_acknowledging_removes_them(
     done = ok(http.call("GET", "/v1/facilities/f/alerts", LEAD))["alerts"]
     acknowledged = next(a for a in done if a["name"] == first["name"])
     assert acknowledged["acknowledged"] and acknowledged["acknowledgedBy"] == "lead-1"
+    events = ok(http.call("GET", "/v1/facilities/f/auditEvents", ADMIN, params={
+        "method": "/medservice.v1.AlertService/AcknowledgeAlert"}))["events"]
+    assert [(e["resource"], e["subject"], e["outcome"], bool(e.get("requestId")))
+            for e in events] == [(first["name"], "lead-1", "OK", True)]
 
     # Acknowledged meanwhile by another lead: the board's own acknowledgement still
     # removes it, and the first acknowledgement stands.
@@ -335,6 +340,44 @@ def test_a_server_restart_resumes_where_the_board_was(
     board.acknowledge(names[0])
     assert len(board.wait_alerts(2)) == 2
     assert names[0] not in unacknowledged(http)
+
+
+def test_a_resume_point_the_log_cannot_serve_starts_again_from_the_list(
+        browser: WebDriver, board_server: Http, engine: Engine, uow: UnitOfWorkFactory,
+        verifier: TokenVerifier, server_clock: TestClock) -> None:
+    """The server comes back on a database restored from before the board's last event: the
+    resume is refused (OUT_OF_RANGE), and the board watches from now and shows what the list
+    says, not what it had."""
+    http = board_server
+    board = Board(browser, http.base)
+    board.open(LEAD)
+    board.wait_live()
+    set_now(server_clock, tomorrow_at(server_clock, 9, 5))
+    http.running.sweeper.run_once()
+    board.wait_alerts(2)
+    port = http.running.http_port
+    http.running.stop(0)
+    board.wait(lambda: board.state() == "waiting", "the board did not see the server go")
+    with engine.begin() as conn:  # the "restore": the same home, no alerts yet
+        for table in reversed(tables.metadata.sorted_tables):
+            if table is not tables.audit_events:  # append-only, and no part of the point
+                conn.execute(table.delete())
+    settings = replace(TEST_SETTINGS, http_listen="127.0.0.1:0", database_url=str(engine.url))
+    aside = build_server(settings, uow, verifier, server_clock, engine=engine)
+    with httpx.Client(timeout=10) as client:
+        set_now(server_clock, tomorrow_at(server_clock, 0, 0) - timedelta(minutes=30))
+        make_ward(Http(aside, f"http://127.0.0.1:{aside.http_port}", client), server_clock)
+    aside.stop(0)
+    http.running = build_server(replace(settings, http_listen=f"127.0.0.1:{port}"), uow,
+                                verifier, server_clock, engine=engine)
+    board.wait_alerts(0)
+    board.wait_live()
+    assert board.stats()["connects"] == 2 and unacknowledged(http) == {}
+    set_now(server_clock, tomorrow_at(server_clock, 9, 5))
+    http.running.sweeper.run_once()
+    shown = board.wait_alerts(2)
+    assert {a["name"] for a in shown} == set(unacknowledged(http))
+    assert board.stats()["alertEvents"] == 4
 
 
 class FreezingRelay:
