@@ -68,6 +68,9 @@
   let session = null; // {token, facility, zone, shifts, generation, abort}
   let generation = 0;
   const alerts = new Map(); // name -> alert (JSON form), the unacknowledged ones shown
+  // Acknowledged from this page: a list answered just before the acknowledgement committed
+  // must not bring them back.
+  const acknowledged = new Set();
   const residents = new Map(); // name -> Promise of {displayName, room}
   const discrepancies = new Map(); // name -> Promise of the discrepancy's occurrenceTime
   let lastEventId = "";
@@ -225,7 +228,7 @@
   }
 
   function take(alert) {
-    if (alert.acknowledged) alerts.delete(alert.name);
+    if (alert.acknowledged || acknowledged.has(alert.name)) alerts.delete(alert.name);
     else if (!alerts.has(alert.name)) alerts.set(alert.name, alert);
   }
 
@@ -237,11 +240,13 @@
     for (let attempt = 1; ; attempt++) {
       try {
         await api("POST", `/v1/${alert.name}:acknowledge`, { requestId: alert.requestId });
+        acknowledged.add(alert.name);
         alerts.delete(alert.name);
         render();
         return;
       } catch (error) {
         if (error instanceof ApiError && error.http === 404) { // gone from the log
+          acknowledged.add(alert.name);
           alerts.delete(alert.name);
           render();
           return;
@@ -418,6 +423,7 @@
     const mine = ++generation;
     session = { token, facility, zone: "Europe/Copenhagen", shifts: {}, abort: () => {} };
     alerts.clear();
+    acknowledged.clear();
     residents.clear();
     discrepancies.clear();
     lastEventId = "";
