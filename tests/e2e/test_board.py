@@ -194,7 +194,7 @@ def test_the_board_is_served_with_its_own_files_only(board_server: Http) -> None
     assert "sessionStorage" in script.text and "last-event-id" in script.text
     assert http.call("GET", "/board/board.css").headers["content-type"].startswith("text/css")
     # Discrepancy codes in the Danish of the server's one catalogue, by their API names;
-    # every code a shift lead can be alerted of among them.
+    # every code of the API has its words.
     codes = ok(http.call("GET", "/board/texts.json"))["discrepancyCode"]
     assert codes["DISCREPANCY_CODE_MISSED_DOSE"] == "Glemt dosis"
     assert codes["DISCREPANCY_CODE_PN_NOT_EVALUATED"] == "PN-effekt ikke evalueret"
