@@ -186,6 +186,8 @@ def _print_demo_tokens(settings: Settings, port: int, http_port: int = 0) -> Non
     if http_port:
         lines.append(f"HTTP/JSON on http://localhost:{http_port} (OpenAPI at /openapi.json, "
                      "metrics at /metrics).")
+        lines.append(f"Shift lead's board: http://localhost:{http_port}/board?facility="
+                     f"{DEMO_FACILITY_ID} (paste the shift_lead token).")
     lines.append("Demo tokens, valid 12 hours:")
     for role in Role:
         facilities = ["*"] if role is Role.ADMIN else [DEMO_FACILITY_ID]

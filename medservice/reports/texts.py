@@ -145,6 +145,7 @@ DA: dict[str, str] = {
     "dp_note": "Farmaceutens note",
     "dp_none": "Ingen i måneden.",
     "dp_csv_header": "Plejehjem;Måned;Område;Kategori;Kode;Bekræftet;Afventer vurdering",
+    "code_PN_NOT_EVALUATED": "PN-effekt ikke evalueret",
     # not-given reasons: (code on the chart, words)
     "ng_refused": "N|nægtet",
     "ng_clinical_hold": "P|pause efter klinisk vurdering",

@@ -25,6 +25,8 @@ from medservice.api.auth import TokenVerifier
 from medservice.api.errors import status_for
 from medservice.domain.errors import DomainError
 from medservice.web import status as st
+from medservice.web.board import HEADERS as BOARD_HEADERS
+from medservice.web.board import board_file
 from medservice.web.routes import Route, build_request, to_json
 
 Scope = dict[str, Any]
@@ -89,6 +91,9 @@ class HttpApi:
             return
         if path == "/healthz" and verb == "GET":
             await _answer(send, 200, b'{"status":"SERVING"}')
+            return
+        if verb == "GET" and (page := board_file(path)) is not None:
+            await _answer(send, 200, page[0], page[1], extra=BOARD_HEADERS)
             return
         route, values, verbs = self._find(verb, path)
         if route is None or values is None:

@@ -447,6 +447,7 @@ def test_make_run_serves_http_and_prints_its_address(tmp_path: Path) -> None:
         while "Demo tokens" not in printed and proc.poll() is None:
             printed += proc.stdout.readline()
         assert f"HTTP/JSON on http://localhost:{http_port}" in printed, printed
+        assert f"http://localhost:{http_port}/board?facility=demo" in printed, printed
         token = subprocess.run([*MEDSERVICE, "token", "--role", "carer", "--facility", "demo"],
                                cwd=tmp_path, env=env, capture_output=True, text=True,
                                check=True).stdout.strip()
@@ -457,6 +458,7 @@ def test_make_run_serves_http_and_prints_its_address(tmp_path: Path) -> None:
             assert got.status_code == 200 and got.json()["name"] == "facilities/demo"
             assert client.get(f"{base}/v1/facilities/demo").status_code == 401
             assert client.get(f"{base}/openapi.json").json()["paths"]
+            assert client.get(f"{base}/board").status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
