@@ -172,6 +172,7 @@ def facility_to_proto(f: Facility) -> fpb.Facility:
         pn_day_mode=_PN_DAY_TO_PROTO[f.pn_day_mode],
         alert_escalation_minutes=f.alert_escalation_minutes,
         pn_evaluation_minutes=f.pn_evaluation_minutes,
+        approval_overdue_minutes=f.approval_overdue_minutes,
         create_time=timestamp(f.create_time),
         update_time=timestamp(f.update_time),
         etag=f.etag,
@@ -225,6 +226,7 @@ def facility_fields(p: fpb.Facility) -> dict[str, Any]:
                                   path="facility.pn_day_mode") or PnDayMode.ROLLING_24_HOURS,
         "alert_escalation_minutes": p.alert_escalation_minutes or 15,
         "pn_evaluation_minutes": p.pn_evaluation_minutes or 120,
+        "approval_overdue_minutes": p.approval_overdue_minutes or 1440,
     }
     require(v)
     return fields

@@ -74,6 +74,8 @@ class Facility:
     alert_escalation_minutes: int = 15
     # A PN dose's effect must be evaluated within this (issue 16; default 2 hours).
     pn_evaluation_minutes: int = 120
+    # A clinical card change not approved within this is overdue (issue 16; default a day).
+    approval_overdue_minutes: int = 1440
     create_time: datetime | None = None
     update_time: datetime | None = None
     etag: str = ""
@@ -191,6 +193,9 @@ def validate_facility(f: Facility, prefix: str = "facility") -> list[FieldViolat
     if not 1 <= f.pn_evaluation_minutes <= 24 * 60:
         v.append(FieldViolation(f"{prefix}.pn_evaluation_minutes",
                                 "must be between 1 and 1440 minutes"))
+    if not 1 <= f.approval_overdue_minutes <= 7 * 24 * 60:
+        v.append(FieldViolation(f"{prefix}.approval_overdue_minutes",
+                                "must be between 1 and 10080 minutes (a week)"))
     return v
 
 

@@ -17,6 +17,7 @@ from medservice.domain.administration import (
     PnEffect,
     PnEvaluation,
 )
+from medservice.domain.card_changes import PendingChange
 from medservice.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -93,7 +94,8 @@ def checked(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> Checked:
     ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
                    dose_id=proposal.dose_id)
     result = check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
-                        rules=ctx.rules, now=now)
+                        rules=ctx.rules, now=now,
+                        unapproved=_unapproved(uow, proposal.facility_id, proposal.resident_id))
     dose = result.matched_dose
     if dose is None:
         return Checked(result, None)
@@ -109,6 +111,12 @@ class Recorded:
     record: AdministrationRecord
     check: CheckResult
     discrepancy_ids: list[str]
+
+
+def _unapproved(uow: UnitOfWork, facility_id: str, resident_id: str
+                ) -> dict[str, PendingChange]:
+    """The resident's clinical card changes waiting for approval, by order id."""
+    return {c.order_id: c for c in uow.card_changes.pending(facility_id, resident_id)}
 
 
 def _refuse_future(at: datetime, now: datetime, field: str) -> None:
@@ -156,7 +164,9 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
             record.dose_id, record.quantity, record.route, record.outcome is Outcome.PN_GIVEN,
             record.record_id)
         verdict = check_dose(proposal, doses=ctx.doses, records=ctx.records,
-                             orders=ctx.orders, rules=ctx.rules, now=now)
+                             orders=ctx.orders, rules=ctx.rules, now=now,
+                             unapproved=_unapproved(uow, record.facility_id,
+                                                    record.resident_id))
     settled_by = match.settled_by
     if settled_by is not None:
         first = uow.records.get(record.facility_id, record.resident_id, settled_by)

@@ -68,6 +68,7 @@ def facility_settings(f: Facility) -> dict[str, Any]:
         "pn_day_mode": f.pn_day_mode.value,
         "alert_escalation_minutes": f.alert_escalation_minutes,
         "pn_evaluation_minutes": f.pn_evaluation_minutes,
+        "approval_overdue_minutes": f.approval_overdue_minutes,
     }
 
 
@@ -90,6 +91,7 @@ def _facility(row: Any) -> Facility:
         alert_escalation_minutes=s["alert_escalation_minutes"],
         # Facilities stored before issue 16 have the default.
         pn_evaluation_minutes=s.get("pn_evaluation_minutes", 120),
+        approval_overdue_minutes=s.get("approval_overdue_minutes", 1440),
         create_time=_utc(row.create_time),
         update_time=_utc(row.update_time),
         etag=row.etag,
