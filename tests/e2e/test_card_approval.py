@@ -6,6 +6,7 @@ discontinuation stops doses at once and is still to be acknowledged."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, timedelta
 
 import grpc
@@ -21,6 +22,7 @@ from medservice.v1 import rounds_pb2 as pb
 from tests.builders import CARD_VALID_FROM, K, dose, morning_evening, order, structured, ts
 from tests.conftest import ServerFixture, TestClock
 from tests.e2e.test_administration import R1, ZONE, _doses, _today, set_now, ward
+from tests.e2e.test_imports import REFERENCE, _need
 from tests.fmk_documents import PERSON_DASHED, card14, drug_medication14
 
 __all__ = ["ward"]  # the fixture, shared with test_administration
@@ -259,3 +261,18 @@ def test_bad_requests_name_the_field_and_other_facilities_are_denied(
     integration = ward["integration"]
     assert _fails(integration.approve_card_change, f"{R1}/orders/para/changes/2",
                   "1").code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_fhir_imports_are_classified_too(ward: dict[str, MedClient],
+                                         server: ServerFixture) -> None:
+    request = json.loads(_need(REFERENCE / "fhir-r4/medicationrequest0306.json"))  # 6 mg
+    integration, lead = ward["integration"], server.client(Role.SHIFT_LEAD, "f")
+    r2 = "facilities/f/residents/r2"
+    integration.import_fhir(r2, json.dumps(request).encode(), subject_confirmed=True)
+    assert list(lead.list_card_changes("f")) == []  # r2's first card: the baseline
+    request["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 4
+    integration.import_fhir(r2, json.dumps(request).encode(), subject_confirmed=True)
+    [change] = list(lead.list_card_changes("f", r2))
+    assert list(change.aspects) == ["dosage"]
+    assert change.before != change.after and change.before.startswith("dosering: 6")
+    assert change.after.startswith("dosering: 4")
