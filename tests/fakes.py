@@ -161,11 +161,12 @@ class FakeCards:
         resident = self._db.residents.get((facility_id, resident_id))
         stamp = None if resident is None else (
             resident.etag, self._db.order_changes[(facility_id, resident_id)])
+        pending = len(FakeCardChanges(self._db).pending(facility_id, resident_id))
         if records is None:
-            return RoundHead(facility.etag, stamp)
+            return RoundHead(facility.etag, stamp, pending_changes=pending)
         held = [] if resident is None else FakeRecords(self._db).between(
             facility_id, resident_id, *records)
-        return RoundHead(facility.etag, stamp, held)
+        return RoundHead(facility.etag, stamp, held, pending)
 
 
 class FakeCardChanges:
