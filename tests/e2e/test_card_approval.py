@@ -20,7 +20,7 @@ from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as pb
 from tests.builders import CARD_VALID_FROM, K, dose, morning_evening, order, structured, ts
-from tests.conftest import ServerFixture, TestClock
+from tests.conftest import ServerFixture, TestClock, token_for
 from tests.e2e.test_administration import R1, ZONE, _doses, _today, set_now, ward
 from tests.e2e.test_imports import REFERENCE, _need
 from tests.fmk_documents import PERSON_DASHED, card14, drug_medication14
@@ -276,3 +276,39 @@ def test_fhir_imports_are_classified_too(ward: dict[str, MedClient],
     assert list(change.aspects) == ["dosage"]
     assert change.before != change.after and change.before.startswith("dosering: 6")
     assert change.after.startswith("dosering: 4")
+
+
+def test_medctl_lists_and_approves_a_change(ward: dict[str, MedClient], server: ServerFixture,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+
+    _sync(ward["integration"], 2, _card(order(R1, "para", "Paracetamol",
+                                              morning_evening("1"))))
+    token = token_for(Role.SHIFT_LEAD, "f", subject="lead-1")
+    base = ["--target", server.target, "--token", token, "card"]
+    assert main([*base, "changes", "--facility", "f"]) == 0
+    out = capsys.readouterr().out
+    name = f"{R1}/orders/para/changes/2"
+    assert out.splitlines()[:4] == [
+        name, "  Paracetamol: dosering", "  før: dosering: 2 tabletter morgen og aften",
+        "  nu:  dosering: 1 tablet morgen og aften"]
+    assert "(Europe/Copenhagen)" in out
+    assert main([*base, "approve", name, "--etag", "9"]) == 1  # not the etag read
+    assert "ETAG_MISMATCH" in capsys.readouterr().err
+    assert main([*base, "approve", name]) == 0
+    assert f"approved {name} by lead-1 at " in capsys.readouterr().out
+    assert main([*base, "changes", "--facility", "f"]) == 0
+    assert capsys.readouterr().out.strip() == "no changes waiting for approval"
+
+
+def test_the_overdue_setting_is_a_facility_setting(ward: dict[str, MedClient],
+                                                   server: ServerFixture) -> None:
+    admin = server.client(Role.ADMIN)
+    assert admin.get_facility("f").approval_overdue_minutes == 1440
+    done = admin.update_facility(fpb.Facility(name="facilities/f", approval_overdue_minutes=90),
+                                 ["approval_overdue_minutes"])
+    assert done.approval_overdue_minutes == 90
+    bad = _fails(admin.update_facility, fpb.Facility(name="facilities/f",
+                                                     approval_overdue_minutes=20000),
+                 ["approval_overdue_minutes"])
+    assert [f for f, _ in bad.violations] == ["facility.approval_overdue_minutes"]
