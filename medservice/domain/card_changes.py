@@ -59,8 +59,8 @@ class Aspect(Enum):
 
 ADMINISTRATIVE: frozenset[Aspect] = frozenset(
     {Aspect.TRADE_NAME, Aspect.DOSAGE_TEXT, Aspect.SOURCE_VERSION})
-# These stop doses by themselves: they take effect at once (they always do in the mirror),
-# and are named first, and alerted as high severity.
+# These decide whether doses are given at all (a discontinuation, pause or removal, or its
+# reversal): in force at once like every change, named first, alerted as high severity.
 STOPPING: frozenset[Aspect] = frozenset(
     {Aspect.REMOVED, Aspect.DISCONTINUATION, Aspect.PAUSE})
 
