@@ -7,6 +7,8 @@ discontinuation stops doses at once and is still to be acknowledged."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 
 import grpc
@@ -232,6 +234,9 @@ def test_fmk_imports_are_classified_too(ward: dict[str, MedClient],
     assert changes[0].after == "dosering: 2 tabletter morgen"
     assert changes[1].before == "ikke på medicinkortet"
     assert changes[1].after.startswith("Magnyl")
+    # Page by page (keyset): the same list.
+    assert [c.name for c in lead.list_card_changes("f", R3, page_size=1)] == [
+        c.name for c in changes]
     # Approved, then off the card: removed at once, and still to be acknowledged.
     lead.approve_card_change(changes[1].name, changes[1].etag)
     integration.import_fmk(R3, card14(drug_medication14("1001", name="Pamol", version="3",
@@ -312,3 +317,26 @@ def test_the_overdue_setting_is_a_facility_setting(ward: dict[str, MedClient],
                                                      approval_overdue_minutes=20000),
                  ["approval_overdue_minutes"])
     assert [f for f, _ in bad.violations] == ["facility.approval_overdue_minutes"]
+
+
+def test_of_two_approving_on_the_same_read_one_wins(ward: dict[str, MedClient],
+                                                   server: ServerFixture) -> None:
+    _sync(ward["integration"], 2, _card(order(R1, "para", "Paracetamol",
+                                              morning_evening("1"))))
+    lead = server.client(Role.SHIFT_LEAD, "f", subject="lead-1")
+    [change] = list(lead.list_card_changes("f"))
+    approvers = [lead, ward["pharmacist"]]
+    barrier = threading.Barrier(2)
+
+    def approve(c: MedClient) -> str:
+        barrier.wait()
+        try:
+            return c.approve_card_change(change.name, change.etag).approved_by
+        except MedServiceError as e:
+            return e.reason
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(approve, approvers))
+    assert outcomes in (["ETAG_MISMATCH", "lead-1"], ["ETAG_MISMATCH", "test-pharmacist"],
+                        ["CHANGE_ALREADY_APPROVED", "lead-1"],
+                        ["CHANGE_ALREADY_APPROVED", "test-pharmacist"]), outcomes
