@@ -16,7 +16,7 @@ from medservice.v1 import alerts_pb2 as pb
 from medservice.v1 import common_pb2
 
 _KIND = {pb.ALERT_KIND_MISSED_DOSE: "MISSED DOSE", pb.ALERT_KIND_DISCREPANCY: "DISCREPANCY",
-         pb.ALERT_KIND_ESCALATION: "ESCALATION"}
+         pb.ALERT_KIND_ESCALATION: "ESCALATION", pb.ALERT_KIND_CARD_CHANGE: "CARD CHANGE"}
 AUDIENCES = {"shift-lead": common_pb2.ROLE_SHIFT_LEAD,
              "pharmacist": common_pb2.ROLE_PHARMACIST}
 # Errors after which reconnecting cannot help: tell the user and stop.

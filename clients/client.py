@@ -217,6 +217,24 @@ class MedClient:
                              request_id=request_id or new_request_id(),
                              subject_confirmed=subject_confirmed), timeout=timeout)
 
+    def list_card_changes(self, facility_id: str, resident: str = "", page_size: int = 0
+                          ) -> Iterator[cpb.CardChange]:
+        """The facility's clinical card changes waiting for approval, oldest first."""
+        token = ""
+        while True:
+            page = self.call(self.cards.ListCardChanges, cpb.ListCardChangesRequest(
+                parent=f"facilities/{facility_id}", resident=resident, page_size=page_size,
+                page_token=token))
+            yield from page.changes
+            token = page.next_page_token
+            if not token:
+                return
+
+    def approve_card_change(self, name: str, etag: str, request_id: str | None = None
+                            ) -> cpb.CardChange:
+        return self.call(self.cards.ApproveCardChange, cpb.ApproveCardChangeRequest(
+            name=name, etag=etag, request_id=request_id or new_request_id()))
+
     # Rounds
 
     def shift_schedule(self, facility_id: str, day: str, shift_id: str) -> rpb.ShiftSchedule:

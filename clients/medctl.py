@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.alerts_cli import add_alert_commands
 from clients.audit_cli import add_audit_commands
+from clients.card_changes_cli import add_card_change_commands
 from clients.card_checks_cli import add_card_check_commands
 from clients.client import MedClient, MedServiceError
 from clients.dosage_cli import add_dosage_commands, run_local
@@ -373,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("resident", help="facilities/F/residents/R")
     p.set_defaults(handler=card_get)
     add_card_check_commands(card)
+    add_card_change_commands(card)
 
     imp = top.add_parser("import", help="import an FMK or FHIR document into a card")
     imp_sub = imp.add_subparsers(dest="cmd", required=True)

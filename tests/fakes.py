@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
+from medservice.domain.card_changes import ChangeStatus, PendingChange
 from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
@@ -57,6 +58,7 @@ class Stored:
     alerts: list[NewAlert] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
     requests: dict[tuple[str, str, str], tuple[str, bytes]] = field(default_factory=dict)
+    card_changes: dict[tuple[str, str, str, int], PendingChange] = field(default_factory=dict)
 
 
 class FakeFacilities:
@@ -180,11 +182,41 @@ class FakeCards:
         resident = self._db.residents.get((facility_id, resident_id))
         stamp = None if resident is None else (
             resident.etag, self._db.order_changes[(facility_id, resident_id)])
+        pending = len(FakeCardChanges(self._db).pending(facility_id, resident_id))
         if records is None:
-            return RoundHead(facility.etag, stamp)
+            return RoundHead(facility.etag, stamp, pending_changes=pending)
         held = [] if resident is None else FakeRecords(self._db).between(
             facility_id, resident_id, *records)
-        return RoundHead(facility.etag, stamp, held)
+        return RoundHead(facility.etag, stamp, held, pending)
+
+
+class FakeCardChanges:
+    def __init__(self, db: Stored) -> None:
+        self._db = db
+
+    def save(self, c: PendingChange) -> None:
+        self._db.card_changes[(c.facility_id, c.resident_id, c.order_id, c.first_version)] = c
+
+    def get(self, facility_id: str, resident_id: str, order_id: str, first_version: int
+            ) -> PendingChange | None:
+        return self._db.card_changes.get((facility_id, resident_id, order_id, first_version))
+
+    def pending(self, facility_id: str, resident_id: str | None = None
+                ) -> list[PendingChange]:
+        return sorted((c for c in self._db.card_changes.values()
+                       if c.facility_id == facility_id and c.status is ChangeStatus.PENDING
+                       and (resident_id is None or c.resident_id == resident_id)),
+                      key=lambda c: (c.detected_at, c.resident_id, c.order_id,
+                                     c.first_version))
+
+    def approve(self, c: PendingChange, etag: str, by: str, now: datetime) -> bool:
+        held = self.get(c.facility_id, c.resident_id, c.order_id, c.first_version)
+        if held is None or held.status is not ChangeStatus.PENDING or held.etag != etag:
+            return False
+        self.save(dataclasses.replace(held, status=ChangeStatus.APPROVED, approved_at=now,
+                                      approved_by=by, updated_at=now,
+                                      etag=str(int(etag) + 1)))
+        return True
 
 
 class FakeRecords:
@@ -430,6 +462,7 @@ class FakeUnitOfWork:
         self.residents = FakeResidents(self._db)
         self.requests = FakeRequests(self._db)
         self.cards = FakeCards(self._db)
+        self.card_changes = FakeCardChanges(self._db)
         self.records = FakeRecords(self._db)
         self.discrepancies = FakeDiscrepancies(self._db)
         self.alerts = FakeAlertLog(self._db)

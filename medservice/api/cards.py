@@ -10,8 +10,10 @@ from medservice.api.convert import instant
 from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc, run_idempotent
 from medservice.domain import names
 from medservice.domain.access import Principal, Role
+from medservice.domain.card_changes import PendingChange
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.imports.result import ImportResult
+from medservice.service import card_changes as uc_changes
 from medservice.service import cards as uc
 from medservice.service.card_checks import card_checks, page_of
 from medservice.service.paging import next_token, read_page
@@ -23,6 +25,10 @@ READERS = (Role.INTEGRATION, Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.
 WRITERS = (Role.INTEGRATION,)
 # Who reads the inspection checks: whoever reads the round list, where they show as notes.
 CHECK_READERS = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
+
+# Who approves a clinical card change: the home's nurse (the pharmacist-in-charge role,
+# "or the home's medicine-responsible nurse") and the shift lead.
+APPROVERS = (Role.PHARMACIST, Role.SHIFT_LEAD)
 _SERVICE = "/medservice.v1.MedicineCardService/"
 
 
@@ -190,3 +196,57 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
         return pb.ListCardFindingsResponse(
             findings=[cc.card_finding_to_proto(facility_id, rf) for rf in items],
             next_page_token=token, residents_checked=checks.residents_checked)
+
+    @rpc(*READERS)
+    def ListCardChanges(self, request: pb.ListCardChangesRequest, context: Any,
+                        principal: Principal) -> pb.ListCardChangesResponse:
+        facility_id = names.parse_facility_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        resident_id = None
+        if request.resident:
+            f, resident_id = names.parse_resident_name(request.resident, "resident")
+            if f != facility_id:
+                raise InvalidArgument([FieldViolation("resident",
+                                                      "names a resident of another facility")])
+        page = read_page(request.page_size, request.page_token,
+                         {"parent": request.parent, "resident": request.resident})
+        with self._uow(write=False) as uow:
+            zone, pending = uc_changes.pending_changes(uow, facility_id, resident_id)
+        after = _page_key(page.after)
+        rows = [c for c in pending if after is None or _change_key(c) > after][: page.size + 1]
+        items = rows[: page.size]
+        return pb.ListCardChangesResponse(
+            changes=[cc.card_change_to_proto(c, zone) for c in items],
+            next_page_token=next_token(page, rows, list(_change_key(items[-1]))
+                                       if items else None))
+
+    @rpc(*APPROVERS)
+    def ApproveCardChange(self, request: pb.ApproveCardChangeRequest, context: Any,
+                          principal: Principal) -> pb.CardChange:
+        facility_id, resident_id, order_id, first = names.parse_card_change_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> pb.CardChange:
+            zone, approved = uc_changes.approve_change(
+                uow, facility_id, resident_id, order_id, first, request.etag,
+                principal.subject, now)
+            return cc.card_change_to_proto(approved, zone)
+
+        return run_idempotent(self._uow, principal, _SERVICE + "ApproveCardChange", request,
+                              request.request_id, pb.CardChange, work, now)
+
+
+def _page_key(after: Any) -> tuple[str, str, str, int] | None:
+    """The key a page token holds (INVALID_ARGUMENT for one it cannot hold)."""
+    if after is None:
+        return None
+    if not (isinstance(after, list) and len(after) == 4
+            and all(isinstance(x, str) for x in after[:3]) and isinstance(after[3], int)):
+        raise InvalidArgument([FieldViolation("page_token", "is not a valid page token")])
+    return after[0], after[1], after[2], after[3]
+
+
+def _change_key(c: PendingChange) -> tuple[str, str, str, int]:
+    """The list's order (oldest first) as a page token can hold it."""
+    return (c.detected_at.isoformat(), c.resident_id, c.order_id, c.first_version)

@@ -174,6 +174,7 @@ def facility_to_proto(f: Facility) -> fpb.Facility:
         alert_escalation_minutes=f.alert_escalation_minutes,
         pn_evaluation_minutes=f.pn_evaluation_minutes,
         vague_indication_terms=list(f.vague_indication_terms),
+        approval_overdue_minutes=f.approval_overdue_minutes,
         create_time=timestamp(f.create_time),
         update_time=timestamp(f.update_time),
         etag=f.etag,
@@ -228,6 +229,7 @@ def facility_fields(p: fpb.Facility) -> dict[str, Any]:
         "alert_escalation_minutes": p.alert_escalation_minutes or 15,
         "pn_evaluation_minutes": p.pn_evaluation_minutes or 120,
         "vague_indication_terms": tuple(p.vague_indication_terms) or DEFAULT_VAGUE_INDICATIONS,
+        "approval_overdue_minutes": p.approval_overdue_minutes or 1440,
     }
     require(v)
     return fields

@@ -7,6 +7,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from medservice.api.convert import timestamp
 from medservice.domain import names
+from medservice.domain.card_changes import DA_ASPECT, ChangeStatus, PendingChange
 from medservice.domain.card_checks import Checkpoint
 from medservice.domain.dosage_text import short_text
 from medservice.domain.errors import FieldViolation, InvalidArgument
@@ -85,6 +86,22 @@ def changes_to_proto(facility_id: str, resident_id: str, changes: list[OrderChan
     return [pb.OrderChange(order=_order_name(facility_id, resident_id, c.order_id),
                            kind=_CHANGE[c.kind], version=c.version, reason=c.reason,
                            source_order_id=c.order_id) for c in changes]
+
+
+_CHANGE_STATE = {s: getattr(pb, f"CARD_CHANGE_STATE_{s.name}") for s in ChangeStatus}
+
+
+def card_change_to_proto(c: PendingChange, time_zone: str) -> pb.CardChange:
+    return pb.CardChange(
+        name=names.card_change_name(c.facility_id, c.resident_id, c.order_id, c.first_version),
+        resident=names.resident_name(c.facility_id, c.resident_id),
+        order=names.order_name(c.facility_id, c.resident_id, c.order_id),
+        drug_name=c.drug_name, aspects=[a.value for a in c.aspects],
+        aspects_da=[DA_ASPECT[a] for a in c.aspects], before=c.before, after=c.after,
+        time_zone=time_zone, stops_doses=c.stops, base_version=c.base_version,
+        version=c.version, state=_CHANGE_STATE[c.status], detect_time=timestamp(c.detected_at),
+        update_time=timestamp(c.updated_at), approve_time=timestamp(c.approved_at),
+        approved_by=c.approved_by, etag=c.etag)
 
 
 def _order_name(facility_id: str, resident_id: str, order_id: str) -> str:

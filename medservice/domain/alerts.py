@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 
 from medservice.domain.access import Role
+from medservice.domain.card_changes import DA_ASPECT, PendingChange
 from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument
@@ -27,6 +28,7 @@ class AlertKind(Enum):
     MISSED_DOSE = "missed_dose"
     DISCREPANCY = "discrepancy"
     ESCALATION = "escalation"
+    CARD_CHANGE = "card_change"  # a clinical change of a medicine card to approve
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,25 @@ def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: da
             summary=f"{d.code.value}: {d.description}", created_at=now,
             discrepancy_id=discrepancy_id, resident_id=d.resident_id)
     return None
+
+
+def card_change_alert(change: PendingChange, version: int, clock: FacilityClock,
+                      now: datetime) -> NewAlert:
+    """The shift lead's alert for a new clinical change of a medicine card (issue 16): to
+    the shift on duty, once per order version (its source key). High when it stops doses
+    (a discontinuation, a pause, an order off the card), else medium. Names the drug and
+    what changed, never the person."""
+    shift = clock.shift_of(now)
+    shift_id, shift_date = shift if shift is not None else ("", None)
+    what = ", ".join(DA_ASPECT[a] for a in change.aspects)
+    return NewAlert(
+        source_key=(f"card_change:{change.facility_id}/{change.resident_id}/"
+                    f"{change.order_id}/v{version}"),
+        facility_id=change.facility_id, kind=AlertKind.CARD_CHANGE,
+        audience=Role.SHIFT_LEAD, severity=Severity.HIGH if change.stops else Severity.MEDIUM,
+        summary=(f"Ændring fra FMK skal godkendes: {change.drug_name} ({what})")[:1000],
+        created_at=now, shift_id=shift_id, shift_date=_iso(shift_date),
+        resident_id=change.resident_id)
 
 
 def escalation_of(alert: Alert, now: datetime) -> NewAlert:

@@ -307,7 +307,7 @@ def overdue_approval(resident_id: str, order_id: str, drug: Drug, pending_since:
     """The APPROVAL_OVERDUE finding of one clinical change that has waited too long. Which
     changes are overdue is the approval feature's rule (issue 16 part 1); this only words
     the finding, so that the wiring maps each overdue change through it."""
-    since = clock.local(pending_since).strftime("%d-%m-%Y %H:%M")
+    since = clock.local(pending_since).strftime("%d-%m-%Y %H:%M %Z")
     return CardFinding(Checkpoint.APPROVAL_OVERDUE, resident_id, order_id, drug,
                        f"Klinisk ændring fra FMK venter på godkendelse siden {since}",
                        "En sygeplejerske eller vagtansvarlig skal gennemgå og godkende "
@@ -322,8 +322,8 @@ def card_findings(resident_id: str, orders: Mapping[str, Sequence[OrderVersion]]
     """Every finding about one resident's card now, by order id then checkpoint. `vague`:
     the facility's vague indications as `vague_indications` gives them (default: the
     default list).
-    `overdue_approvals`: the APPROVAL_OVERDUE findings of this resident (the approval
-    feature decides them; empty until it is wired in)."""
+    `overdue_approvals`: the APPROVAL_OVERDUE findings (the approval feature's rule decides
+    them, `card_changes.overdue_changes`); this resident's are taken."""
     vague = vague if vague is not None else _DEFAULT_VAGUE
     checked = current_orders(resident_id, orders, now, clock)
     on_card = [o for o in checked if o.state is not OrderState.DISCONTINUED]

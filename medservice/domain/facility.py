@@ -88,6 +88,8 @@ class Facility:
     pn_evaluation_minutes: int = 120
     # Indications the inspection checks call vague (issue 16; default the Danish list).
     vague_indication_terms: tuple[str, ...] = DEFAULT_VAGUE_INDICATIONS
+    # A clinical card change not approved within this is overdue (issue 16; default a day).
+    approval_overdue_minutes: int = 1440
     create_time: datetime | None = None
     update_time: datetime | None = None
     etag: str = ""
@@ -206,6 +208,9 @@ def validate_facility(f: Facility, prefix: str = "facility") -> list[FieldViolat
         v.append(FieldViolation(f"{prefix}.pn_evaluation_minutes",
                                 "must be between 1 and 1440 minutes"))
     v += _validate_vague_terms(f.vague_indication_terms, f"{prefix}.vague_indication_terms")
+    if not 1 <= f.approval_overdue_minutes <= 7 * 24 * 60:
+        v.append(FieldViolation(f"{prefix}.approval_overdue_minutes",
+                                "must be between 1 and 10080 minutes (a week)"))
     return v
 
 

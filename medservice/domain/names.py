@@ -71,6 +71,26 @@ def parse_order_name(name: str, field: str = "name") -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3)
 
 
+_CARD_CHANGE = re.compile(
+    rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}/orders/([^/]{{1,63}})/changes/([1-9][0-9]{{0,8}})$")
+
+
+def card_change_name(facility_id: str, resident_id: str, order_id: str,
+                     first_version: int) -> str:
+    return f"{order_name(facility_id, resident_id, order_id)}/changes/{first_version}"
+
+
+def parse_card_change_name(name: str, field: str = "name") -> tuple[str, str, str, int]:
+    """'facilities/{f}/residents/{r}/orders/{o}/changes/{n}' -> (facility, resident,
+    order id, the change's first version)."""
+    m = _CARD_CHANGE.match(name)
+    if m is None:
+        raise InvalidArgument([FieldViolation(
+            field, "must be a card change name, "
+                   "facilities/{id}/residents/{id}/orders/{id}/changes/{number}")])
+    return m.group(1), m.group(2), m.group(3), int(m.group(4))
+
+
 _RECORD = re.compile(
     rf"^facilities/{_SEGMENT}/residents/{_SEGMENT}/administrations/([0-9a-f-]{{36}})$")
 

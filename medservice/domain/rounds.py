@@ -7,7 +7,7 @@ functions decide what is due, what is allowed as needed, and what staff must be 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +15,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from medservice.domain.administration import AdministrationRecord
+from medservice.domain.card_changes import PendingChange
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import DoseUnit, StructuredDosage
 from medservice.domain.facility import Resident
@@ -120,6 +121,7 @@ class NoteKind(Enum):
     ENDED = "ended"
     # A finding of the inspection checks of the medicine card (domain/card_checks.py).
     CARD_CHECK = "card_check"
+    CHANGE_NOT_APPROVED = "change_not_approved"  # a clinical card change to approve
 
 
 @dataclass(frozen=True)
@@ -232,13 +234,17 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
                          shift_id: str, residents: list[Resident],
                          versions: dict[str, dict[str, list[OrderVersion]]],
                          known_at: datetime, *, context: tuple[datetime, datetime] | None = None,
-                         context_residents: Collection[str] = ()) -> ShiftSchedule:
+                         context_residents: Collection[str] = (),
+                         pending: Mapping[str, Mapping[str, PendingChange]] | None = None
+                         ) -> ShiftSchedule:
     """The round list: residents in the given (room) order, each with the doses due in the
     shift as ordered at their time, PN allowances and notes. What has happened to the
     doses and allowances is the ledger's to say (`reconcile.status`): for the residents of
     `context_residents` (those with records to place), `context_doses` holds the doses of
     the `context` range around the shift, expanded with the shift's in one go; for the
-    others, the shift's doses. `versions` maps resident id -> order id -> its versions."""
+    others, the shift's doses. `versions` maps resident id -> order id -> its versions;
+    `pending` resident id -> order id -> its clinical change waiting for approval, which
+    marks the order (CHANGE_NOT_APPROVED; an order gone from the card too)."""
     start, end = clock.shift_interval(shift_date, shift_id)
     rounds = []
     for resident in residents:
@@ -250,11 +256,16 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
             around = _doses_in(pieces, clock, lo, hi)
             entry.context_doses += around
             content = _content_at(pieces, start, end)
+            change = (pending or {}).get(resident.resident_id, {}).get(order_id)
+            approval = [] if change is None else [OrderNote(
+                order_id, (content or history[-1].content).drug,
+                NoteKind.CHANGE_NOT_APPROVED, change.warning_da())]
             if content is None:
+                entry.notes += approval  # off the card, still to be acknowledged
                 continue
             entry.doses += [pair for pair in around if start <= pair.dose.due_time < end]
             notes, pn = _notes_and_pn(content, order_id, clock, shift_date, start, end)
-            entry.notes += notes
+            entry.notes += notes + approval
             if pn is not None:
                 entry.pn.append(pn)
         entry.doses.sort(key=lambda pair: (pair.dose.due_time, pair.content.drug.name.lower()))

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from medservice.domain.administration import AdministrationRecord, Outcome
+from medservice.domain.card_changes import PendingChange
 from medservice.domain.discrepancy import Code, Severity
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import DoseState, DoseWithOrder, resident_key
@@ -43,6 +44,8 @@ class CheckCode(Enum):
 
     DOSE_OF_OTHER_RESIDENT = "DOSE_OF_OTHER_RESIDENT"  # stop: wrong resident
     DOSE_NOT_DUE = "DOSE_NOT_DUE"  # the id is none of the resident's due doses
+    # warn: the order's clinical change from FMK is not yet approved (issue 16)
+    CHANGE_NOT_APPROVED = "CHANGE_NOT_APPROVED"
 
 
 class Verdict(Enum):
@@ -92,15 +95,19 @@ class CheckResult:
 def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
                records: Iterable[AdministrationRecord],
                orders: Mapping[str, Sequence[OrderVersion]],
-               rules: FacilityRules, now: datetime) -> CheckResult:
+               rules: FacilityRules, now: datetime,
+               unapproved: Mapping[str, PendingChange] | None = None) -> CheckResult:
     """STOP when a high-severity reason applies (another resident's dose, unordered drug,
     discontinued, paused, wrong route, wrong dose, already given, PN limit reached); WARN
     for medium and low ones (early, late, outside the treatment period, late
-    documentation, a dose id not due, an order needing a manual schedule); else OK.
+    documentation, a dose id not due, an order needing a manual schedule, a card change
+    not yet approved); else OK.
 
     `doses`: the resident's due doses around the time, as for `reconcile` (other
     residents' doses may be included: they tell a wrong-resident dose id); `records`: the
-    resident's records; `orders`: the resident's order histories."""
+    resident's records; `orders`: the resident's order histories; `unapproved`: the
+    resident's clinical card changes waiting for approval, by order id: the dose's order
+    among them is a warning of its own (CHANGE_NOT_APPROVED, medium), whatever else."""
     key = resident_key(proposal.facility_id, proposal.resident_id)
     own, foreign = _split(doses, key, proposal.dose_id)
     ledger = Ledger(proposal.facility_id, proposal.resident_id, orders, own, rules, now)
@@ -133,6 +140,10 @@ def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
         if manual is not None:
             findings.append(manual)
     reasons += [Reason(f.code, f.severity, f.message) for f in findings]
+    change = (unapproved or {}).get(placed.order_id or "")
+    if change is not None:
+        reasons.append(Reason(CheckCode.CHANGE_NOT_APPROVED, Severity.MEDIUM,
+                              change.warning_da()))
     others = [p for p in placements if p is not placed]
     due = placed.due
     return CheckResult(

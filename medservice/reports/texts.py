@@ -76,6 +76,7 @@ DA: dict[str, str] = {
     "note_needs_manual_schedule": "Kan ikke planlægges automatisk - følg ordinationen",
     "note_ended": "Behandlingen er afsluttet - giv ikke",
     "note_card_check": "Tilsynstjek af medicinkortet",
+    "note_change_not_approved": "Ændring fra FMK er ikke godkendt - se før og nu",
     # error-rate report
     "er_title": "Fejlrate for medicingivning",
     "er_formula": (

@@ -17,6 +17,7 @@ from medservice.domain.administration import (
     PnEffect,
     PnEvaluation,
 )
+from medservice.domain.card_changes import PendingChange
 from medservice.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -49,7 +50,7 @@ from medservice.service.reconciliation import (
     reconcile_resident,
     reconciled_range,
 )
-from medservice.service.round_context import doses_around, orders_and_records
+from medservice.service.round_context import ResidentOrders, doses_around, orders_and_records
 from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import discrepancy_id
 
@@ -63,6 +64,8 @@ class ResidentContext:
     doses: list[DoseWithOrder]
     records: list[AdministrationRecord]
     orders: dict[str, list[OrderVersion]]
+    # Clinical card changes waiting for approval, by order id (issue 16).
+    unapproved: dict[str, PendingChange]
 
 
 def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetime,
@@ -73,7 +76,8 @@ def _context(uow: UnitOfWork, facility_id: str, resident_id: str, start: datetim
         uow, facility_id, resident_id, lambda orders: context_range(start, end, orders))
     return ResidentContext(base.facility, base.rules,
                            doses_around(uow, base, resident_id, lo, hi, now, dose_id),
-                           records, base.orders)
+                           records, base.orders, _unapproved(uow, base, facility_id,
+                                                             resident_id))
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def checked(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> Checked:
     ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
                    dose_id=proposal.dose_id)
     result = check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
-                        rules=ctx.rules, now=now)
+                        rules=ctx.rules, now=now, unapproved=ctx.unapproved)
     dose = result.matched_dose
     if dose is None:
         return Checked(result, None)
@@ -109,6 +113,15 @@ class Recorded:
     record: AdministrationRecord
     check: CheckResult
     discrepancy_ids: list[str]
+
+
+def _unapproved(uow: UnitOfWork, base: ResidentOrders, facility_id: str, resident_id: str
+                ) -> dict[str, PendingChange]:
+    """The resident's clinical card changes waiting for approval, by order id: read only
+    when the head said there are some."""
+    if not base.pending_changes:
+        return {}
+    return {c.order_id: c for c in uow.card_changes.pending(facility_id, resident_id)}
 
 
 def _refuse_future(at: datetime, now: datetime, field: str) -> None:
@@ -136,7 +149,8 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     ctx = ResidentContext(
         base.facility, base.rules,
         doses_around(uow, base, record.resident_id, lo, hi, now, record.dose_id),
-        [r for r in wide_records if lo <= r.administered_at < hi], base.orders)
+        [r for r in wide_records if lo <= r.administered_at < hi], base.orders,
+        _unapproved(uow, base, record.facility_id, record.resident_id))
     match = match_record(record, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
                          rules=ctx.rules, now=now)
     if match.kind is MatchKind.OTHER_RESIDENT:
@@ -156,7 +170,8 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
             record.dose_id, record.quantity, record.route, record.outcome is Outcome.PN_GIVEN,
             record.record_id)
         verdict = check_dose(proposal, doses=ctx.doses, records=ctx.records,
-                             orders=ctx.orders, rules=ctx.rules, now=now)
+                             orders=ctx.orders, rules=ctx.rules, now=now,
+                             unapproved=ctx.unapproved)
     settled_by = match.settled_by
     if settled_by is not None:
         first = uow.records.get(record.facility_id, record.resident_id, settled_by)

@@ -9,14 +9,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from medservice.domain.card_changes import overdue_changes
 from medservice.domain.card_checks import (
     CardFinding,
     Checkpoint,
     card_findings,
+    overdue_approval,
     vague_indications,
 )
 from medservice.domain.facility import Facility, Resident
-from medservice.domain.orders import OrderVersion
+from medservice.domain.orders import Drug, OrderVersion
 from medservice.domain.rounds import NoteKind, OrderNote
 from medservice.reconcile import FacilityRules
 from medservice.service.facilities import all_residents, get_facility, get_resident
@@ -48,14 +50,21 @@ class CardChecks:
     as_of: datetime  # facility-local
 
 
-def pending_too_long(uow: UnitOfWork, facility: Facility, now: datetime
-                     ) -> list[CardFinding]:
-    """The facility's APPROVAL_OVERDUE findings: the clinical changes from FMK waiting for
-    approval longer than the facility allows. Which ones is the approval work's rule
-    (issue 16 part 1, not merged into this branch): wire it here, mapping each overdue
-    change through `domain.card_checks.overdue_approval`, and both the list and the
-    round list have them. Until then: none."""
-    return []
+def pending_too_long(uow: UnitOfWork, facility: Facility,
+                     versions: Mapping[str, Mapping[str, Sequence[OrderVersion]]],
+                     now: datetime) -> list[CardFinding]:
+    """The facility's APPROVAL_OVERDUE findings: the clinical changes waiting for approval
+    longer than the facility allows (`card_changes.overdue_changes`, the approval rule),
+    each worded by `card_checks.overdue_approval` with the order's drug as on the card."""
+    clock = FacilityRules.from_facility(facility).clock
+    late = overdue_changes(uow.card_changes.pending(facility.facility_id), now,
+                           facility.approval_overdue_minutes)
+    found = []
+    for p in late:
+        history = versions.get(p.resident_id, {}).get(p.order_id)
+        drug = history[-1].content.drug if history else Drug(p.drug_name, "")
+        found.append(overdue_approval(p.resident_id, p.order_id, drug, p.detected_at, clock))
+    return found
 
 
 def facility_findings(uow: UnitOfWork, facility: Facility,
@@ -67,7 +76,7 @@ def facility_findings(uow: UnitOfWork, facility: Facility,
     (or only `resident_id`). `overdue_approvals`: the APPROVAL_OVERDUE findings (default:
     `pending_too_long`), passed through to `card_findings`."""
     if overdue_approvals is None:
-        overdue_approvals = pending_too_long(uow, facility, now)
+        overdue_approvals = pending_too_long(uow, facility, versions, now)
     clock = FacilityRules.from_facility(facility).clock
     dose_cards = uow.cards.latest_dose_cards(facility.facility_id, resident_id)
     vague = vague_indications(facility.vague_indication_terms)

@@ -42,6 +42,7 @@ from medservice.imports.result import (
     PauseEvent,
     UnpauseEvent,
 )
+from medservice.service.card_changes import note_changes
 from medservice.service.facilities import get_facility, get_resident
 from medservice.service.horizon import refresh_resident_doses
 from medservice.service.reconciliation import reconcile_resident
@@ -184,9 +185,13 @@ def sync_card(uow: UnitOfWork, facility_id: str, resident_id: str, card_version:
                     for p in problems]
         return get_card(uow, facility_id, resident_id, now, now), changes
     changes = []
+    added: list[OrderVersion] = []  # what the source changed, to classify (issue 16)
     for content in readable:
         history = existing.get(content.order_id, [])
-        changes.append(_apply(uow, facility_id, resident_id, content, history, valid_from, now))
+        change, version = _apply(uow, facility_id, resident_id, content, history,
+                                 valid_from, now)
+        changes.append(change)
+        added += [version] if version is not None else []
     written = any(c.kind is not ChangeKind.UNCHANGED for c in changes)
     for order_id, problem in named.items():
         change, wrote = _keep(uow, order_id, existing.get(order_id, []),
@@ -214,9 +219,12 @@ def sync_card(uow: UnitOfWork, facility_id: str, resident_id: str, card_version:
                                           removed=True)
             uow.cards.add_version(removed)
             changes.append(OrderChange(order_id, ChangeKind.REMOVED, removed.version))
+            added.append(removed)
             written = True
     complete = not problems if versioned else held_whole
     uow.cards.set_card_version(facility_id, resident_id, card_version, now, complete=complete)
+    if existing:  # the first orders of a card are its baseline: nothing to approve
+        note_changes(uow, facility_id, resident_id, existing, added, now)
     if written:
         _reconcile_since(uow, facility_id, resident_id, valid_from, now)
     return get_card(uow, facility_id, resident_id, max(valid_from, now), now), changes
@@ -316,16 +324,18 @@ def _check_unique(orders: list[OrderContent]) -> None:
 
 
 def _apply(uow: UnitOfWork, facility_id: str, resident_id: str, content: OrderContent,
-           history: list[OrderVersion], valid_from: datetime, now: datetime) -> OrderChange:
+           history: list[OrderVersion], valid_from: datetime, now: datetime
+           ) -> tuple[OrderChange, OrderVersion | None]:
+    """The change, and the version it added (None: unchanged)."""
     latest = history[-1] if history else None
     if latest is not None and not latest.removed and \
             content_to_dict(latest.content) == content_to_dict(content):
-        return OrderChange(content.order_id, ChangeKind.UNCHANGED, latest.version)
+        return OrderChange(content.order_id, ChangeKind.UNCHANGED, latest.version), None
     version = OrderVersion(facility_id, resident_id, content,
                            (latest.version + 1) if latest else 1, valid_from, now)
     uow.cards.add_version(version)
     kind = ChangeKind.CREATED if latest is None or latest.removed else ChangeKind.UPDATED
-    return OrderChange(content.order_id, kind, version.version)
+    return OrderChange(content.order_id, kind, version.version), version
 
 
 def _change_state(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str,
@@ -339,6 +349,8 @@ def _change_state(uow: UnitOfWork, facility_id: str, resident_id: str, order_id:
     version = dataclasses.replace(latest, content=content, version=latest.version + 1,
                                   valid_from=now, recorded_at=now)
     uow.cards.add_version(version)
+    # Takes effect at once (it is in the mirror now); still asks to be acknowledged.
+    note_changes(uow, facility_id, resident_id, {order_id: versions}, [version], now)
     _reconcile_since(uow, facility_id, resident_id, since, now)
     facility = get_facility(uow, facility_id)
     view = _view(facility, [*versions, version], now, now)

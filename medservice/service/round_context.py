@@ -48,6 +48,9 @@ class ResidentOrders:
     # The resident's (etag, order_changes) naming `orders` as committed; None when they
     # were read in a transaction that may have added versions of its own.
     stamp: tuple[str, int] | None = None
+    # How many of the resident's clinical card changes wait for approval (read with the
+    # head: 0 spares the check reading them).
+    pending_changes: int = 0
 
 
 Span = Callable[[Iterable[Sequence[OrderVersion]]], tuple[datetime, datetime]]
@@ -111,7 +114,8 @@ def _resident_orders(uow: UnitOfWork, facility_id: str, resident_id: str,
     # Copies: the kept lists are shared between calls.
     return ResidentOrders(facility, FacilityRules(clock, facility.pn_day_mode,
                                                   facility.pn_evaluation_minutes),
-                          {k: list(v) for k, v in orders.items()}, stamp), head.records
+                          {k: list(v) for k, v in orders.items()}, stamp,
+                          head.pending_changes), head.records
 
 
 def kept_resident_doses(caches: Caches, base: ResidentOrders, resident_id: str,

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from medservice.domain import bounds
 from medservice.domain.administration import AdministrationRecord
+from medservice.domain.card_changes import PendingChange
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderVersion
@@ -59,9 +60,13 @@ def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id
         records[r.resident_id].append(r)
     # Residents with nothing recorded around the shift need no context: each dose's state
     # is its own, and no PN dose is used.
+    pending: dict[str, dict[str, PendingChange]] = defaultdict(dict)
+    for change in uow.card_changes.pending(facility_id):
+        pending[change.resident_id][change.order_id] = change
     schedule = build_shift_schedule(facility_id, rules.clock, shift_date, shift_id,
                                     all_residents(uow, facility_id), versions, now,
-                                    context=(lo, hi), context_residents=set(records))
+                                    context=(lo, hi), context_residents=set(records),
+                                    pending=pending)
     at = min(max(now, schedule.start), schedule.end)
     # The inspection checks run with every round list: the card as it is now.
     findings = facility_findings(uow, facility, versions, now)

@@ -17,6 +17,7 @@ from typing import Protocol
 from medservice.domain.access import Role
 from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
+from medservice.domain.card_changes import PendingChange
 from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
@@ -187,6 +188,17 @@ class Schedule(Protocol):
     def use_batch_memory(self) -> None: ...
 
 
+class CardChanges(Protocol):
+    """Clinical card changes and their approval (issue 16)."""
+
+    def approve(self, c: PendingChange, etag: str, by: str, now: datetime) -> bool: ...
+    def get(self, facility_id: str, resident_id: str, order_id: str, first_version: int
+            ) -> PendingChange | None: ...
+    def pending(self, facility_id: str, resident_id: str | None = None
+                ) -> list[PendingChange]: ...
+    def save(self, c: PendingChange) -> None: ...
+
+
 class AuditTrail(Protocol):
     def add(self, e: AuditEvent) -> None: ...
     def page(self, f: AuditFilter, *, limit: int, after: tuple[str, str] | None
@@ -210,6 +222,8 @@ class UnitOfWork(Protocol):
     def requests(self) -> Requests: ...
     @property
     def cards(self) -> Cards: ...
+    @property
+    def card_changes(self) -> CardChanges: ...
     @property
     def records(self) -> Records: ...
     @property

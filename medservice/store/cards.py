@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, tuple_, update
 
 from medservice.domain.administration import AdministrationRecord
+from medservice.domain.card_changes import ChangeStatus
 from medservice.domain.card_checks import DoseCardLine, DoseDispensingCard
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderVersion
@@ -64,10 +65,18 @@ def _where(condition: Any) -> tuple[Any, Any]:
 _OF_RESIDENT = _where(and_(_V.facility_id == bindparam("facility_id"),
                            _V.resident_id == bindparam("resident_id")))
 _F, _RS = t.facilities.c, t.residents.c
+_CC = t.card_changes.c
+# How many clinical card changes of the resident wait for approval (issue 16): read with
+# the head, so a check reads them only when there are some.
+_PENDING = (select(func.count()).select_from(t.card_changes)
+            .where(_CC.facility_id == bindparam("facility_id"),
+                   _CC.status == ChangeStatus.PENDING.value,
+                   _CC.resident_id == bindparam("resident_id"))
+            .scalar_subquery())
 # The facility's etag, and the resident's etag and order_changes (bumped with every new
 # order version): what tells a call whether what it kept from before still holds.
 _ROUND_HEAD = (
-    select(_F.etag, _RS.etag, _RS.order_changes)
+    select(_F.etag, _RS.etag, _RS.order_changes, _PENDING.label("head_pending"))
     .select_from(t.facilities.outerjoin(t.residents, and_(
         _RS.facility_id == _F.facility_id, _RS.resident_id == bindparam("resident_id"))))
     .where(_F.facility_id == bindparam("facility_id")))
@@ -78,7 +87,8 @@ _R = t.administration_records.c
 # RecordRepository.between orders them): a dose check's one read when the range is known.
 _ROUND_HEAD_RECORDS = (
     select(_F.etag.label("head_facility_etag"), _RS.etag.label("head_resident_etag"),
-           _RS.order_changes.label("head_order_changes"), *t.administration_records.c)
+           _RS.order_changes.label("head_order_changes"), _PENDING.label("head_pending"),
+           *t.administration_records.c)
     .select_from(t.facilities.outerjoin(t.residents, and_(
         _RS.facility_id == _F.facility_id, _RS.resident_id == bindparam("resident_id")))
         .outerjoin(t.administration_records, and_(
@@ -94,6 +104,8 @@ class RoundHead:
     resident: tuple[str, int] | None  # (etag, order_changes); None: no such resident
     # The resident's records in the range asked for, read with the head (None: not asked).
     records: list[AdministrationRecord] | None = None
+    # How many of the resident's clinical card changes wait for approval.
+    pending_changes: int = 0
 
 
 class CardRepository:
@@ -111,7 +123,8 @@ class CardRepository:
             row = self._conn.execute(_ROUND_HEAD, params).first()
             if row is None:
                 return None
-            return RoundHead(row[0], None if row[1] is None else (row[1], int(row[2])))
+            return RoundHead(row[0], None if row[1] is None else (row[1], int(row[2])),
+                             pending_changes=int(row[3] or 0))
         rows = self._conn.execute(_ROUND_HEAD_RECORDS, {
             **params, "start": records[0], "end": records[1]}).all()
         if not rows:
@@ -119,7 +132,8 @@ class CardRepository:
         head = rows[0]
         return RoundHead(head.head_facility_etag, None if head.head_resident_etag is None
                          else (head.head_resident_etag, int(head.head_order_changes)),
-                         [stored_record(r) for r in rows if r.record_id is not None])
+                         [stored_record(r) for r in rows if r.record_id is not None],
+                         int(head.head_pending or 0))
 
     def card_version(self, facility_id: str, resident_id: str, *, lock: bool = False
                      ) -> int | None:

@@ -70,6 +70,7 @@ def facility_settings(f: Facility) -> dict[str, Any]:
         "alert_escalation_minutes": f.alert_escalation_minutes,
         "pn_evaluation_minutes": f.pn_evaluation_minutes,
         "vague_indication_terms": list(f.vague_indication_terms),
+        "approval_overdue_minutes": f.approval_overdue_minutes,
     }
 
 
@@ -94,6 +95,7 @@ def _facility(row: Any) -> Facility:
         pn_evaluation_minutes=s.get("pn_evaluation_minutes", 120),
         vague_indication_terms=tuple(s.get("vague_indication_terms",
                                            DEFAULT_VAGUE_INDICATIONS)),
+        approval_overdue_minutes=s.get("approval_overdue_minutes", 1440),
         create_time=_utc(row.create_time),
         update_time=_utc(row.update_time),
         etag=row.etag,

@@ -354,3 +354,29 @@ audit_events = Table(
     Index("ix_audit_events_facility_time", "facility_id", "event_time"),
     Index("ix_audit_events_time", "event_time"),
 )
+
+# Clinical changes of the medicine card and their approval (issue 16, migration 0013): one
+# row per change, named by the order's first version in it; an order has at most one
+# pending row (later clinical versions join it). Rows are kept after approval.
+card_changes = Table(
+    "card_changes",
+    metadata,
+    Column("facility_id", String(63), primary_key=True),
+    Column("resident_id", String(63), primary_key=True),
+    Column("order_id", String(63), primary_key=True),
+    Column("first_version", Integer, primary_key=True),
+    Column("base_version", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(10), nullable=False),
+    # Aspect values, comma-separated ("dosage,route").
+    Column("aspects", String(300), nullable=False),
+    Column("drug_name", String(200), nullable=False),
+    Column("before_text", String(2000), nullable=False),
+    Column("after_text", String(2000), nullable=False),
+    Column("detected_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("approved_at", UtcDateTime),
+    Column("approved_by", String(200), nullable=False),
+    Index("ix_card_changes_pending", "facility_id", "status", "detected_at"),
+)

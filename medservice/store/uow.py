@@ -13,6 +13,7 @@ from medservice.domain.errors import AlreadyExists
 from medservice.store.alerts import AlertRepository
 from medservice.store.audit import AuditDraft, AuditLog
 from medservice.store.caches import Caches
+from medservice.store.card_changes import CardChangeRepository
 from medservice.store.cards import CardRepository
 from medservice.store.db import WRITER_LOCK_TIMEOUT, writer_lock
 from medservice.store.discrepancies import DiscrepancyRepository
@@ -37,6 +38,7 @@ class SqlUnitOfWork:
     residents: ResidentRepository
     requests: RequestLog
     cards: CardRepository
+    card_changes: CardChangeRepository
     records: RecordRepository
     discrepancies: DiscrepancyRepository
     alerts: AlertRepository
@@ -96,6 +98,7 @@ class SqlUnitOfWork:
         self.residents = ResidentRepository(conn)
         self.requests = RequestLog(conn)
         self.cards = CardRepository(conn, self.caches.versions)
+        self.card_changes = CardChangeRepository(conn)
         self.records = RecordRepository(conn)
         self.discrepancies = DiscrepancyRepository(conn)
         self._alerted = {}

@@ -174,10 +174,14 @@ def test_an_order_change_just_before_the_window_closes_is_respected(
     integration.call(integration.cards.DiscontinueOrder, cpb.DiscontinueOrderRequest(
         name=f"{R2}/orders/para", discontinue_time=ts(server_clock() - timedelta(hours=2)),
         reason="stopped by the doctor"))
+    # The discontinuation is a clinical card change: the lead is asked to acknowledge it
+    # (issue 16), and that is all.
+    [change] = lead.alerts(1)
+    assert change.kind == apb.ALERT_KIND_CARD_CHANGE
     set_now(server_clock, tomorrow_at(server_clock, 9, 30))
     sweep(server)
     lead.quiet(1.0)
-    assert list(ward["lead"].list_alerts("f")) == []
+    assert [a.kind for a in ward["lead"].list_alerts("f")] == [apb.ALERT_KIND_CARD_CHANGE]
     lead.close()
 
 

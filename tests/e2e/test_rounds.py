@@ -91,9 +91,11 @@ def test_notes_and_pn_allowances(home: tuple) -> None:
         ("Marevan", pb.ORDER_NOTE_KIND_NEEDS_MANUAL_SCHEDULE)]
     assert [(p.drug.name, p.max_doses_per_day, p.unlimited) for p in r1.pn_allowances] == [
         ("Morfin", 3, False)]
+    # The pause stops the doses at once and still asks to be acknowledged (issue 16).
     assert [(n.drug.name, n.kind) for n in r2.notes
             if n.kind != pb.ORDER_NOTE_KIND_CARD_CHECK] == [
-        ("Furosemid", pb.ORDER_NOTE_KIND_PAUSED)]
+        ("Furosemid", pb.ORDER_NOTE_KIND_PAUSED),
+        ("Furosemid", pb.ORDER_NOTE_KIND_CHANGE_NOT_APPROVED)]
     assert all(d.drug.name != "Morfin" for d in r1.doses)  # PN is never due
 
 
@@ -137,7 +139,8 @@ def test_back_dated_discontinuation_removes_later_doses(home: tuple,
     evening = schedule(home, "evening").residents[1]
     assert evening.doses == []
     assert [(n.drug.name, n.kind) for n in evening.notes if n.drug.name == "Paracetamol"] == [
-        ("Paracetamol", pb.ORDER_NOTE_KIND_DISCONTINUED)]
+        ("Paracetamol", pb.ORDER_NOTE_KIND_DISCONTINUED),
+        ("Paracetamol", pb.ORDER_NOTE_KIND_CHANGE_NOT_APPROVED)]
 
 
 def test_dst_nights_last_seven_and_nine_hours(home: tuple) -> None:

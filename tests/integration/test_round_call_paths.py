@@ -73,7 +73,9 @@ def _uncached_check(u: UnitOfWork, p: ProposedDose, now: datetime
                   if rid != p.resident_id for h in r.values()
                   for pair in doses_between(h, rules.clock, lo, hi, now)]
     records = u.records.between(p.facility_id, p.resident_id, lo, hi)
-    result = check_dose(p, doses=doses, records=records, orders=orders, rules=rules, now=now)
+    unapproved = {c.order_id: c for c in u.card_changes.pending(p.facility_id, p.resident_id)}
+    result = check_dose(p, doses=doses, records=records, orders=orders, rules=rules, now=now,
+                        unapproved=unapproved)
     content = None
     if result.matched_dose is not None:
         d = result.matched_dose

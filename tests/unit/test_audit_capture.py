@@ -70,6 +70,11 @@ EXAMPLES: dict[str, tuple[Message, Addressed]] = {
         cpb.DiscontinueOrderRequest(name=ORDER), Addressed(ORDER, "f", "r1")),
     "MedicineCardService/ReverseDiscontinuation": (
         cpb.ReverseDiscontinuationRequest(name=ORDER), Addressed(ORDER, "f", "r1")),
+    "MedicineCardService/ListCardChanges": (
+        cpb.ListCardChangesRequest(parent=F, resident=R), Addressed(F, "f", "r1")),
+    "MedicineCardService/ApproveCardChange": (
+        cpb.ApproveCardChangeRequest(name=f"{ORDER}/changes/2", etag="1"),
+        Addressed(f"{ORDER}/changes/2", "f", "r1")),
     "MedicineCardService/ImportFmkMessage": (
         cpb.ImportFmkMessageRequest(parent=CARD, content=b"<x/>"), Addressed(CARD, "f", "r1")),
     "MedicineCardService/ImportFhirMedicationRequests": (

@@ -23,7 +23,7 @@ from medservice.service import cards, facilities, rounds
 from medservice.service.card_checks import card_checks, page_of
 from medservice.service.paging import read_page
 from tests.fakes import FakeDatabase
-from tests.unit.test_reconcile_builders import CLOCK, DAY, EPOCH, at, content
+from tests.unit.test_reconcile_builders import CLOCK, DAY, EPOCH, MORNING, at, content
 
 F = "home"
 NOW = at(10)
@@ -119,3 +119,35 @@ def test_a_facility_list_of_vague_terms_is_used() -> None:
     assert _found(db) == [("r2", "o2", Checkpoint.INDICATION),
                           ("r2", "o2", Checkpoint.DOSAGE_NOT_STRUCTURED),
                           ("r1", "p1", Checkpoint.INDICATION)]
+
+
+def test_a_clinical_change_waiting_too_long_is_an_overdue_approval() -> None:
+    """The approval rule (card_changes.overdue_changes) wired into the checks: a changed
+    dosage waits; within the facility's limit there is no finding, past it one, naming
+    the drug and the time it waits since in local time with its zone; approved, none."""
+    from medservice.service import card_changes
+
+    db = _home()
+    changed_at = NOW - timedelta(hours=3)
+    with db() as u:
+        cards.sync_card(u, F, "r2", 2, [content("o1", MORNING, indication="ved behov"),
+                                        content("o2", FreeTextDosage("efter skema"),
+                                                indication=GOOD)], changed_at, changed_at)
+        u.commit()
+
+    def overdue(at: object) -> list[tuple[str, str]]:
+        with db(write=False) as u:
+            checks = card_checks(u, F, at)  # type: ignore[arg-type]
+        return [(rf.finding.order_id, rf.finding.problem) for rf in checks.findings
+                if rf.finding.checkpoint is Checkpoint.APPROVAL_OVERDUE]
+
+    assert overdue(changed_at + timedelta(minutes=1439)) == []
+    [(order_id, problem)] = overdue(changed_at + timedelta(minutes=1441))
+    local = CLOCK.local(changed_at)
+    assert order_id == "o1" and local.strftime("%d-%m-%Y %H:%M %Z") in problem
+    with db() as u:
+        _, [pending] = card_changes.pending_changes(u, F, "r2")
+        card_changes.approve_change(u, F, "r2", "o1", pending.first_version, pending.etag,
+                                    "lead-1", changed_at + timedelta(hours=1))
+        u.commit()
+    assert overdue(changed_at + timedelta(minutes=1441)) == []
