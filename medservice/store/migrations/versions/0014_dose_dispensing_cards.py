@@ -6,7 +6,7 @@ resident's latest card with the orders of the medicine card. Cards imported befo
 migration were not kept: the checks say "no dose-dispensing card" until the next import.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-05
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
