@@ -19,6 +19,7 @@ from medservice.domain.administration import AdministrationRecord, PnEvaluation
 from medservice.domain.alerts import Alert, NewAlert
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
+from medservice.domain.webhooks import DeliveryState, WebhookSubscription
 from medservice.reconcile import Discrepancy
 from medservice.store.audit import AuditDraft, AuditEvent, AuditFilter
 from medservice.store.caches import Caches
@@ -31,6 +32,7 @@ from medservice.store.discrepancies import (
     QueueKey,
 )
 from medservice.store.schedule import DueDose, ResidentId, Stamp, StampCheck
+from medservice.store.webhooks import Claim
 
 
 class Facilities(Protocol):
@@ -181,6 +183,24 @@ class Schedule(Protocol):
     def use_batch_memory(self) -> None: ...
 
 
+class Webhooks(Protocol):
+    """Webhook subscriptions and their delivery cursors (leases; see store.webhooks)."""
+
+    def add(self, s: WebhookSubscription, secret: str, position: int) -> None: ...
+    def get(self, facility_id: str, subscription_id: str
+            ) -> tuple[WebhookSubscription, DeliveryState] | None: ...
+    def page(self, facility_id: str, *, limit: int, after: str | None
+             ) -> list[tuple[WebhookSubscription, DeliveryState]]: ...
+    def delete(self, facility_id: str, subscription_id: str) -> bool: ...
+    def pending(self, subscription_id: str) -> int: ...
+    def claim(self, holder: str, now: datetime, lease_until: datetime) -> Claim | None: ...
+    def advance(self, subscription_id: str, holder: str, position: int,
+                delivered: tuple[str, datetime] | None, lease_until: datetime) -> bool: ...
+    def fail(self, subscription_id: str, holder: str, error: str, now: datetime,
+             next_attempt_at: datetime) -> bool: ...
+    def release(self, subscription_id: str, holder: str) -> None: ...
+
+
 class AuditTrail(Protocol):
     def add(self, e: AuditEvent) -> None: ...
     def page(self, f: AuditFilter, *, limit: int, after: tuple[str, str] | None
@@ -214,6 +234,8 @@ class UnitOfWork(Protocol):
     def schedule(self) -> Schedule: ...
     @property
     def audit(self) -> AuditTrail: ...
+    @property
+    def webhooks(self) -> Webhooks: ...
     @property
     def caches(self) -> Caches: ...
     @property
