@@ -367,12 +367,19 @@ class FakeWebhooks:
         return sum(1 for a in self._log.after(s.facility_id, st.position, 10**9)
                    if a.audience is s.audience)
 
+    def any_due(self, now: datetime) -> bool:
+        return any(self._due(st, s, until, now)
+                   for s, _, st, _, until in self._db.webhooks.values())
+
+    def _due(self, st: DeliveryState, s: WebhookSubscription, until: datetime | None,
+             now: datetime) -> bool:
+        return (self._log.bounds(s.facility_id)[1] > st.position
+                and (st.next_attempt_at or now) <= now and (until is None or until <= now))
+
     def claim(self, holder: str, now: datetime, lease_until: datetime) -> Claim | None:
         for i, (s, secret, st, _, until) in sorted(
                 self._db.webhooks.items(), key=lambda kv: kv[1][2].next_attempt_at or now):
-            if (self._log.bounds(s.facility_id)[1] > st.position
-                    and (st.next_attempt_at or now) <= now
-                    and (until is None or until <= now)):
+            if self._due(st, s, until, now):
                 self._db.webhooks[i] = (s, secret, st, holder, lease_until)
                 return Claim(s, secret, st)
         return None

@@ -127,6 +127,9 @@ def deliver_once(uow_factory: UnitOfWorkFactory, post: Post, clock: Callable[[],
     """Claim one subscription that has alerts to deliver and deliver them in log order
     until caught up (or a batch is done), a POST fails (then back off), or the lease is
     lost. None when no subscription was due."""
+    with uow_factory(write=False) as uow:
+        if not uow.webhooks.any_due(clock()):
+            return None
     with uow_factory() as uow:
         now = clock()
         claim = uow.webhooks.claim(terms.holder, now, now + terms.lease)

@@ -105,18 +105,25 @@ class WebhookRepository:
                               _A.position > _C.position))
             .where(_S.subscription_id == subscription_id)).scalar() or 0)
 
+    def _due(self, now: datetime) -> Any:
+        return (select(_C.subscription_id).select_from(t.webhook_cursors.join(
+                t.webhook_subscriptions, _S.subscription_id == _C.subscription_id).join(
+                t.alert_logs, _L.facility_id == _S.facility_id))
+                .where(_L.last_position > _C.position, _C.next_attempt_at <= now,
+                       or_(_C.lease_until.is_(None), _C.lease_until <= now)))
+
+    def any_due(self, now: datetime) -> bool:
+        """Whether `claim` would find one: a read, so that looking for work when there is
+        none takes no write lock (SQLite has one writer)."""
+        return self._conn.execute(self._due(now).limit(1)).first() is not None
+
     def claim(self, holder: str, now: datetime, lease_until: datetime
               ) -> Claim | None:
         """One subscription with alerts after its cursor, due to be tried, whose lease is
         free or ran out: leased to `holder` until `lease_until`. Call in its own
         transaction and commit at once (the lease, not the transaction, holds it)."""
         row = self._conn.execute(
-            select(_C.subscription_id).select_from(t.webhook_cursors.join(
-                t.webhook_subscriptions, _S.subscription_id == _C.subscription_id).join(
-                t.alert_logs, _L.facility_id == _S.facility_id))
-            .where(_L.last_position > _C.position, _C.next_attempt_at <= now,
-                   or_(_C.lease_until.is_(None), _C.lease_until <= now))
-            .order_by(_C.next_attempt_at).limit(1)
+            self._due(now).order_by(_C.next_attempt_at).limit(1)
             .with_for_update(skip_locked=True, of=t.webhook_cursors)).first()
         if row is None:
             return None
