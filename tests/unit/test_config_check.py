@@ -41,6 +41,12 @@ def test_a_usable_configuration_has_no_problem() -> None:
     ({"environment": "production", "database_url": "sqlite:///x.db",
       "log_format": "json"}, "production needs PostgreSQL"),
     ({"environment": "production", "log_format": "console"}, "must be JSON"),
+    ({"webhook_lease_seconds": 5.0}, "MEDSERVICE_WEBHOOK_LEASE_SECONDS must be above"),
+    ({"webhook_timeout_seconds": 0.0}, "MEDSERVICE_WEBHOOK_TIMEOUT_SECONDS"),
+    ({"webhook_workers": -1}, "MEDSERVICE_WEBHOOK_WORKERS"),
+    ({"webhook_retry_max_seconds": 0.5}, "MEDSERVICE_WEBHOOK_RETRY_MAX_SECONDS"),
+    ({"environment": "production", "log_format": "json",
+      "webhook_allow_http_localhost": True}, "MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST"),
 ])
 def test_each_bad_value_is_named(change: dict[str, object], named: str) -> None:
     problems = value_problems(replace(GOOD, **change))  # type: ignore[arg-type]
