@@ -243,7 +243,20 @@ def test_a_receiver_that_fails_then_recovers_gets_everything_once(
     try:
         admin = MedClient(f"127.0.0.1:{running.port}", token_for(Role.ADMIN), timeout=10)
         _facility(admin)
-        sub = _subscribe(admin, receiver.url())
+        # Subscribed over HTTP/JSON, as a care system's administrator might.
+        base = f"http://127.0.0.1:{running.http_port}/v1/facilities/f/webhookSubscriptions"
+        auth = {"authorization": f"Bearer {token_for(Role.ADMIN)}"}
+        bad = httpx.post(base, headers=auth, json={"audience": "ROLE_SHIFT_LEAD",
+                                                   "url": "http://care.example/h"})
+        assert bad.status_code == 400 and "webhook_subscription.url" in bad.text
+        assert httpx.post(base, json={"url": receiver.url()}).status_code == 401
+        created = httpx.post(base, headers=auth, json={"audience": "ROLE_SHIFT_LEAD",
+                                                       "url": receiver.url()})
+        assert created.status_code == 200, created.text
+        assert created.json()["secret"].startswith("whsec_")
+        sub = apb.WebhookSubscription(name=created.json()["name"])
+        shown = httpx.get(f"http://127.0.0.1:{running.http_port}/v1/{sub.name}", headers=auth)
+        assert shown.status_code == 200 and "secret" not in shown.json()
         receiver.fail_with = 503
         _append(uow, _alerts("f", range(3)))
         _wait(lambda: _get(admin, sub.name).failed_attempts >= 3, what="three failures")
@@ -263,6 +276,10 @@ def test_a_receiver_that_fails_then_recovers_gets_everything_once(
         assert caught_up.last_error == "HTTP 503"  # what last went wrong stays readable
         assert caught_up.last_delivered_alert.endswith(receiver.accepted()[-1].alert_id)
         assert _lag(metrics, sub.name) == 0
+        gone = httpx.delete(f"http://127.0.0.1:{running.http_port}/v1/{sub.name}",
+                            headers=auth)
+        assert gone.status_code == 200 and gone.json() == {}
+        assert _lag(metrics, sub.name) is None
         body = httpx.get(metrics).text
         assert re.search(r'medservice_alert_delivery_lag_seconds_count\{via="webhook"\} 3',
                          body), body
