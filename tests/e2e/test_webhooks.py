@@ -11,6 +11,7 @@ test is their delivery. How they are raised is tests/e2e/test_alerts.py's.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -166,7 +167,7 @@ def _wait(condition: Callable[[], bool], timeout: float = 20, what: str = "") ->
 
 
 def _subscribe(admin: MedClient, url: str, *, facility: str = "f", secret: str = SECRET,
-               audience: int = LEAD) -> apb.WebhookSubscription:
+               audience: common_pb2.Role.ValueType = LEAD) -> apb.WebhookSubscription:
     return admin.call(admin.alerts.CreateWebhookSubscription,
                       apb.CreateWebhookSubscriptionRequest(
                           parent=f"facilities/{facility}",
@@ -309,14 +310,14 @@ def test_bad_subscriptions_are_refused_naming_the_field(server: ServerFixture) -
     for url, why in (("http://care.example/h", "http to another host"),
                      ("https://user:pw@care.example/h", "credentials"),
                      ("ftp://care.example/h", "scheme"), ("", "missing")):
-        e = refused(grpc.StatusCode.INVALID_ARGUMENT, lambda u=url: _subscribe(admin, u))
+        e = refused(grpc.StatusCode.INVALID_ARGUMENT, functools.partial(_subscribe, admin, url))
         assert [f for f, _ in e.violations] == ["webhook_subscription.url"], why
     e = refused(grpc.StatusCode.INVALID_ARGUMENT,
                 lambda: _subscribe(admin, "https://care.example/h", secret="short"))
     assert [f for f, _ in e.violations] == ["webhook_subscription.secret"]
     for audience in (common_pb2.ROLE_UNSPECIFIED, common_pb2.ROLE_CARER):
-        e = refused(grpc.StatusCode.INVALID_ARGUMENT,
-                    lambda a=audience: _subscribe(admin, "https://care.example/h", audience=a))
+        e = refused(grpc.StatusCode.INVALID_ARGUMENT, functools.partial(
+            _subscribe, admin, "https://care.example/h", audience=audience))
         assert [f for f, _ in e.violations] == ["webhook_subscription.audience"]
     refused(grpc.StatusCode.NOT_FOUND,
             lambda: _subscribe(admin, "https://care.example/h", facility="nowhere"))
@@ -343,6 +344,32 @@ def test_bad_subscriptions_are_refused_naming_the_field(server: ServerFixture) -
                                                      url="https://care.example/h"))
     first = admin.call(admin.alerts.CreateWebhookSubscription, request)
     assert admin.call(admin.alerts.CreateWebhookSubscription, request) == first
+
+
+def test_medctl_webhooks(server: ServerFixture, receiver: Receiver,
+                         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from clients.medctl import main
+
+    _facility(server.client(Role.ADMIN))
+    base = ["--target", server.target, "--token", token_for(Role.ADMIN)]
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    assert main([*base, "webhooks", "create", "--facility", "f", "--audience", "shift-lead",
+                 "--url", receiver.url(), "--secret-file", str(tmp_path / "secret")]) == 0
+    out = capsys.readouterr().out
+    assert f"secret (shown this once): {SECRET}" in out
+    name = out.split()[0]
+    _append(server.uow, _alerts("f", range(2)))
+    _wait(lambda: len(receiver.accepted()) == 2, what="two deliveries")
+    _wait(lambda: _get(server.client(Role.ADMIN), name).pending_alerts == 0, what="caught up")
+    assert main([*base, "webhooks", "list", "--facility", "f"]) == 0
+    out = capsys.readouterr().out
+    assert name in out and "caught up; 0 pending; last delivered" in out and SECRET not in out
+    assert main([*base, "webhooks", "delete", name]) == 0
+    assert main([*base, "webhooks", "get", name]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+    assert main([*base, "webhooks", "create", "--facility", "f", "--audience", "pharmacist",
+                 "--url", "http://care.example/h"]) == 1
+    assert "webhook_subscription.url" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("server_settings", [replace(WEBHOOK_SETTINGS,

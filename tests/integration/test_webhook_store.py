@@ -14,6 +14,7 @@ from medservice.domain.facility import Facility
 from medservice.domain.webhooks import WebhookSubscription
 from medservice.service import facilities
 from medservice.service.unit_of_work import UnitOfWorkFactory
+from medservice.store.uow import SqlUnitOfWork
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SUBSCRIPTIONS = 6
@@ -84,6 +85,7 @@ def test_only_the_holder_moves_the_cursor_and_a_lease_runs_out(
         found = u.webhooks.get("f", taken)
         assert found is not None and found[1].position == 1
         assert found[1].last_delivered_alert == "x" and u.webhooks.pending(taken) == 0
+        assert isinstance(u, SqlUnitOfWork)
         lag = {s: oldest for _, s, oldest in u.webhooks.oldest_pending()}
     assert lag[taken] is None
     assert sum(1 for v in lag.values() if v == NOW - timedelta(seconds=30)) == SUBSCRIPTIONS - 1
