@@ -161,7 +161,7 @@ class WebhookDispatcher:
             except Exception as e:  # the database is away: the next look tries again
                 log.warning("webhook delivery failed", error=type(e).__name__)
                 report = None
-            if report is not None and not report.failed:
+            if report is not None and report.moved and not report.failed:
                 continue  # more may be due (another subscription, the next batch)
             with self._woken:
                 if self._wakes == seen and not self._stopped.is_set():

@@ -117,6 +117,7 @@ Delivered = Callable[[Claim, Alert], None]
 @dataclass
 class DeliveryReport:
     delivered: int = 0
+    moved: bool = False  # the cursor moved (delivered, or passed other audiences' alerts)
     failed: bool = False
     lost_lease: bool = False
 
@@ -146,7 +147,7 @@ def deliver_once(uow_factory: UnitOfWorkFactory, post: Post, clock: Callable[[],
             alerts = uow.alerts.after(sub.facility_id, max(position, pruned_through),
                                       terms.batch)
         if not alerts and pruned_through > position:  # what waited was pruned (retention)
-            _advance(uow_factory, claim, terms, pruned_through, None, clock)
+            report.moved = _advance(uow_factory, claim, terms, pruned_through, None, clock)
             return report
         for alert in alerts:
             if alert.audience is not sub.audience:
@@ -172,11 +173,12 @@ def deliver_once(uow_factory: UnitOfWorkFactory, post: Post, clock: Callable[[],
                 return report
             position = committed = alert.position
             report.delivered += 1
+            report.moved = True
             if delivered is not None:
                 delivered(claim, alert)
-        if position > committed and not _advance(
-                uow_factory, claim, terms, position, None, clock):
-            report.lost_lease = True
+        if position > committed:
+            report.moved = _advance(uow_factory, claim, terms, position, None, clock)
+            report.lost_lease = not report.moved
         return report
     finally:
         if not report.failed and not report.lost_lease:
