@@ -89,6 +89,17 @@ def _webhook_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _webhook_ca(settings: Settings) -> str | None:
+    if not settings.webhook_ca_file:
+        return None
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=settings.webhook_ca_file)
+    except (OSError, ssl.SSLError):
+        return ("MEDSERVICE_WEBHOOK_CA_FILE must be a readable file of PEM CA certificates: "
+                f"{settings.webhook_ca_file}")
+    return None
+
+
 def _tls(settings: Settings) -> str | None:
     if not settings.tls_cert_file or not settings.tls_key_file:
         return None
@@ -120,7 +131,7 @@ def check(settings: Settings, keys: Callable[[Settings], object],
                         "public key")
     except OSError as e:
         problems.append(f"cannot read {e.filename}")
-    problems.extend(p for p in [_tls(settings)] if p)
+    problems.extend(p for p in [_tls(settings), _webhook_ca(settings)] if p)
     if settings.is_sqlite and not Path(settings.database_url.removeprefix("sqlite:///")
                                        ).exists():
         return problems  # `serve` creates and migrates an embedded database itself

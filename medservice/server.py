@@ -248,7 +248,8 @@ def _webhooks(settings: Settings, uow: UnitOfWorkFactory, clock: Clock, metrics:
     if settings.webhook_workers <= 0:
         return None
     post = HttpPoster(webhook_body, clock, timeout_seconds=settings.webhook_timeout_seconds,
-                      allow_http_localhost=settings.webhook_allow_http_localhost)
+                      allow_http_localhost=settings.webhook_allow_http_localhost,
+                      ca_file=settings.webhook_ca_file)
     terms = DeliveryTerms(
         holder=holder_id(), lease=timedelta(seconds=settings.webhook_lease_seconds),
         retry_base=timedelta(seconds=settings.webhook_retry_base_seconds),

@@ -70,6 +70,9 @@ class Settings:
     webhook_retry_max_seconds: float = 600.0
     webhook_poll_seconds: float = 1.0
     webhook_allow_http_localhost: bool = False
+    # PEM CA certificates trusted for webhook endpoints besides the system's (a care
+    # system's private CA); "" trusts the system's only.
+    webhook_ca_file: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -163,6 +166,7 @@ def load_settings() -> Settings:
         webhook_poll_seconds=_float("WEBHOOK_POLL_SECONDS", Settings.webhook_poll_seconds),
         webhook_allow_http_localhost=_bool("WEBHOOK_ALLOW_HTTP_LOCALHOST",
                                            Settings.webhook_allow_http_localhost),
+        webhook_ca_file=_env("WEBHOOK_CA_FILE"),
     )
 
 

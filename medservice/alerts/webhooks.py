@@ -60,12 +60,14 @@ class HttpPoster:
     not followed (an answer 3xx is a failure): the subscription's URL is where alerts go."""
 
     def __init__(self, encode: Encode, clock: Callable[[], datetime], *,
-                 timeout_seconds: float, allow_http_localhost: bool) -> None:
+                 timeout_seconds: float, allow_http_localhost: bool, ca_file: str = "") -> None:
         self._encode = encode
         self._clock = clock
         self._timeout = timeout_seconds
         self._allow_http = allow_http_localhost
-        self._tls = ssl.create_default_context()
+        self._tls = ssl.create_default_context()  # verifies the certificate and host name
+        if ca_file:
+            self._tls.load_verify_locations(cafile=ca_file)
 
     def __call__(self, claim: Claim, alert: Alert) -> PostResult:
         sub = claim.subscription
@@ -97,6 +99,9 @@ class HttpPoster:
             return PostResult(False, failure_text(response.status))
         except TimeoutError:
             return PostResult(False, failure_text(None, "timeout"))
+        except ssl.SSLCertVerificationError as e:
+            return PostResult(False, failure_text(
+                None, f"TLS: certificate not trusted ({e.verify_message or 'failed'})"))
         except ssl.SSLError as e:
             return PostResult(False, failure_text(None, f"TLS: {e.reason or 'failed'}"))
         except (OSError, http.client.HTTPException) as e:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -45,7 +46,13 @@ from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from tests.conftest import TEST_SECRET, TEST_SETTINGS, ServerFixture, _truncate, token_for
-from tests.e2e.test_operations import MEDSERVICE, ROOT, _free_port, _wait_serving
+from tests.e2e.test_operations import (
+    MEDSERVICE,
+    ROOT,
+    _free_port,
+    _self_signed,
+    _wait_serving,
+)
 
 ROOT_DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SECRET = "a-receivers-secret-of-at-least-32-characters"
@@ -100,8 +107,7 @@ class Receiver:
             return list(self.deliveries)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def _start_receiver(tls: tuple[Path, Path] | None = None) -> Receiver:
     box: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -135,13 +141,26 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     box.append(Receiver(server))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield box[0]
-    box[0].release.set()
-    server.shutdown()
-    server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return box[0]
+
+
+def _stop_receiver(receiver: Receiver) -> None:
+    receiver.release.set()
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    started = _start_receiver()
+    yield started
+    _stop_receiver(started)
 
 
 def _alerts(facility: str, numbers: range, audience: Role = Role.SHIFT_LEAD
@@ -287,6 +306,43 @@ def test_a_receiver_that_fails_then_recovers_gets_everything_once(
         admin.close()
     finally:
         running.stop(0)
+
+
+def test_https_receivers_must_have_a_trusted_certificate(
+        engine: Engine, uow: UnitOfWorkFactory, verifier: TokenVerifier,
+        tmp_path: Path) -> None:
+    """Delivery over real TLS: a self-signed receiver fails (the certificate is verified)
+    until its CA is trusted (MEDSERVICE_WEBHOOK_CA_FILE); the retry waits in the database,
+    so the restarted server delivers it."""
+    cert, key = _self_signed(tmp_path)
+    receiver = _start_receiver((cert, key))
+    url = f"https://localhost:{receiver.server.server_address[1]}/hook"
+    settings = replace(WEBHOOK_SETTINGS, database_url=str(engine.url),
+                       webhook_allow_http_localhost=False)
+    try:
+        running = build_server(settings, uow, verifier)
+        try:
+            with MedClient(f"127.0.0.1:{running.port}", token_for(Role.ADMIN),
+                           timeout=10) as admin:
+                _facility(admin)
+                sub = _subscribe(admin, url)
+                _append(uow, _alerts("f", range(1)))
+                _wait(lambda: _get(admin, sub.name).failed_attempts >= 1, what="a failure")
+                assert _get(admin, sub.name).last_error.startswith(
+                    "TLS: certificate not trusted")
+        finally:
+            running.stop(0)
+        assert receiver.accepted() == []
+        running = build_server(replace(settings, webhook_ca_file=str(cert)), uow, verifier)
+        try:
+            _wait(lambda: len(receiver.accepted()) == 1, what="the delivery over TLS")
+            verify = _doc_verifier()
+            d = receiver.accepted()[0]
+            assert d.summary == "alert 0" and verify(SECRET, d.headers, d.body)
+        finally:
+            running.stop(0)
+    finally:
+        _stop_receiver(receiver)
 
 
 def _lag(metrics_url: str, name: str) -> float | None:

@@ -44,6 +44,7 @@ def test_a_usable_configuration_has_no_problem() -> None:
     ({"webhook_lease_seconds": 5.0}, "MEDSERVICE_WEBHOOK_LEASE_SECONDS must be above"),
     ({"webhook_timeout_seconds": 0.0}, "MEDSERVICE_WEBHOOK_TIMEOUT_SECONDS"),
     ({"webhook_workers": -1}, "MEDSERVICE_WEBHOOK_WORKERS"),
+    ({"webhook_retry_base_seconds": -1.0}, "MEDSERVICE_WEBHOOK_RETRY_BASE_SECONDS"),
     ({"webhook_retry_max_seconds": 0.5}, "MEDSERVICE_WEBHOOK_RETRY_MAX_SECONDS"),
     ({"environment": "production", "log_format": "json",
       "webhook_allow_http_localhost": True}, "MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST"),
