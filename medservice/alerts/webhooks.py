@@ -166,8 +166,10 @@ class WebhookDispatcher:
             except Exception as e:  # the database is away: the next look tries again
                 log.warning("webhook delivery failed", error=type(e).__name__)
                 report = None
-            if report is not None and report.moved and not report.failed:
-                continue  # more may be due (another subscription, the next batch)
+            if report is not None and (report.moved or report.failed or report.lost_lease):
+                # More may be due: the next batch, or another subscription (a failed one
+                # is not due again before its back-off, so this never spins on it).
+                continue
             with self._woken:
                 if self._wakes == seen and not self._stopped.is_set():
                     self._woken.wait(self._poll)
