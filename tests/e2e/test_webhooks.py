@@ -345,6 +345,35 @@ def test_https_receivers_must_have_a_trusted_certificate(
         _stop_receiver(receiver)
 
 
+@pytest.mark.parametrize("server_settings", [replace(WEBHOOK_SETTINGS, webhook_workers=1,
+                                                     webhook_retry_base_seconds=0.5,
+                                                     webhook_retry_max_seconds=0.5)])
+def test_a_failing_receiver_holds_up_only_its_own_subscription(
+        server: ServerFixture) -> None:
+    good, bad = _start_receiver(), _start_receiver()
+    bad.fail_with = 500
+    try:
+        admin = server.client(Role.ADMIN)
+        _facility(admin)
+        failing = _subscribe(admin, bad.url())
+        _subscribe(admin, good.url())
+        for n in range(1, 6):  # one deliverer thread, alerts coming while the other fails
+            _append(server.uow, _alerts("f", range(n - 1, n)))
+            _wait(functools.partial(_has, good, n), timeout=5,
+                  what=f"alert {n} to the good receiver")
+        state = _get(admin, failing.name)
+        assert state.HasField("failing_since") and state.last_error == "HTTP 500"
+        assert state.pending_alerts == 5
+        assert {d.summary for d in bad.all()} == {"alert 0"}  # retried, in order
+    finally:
+        _stop_receiver(good)
+        _stop_receiver(bad)
+
+
+def _has(receiver: Receiver, count: int) -> bool:
+    return len(receiver.accepted()) == count
+
+
 def _lag(metrics_url: str, name: str) -> float | None:
     body = httpx.get(metrics_url).text
     m = re.search(r'medservice_webhook_delivery_lag_seconds\{subscription="'
