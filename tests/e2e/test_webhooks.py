@@ -199,10 +199,10 @@ def _get(admin: MedClient, name: str) -> apb.WebhookSubscription:
                       apb.GetWebhookSubscriptionRequest(name=name))
 
 
-WEBHOOK_SETTINGS = replace(TEST_SETTINGS, webhook_allow_http_localhost=True,
-                           webhook_poll_seconds=0.1, webhook_retry_base_seconds=0.2,
-                           webhook_retry_max_seconds=0.4, webhook_timeout_seconds=2,
-                           webhook_lease_seconds=5)
+WEBHOOK_SETTINGS = replace(TEST_SETTINGS, webhook_workers=2,
+                           webhook_allow_http_localhost=True, webhook_poll_seconds=0.1,
+                           webhook_retry_base_seconds=0.2, webhook_retry_max_seconds=0.4,
+                           webhook_timeout_seconds=2, webhook_lease_seconds=5)
 
 
 @pytest.fixture
