@@ -90,3 +90,33 @@ def test_development_without_keys_is_not_a_problem_and_writes_nothing(tmp_path: 
     called: list[Settings] = []
     assert check(settings, called.append, _current) == []
     assert called == [] and not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize(("text", "allowed"), [("true", True), ("1", True), ("off", False),
+                                               ("", False)])
+def test_webhook_settings_are_read_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch, text: str, allowed: bool) -> None:
+    from medservice.settings import load_settings
+
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST", text)
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_LEASE_SECONDS", "45")
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_CA_FILE", "/etc/care-ca.pem")
+    settings = load_settings()
+    assert settings.webhook_allow_http_localhost is allowed
+    assert settings.webhook_lease_seconds == 45.0
+    assert settings.webhook_ca_file == "/etc/care-ca.pem"
+
+
+def test_a_webhook_switch_that_is_no_boolean_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medservice.settings import load_settings
+
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST", "maybe")
+    with pytest.raises(SettingsError, match="MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST"):
+        load_settings()
+
+
+def test_a_webhook_ca_file_that_is_no_certificate_is_said(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    problems = check(replace(GOOD, webhook_ca_file=str(bad)), _keys_ok, lambda url: None)
+    assert any("MEDSERVICE_WEBHOOK_CA_FILE" in p for p in problems), problems
