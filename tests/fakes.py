@@ -397,7 +397,7 @@ class FakeWebhooks:
         if delivered is not None:
             st = dataclasses.replace(st, last_delivered_alert=delivered[0],
                                      last_delivered_at=delivered[1], failing_since=None,
-                                     attempts=0)
+                                     attempts=0, next_attempt_at=delivered[1])
         self._db.webhooks[subscription_id] = (s, secret, st, holder, lease_until)
         return True
 

@@ -123,7 +123,7 @@ class WebhookRepository:
         free or ran out: leased to `holder` until `lease_until`. Call in its own
         transaction and commit at once (the lease, not the transaction, holds it)."""
         row = self._conn.execute(
-            self._due(now).order_by(_C.next_attempt_at).limit(1)
+            self._due(now).order_by(_C.next_attempt_at, _C.subscription_id).limit(1)
             .with_for_update(skip_locked=True, of=t.webhook_cursors)).first()
         if row is None:
             return None
@@ -141,8 +141,10 @@ class WebhookRepository:
         no longer holds the lease (nothing changed)."""
         values: dict[str, Any] = dict(position=position, lease_until=lease_until)
         if delivered is not None:
+            # next_attempt_at: when it was last served, so claims (oldest first) go round
+            # the subscriptions instead of serving a busy one again and again.
             values.update(last_delivered_alert=delivered[0], last_delivered_at=delivered[1],
-                          failing_since=None, attempts=0)
+                          failing_since=None, attempts=0, next_attempt_at=delivered[1])
         done = self._conn.execute(update(t.webhook_cursors).where(
             _C.subscription_id == subscription_id, _C.lease_holder == holder,
             _C.position <= position).values(**values))

@@ -93,3 +93,23 @@ def test_only_the_holder_moves_the_cursor_and_a_lease_runs_out(
 
 def _ids() -> list[str]:
     return [f"{i:032x}" for i in range(1, SUBSCRIPTIONS + 1)]
+
+
+def test_claims_go_round_the_subscriptions(uow: UnitOfWorkFactory) -> None:
+    """The least recently served first: a busy subscription does not starve the others."""
+    ids = _setup(uow)
+    served: list[str] = []
+    for n in range(SUBSCRIPTIONS * 2):
+        at = NOW + timedelta(seconds=n + 1)
+        with uow() as u:
+            claim = u.webhooks.claim("a", at, at + timedelta(seconds=30))
+            assert claim is not None
+            sid = claim.subscription.subscription_id
+            served.append(sid)
+            # Delivered, then a new alert comes: every subscription is due again.
+            assert u.webhooks.advance(sid, "a", claim.state.position + 1, ("x", at), at)
+            u.webhooks.release(sid, "a")
+            u.alerts.append([NewAlert(f"store-test:round:{n}", "f", AlertKind.MISSED_DOSE,
+                                      Role.SHIFT_LEAD, Severity.HIGH, "more", at)])
+            u.commit()
+    assert served == ids + ids
