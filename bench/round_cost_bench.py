@@ -216,8 +216,10 @@ def measure(url: str) -> dict[str, Any]:
     engine = make_engine(url)
     residents = _seed(engine)
     clock = Clock(START)
+    # No background work (sweep, webhook deliverers' looks) among the statements counted.
     settings = Settings(database_url=url, listen="127.0.0.1:0", jwt_secret=SECRET,
-                        sweep_interval_seconds=0, rate_limit_per_second=0, http_listen="")
+                        sweep_interval_seconds=0, rate_limit_per_second=0, http_listen="",
+                        webhook_workers=0)
     running = build_server(settings, uow_factory(engine), TokenVerifier(hmac_secret=SECRET), clock)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

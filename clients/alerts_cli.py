@@ -1,10 +1,12 @@
-"""`medctl alerts watch|list|ack`: the shift lead's live console and the alert log."""
+"""`medctl alerts watch|list|ack`: the shift lead's live console and the alert log;
+`medctl webhooks create|list|get|delete`: an administrator's webhook subscriptions."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import uuid
 from datetime import UTC
 from pathlib import Path
 
@@ -104,3 +106,84 @@ def add_alert_commands(top: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ack", help="acknowledge an alert")
     p.add_argument("name", help="facilities/F/alerts/A")
     p.set_defaults(handler=ack)
+
+
+def _webhook_lines(s: pb.WebhookSubscription) -> list[str]:
+    """A subscription and how its delivery stands; the secret only when the server shows it
+    (the create's answer)."""
+    audience = common_pb2.Role.Name(s.audience).removeprefix("ROLE_").lower()
+    if s.HasField("failing_since"):
+        state = (f"FAILING since {_time(s.failing_since)}: {s.last_error} "
+                 f"({s.failed_attempts} attempts, next at {_time(s.next_attempt_time)})")
+    elif s.pending_alerts:
+        state = "delivering"
+    else:
+        state = "caught up"
+    last = (f"last delivered {s.last_delivered_alert.rsplit('/', 1)[-1]} at "
+            f"{_time(s.last_delivery_time)}" if s.last_delivered_alert else "none delivered")
+    lines = [f"{s.name}  {audience}  {s.url}",
+             f"  {state}; {s.pending_alerts} pending; {last}"]
+    if s.secret:
+        lines.append(f"  secret (shown this once): {s.secret}")
+    return lines
+
+
+def webhook_create(client: MedClient, args: argparse.Namespace) -> int:
+    secret = Path(args.secret_file).read_text().strip() if args.secret_file else ""
+    s = client.call(client.alerts.CreateWebhookSubscription,
+                    pb.CreateWebhookSubscriptionRequest(
+                        parent=f"facilities/{args.facility}",
+                        webhook_subscription=pb.WebhookSubscription(
+                            audience=AUDIENCES[args.audience], url=args.url, secret=secret),
+                        request_id=str(uuid.uuid4())))
+    print("\n".join(_webhook_lines(s)))
+    return 0
+
+
+def webhook_list(client: MedClient, args: argparse.Namespace) -> int:
+    token = ""
+    while True:
+        page = client.call(client.alerts.ListWebhookSubscriptions,
+                           pb.ListWebhookSubscriptionsRequest(
+                               parent=f"facilities/{args.facility}", page_token=token))
+        for s in page.webhook_subscriptions:
+            print("\n".join(_webhook_lines(s)))
+        token = page.next_page_token
+        if not token:
+            return 0
+
+
+def webhook_get(client: MedClient, args: argparse.Namespace) -> int:
+    s = client.call(client.alerts.GetWebhookSubscription,
+                    pb.GetWebhookSubscriptionRequest(name=args.name))
+    print("\n".join(_webhook_lines(s)))
+    return 0
+
+
+def webhook_delete(client: MedClient, args: argparse.Namespace) -> int:
+    client.call(client.alerts.DeleteWebhookSubscription,
+                pb.DeleteWebhookSubscriptionRequest(name=args.name,
+                                                    request_id=str(uuid.uuid4())))
+    print(f"deleted {args.name}")
+    return 0
+
+
+def add_webhook_commands(top: argparse._SubParsersAction) -> None:
+    hooks = top.add_parser("webhooks", help="alerts POSTed to a care system (administrators)")
+    sub = hooks.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("create", help="subscribe an https:// endpoint; prints the secret once")
+    p.add_argument("--facility", required=True)
+    p.add_argument("--audience", choices=sorted(AUDIENCES), required=True)
+    p.add_argument("--url", required=True)
+    p.add_argument("--secret-file", help="the signing secret to use (default: the server "
+                   "makes one)")
+    p.set_defaults(handler=webhook_create)
+    p = sub.add_parser("list", help="the facility's subscriptions and their state")
+    p.add_argument("--facility", required=True)
+    p.set_defaults(handler=webhook_list)
+    p = sub.add_parser("get", help="one subscription and its state")
+    p.add_argument("name", help="facilities/F/webhookSubscriptions/S")
+    p.set_defaults(handler=webhook_get)
+    p = sub.add_parser("delete", help="stop delivering")
+    p.add_argument("name", help="facilities/F/webhookSubscriptions/S")
+    p.set_defaults(handler=webhook_delete)

@@ -20,7 +20,7 @@ from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from clients.alerts_cli import add_alert_commands
+from clients.alerts_cli import add_alert_commands, add_webhook_commands
 from clients.audit_cli import add_audit_commands
 from clients.card_changes_cli import add_card_change_commands
 from clients.card_checks_cli import add_card_check_commands
@@ -402,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_round_commands(top)
     add_offline_commands(top)
     add_alert_commands(top)
+    add_webhook_commands(top)
     add_audit_commands(top)
     add_review_commands(top)
     add_report_commands(top)

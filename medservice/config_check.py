@@ -54,6 +54,7 @@ def value_problems(settings: Settings) -> list[str]:
             problems.append(f"MEDSERVICE_{name} must be 0 or more")
     if settings.sweep_interval_seconds < 0:
         problems.append("MEDSERVICE_SWEEP_INTERVAL_SECONDS must be 0 (off) or more")
+    problems += _webhook_problems(settings)
     if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
         problems.append("MEDSERVICE_TLS_CERT_FILE and MEDSERVICE_TLS_KEY_FILE go together")
     if settings.environment == "production":
@@ -64,6 +65,39 @@ def value_problems(settings: Settings) -> list[str]:
             problems.append("production logs must be JSON (MEDSERVICE_LOG_FORMAT=json) for "
                             "log shipping")
     return problems
+
+
+def _webhook_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.webhook_workers < 0:
+        problems.append("MEDSERVICE_WEBHOOK_WORKERS must be 0 (none in this process) or more")
+    for name, seconds in (("WEBHOOK_TIMEOUT_SECONDS", settings.webhook_timeout_seconds),
+                          ("WEBHOOK_RETRY_BASE_SECONDS", settings.webhook_retry_base_seconds),
+                          ("WEBHOOK_POLL_SECONDS", settings.webhook_poll_seconds)):
+        if seconds <= 0:
+            problems.append(f"MEDSERVICE_{name} must be above 0")
+    if settings.webhook_lease_seconds <= settings.webhook_timeout_seconds:
+        problems.append("MEDSERVICE_WEBHOOK_LEASE_SECONDS must be above "
+                        "MEDSERVICE_WEBHOOK_TIMEOUT_SECONDS (a live replica's claim must not "
+                        "run out during a POST)")
+    if settings.webhook_retry_max_seconds < settings.webhook_retry_base_seconds:
+        problems.append("MEDSERVICE_WEBHOOK_RETRY_MAX_SECONDS must be at least "
+                        "MEDSERVICE_WEBHOOK_RETRY_BASE_SECONDS")
+    if settings.environment == "production" and settings.webhook_allow_http_localhost:
+        problems.append("MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST is for tests: production "
+                        "delivers over HTTPS only")
+    return problems
+
+
+def _webhook_ca(settings: Settings) -> str | None:
+    if not settings.webhook_ca_file:
+        return None
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=settings.webhook_ca_file)
+    except (OSError, ssl.SSLError):
+        return ("MEDSERVICE_WEBHOOK_CA_FILE must be a readable file of PEM CA certificates: "
+                f"{settings.webhook_ca_file}")
+    return None
 
 
 def _tls(settings: Settings) -> str | None:
@@ -97,7 +131,7 @@ def check(settings: Settings, keys: Callable[[Settings], object],
                         "public key")
     except OSError as e:
         problems.append(f"cannot read {e.filename}")
-    problems.extend(p for p in [_tls(settings)] if p)
+    problems.extend(p for p in [_tls(settings), _webhook_ca(settings)] if p)
     if settings.is_sqlite and not Path(settings.database_url.removeprefix("sqlite:///")
                                        ).exists():
         return problems  # `serve` creates and migrates an embedded database itself

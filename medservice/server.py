@@ -10,7 +10,9 @@ import threading
 from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 import structlog
@@ -20,11 +22,13 @@ from sqlalchemy import Engine
 
 from medservice.alerts.feed import AlertFeed
 from medservice.alerts.listener import PgListener
+from medservice.alerts.webhooks import HttpPoster, WebhookDispatcher, holder_id
 from medservice.api.alerts import AlertServicer
 from medservice.api.audit import AuditServicer
 from medservice.api.audit_capture import pending_audit
 from medservice.api.auth import TokenVerifier
 from medservice.api.cards import MedicineCardServicer
+from medservice.api.convert_alerts import webhook_body
 from medservice.api.discrepancies import DiscrepancyServicer
 from medservice.api.facilities import FacilityServicer
 from medservice.api.limits import CallRates, RequestSizes
@@ -34,6 +38,7 @@ from medservice.api.rpc import CallInterceptor, Clock, utc_now
 from medservice.reports.ahead import EmergencyListWriter
 from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from medservice.service.webhooks import DeliveryTerms
 from medservice.settings import Settings, development_secret
 from medservice.store.db import make_engine
 from medservice.store.uow import uow_factory
@@ -99,6 +104,7 @@ class RunningServer:
     emergency_lists: EmergencyListWriter | None = None
     metrics: Metrics | None = None
     http: HttpServer | None = None
+    webhooks: WebhookDispatcher | None = None
 
     @property
     def http_port(self) -> int:
@@ -110,6 +116,8 @@ class RunningServer:
         if self.http is not None:
             self.http.begin_stop()  # no new HTTP connections; calls in flight finish
         self.sweeper.shutdown()
+        if self.webhooks is not None:
+            self.webhooks.close()
         if self.emergency_lists is not None:
             self.emergency_lists.shutdown()
         stopped = self.server.stop(grace)
@@ -137,11 +145,14 @@ def build_server(
     # brings their alerts, so it looks often (one indexed read per watched facility).
     feed = AlertFeed(uow, poll_seconds=SQLITE_WORKERS_POLL_SECONDS
                      if settings.is_sqlite and settings.workers > 1 else 5.0)
-    uow = _serving(uow, feed)
+    metrics = Metrics()
+    webhooks = _webhooks(settings, uow, clock, metrics)
+    # New alerts (committed here, or NOTIFY from any replica) wake watchers and deliverers.
+    woken = feed if webhooks is None else _Both(feed, webhooks)
+    uow = _serving(uow, woken)
     rates = CallRates(settings.rate_limit_per_second, settings.rate_limit_burst)
     sizes = RequestSizes(default=settings.max_request_bytes,
                          documents=settings.max_document_request_bytes)
-    metrics = Metrics()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
                                    thread_name_prefix="rpc"),
@@ -166,7 +177,8 @@ def build_server(
     alert_servicer = AlertServicer(
         uow, clock, feed, heartbeat_seconds=settings.alert_heartbeat_seconds,
         max_watchers=settings.max_alert_watchers,
-        delivered=lambda seconds: metrics.alert_delivered("watch", seconds))
+        delivered=lambda seconds: metrics.alert_delivered("watch", seconds),
+        webhook_allow_http_localhost=settings.webhook_allow_http_localhost)
     alerts_pb2_grpc.add_AlertServiceServicer_to_server(alert_servicer, server)
     audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(uow, clock), server)
     reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(uow, clock), server)
@@ -183,9 +195,11 @@ def build_server(
     feed.start()
     listener = None
     if settings.database_url.startswith("postgresql"):
-        listener = PgListener(settings.database_url, feed.wake, feed.wake_all)
+        listener = PgListener(settings.database_url, woken.wake, woken.wake_all)
         listener.start()
     server.start()
+    if webhooks is not None:
+        webhooks.start()
     sweeper = Sweeper(uow, clock, settings.sweep_interval_seconds)
     if settings.sweep_interval_seconds > 0:
         sweeper.start()
@@ -197,7 +211,7 @@ def build_server(
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, health_servicer, feed, sweeper, listener,
-                            emergency_lists, metrics)
+                            emergency_lists, metrics, webhooks=webhooks)
     watch_metrics(metrics, alert_servicer, engine, clock)
     if internal is not None:
         try:
@@ -228,7 +242,47 @@ def connection_options(settings: Settings) -> list[tuple[str, int]]:
     return options
 
 
-def _serving(uow: UnitOfWorkFactory, feed: AlertFeed) -> UnitOfWorkFactory:
+def _webhooks(settings: Settings, uow: UnitOfWorkFactory, clock: Clock, metrics: Metrics
+              ) -> WebhookDispatcher | None:
+    """This process's webhook deliverers (none with MEDSERVICE_WEBHOOK_WORKERS=0)."""
+    if settings.webhook_workers <= 0:
+        return None
+    post = HttpPoster(webhook_body, clock, timeout_seconds=settings.webhook_timeout_seconds,
+                      allow_http_localhost=settings.webhook_allow_http_localhost,
+                      ca_file=settings.webhook_ca_file)
+    terms = DeliveryTerms(
+        holder=holder_id(), lease=timedelta(seconds=settings.webhook_lease_seconds),
+        retry_base=timedelta(seconds=settings.webhook_retry_base_seconds),
+        retry_cap=timedelta(seconds=settings.webhook_retry_max_seconds))
+    return WebhookDispatcher(
+        uow, post, clock, terms, workers=settings.webhook_workers,
+        poll_seconds=settings.webhook_poll_seconds,
+        delivered=lambda claim, alert: metrics.alert_delivered(
+            "webhook", (clock() - alert.created_at).total_seconds()))
+
+
+class _Both:
+    """Wakes this process's alert feed and its webhook deliverers alike."""
+
+    def __init__(self, feed: AlertFeed, webhooks: WebhookDispatcher) -> None:
+        self._feed = feed
+        self._webhooks = webhooks
+
+    def wake(self, facility_id: str, position: int | None = None) -> None:
+        self._feed.wake(facility_id, position)
+        self._webhooks.wake()
+
+    def wake_all(self) -> None:
+        self._feed.wake_all()
+        self._webhooks.wake()
+
+
+class _Woken(Protocol):
+    def wake(self, facility_id: str, position: int | None = None) -> None: ...
+    def wake_all(self) -> None: ...
+
+
+def _serving(uow: UnitOfWorkFactory, feed: _Woken) -> UnitOfWorkFactory:
     """Units of work that wake this process's watchers after committing new alerts, and
     carry the audit event of the API call in progress (if any) to commit with a write."""
 

@@ -58,6 +58,21 @@ class Settings:
     var_dir: str = "var"
     # Server processes sharing the listening port (SO_REUSEPORT; `serve --workers`).
     workers: int = 1
+    # Webhooks (docs/webhooks.md): threads delivering in this process (0: none here), how
+    # long one POST may take, how long a replica's claim on a subscription lasts without
+    # progress (above the timeout), the backoff of retries, and how often to look for work
+    # when no commit woke the deliverers. http:// endpoints to localhost only when allowed
+    # (tests, a local relay); HTTPS otherwise.
+    webhook_workers: int = 2
+    webhook_timeout_seconds: float = 10.0
+    webhook_lease_seconds: float = 30.0
+    webhook_retry_base_seconds: float = 1.0
+    webhook_retry_max_seconds: float = 600.0
+    webhook_poll_seconds: float = 1.0
+    webhook_allow_http_localhost: bool = False
+    # PEM CA certificates trusted for webhook endpoints besides the system's (a care
+    # system's private CA); "" trusts the system's only.
+    webhook_ca_file: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,6 +101,17 @@ def _float(name: str, default: float) -> float:
         return float(text)
     except ValueError:
         raise SettingsError(f"MEDSERVICE_{name} must be a number, not {text!r}") from None
+
+
+def _bool(name: str, default: bool) -> bool:
+    text = _env(name, "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"MEDSERVICE_{name} must be true or false, not {text!r}")
 
 
 def load_settings() -> Settings:
@@ -129,6 +155,18 @@ def load_settings() -> Settings:
         environment=_env("ENVIRONMENT", "development"),
         var_dir=_env("VAR_DIR", "var"),
         workers=_int("WORKERS", Settings.workers),
+        webhook_workers=_int("WEBHOOK_WORKERS", Settings.webhook_workers),
+        webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS",
+                                       Settings.webhook_timeout_seconds),
+        webhook_lease_seconds=_float("WEBHOOK_LEASE_SECONDS", Settings.webhook_lease_seconds),
+        webhook_retry_base_seconds=_float("WEBHOOK_RETRY_BASE_SECONDS",
+                                          Settings.webhook_retry_base_seconds),
+        webhook_retry_max_seconds=_float("WEBHOOK_RETRY_MAX_SECONDS",
+                                         Settings.webhook_retry_max_seconds),
+        webhook_poll_seconds=_float("WEBHOOK_POLL_SECONDS", Settings.webhook_poll_seconds),
+        webhook_allow_http_localhost=_bool("WEBHOOK_ALLOW_HTTP_LOCALHOST",
+                                           Settings.webhook_allow_http_localhost),
+        webhook_ca_file=_env("WEBHOOK_CA_FILE"),
     )
 
 

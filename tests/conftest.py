@@ -192,9 +192,11 @@ def server_clock() -> TestClock:
     return TestClock()
 
 
+# No background work unless a test asks for it: the sweep runs when a test says, and no
+# webhook deliverers look at the database (tests/e2e/test_webhooks.py turns them on).
 TEST_SETTINGS = Settings(listen="127.0.0.1:0", http_listen="", worker_threads=16,
                          max_concurrent_rpcs=64, sweep_interval_seconds=0,
-                         alert_heartbeat_seconds=0.5)
+                         alert_heartbeat_seconds=0.5, webhook_workers=0)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.orders import OrderVersion
+from medservice.domain.webhooks import DeliveryState, WebhookSubscription
 from medservice.reconcile import Discrepancy
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.store.audit import AuditDraft, AuditEvent
@@ -32,6 +33,7 @@ from medservice.store.discrepancies import (
     Status,
     discrepancy_id,
 )
+from medservice.store.webhooks import Claim
 
 
 def _not_faked(*_: Any, **__: Any) -> NoReturn:
@@ -56,6 +58,9 @@ class Stored:
     discrepancies: dict[str, tuple[Discrepancy, Status]] = field(default_factory=dict)
     decisions: dict[str, tuple[Decision, str]] = field(default_factory=dict)  # and note
     alerts: list[NewAlert] = field(default_factory=list)
+    # Subscription id -> (subscription, secret, state, lease holder, lease until).
+    webhooks: dict[str, tuple[WebhookSubscription, str, DeliveryState, str | None,
+                              datetime | None]] = field(default_factory=dict)
     audit: list[AuditEvent] = field(default_factory=list)
     requests: dict[tuple[str, str, str], tuple[str, bytes]] = field(default_factory=dict)
     card_changes: dict[tuple[str, str, str, int], PendingChange] = field(default_factory=dict)
@@ -389,8 +394,110 @@ class FakeAlertLog:
         self._db.alerts += added
         return len(added)
 
-    acknowledge = after = bounds = claim_escalations = facilities_with_logs = _not_faked
+    def _log(self, facility_id: str) -> list[Alert]:
+        """The facility's alerts with positions in the order they were appended."""
+        mine = [a for a in self._db.alerts if a.facility_id == facility_id]
+        return [Alert(alert_id=a.alert_id, position=i, facility_id=a.facility_id,
+                      kind=a.kind, audience=a.audience, severity=a.severity,
+                      summary=a.summary, created_at=a.created_at, shift_id=a.shift_id,
+                      shift_date=a.shift_date, discrepancy_id=a.discrepancy_id,
+                      resident_id=a.resident_id, escalates=a.escalates,
+                      acknowledged_at=None, acknowledged_by="")
+                for i, a in enumerate(mine, start=1)]
+
+    def after(self, facility_id: str, position: int, limit: int) -> list[Alert]:
+        return [a for a in self._log(facility_id) if a.position > position][:limit]
+
+    def bounds(self, facility_id: str) -> tuple[int, int]:
+        return 0, len(self._log(facility_id))
+
+    acknowledge = claim_escalations = facilities_with_logs = _not_faked
     get = page = prune = _not_faked
+
+
+class FakeWebhooks:
+    """Subscriptions and their cursors' leases, as store.webhooks keeps them."""
+
+    def __init__(self, db: Stored, log: FakeAlertLog) -> None:
+        self._db = db
+        self._log = log
+
+    def add(self, s: WebhookSubscription, secret: str, position: int) -> None:
+        self._db.webhooks[s.subscription_id] = (
+            s, secret, DeliveryState(position, next_attempt_at=s.created_at), None, None)
+
+    def get(self, facility_id: str, subscription_id: str
+            ) -> tuple[WebhookSubscription, DeliveryState] | None:
+        found = self._db.webhooks.get(subscription_id)
+        if found is None or found[0].facility_id != facility_id:
+            return None
+        return found[0], found[2]
+
+    def page(self, facility_id: str, *, limit: int, after: str | None
+             ) -> list[tuple[WebhookSubscription, DeliveryState]]:
+        return [(s, st) for i, (s, _, st, _, _) in sorted(self._db.webhooks.items())
+                if s.facility_id == facility_id and (after is None or i > after)][:limit]
+
+    def delete(self, facility_id: str, subscription_id: str) -> bool:
+        if self.get(facility_id, subscription_id) is None:
+            return False
+        del self._db.webhooks[subscription_id]
+        return True
+
+    def pending(self, subscription_id: str) -> int:
+        s, _, st, _, _ = self._db.webhooks[subscription_id]
+        return sum(1 for a in self._log.after(s.facility_id, st.position, 10**9)
+                   if a.audience is s.audience)
+
+    def any_due(self, now: datetime) -> bool:
+        return any(self._due(st, s, until, now)
+                   for s, _, st, _, until in self._db.webhooks.values())
+
+    def _due(self, st: DeliveryState, s: WebhookSubscription, until: datetime | None,
+             now: datetime) -> bool:
+        return (self._log.bounds(s.facility_id)[1] > st.position
+                and (st.next_attempt_at or now) <= now and (until is None or until <= now))
+
+    def claim(self, holder: str, now: datetime, lease_until: datetime) -> Claim | None:
+        for i, (s, secret, st, _, until) in sorted(
+                self._db.webhooks.items(), key=lambda kv: kv[1][2].next_attempt_at or now):
+            if self._due(st, s, until, now):
+                self._db.webhooks[i] = (s, secret, st, holder, lease_until)
+                return Claim(s, secret, st)
+        return None
+
+    def _held(self, subscription_id: str, holder: str) -> bool:
+        found = self._db.webhooks.get(subscription_id)
+        return found is not None and found[3] == holder
+
+    def advance(self, subscription_id: str, holder: str, position: int,
+                delivered: tuple[str, datetime] | None, lease_until: datetime) -> bool:
+        if not self._held(subscription_id, holder):
+            return False
+        s, secret, st, _, _ = self._db.webhooks[subscription_id]
+        st = dataclasses.replace(st, position=position)
+        if delivered is not None:
+            st = dataclasses.replace(st, last_delivered_alert=delivered[0],
+                                     last_delivered_at=delivered[1], failing_since=None,
+                                     attempts=0, next_attempt_at=delivered[1])
+        self._db.webhooks[subscription_id] = (s, secret, st, holder, lease_until)
+        return True
+
+    def fail(self, subscription_id: str, holder: str, error: str, now: datetime,
+             next_attempt_at: datetime) -> bool:
+        if not self._held(subscription_id, holder):
+            return False
+        s, secret, st, _, _ = self._db.webhooks[subscription_id]
+        st = dataclasses.replace(st, attempts=st.attempts + 1, last_error=error,
+                                 failing_since=st.failing_since or now,
+                                 next_attempt_at=next_attempt_at)
+        self._db.webhooks[subscription_id] = (s, secret, st, None, None)
+        return True
+
+    def release(self, subscription_id: str, holder: str) -> None:
+        if self._held(subscription_id, holder):
+            s, secret, st, _, _ = self._db.webhooks[subscription_id]
+            self._db.webhooks[subscription_id] = (s, secret, st, None, None)
 
 
 class FakeSchedule:
@@ -468,6 +575,7 @@ class FakeUnitOfWork:
         self.alerts = FakeAlertLog(self._db)
         self.schedule = FakeSchedule()
         self.audit = FakeAudit(self._db)
+        self.webhooks = FakeWebhooks(self._db, self.alerts)
         return self
 
     def commit(self) -> None:

@@ -6,10 +6,16 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from google.protobuf import empty_pb2
+
 from medservice.alerts.feed import AlertFeed
 from medservice.api import convert
 from medservice.api.convert import timestamp
-from medservice.api.convert_alerts import alert_to_proto
+from medservice.api.convert_alerts import (
+    alert_to_proto,
+    subscription_from_proto,
+    subscription_to_proto,
+)
 from medservice.api.rpc import (
     Authenticate,
     Clock,
@@ -25,7 +31,9 @@ from medservice.domain.alerts import (
     resume_token,
 )
 from medservice.domain.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from medservice.domain.webhooks import WebhookSubscription
 from medservice.service import alerts as uc
+from medservice.service import webhooks as webhooks_uc
 from medservice.service.paging import read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import alerts_pb2 as pb
@@ -84,8 +92,10 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
     def __init__(self, uow: UnitOfWorkFactory, clock: Clock, feed: AlertFeed, *,
                  heartbeat_seconds: float = 10.0, max_watchers: int = 200,
                  authenticate: Authenticate = principal_from_interceptor,
-                 delivered: Callable[[float], None] | None = None) -> None:
+                 delivered: Callable[[float], None] | None = None,
+                 webhook_allow_http_localhost: bool = False) -> None:
         self._uow = uow
+        self._allow_http = webhook_allow_http_localhost
         self._clock = clock
         self.authenticate = authenticate
         self._feed = feed
@@ -158,3 +168,60 @@ class AlertServicer(alerts_pb2_grpc.AlertServiceServicer):
 
         return run_idempotent(self._uow, principal, _SERVICE + "AcknowledgeAlert", request,
                               request.request_id, pb.Alert, work, now)
+
+    # -- webhooks (administrators) --------------------------------------------------------
+
+    @rpc(Role.ADMIN)
+    def CreateWebhookSubscription(self, request: pb.CreateWebhookSubscriptionRequest,
+                                  context: Any, principal: Principal
+                                  ) -> pb.WebhookSubscription:
+        facility_id = names.parse_facility_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        audience, url = subscription_from_proto(request.webhook_subscription,
+                                                allow_http_localhost=self._allow_http)
+        now = self._clock()
+        draft = WebhookSubscription(facility_id, "", audience, url, now)
+
+        def work(uow: UnitOfWork) -> pb.WebhookSubscription:
+            return subscription_to_proto(webhooks_uc.create_subscription(
+                uow, facility_id, draft, request.webhook_subscription.secret, now))
+
+        return run_idempotent(self._uow, principal, _SERVICE + "CreateWebhookSubscription",
+                              request, request.request_id, pb.WebhookSubscription, work, now)
+
+    @rpc(Role.ADMIN)
+    def ListWebhookSubscriptions(self, request: pb.ListWebhookSubscriptionsRequest,
+                                 context: Any, principal: Principal
+                                 ) -> pb.ListWebhookSubscriptionsResponse:
+        facility_id = names.parse_facility_name(request.parent, "parent")
+        principal.require_facility(facility_id)
+        page = read_page(request.page_size, request.page_token, {"parent": request.parent})
+        with self._uow(write=False) as uow:
+            shown, token = webhooks_uc.list_subscriptions(uow, facility_id, page)
+        return pb.ListWebhookSubscriptionsResponse(
+            webhook_subscriptions=[subscription_to_proto(v) for v in shown],
+            next_page_token=token)
+
+    @rpc(Role.ADMIN)
+    def GetWebhookSubscription(self, request: pb.GetWebhookSubscriptionRequest,
+                               context: Any, principal: Principal
+                               ) -> pb.WebhookSubscription:
+        facility_id, subscription_id = names.parse_webhook_subscription_name(request.name)
+        principal.require_facility(facility_id)
+        with self._uow(write=False) as uow:
+            return subscription_to_proto(webhooks_uc.get_subscription(
+                uow, facility_id, subscription_id))
+
+    @rpc(Role.ADMIN)
+    def DeleteWebhookSubscription(self, request: pb.DeleteWebhookSubscriptionRequest,
+                                  context: Any, principal: Principal) -> empty_pb2.Empty:
+        facility_id, subscription_id = names.parse_webhook_subscription_name(request.name)
+        principal.require_facility(facility_id)
+        now = self._clock()
+
+        def work(uow: UnitOfWork) -> empty_pb2.Empty:
+            webhooks_uc.delete_subscription(uow, facility_id, subscription_id)
+            return empty_pb2.Empty()
+
+        return run_idempotent(self._uow, principal, _SERVICE + "DeleteWebhookSubscription",
+                              request, request.request_id, empty_pb2.Empty, work, now)

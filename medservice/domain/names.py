@@ -152,3 +152,20 @@ def time_ordered_id() -> str:
 
 _MILLIS_MASK = (1 << 48) - 1
 _LOW_62 = (1 << 62) - 1
+
+
+_WEBHOOK = re.compile(rf"^facilities/{_SEGMENT}/webhookSubscriptions/([0-9a-f]{{32}})$")
+
+
+def webhook_subscription_name(facility_id: str, subscription_id: str) -> str:
+    return f"{facility_name(facility_id)}/webhookSubscriptions/{subscription_id}"
+
+
+def parse_webhook_subscription_name(name: str, field: str = "name") -> tuple[str, str]:
+    """'facilities/{f}/webhookSubscriptions/{id}' -> (facility id, subscription id)."""
+    m = _WEBHOOK.match(name)
+    if m is None:
+        raise InvalidArgument([FieldViolation(
+            field, "must be a webhook subscription name, "
+                   "facilities/{id}/webhookSubscriptions/{id}")])
+    return m.group(1), m.group(2)

@@ -373,10 +373,45 @@ card_changes = Table(
     Column("drug_name", String(200), nullable=False),
     Column("before_text", String(2000), nullable=False),
     Column("after_text", String(2000), nullable=False),
-    Column("detected_at", UtcDateTime, nullable=False),
-    Column("updated_at", UtcDateTime, nullable=False),
+    Column("detected_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Column("etag", String(64), nullable=False),
-    Column("approved_at", UtcDateTime),
+    Column("approved_at", UtcDateTime()),
     Column("approved_by", String(200), nullable=False),
     Index("ix_card_changes_pending", "facility_id", "status", "detected_at"),
+)
+
+# Webhook subscriptions (docs/webhooks.md): where a facility's alerts for one audience are
+# POSTed, and the signing secret (shown once, never logged).
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("subscription_id", String(32), primary_key=True),
+    Column("facility_id", String(63), nullable=False),
+    Column("audience", String(20), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("create_time", UtcDateTime(), nullable=False),
+    Index("ix_webhook_subscriptions_facility", "facility_id", "subscription_id"),
+)
+
+# Each subscription's cursor in its facility's alert log, and its lease: a replica claims
+# the row (lease_holder, lease_until) before delivering and advances `position` after the
+# receiver's 2xx, only while it still holds the lease; a replica that dies loses the lease
+# when it runs out and another goes on from the cursor.
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("subscription_id", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("lease_holder", String(100)),
+    Column("lease_until", UtcDateTime()),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_delivered_alert", String(32)),
+    Column("last_delivered_at", UtcDateTime()),
+    Column("failing_since", UtcDateTime()),
+    Column("last_error", String(200), nullable=False),
+    ForeignKeyConstraint(["subscription_id"], ["webhook_subscriptions.subscription_id"],
+                         ondelete="CASCADE"),
 )

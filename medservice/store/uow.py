@@ -24,6 +24,7 @@ from medservice.store.repositories import (
     ResidentRepository,
 )
 from medservice.store.schedule import ScheduleRepository
+from medservice.store.webhooks import WebhookRepository
 
 # Told (facility id, last position) after a commit that appended to a facility's alert log.
 AlertsCommitted = Callable[[str, int], None]
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     alerts: AlertRepository
     schedule: ScheduleRepository
     audit: AuditLog
+    webhooks: WebhookRepository
 
     def __init__(self, engine: Engine, *, write: bool = True,
                  on_alerts: AlertsCommitted | None = None, caches: Caches | None = None
@@ -105,6 +107,7 @@ class SqlUnitOfWork:
         self.alerts = AlertRepository(conn, self._alerted)
         self.schedule = ScheduleRepository(conn)
         self.audit = AuditLog(conn)
+        self.webhooks = WebhookRepository(conn)
         return self
 
     def commit(self) -> None:

@@ -21,9 +21,16 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
             300, 1800)
 
 
+# A gauge read at each scrape: one value, or (with a label) a value per label value.
+_Read = Callable[[], float | None]
+_ReadLabelled = Callable[[], dict[str, float]]
+
+
 class _Gauges(Collector):
-    def __init__(self, gauges: dict[str, tuple[str, Callable[[], float | None]]]) -> None:
+    def __init__(self, gauges: dict[str, tuple[str, _Read]],
+                 labelled: dict[str, tuple[str, str, _ReadLabelled]]) -> None:
         self._gauges = gauges
+        self._labelled = labelled
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         for name, (help_text, read) in self._gauges.items():
@@ -33,6 +40,15 @@ class _Gauges(Collector):
                 continue
             if value is not None:
                 yield GaugeMetricFamily(name, help_text, value=value)
+        for name, (help_text, label, read_all) in self._labelled.items():
+            try:
+                values = read_all()
+            except Exception:
+                continue
+            family = GaugeMetricFamily(name, help_text, labels=[label])
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            yield family
 
 
 class Metrics:
@@ -50,11 +66,13 @@ class Metrics:
         self._delivery = Histogram(
             "medservice_alert_delivery_lag_seconds",
             "From an alert's creation to its hand-over to a watch stream (via=watch, gRPC "
-            "and SSE alike) and to a browser's socket (via=sse)", ["via"],
+            "and SSE alike), to a browser's socket (via=sse) and to a webhook receiver's "
+            "2xx (via=webhook)", ["via"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry)
-        self._gauges: dict[str, tuple[str, Callable[[], float | None]]] = {}
-        self.registry.register(_Gauges(self._gauges))
+        self._gauges: dict[str, tuple[str, _Read]] = {}
+        self._labelled: dict[str, tuple[str, str, _ReadLabelled]] = {}
+        self.registry.register(_Gauges(self._gauges, self._labelled))
 
     def observe_call(self, method: str, code: str, seconds: float) -> None:
         self._calls.labels(method, code).inc()
@@ -69,6 +87,11 @@ class Metrics:
     def gauge(self, name: str, help_text: str, read: Callable[[], float | None]) -> None:
         """A value read at each scrape; None leaves the series out."""
         self._gauges[name] = (help_text, read)
+
+    def labelled_gauge(self, name: str, help_text: str, label: str, read: _ReadLabelled
+                       ) -> None:
+        """Values read at each scrape, one series per value of `label`."""
+        self._labelled[name] = (help_text, label, read)
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -124,3 +147,23 @@ def watch_metrics(metrics: Metrics, alerts: _Watched, engine: Any | None,
         metrics.gauge("medservice_sweep_lag_seconds",
                       "Age of the oldest closed dose window not yet swept",
                       sweep_lag(engine, clock))
+        metrics.labelled_gauge(
+            "medservice_webhook_delivery_lag_seconds",
+            "Per webhook subscription: age of the oldest alert not yet accepted by its "
+            "receiver (0: caught up)", "subscription", webhook_lag(engine, clock))
+
+
+def webhook_lag(engine: Any, clock: Callable[[], datetime]) -> _ReadLabelled:
+    """Per webhook subscription (by name): seconds since the oldest alert it has still to
+    deliver was raised, 0 when caught up. A receiver that is down shows as a growing lag."""
+    from medservice.domain.names import webhook_subscription_name
+    from medservice.store.webhooks import WebhookRepository
+
+    def read() -> dict[str, float]:
+        now = clock()
+        with engine.connect() as conn:
+            rows = WebhookRepository(conn).oldest_pending()
+        return {webhook_subscription_name(f, s): max(0.0, (now - oldest).total_seconds())
+                if oldest is not None else 0.0 for f, s, oldest in rows}
+
+    return read

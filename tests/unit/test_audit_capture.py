@@ -34,6 +34,7 @@ ORDER = f"{R}/orders/o-1"
 CARD = f"{R}/medicineCard"
 RECORD = f"{R}/administrations/12345678-1234-1234-1234-123456789012"
 DISCREPANCY = f"{F}/discrepancies/{'a' * 32}"
+WEBHOOK = f"{F}/webhookSubscriptions/{'b' * 32}"
 AT_F = Addressed(F, "f", None)
 AT_R = Addressed(R, "f", "r1")
 
@@ -115,6 +116,16 @@ EXAMPLES: dict[str, tuple[Message, Addressed]] = {
     "AlertService/ListAlerts": (apb.ListAlertsRequest(parent=F), AT_F),
     "AlertService/AcknowledgeAlert": (apb.AcknowledgeAlertRequest(name=f"{F}/alerts/a1"),
                                       Addressed(f"{F}/alerts/a1", "f")),
+    "AlertService/CreateWebhookSubscription": (
+        apb.CreateWebhookSubscriptionRequest(
+            parent=F, webhook_subscription=apb.WebhookSubscription(
+                url="https://care.example/h", secret="s" * 32)), AT_F),
+    "AlertService/ListWebhookSubscriptions": (
+        apb.ListWebhookSubscriptionsRequest(parent=F), AT_F),
+    "AlertService/GetWebhookSubscription": (
+        apb.GetWebhookSubscriptionRequest(name=WEBHOOK), Addressed(WEBHOOK, "f")),
+    "AlertService/DeleteWebhookSubscription": (
+        apb.DeleteWebhookSubscriptionRequest(name=WEBHOOK), Addressed(WEBHOOK, "f")),
     "AuditService/ListAuditEvents": (
         aupb.ListAuditEventsRequest(parent="facilities/-", resident=R),
         Addressed("facilities/-", "f", "r1")),

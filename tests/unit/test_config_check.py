@@ -41,6 +41,13 @@ def test_a_usable_configuration_has_no_problem() -> None:
     ({"environment": "production", "database_url": "sqlite:///x.db",
       "log_format": "json"}, "production needs PostgreSQL"),
     ({"environment": "production", "log_format": "console"}, "must be JSON"),
+    ({"webhook_lease_seconds": 5.0}, "MEDSERVICE_WEBHOOK_LEASE_SECONDS must be above"),
+    ({"webhook_timeout_seconds": 0.0}, "MEDSERVICE_WEBHOOK_TIMEOUT_SECONDS"),
+    ({"webhook_workers": -1}, "MEDSERVICE_WEBHOOK_WORKERS"),
+    ({"webhook_retry_base_seconds": -1.0}, "MEDSERVICE_WEBHOOK_RETRY_BASE_SECONDS"),
+    ({"webhook_retry_max_seconds": 0.5}, "MEDSERVICE_WEBHOOK_RETRY_MAX_SECONDS"),
+    ({"environment": "production", "log_format": "json",
+      "webhook_allow_http_localhost": True}, "MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST"),
 ])
 def test_each_bad_value_is_named(change: dict[str, object], named: str) -> None:
     problems = value_problems(replace(GOOD, **change))  # type: ignore[arg-type]
@@ -83,3 +90,33 @@ def test_development_without_keys_is_not_a_problem_and_writes_nothing(tmp_path: 
     called: list[Settings] = []
     assert check(settings, called.append, _current) == []
     assert called == [] and not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize(("text", "allowed"), [("true", True), ("1", True), ("off", False),
+                                               ("", False)])
+def test_webhook_settings_are_read_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch, text: str, allowed: bool) -> None:
+    from medservice.settings import load_settings
+
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST", text)
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_LEASE_SECONDS", "45")
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_CA_FILE", "/etc/care-ca.pem")
+    settings = load_settings()
+    assert settings.webhook_allow_http_localhost is allowed
+    assert settings.webhook_lease_seconds == 45.0
+    assert settings.webhook_ca_file == "/etc/care-ca.pem"
+
+
+def test_a_webhook_switch_that_is_no_boolean_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medservice.settings import load_settings
+
+    monkeypatch.setenv("MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST", "maybe")
+    with pytest.raises(SettingsError, match="MEDSERVICE_WEBHOOK_ALLOW_HTTP_LOCALHOST"):
+        load_settings()
+
+
+def test_a_webhook_ca_file_that_is_no_certificate_is_said(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    problems = check(replace(GOOD, webhook_ca_file=str(bad)), _keys_ok, lambda url: None)
+    assert any("MEDSERVICE_WEBHOOK_CA_FILE" in p for p in problems), problems
