@@ -57,7 +57,7 @@ Decisions (FHIR leaves them to the receiver):
   document, with the CPR system (urn:oid:1.2.208.176.1.2). Orders about different persons
   in one document raise InvalidArgument. An order whose subject has no CPR identifier
   (a reference such as "Patient/pat1", a display name) marks the result
-  `person_unidentified`: the import then needs the caller's confirmation. The value never
+  `person_unidentified`: the import then needs the `unidentified` flag. The value never
   appears in a message.
 """
 

@@ -261,28 +261,31 @@ def _keep(uow: UnitOfWork, order_id: str, history: list[OrderVersion], flag: str
 
 
 def check_document_person(person_id: str, result: ImportResult, *,
-                          subject_confirmed: bool) -> None:
-    """Whether a document may be applied to the resident with this person id: refused
-    whole when it names another person (whatever the caller confirms), and when an order
-    names nobody by CPR number unless the caller confirmed the subject. The messages
-    name neither person."""
+                          unidentified: bool) -> None:
+    """Whether a document may be applied to the resident with this person id (patient
+    identity, the first of the five rights): it must name the resident by CPR number, or,
+    when it names nobody by CPR number, the caller must say so (`unidentified`, recorded in
+    the audit by the API). A CPR number that differs is refused whatever the caller says.
+    The messages name neither person."""
     if result.person_id and result.person_id != person_id:
-        raise FailedPrecondition("the document is about another person than this resident",
-                                 reason="PERSON_MISMATCH")
-    if result.person_unidentified and not subject_confirmed:
+        raise FailedPrecondition("subject: the document is about another person than this "
+                                 "resident", reason="PERSON_MISMATCH",
+                                 metadata={"field": "subject"})
+    if result.person_unidentified and not unidentified:
         raise FailedPrecondition(
-            "the document does not identify its patient by CPR number (identifier system "
-            "urn:oid:1.2.208.176.1.2, on the subject or the Patient it references): check "
-            "that it is about this resident and import it again with subject_confirmed "
-            "(medctl: --confirm-subject)", reason="SUBJECT_NOT_IDENTIFIED")
+            "subject: the document does not identify its patient by CPR number (identifier "
+            "system urn:oid:1.2.208.176.1.2, on the subject or the Patient it references): "
+            "check that it is about this resident and import it again with unidentified set "
+            "(medctl: --unidentified); the audit trail records who did",
+            reason="SUBJECT_NOT_IDENTIFIED", metadata={"field": "subject"})
 
 
 def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: ImportResult,
-                now: datetime, *, subject_confirmed: bool = False
+                now: datetime, *, unidentified: bool = False
                 ) -> tuple[CardView, list[OrderChange]]:
     """Apply what an importer read, when it is about this resident (check_document_person)."""
     resident = get_resident(uow, facility_id, resident_id)
-    check_document_person(resident.person_id, result, subject_confirmed=subject_confirmed)
+    check_document_person(resident.person_id, result, unidentified=unidentified)
     card, changes = sync_card(uow, facility_id, resident_id, result.card_version,
                               result.orders, now, now, whole_card=result.whole_card,
                               unreadable=result.problems)

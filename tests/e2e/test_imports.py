@@ -88,7 +88,7 @@ def test_fhir_medication_request_imports_and_is_scheduled(server: ServerFixture)
     with pytest.raises(MedServiceError) as info:
         client.import_fhir(RESIDENT, data)
     assert info.value.reason == "SUBJECT_NOT_IDENTIFIED"
-    result = client.import_fhir(RESIDENT, data, subject_confirmed=True)
+    result = client.import_fhir(RESIDENT, data, unidentified=True)
     assert not result.problems
     [order] = result.card.orders
     assert order.dosage.HasField("timing") and not order.needs_manual_schedule
@@ -128,7 +128,7 @@ def test_a_large_fhir_bundle_is_sent_in_chunks(server: ServerFixture, tmp_path: 
     integration = server.client(Role.INTEGRATION, "f")
     token = integration._metadata[0][1].split()[1]
     assert main(["--target", server.target, "--token", token, "import", "fhir", str(path),
-                 "--resident", RESIDENT, "--confirm-subject"]) == 0
+                 "--resident", RESIDENT, "--unidentified"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == "250 created"
     assert sum(line.startswith("created") for line in out[1:]) == 250  # one line per order
