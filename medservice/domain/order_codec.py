@@ -100,6 +100,8 @@ def _timing(t: TimingDosage) -> Json:
         "max_dose_unit": t.max_dose_unit,
         "max_dose_period_minutes": int(t.max_dose_period.total_seconds() // 60)
         if t.max_dose_period else 0,
+        "events": [instant_text(e) for e in t.events],
+        "then": [_timing(step) for step in t.then],
     }
     if t.amount is not None:
         out["amount"] = _amount(t.amount)
@@ -277,6 +279,9 @@ class _Reader:
             except ValueError:
                 self.bad(f"{field}.time_of_day[{i}]", "must be HH:MM")
         minutes = int(v.get("max_dose_period_minutes", 0) or 0)
+        events = tuple(self.instant(x, f"{field}.events[{i}]")
+                       for i, x in enumerate(v.get("events", [])))
+        then = tuple(self.timing(x, f"{field}.then[{i}]") for i, x in enumerate(v.get("then", [])))
         kwargs = dict(
             unit=DoseUnit(unit.get("singular", ""), unit.get("plural", "")
                           or unit.get("singular", "")),
@@ -297,7 +302,9 @@ class _Reader:
             max_dose_quantity=self.decimal(v.get("max_dose_quantity"),
                                            f"{field}.max_dose_quantity"),
             max_dose_unit=v.get("max_dose_unit", ""),
-            max_dose_period=timedelta(minutes=minutes) if minutes else None)
+            max_dose_period=timedelta(minutes=minutes) if minutes else None,
+            events=tuple(e for e in events if e is not None),
+            then=tuple(step for step in then if step is not None))
         if len(self.violations) > before or ("amount" in v and amount is None):
             return None
         built: TimingDosage | None = self._build(TimingDosage, field, **kwargs)

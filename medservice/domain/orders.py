@@ -255,11 +255,14 @@ def _dates(c: OrderContent) -> Iterator[tuple[str, date | datetime | None]]:
             yield f"dosage.structured.periods[{i}].start_date", period.start_date
             yield f"dosage.structured.periods[{i}].end_date", period.end_date
     if isinstance(c.dosage, TimingDosage):
-        t = c.dosage
-        for name, value in (("bounds_start", t.bounds_start), ("bounds_end", t.bounds_end),
-                            ("bounds_first_date", t.bounds_first_date),
-                            ("bounds_last_date", t.bounds_last_date)):
-            yield f"dosage.timing.{name}", value
+        for i, t in enumerate(c.dosage.steps):
+            where = f"dosage.timing.then[{i - 1}]" if i else "dosage.timing"
+            for name, value in (("bounds_start", t.bounds_start), ("bounds_end", t.bounds_end),
+                                ("bounds_first_date", t.bounds_first_date),
+                                ("bounds_last_date", t.bounds_last_date)):
+                yield f"{where}.{name}", value
+            for j, event in enumerate(t.events):
+                yield f"{where}.events[{j}]", event
 
 
 def bounds_violations(c: OrderContent, prefix: str) -> list[FieldViolation]:

@@ -133,3 +133,63 @@ def test_a_large_fhir_bundle_is_sent_in_chunks(server: ServerFixture, tmp_path: 
     assert out[0] == "250 created"
     assert sum(line.startswith("created") for line in out[1:]) == 250  # one line per order
     assert len(integration.get_card(RESIDENT).orders) == 250
+
+
+def _request(rid: str, *instructions: dict[str, object]) -> dict[str, object]:
+    return {"resourceType": "MedicationRequest", "id": rid, "status": "active",
+            "intent": "order", "subject": {"identifier": {
+                "system": "urn:oid:1.2.208.176.1.2", "value": "0101451234"}},
+            "medicationCodeableConcept": {"text": f"Drug {rid}"},
+            "dosageInstruction": list(instructions)}
+
+
+def _instruction(quantity: int, repeat: dict[str, object], sequence: int | None = None,
+                 event: list[str] | None = None) -> dict[str, object]:
+    found: dict[str, object] = {"timing": {"repeat": repeat} if repeat else {},
+                                "doseAndRate": [{"doseQuantity": {"value": quantity,
+                                                                  "unit": "tablet"}}]}
+    if sequence is not None:
+        found["sequence"] = sequence
+    if event:
+        found["timing"] = {**found["timing"], "event": event}  # type: ignore[dict-item]
+    return found
+
+
+def test_fhir_sequence_and_events_are_kept_and_scheduled(server: ServerFixture) -> None:
+    """A taper in two steps and doses at listed instants, through the API and the store."""
+    import json
+
+    client = _home(server, "010145-1234")
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    day = [tomorrow + timedelta(days=i) for i in range(4)]
+    daily = {"frequency": 1, "period": 1, "periodUnit": "d", "when": ["MORN"]}
+    taper = _request(
+        "taper",
+        _instruction(2, {**daily, "boundsPeriod": {"start": day[0].isoformat(),
+                                                   "end": day[1].isoformat()}}, 1),
+        _instruction(1, {**daily, "boundsDuration": {"value": 2, "code": "d"}}, 2))
+    events = _request("events", _instruction(1, {}, event=[
+        f"{day[1].isoformat()}T21:15:00Z", f"{day[2].isoformat()}T06:00:00Z"]))
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": taper}, {"resource": events}]}
+    result = client.import_fhir(RESIDENT, json.dumps(bundle).encode())
+    assert not result.problems
+    orders = {o.name.rsplit("/", 1)[1]: o for o in client.get_card(RESIDENT).orders}
+    steps = orders["taper"].dosage.timing
+    assert [(s.amount.quantity, s.bounds_first_date, s.bounds_last_date)
+            for s in (steps, *steps.then)] == [
+        ("2", day[0].isoformat(), day[1].isoformat()),
+        ("1", day[2].isoformat(), day[3].isoformat())]
+    assert orders["taper"].treatment_end_date == day[3].isoformat()
+    assert orders["taper"].dosage.text_da == ("2 tablet morgen, derefter 1 tablet morgen")
+    assert len(orders["events"].dosage.timing.events) == 2
+    start = datetime.combine(day[0], time(0), UTC) - timedelta(hours=2)
+    carer = server.client(Role.CARER, "f")
+    doses = carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+        parent=RESIDENT, start_time=ts(start), end_time=ts(start + timedelta(days=5))))
+    found = sorted((d.due_time.ToDatetime(UTC), d.order.rsplit("/", 1)[1],
+                    d.amount.quantity) for d in doses.doses)
+    assert [(o, q) for _, o, q in found if o == "taper"] == [
+        ("taper", "2"), ("taper", "2"), ("taper", "1"), ("taper", "1")]
+    assert [due for due, o, _ in found if o == "events"] == [
+        datetime.combine(day[1], time(21, 15), UTC), datetime.combine(day[2], time(6), UTC)]
