@@ -333,8 +333,8 @@ def _shape_violations(t: TimingDosage) -> list[FieldViolation]:
     return v
 
 
-def timing_violation(timing: TimingDosage, *, order_start: date | None = None
-                     ) -> FieldViolation | None:
+def timing_violation(timing: TimingDosage, *, order_start: date | None = None,
+                     first_dose_anchors: bool = False) -> FieldViolation | None:
     """Why the timing cannot be scheduled by the house rules, or None.
 
     The field is a FHIR path relative to the Dosage ("timing.repeat.periodUnit"). PN
@@ -347,7 +347,7 @@ def timing_violation(timing: TimingDosage, *, order_start: date | None = None
     plan = timing.plan
     if isinstance(plan, FieldViolation):
         return plan
-    return _course_violation(timing, plan, order_start)
+    return _course_violation(timing, plan, order_start, first_dose_anchors)
 
 
 def _chain_violation(timing: TimingDosage, order_start: date | None) -> FieldViolation | None:
@@ -434,8 +434,8 @@ def _limit_violation(t: TimingDosage) -> FieldViolation | None:
     return None
 
 
-def _course_violation(t: TimingDosage, plan: _Plan, order_start: date | None
-                      ) -> FieldViolation | None:
+def _course_violation(t: TimingDosage, plan: _Plan, order_start: date | None,
+                      first_dose_anchors: bool) -> FieldViolation | None:
     if t.bounds_duration is not None:
         unit = t.bounds_duration_unit
         if unit not in UNIT_LENGTHS:
@@ -461,9 +461,37 @@ def _course_violation(t: TimingDosage, plan: _Plan, order_start: date | None
         what = f"a course of {t.count} dose(s) (count)"
     else:
         return None
+    if first_dose_anchors and _anchorable(plan):
+        return None
+    if first_dose_anchors:
+        return FieldViolation("timing.repeat.boundsPeriod.start",
+                              f"{what} at times of day needs a start: from its first "
+                              "administration, which of the day's times comes next is not "
+                              "said")
     return FieldViolation("timing.repeat.boundsPeriod.start",
                           f"{what} is anchored at the start of the course, and neither the "
                           "timing (boundsPeriod.start) nor the order gives one")
+
+
+def _anchorable(plan: _Plan) -> bool:
+    """Whether a course without a start can begin at its first administration: an interval,
+    or one dose every few days or weeks, or a course of doses with no rhythm of its own."""
+    if plan.interval is not None:
+        return True
+    return len(plan.times) == 1 and plan.times[0].kind is TimeKind.ANY and not plan.weekdays
+
+
+def awaits_first_dose(timing: TimingDosage, *, order_start: date | None) -> bool:
+    """Whether the course begins at its first administration (DOMAIN.md §4, issue 20): an
+    interval or count schedule, or one every few days, with no start from the timing
+    (boundsPeriod.start, events) or the order. Its first dose is due from the order's valid
+    time until given; later doses follow from the instant it was given (`expand_timing`'s
+    `first_given`), as VistA BCMA schedules the next dose from the last administration."""
+    plan = timing.plan
+    if (isinstance(plan, FieldViolation) or timing.as_needed or timing.then or timing.has_start
+            or timing.events or order_start is not None or not _anchorable(plan)):
+        return False
+    return plan.needs_anchor or timing.count is not None
 
 
 def _compile(t: TimingDosage) -> _Plan | FieldViolation:
@@ -649,17 +677,25 @@ class _Course(NamedTuple):
 
 
 def expand_timing(timing: TimingDosage, clock: FacilityClock, first: date, last: date, *,
-                  order_start: date | None) -> list[TimingSlot]:
+                  order_start: date | None, first_given: datetime | None = None,
+                  first_due: datetime | None = None) -> list[TimingSlot]:
     """The fixed doses of a timing due on local dates first..last (inclusive), by date and
     local time.
 
-    PN timings give none. Raises InvalidArgument with the reason when the timing cannot be
-    scheduled (see `timing_violation`)."""
-    violation = timing_violation(timing, order_start=order_start)
+    A course that `awaits_first_dose`: once given (`first_given`, the instant of its first
+    recorded administration) its doses follow from that instant, the first of them that
+    one; until then one dose is due, at `first_due` (the order's valid time), a one-time
+    dose that no window closes early; with neither, none is known. PN timings give none.
+    Raises InvalidArgument with the reason when the timing cannot be scheduled (see
+    `timing_violation`)."""
+    waiting = awaits_first_dose(timing, order_start=order_start)
+    violation = timing_violation(timing, order_start=order_start, first_dose_anchors=waiting)
     if violation is not None:
         raise InvalidArgument([violation])
     if timing.as_needed or first > last:
         return []
+    if waiting:
+        return _from_first_dose(timing, clock, first, last, first_given, first_due)
     if timing.then:
         steps = timing.steps
         slots = [s for i, step in enumerate(steps) for s in expand_timing(
@@ -786,6 +822,50 @@ def _interval_slots(t: TimingDosage, plan: _Plan, step: timedelta, course: _Cour
             yield TimingSlot(on, local.time(), label, t.amount,
                              _interval_doses_on(on, anchor, step, clock), TimeKind.CLOCK,
                              due, t.count == 1)
+
+
+def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: date,
+                     first_given: datetime | None, first_due: datetime | None
+                     ) -> list[TimingSlot]:
+    """A course that begins at its first administration (see `expand_timing`). An interval
+    runs in real elapsed time from the instant given; every few days keeps the wall time it
+    was given at, on local dates (the DST rules of the facility clock); a count caps the
+    doses from the first one on."""
+    assert t.amount is not None
+    plan = t.plan
+    assert isinstance(plan, _Plan)
+    if first_given is None:
+        if first_due is None:
+            return []
+        local = clock.local(first_due.astimezone(UTC))
+        if not first <= local.date() <= last:
+            return []
+        return [TimingSlot(local.date(), local.time(), "first", t.amount, 1, TimeKind.CLOCK,
+                           first_due.astimezone(UTC), True)]
+    given = first_given.astimezone(UTC)
+    if plan.interval is not None:
+        return _from_instant(t, plan, given, clock, first, last)
+    local = clock.local(given)
+    step = max(plan.step_days, 7 * plan.week_cycle, 1)
+    slots = []
+    on, issued = local.date(), 0
+    while on <= last and (t.count is None or issued < t.count):
+        due = given if issued == 0 else clock.instant(on, local.time())
+        issued += 1
+        if on >= first:
+            wall = clock.local(due)
+            slots.append(TimingSlot(on, wall.time(), wall.strftime("%H:%M"), t.amount, 1,
+                                    TimeKind.CLOCK, due, t.count == 1))
+        on += timedelta(days=step)
+    return slots
+
+
+def _from_instant(t: TimingDosage, plan: _Plan, given: datetime, clock: FacilityClock,
+                  first: date, last: date) -> list[TimingSlot]:
+    anchored = replace(t, bounds_start=given, bounds_first_date=None)
+    course = _course(anchored, clock, None)
+    assert plan.interval is not None
+    return list(_interval_slots(anchored, plan, plan.interval, course, clock, first, last))
 
 
 def _event_slots(t: TimingDosage, plan: _Plan, course: _Course, clock: FacilityClock,
