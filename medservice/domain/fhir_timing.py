@@ -47,7 +47,11 @@ inclusive, or a date meaning through that local day) or after boundsDuration cou
 the order's start (d and wk: whole local days; h and min: real elapsed time). Dates stay
 dates here; only the expander, which has the clock, turns them into instants. `count`
 caps the doses of the whole course, counted from its start whatever range is expanded, so
-a course needs a start when it has a count, an every-N-days rhythm or an interval.
+a course needs a start when it has a count, an every-N-days rhythm or an interval. Without
+one from the timing or the order it begins at its first administration
+(`awaits_first_dose`; issue 20): until given, one dose is due from the order's valid time;
+then the doses follow from the instant given (VistA BCMA schedules so). A count at several
+times of day is refused without a start: which time comes next is not said.
 
 Events. `timing.event` lists instants: a dose at each. With an interval repeat (a period in
 h or min) the rhythm runs from each event until the next one (the last: until the course
@@ -419,9 +423,11 @@ def chain_conflict(steps: tuple[TimingDosage, ...]) -> StepConflict | None:
     return None
 
 
-def timing_problem(timing: TimingDosage, *, order_start: date | None = None) -> str | None:
+def timing_problem(timing: TimingDosage, *, order_start: date | None = None,
+                   first_dose_anchors: bool = False) -> str | None:
     """`timing_violation` as a sentence, or None when the timing can be scheduled."""
-    violation = timing_violation(timing, order_start=order_start)
+    violation = timing_violation(timing, order_start=order_start,
+                                 first_dose_anchors=first_dose_anchors)
     return None if violation is None else f"{violation.field}: {violation.description}"
 
 
@@ -834,25 +840,26 @@ def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: d
     assert t.amount is not None
     plan = t.plan
     assert isinstance(plan, _Plan)
-    if first_given is None:
-        if first_due is None:
-            return []
+    slots: list[TimingSlot] = []
+    if first_due is not None:  # the first dose keeps its place (and id) once given
         local = clock.local(first_due.astimezone(UTC))
-        if not first <= local.date() <= last:
-            return []
-        return [TimingSlot(local.date(), local.time(), "first", t.amount, 1, TimeKind.CLOCK,
-                           first_due.astimezone(UTC), True)]
+        if first <= local.date() <= last:
+            slots.append(TimingSlot(local.date(), local.time(), "first", t.amount, 1,
+                                    TimeKind.CLOCK, first_due.astimezone(UTC), True))
+    if first_given is None:
+        return slots
     given = first_given.astimezone(UTC)
+    skip = 1 if first_due is not None else 0  # the dose given is the one at first_due
     if plan.interval is not None:
-        return _from_instant(t, plan, given, clock, first, last)
+        return slots + [s for s in _from_instant(t, plan, given, clock, first, last)
+                        if not skip or s.due_time > given]
     local = clock.local(given)
     step = max(plan.step_days, 7 * plan.week_cycle, 1)
-    slots = []
     on, issued = local.date(), 0
     while on <= last and (t.count is None or issued < t.count):
         due = given if issued == 0 else clock.instant(on, local.time())
         issued += 1
-        if on >= first:
+        if on >= first and issued > skip:
             wall = clock.local(due)
             slots.append(TimingSlot(on, wall.time(), wall.strftime("%H:%M"), t.amount, 1,
                                     TimeKind.CLOCK, due, t.count == 1))

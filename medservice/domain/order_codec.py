@@ -141,6 +141,7 @@ def content_to_dict(c: OrderContent) -> Json:
                    for p in c.pauses],
         "discontinue_time": instant_text(c.discontinued_at) if c.discontinued_at else "",
         "cannot_check_reason": c.cannot_check or "",
+        "first_given_time": instant_text(c.first_given_at) if c.first_given_at else "",
     }
     out.update({k: v for k, v in optional.items() if v})
     return out
@@ -356,6 +357,7 @@ def content_from_dict(d: Json, prefix: str = "order", *, stored: bool = False
         pauses=tuple(pauses),
         discontinued_at=r.instant(d.get("discontinue_time"), f"{prefix}.discontinue_time"),
         cannot_check=str(d.get("cannot_check_reason") or "") or None,
+        first_given_at=r.instant(d.get("first_given_time"), f"{prefix}.first_given_time"),
     )
     require(r.violations + validate_content(content, prefix, check_bounds=not stored))
     return content

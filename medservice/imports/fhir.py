@@ -171,8 +171,8 @@ def read_fhir(data: bytes) -> ImportResult:
 def read_fhir_dosage(data: bytes) -> tuple[TimingDosage | FreeTextDosage, date | None]:
     """The dosage of the document's first MedicationRequest and its course's start, read as
     the importer reads it, for a look at its doses (`medctl dosage expand`): whatever the
-    order's status, drug or patient, and accepting a course that begins at its first
-    administration (the caller anchors it). Raises InvalidArgument naming the field when
+    order's status, drug or patient (a course that begins at its first administration is
+    the caller's to anchor). Raises InvalidArgument naming the field when
     the dosage cannot be read or scheduled."""
     root = _load(data)
     found = next(_requests(root, ImportResult()), None)
@@ -183,7 +183,7 @@ def read_fhir_dosage(data: bytes) -> tuple[TimingDosage | FreeTextDosage, date |
     if invalid:
         raise InvalidArgument([FieldViolation(_at(prefix, where), why) for where, why in invalid])
     try:
-        read = _dosage(res, first_dose_anchors=True)
+        read = _dosage(res)
     except _Refused as refused:
         raise InvalidArgument([FieldViolation(_at(prefix, refused.path), refused.reason)]
                               ) from None
@@ -552,7 +552,7 @@ def _concept_text(concept: Any) -> str:
 # -- dosage -------------------------------------------------------------------------------
 
 
-def _dosage(res: Json, first_dose_anchors: bool = False) -> _DosageRead:
+def _dosage(res: Json) -> _DosageRead:
     instructions = _list(res.get("dosageInstruction"))
     if not instructions:
         return _DosageRead(FreeTextDosage(""), "", None)
@@ -567,13 +567,13 @@ def _dosage(res: Json, first_dose_anchors: bool = False) -> _DosageRead:
     if len(groups) == 1:
         for path, part in parts:
             if isinstance(part, TimingDosage):
-                _check_timing(part, path, first_dose_anchors)
+                _check_timing(part, path)
         dosage = _combine(parts)
         if isinstance(dosage, TimingDosage) and len(parts) > 1:
-            _check_timing(dosage, "dosageInstruction", first_dose_anchors)
+            _check_timing(dosage, "dosageInstruction")
         timing = dosage if isinstance(dosage, TimingDosage) else None
         return _DosageRead(dosage, route, timing)
-    chained = _chain(groups, first_dose_anchors)
+    chained = _chain(groups)
     return _DosageRead(chained, route, chained)
 
 
@@ -598,8 +598,8 @@ def _sequence_groups(instructions: list[Any], parts: list[tuple[str, TimingDosag
     return sorted(groups.items())
 
 
-def _chain(groups: list[tuple[int, list[tuple[str, TimingDosage | FreeTextDosage]]]],
-           first_dose_anchors: bool) -> TimingDosage:
+def _chain(groups: list[tuple[int, list[tuple[str, TimingDosage | FreeTextDosage]]]]
+           ) -> TimingDosage:
     """Groups one after the other (FHIR sequence) as one TimingDosage with steps `then`."""
     steps: list[TimingDosage] = []
     for _, group in groups:
@@ -617,15 +617,14 @@ def _chain(groups: list[tuple[int, list[tuple[str, TimingDosage | FreeTextDosage
         if step.as_needed:
             raise _Refused(f"{group[0][0]}.asNeeded", "a step of a sequence must fall due: an "
                                                       "allowance (PN) has no course to follow")
-        _check_timing(step, group[0][0] if len(group) == 1 else "dosageInstruction",
-                      first_dose_anchors)
+        _check_timing(step, group[0][0] if len(group) == 1 else "dosageInstruction")
     return replace(placed[0], then=placed[1:])
 
 
-def _check_timing(timing: TimingDosage, path: str, first_dose_anchors: bool = False) -> None:
+def _check_timing(timing: TimingDosage, path: str) -> None:
+    # A course with no start begins at its first administration (the mirror records it).
     start, _ = _treatment_dates(timing)
-    violation = timing_violation(timing, order_start=start,
-                                 first_dose_anchors=first_dose_anchors)
+    violation = timing_violation(timing, order_start=start, first_dose_anchors=True)
     if violation is not None:
         raise _Refused(f"{path}.{violation.field}", violation.description)
 

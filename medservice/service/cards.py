@@ -23,6 +23,7 @@ from enum import Enum
 from medservice.domain.clock import FacilityClock
 from medservice.domain.errors import FailedPrecondition, FieldViolation, NotFound, require
 from medservice.domain.facility import Facility
+from medservice.domain.fhir_timing import TimingDosage, awaits_first_dose
 from medservice.domain.order_codec import content_to_dict
 from medservice.domain.orders import (
     OrderContent,
@@ -320,6 +321,8 @@ def _check_unique(orders: list[OrderContent]) -> None:
 def _apply(uow: UnitOfWork, facility_id: str, resident_id: str, content: OrderContent,
            history: list[OrderVersion], valid_from: datetime, now: datetime) -> OrderChange:
     latest = history[-1] if history else None
+    if latest is not None and not latest.removed:  # the mirror's own: no source sends it
+        content = dataclasses.replace(content, first_given_at=latest.content.first_given_at)
     if latest is not None and not latest.removed and \
             content_to_dict(latest.content) == content_to_dict(content):
         return OrderChange(content.order_id, ChangeKind.UNCHANGED, latest.version)
@@ -346,6 +349,25 @@ def _change_state(uow: UnitOfWork, facility_id: str, resident_id: str, order_id:
     view = _view(facility, [*versions, version], now, now)
     assert view is not None
     return view
+
+
+def anchor_first_dose(uow: UnitOfWork, facility_id: str, resident_id: str,
+                      versions: list[OrderVersion], given_at: datetime, now: datetime) -> bool:
+    """A course that begins at its first administration (fhir_timing.awaits_first_dose)
+    was first given at `given_at`: a new version of the order (`versions`, its history),
+    valid from now, records the instant (OrderContent.first_given_at), so its later doses
+    follow from it; the resident's doses are refreshed and reconciled from then. False,
+    and nothing written, for any other order or one anchored already."""
+    latest = versions[-1] if versions else None
+    if latest is None or latest.removed or latest.content.first_given_at is not None:
+        return False
+    c = latest.content
+    if not isinstance(c.dosage, TimingDosage) or not awaits_first_dose(
+            c.dosage, order_start=c.treatment_start):
+        return False
+    _change_state(uow, facility_id, resident_id, latest.order_id,
+                  dataclasses.replace(c, first_given_at=given_at), now, given_at)
+    return True
 
 
 def _current(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -104,7 +105,7 @@ def test_fhir_medication_request_imports_and_is_scheduled(server: ServerFixture)
 
 def test_fhir_refused_orders_are_reported_and_nothing_half_applied(
         server: ServerFixture) -> None:
-    data = _need(REFERENCE / "fhir-r4/medicationrequest0318.json")  # every 6 h, no start
+    data = _need(REFERENCE / "fhir-r4/medicationrequest0327.json")  # 3 a week, no days
     client = _home(server, "010145-1234")
     result = client.import_fhir(RESIDENT, data)
     assert len(result.problems) >= 1 and result.problems[0].reason
@@ -193,3 +194,44 @@ def test_fhir_sequence_and_events_are_kept_and_scheduled(server: ServerFixture) 
         ("taper", "2"), ("taper", "2"), ("taper", "1"), ("taper", "1")]
     assert [due for due, o, _ in found if o == "events"] == [
         datetime.combine(day[1], time(21, 15), UTC), datetime.combine(day[2], time(6), UTC)]
+
+
+def test_a_course_with_no_start_begins_at_its_first_dose(
+        server: ServerFixture, server_clock: Any) -> None:
+    """Every 6 hours, 3 doses, no start (as the spec's 0318): one dose is due from the import;
+    once given, the next two follow from it, and a re-import keeps the anchor."""
+    import json
+
+    client = _home(server, "010145-1234")
+    q6h = _request("q6h", _instruction(1, {"frequency": 1, "period": 6, "periodUnit": "h",
+                                           "count": 3}))
+    imported_at = server_clock()
+    result = client.import_fhir(RESIDENT, json.dumps(q6h).encode())
+    assert not result.problems
+    [order] = result.card.orders
+    assert not order.needs_manual_schedule and not order.HasField("first_given_time")
+    carer = server.client(Role.CARER, "f")
+
+    def doses() -> list[rpb.ScheduledDose]:
+        start = imported_at - timedelta(hours=1)
+        return list(carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+            parent=RESIDENT, start_time=ts(start),
+            end_time=ts(start + timedelta(days=2)))).doses)
+
+    [first] = doses()  # due from the import until given
+    assert abs(first.due_time.ToDatetime(UTC) - imported_at) < timedelta(seconds=5)
+    server_clock.advance(timedelta(minutes=40))
+    given_at = server_clock() - timedelta(minutes=1)
+    carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(parent=RESIDENT, record=(
+        rpb.AdministrationRecord(dose_id=first.dose_id, outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN,
+                                 quantity="1", administration_time=ts(given_at)))))
+    after = doses()
+    assert after[0].dose_id == first.dose_id  # the dose given keeps its place and id
+    assert [d.due_time.ToDatetime(UTC) - given_at for d in after[1:]] \
+        == [timedelta(hours=6), timedelta(hours=12)]  # 3 doses in all, from the first
+    [anchored] = client.get_card(RESIDENT).orders
+    assert anchored.first_given_time.ToDatetime(UTC) == given_at
+    # The source sends the order again (unchanged): the anchor is the mirror's own, kept.
+    again = client.import_fhir(RESIDENT, json.dumps(q6h).encode())
+    assert [c.kind for c in again.changes] == [cpb.ORDER_CHANGE_KIND_UNCHANGED]
+    assert [d.dose_id for d in doses()] == [d.dose_id for d in after]

@@ -32,8 +32,6 @@ AUTHORED = date(2015, 1, 15)  # every example's authoredOn but example2's
 
 IMPORTED = "imported"
 _STATUS_OVER = ("status", "the timing gives no end")
-_NO_ANCHOR = ("dosageInstruction[0].timing.repeat.boundsPeriod.start",
-              "is anchored at the start of the course")
 _RATE_ONLY = ("dosageInstruction[0].doseAndRate", "only a rate is given")
 # example -> IMPORTED, or every (location, reason fragment) it is refused with.
 EXPECTED: dict[str, str | tuple[tuple[str, str], ...]] = {
@@ -57,17 +55,17 @@ EXPECTED: dict[str, str | tuple[tuple[str, str], ...]] = {
     "0313": (_STATUS_OVER,),
     "0314": (_STATUS_OVER,),
     "0315": IMPORTED,  # PN every 15 minutes: a limit, never due
-    "0316": (_NO_ANCHOR, _STATUS_OVER),
+    "0316": (_STATUS_OVER,),  # every 3 weeks, 16 cycles, no start: from the first dose
     # Narrative "for up to 12 wk"; structure: each administration lasts 12 weeks, 3 a week.
     "0317": (("dosageInstruction[0].timing.repeat.duration", "as long as the time between"),
              _STATUS_OVER),
-    "0318": (_NO_ANCHOR,),  # "q6h x 3 days" with no bounds: nothing anchors the 6 hours
-    "0319": (_NO_ANCHOR, _STATUS_OVER),
+    "0318": IMPORTED,  # "q6h x 3 days" with no bounds: from the first dose given
+    "0319": (_STATUS_OVER,),
     "0320": (_STATUS_OVER,),
     # Narrative "before breakfast, lunch, dinner"; structure: only the first has a time, and
     # the two of sequence 2 give different doses at the same round.
     "0321": (("dosageInstruction[1]", "differs from dosageInstruction[0] in dose"),),
-    "0322": (_NO_ANCHOR, _STATUS_OVER),
+    "0322": (_STATUS_OVER,),
     # An event and every 24 hours from it, with no end: completed, so refused.
     "0323": (_STATUS_OVER,),
     "0324": (_STATUS_OVER,),
@@ -79,7 +77,7 @@ EXPECTED: dict[str, str | tuple[tuple[str, str], ...]] = {
     "0329": IMPORTED,  # a compounded ointment, named by its ingredients
     "0330": IMPORTED,
     "0331": IMPORTED,
-    "0332": (_NO_ANCHOR,),  # a single dose (count 1), but when is not said
+    "0332": IMPORTED,  # a single dose (count 1), due from the order's valid time
     "0333": IMPORTED,
     "0334": IMPORTED,
     "0335": IMPORTED,
@@ -112,8 +110,10 @@ def _read(examples: Path, name: str) -> ImportResult:
 def _week(order: OrderContent) -> list[TimingSlot]:
     assert isinstance(order.dosage, TimingDosage)
     first = order.treatment_start or AUTHORED
+    # A course with no start: its first dose is due from the order's valid time.
     return expand_timing(order.dosage, CLOCK, first, first + timedelta(days=6),
-                         order_start=order.treatment_start)
+                         order_start=order.treatment_start,
+                         first_due=CLOCK.instant(first, time(9, 0)))
 
 
 def test_every_example_is_accounted_for(examples: Path) -> None:

@@ -262,9 +262,18 @@ def test_statuses_that_are_not_orders(status: str, reason: str) -> None:
 
 def test_a_refused_status_and_a_refused_dosage_are_both_told() -> None:
     problems = refusal(request(status="completed", dosageInstruction=[dosage(
-        timing={"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}})]))
-    assert [where for where, _ in problems] == [
-        "dosageInstruction[0].timing.repeat.boundsPeriod.start", "status"]
+        timing={"repeat": {"frequency": 1, "period": 6, "periodUnit": "h", "when": ["MORN"]}})]))
+    assert [where for where, _ in problems] == ["dosageInstruction[0].timing.repeat.when",
+                                                "status"]
+
+
+def test_a_course_with_no_start_is_imported_to_begin_at_its_first_dose() -> None:
+    t = only_timing(request(dosageInstruction=[dosage(timing={"repeat": {
+        "frequency": 1, "period": 6, "periodUnit": "h"}})]))
+    assert timing_problem(t, order_start=None, first_dose_anchors=True) is None
+    refused_at(request(dosageInstruction=[dosage(timing={"repeat": {
+        "frequency": 2, "period": 1, "periodUnit": "d", "count": 6}})]),
+        "dosageInstruction[0].timing.repeat.boundsPeriod.start", "which of the day's times")
 
 
 def test_requests_that_are_not_orders_to_give() -> None:
