@@ -63,6 +63,17 @@ def error_rate_report(client: MedClient, args: argparse.Namespace) -> int:
     return save(document, args.output or document.filename, args.json)
 
 
+def fhir_export(client: MedClient, args: argparse.Namespace) -> int:
+    """The Bundle's JSON on stdout (or --output)."""
+    document = client.call(client.reports.ExportFhir, pb.ExportFhirRequest(
+        resident=resident_name(args.resident, args.facility), start_date=args.from_date,
+        end_date=args.to_date))
+    if args.output:
+        return save(document, args.output, args.json)
+    sys.stdout.write(document.content.decode() + "\n")
+    return 0
+
+
 def add_report_commands(top: argparse._SubParsersAction) -> None:
     chart = top.add_parser("chart", help="printable charts").add_subparsers(dest="cmd",
                                                                           required=True)
@@ -82,3 +93,16 @@ def add_report_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--to", dest="to_month", required=True, help="YYYY-MM")
     p.add_argument("--output", help="PDF file (default: the document's own name)")
     p.set_defaults(handler=error_rate_report)
+    fhir = top.add_parser("fhir", help="FHIR R4 documents").add_subparsers(dest="cmd",
+                                                                          required=True)
+    p = fhir.add_parser("export", help="a resident's administrations and discrepancies as a "
+                                       "FHIR R4 searchset Bundle (JSON on stdout)")
+    p.add_argument("--resident", required=True,
+                   help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility", help="the facility of a short resident id")
+    p.add_argument("--from", dest="from_date", required=True,
+                   help="first local date YYYY-MM-DD")
+    p.add_argument("--to", dest="to_date", required=True,
+                   help="local date YYYY-MM-DD after the last (exclusive)")
+    p.add_argument("--output", help="a file instead of stdout")
+    p.set_defaults(handler=fhir_export)

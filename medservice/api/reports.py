@@ -4,6 +4,7 @@ document is laid out)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from medservice.api.discrepancies import READERS
@@ -15,7 +16,7 @@ from medservice.reports.emergency import emergency_filename, emergency_pdf
 from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
 from medservice.reports.mar import chart_filename, chart_pdf
 from medservice.reports.pdf import Pdf
-from medservice.service import charts, error_report
+from medservice.service import charts, error_report, fhir_export
 from medservice.service import rounds as rounds_uc
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.v1 import reports_pb2 as pb
@@ -26,6 +27,10 @@ ROUND_READERS = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 # Who reads the error rate: whoever may ComputeErrorRate.
 RATE_READERS = READERS
 PDF = "application/pdf"
+FHIR_JSON = "application/fhir+json"
+# Who exports a resident's documentation: the error rate's readers, and the integrations
+# (an EHR or a regional system) that take it in.
+FHIR_READERS = (*READERS, Role.INTEGRATION)
 
 
 def document(pdf: Pdf, filename: str) -> pb.Document:
@@ -63,6 +68,20 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             lst = rounds_uc.emergency_list(uow, facility_id, day, request.shift_id,
                                            self._clock())
         return document(emergency_pdf(lst), emergency_filename(lst))
+
+    @rpc(*FHIR_READERS)
+    def ExportFhir(self, request: pb.ExportFhirRequest, context: Any,
+                   principal: Principal) -> pb.Document:
+        facility_id, resident_id = names.parse_resident_name(request.resident, "resident")
+        principal.require_facility(facility_id)
+        first = rounds_uc.parse_date(request.start_date, "start_date")
+        until = rounds_uc.parse_date(request.end_date, "end_date")
+        with self._uow(write=False) as uow:
+            bundle = fhir_export.export_resident(uow, facility_id, resident_id, first, until)
+        content = json.dumps(bundle, ensure_ascii=False).encode()
+        return pb.Document(content_type=FHIR_JSON, content=content, page_count=0,
+                           filename=f"fhir-{resident_id}-{first.isoformat()}-"
+                                    f"{until.isoformat()}.json")
 
     @rpc(*RATE_READERS)
     def GetErrorRateReport(self, request: pb.GetErrorRateReportRequest, context: Any,

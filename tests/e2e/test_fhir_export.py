@@ -1,0 +1,112 @@
+"""The FHIR export end to end on SQLite and PostgreSQL (issue 20): import, give, refuse,
+correct, raise a discrepancy, review it, then export: every resource validates with the
+R4 models, and the counts match the records."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from medservice.domain.access import Role
+from medservice.v1 import discrepancies_pb2 as dpb
+from medservice.v1 import facilities_pb2 as fpb
+from medservice.v1 import reports_pb2 as repb
+from medservice.v1 import rounds_pb2 as rpb
+from tests.builders import ts
+from tests.conftest import ServerFixture
+
+RESIDENT = "facilities/f/residents/r1"
+CPR = "urn:oid:1.2.208.176.1.2"
+
+
+def _order(start: str) -> bytes:
+    return json.dumps({
+        "resourceType": "MedicationRequest", "id": "rx1", "status": "active",
+        "intent": "order", "subject": {"identifier": {"system": CPR, "value": "0101451234"}},
+        "medicationCodeableConcept": {"text": "Panodil 500 mg", "coding": [
+            {"system": "http://www.whocc.no/atc", "code": "N02BE01"}]},
+        "dosageInstruction": [{
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d",
+                                  "when": ["MORN", "EVE"], "boundsPeriod": {"start": start}}},
+            "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}]}]}).encode()
+
+
+def test_give_refuse_correct_review_then_export(server: ServerFixture, server_clock: Any,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    admin = server.client(Role.ADMIN)
+    admin.create_facility(fpb.Facility(display_name="Home"), "f")
+    admin.create_resident("f", fpb.Resident(person_id="010145-1234", display_name="T",
+                                            room="1"), "r1")
+    feed = server.client(Role.INTEGRATION, "f")
+    now = server_clock()
+    start = now.date() - timedelta(days=1)
+    today = start + timedelta(days=4)  # the export's end lies after all of it
+    feed.import_fhir(RESIDENT, _order(start.isoformat()))
+    carer = server.client(Role.CARER, "f", subject="carer-7")
+    doses = carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+        parent=RESIDENT, start_time=ts(now), end_time=ts(now + timedelta(days=2)))).doses
+    given, refused, corrected = doses[0], doses[1], doses[2]
+    server_clock.advance(timedelta(days=2, hours=1))  # the three are past now
+
+    def record(dose: rpb.ScheduledDose, ack: tuple[str, ...] = (),
+               **fields: object) -> rpb.RecordDoseResponse:
+        r = rpb.AdministrationRecord(dose_id=dose.dose_id, administration_time=dose.due_time,
+                                     **fields)  # type: ignore[arg-type]
+        return carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(
+            parent=RESIDENT, record=r, acknowledged_reasons=list(ack)))
+
+    record(given, outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN, quantity="1", route="oral")
+    record(refused, outcome=rpb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+           not_given_reason=rpb.NOT_GIVEN_REASON_RESIDENT_ABSENT)
+    wrong = record(corrected, ("WRONG_DOSE",), outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN,
+                   quantity="3")
+    nurse = server.client(Role.SHIFT_LEAD, "f", subject="lead-1")
+    nurse.call(nurse.rounds.CorrectRecord, rpb.CorrectRecordRequest(
+        name=wrong.record.name, reason="wrong quantity typed"))
+    pharmacist = server.client(Role.PHARMACIST, "f", subject="pharm-1")
+    queue = list(pharmacist.review_queue("facilities/f"))
+    assert queue, "the late documentation and missed doses are there to review"
+    pharmacist.review_discrepancy(queue[0].name, dpb.REVIEW_DECISION_NOT_AN_ERROR,
+                                  "paper round", queue[0].etag)
+
+    document = feed.call(feed.reports.ExportFhir, repb.ExportFhirRequest(
+        resident=RESIDENT, start_date=start.isoformat(),
+        end_date=(today + timedelta(days=1)).isoformat()))
+    assert document.content_type == "application/fhir+json"
+    bundle = json.loads(document.content)
+    Bundle.model_validate(bundle)  # every resource in it too
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    administrations = [e["resource"] for e in bundle["entry"]
+                       if e["resource"]["resourceType"] == "MedicationAdministration"]
+    records = list(carer.call(carer.rounds.ListAdministrationRecords,
+                              rpb.ListAdministrationRecordsRequest(parent=RESIDENT)).records)
+    assert len(administrations) == len(records) == 3
+    assert sorted(a["status"] for a in administrations) == [
+        "completed", "entered-in-error", "not-done"]
+    issues = [e["resource"] for e in bundle["entry"]
+              if e["resource"]["resourceType"] == "DetectedIssue"]
+    held = [d for d in pharmacist.call(pharmacist.discrepancies.ListDiscrepancies,
+                                       dpb.ListDiscrepanciesRequest(
+                                           parent="facilities/f")).discrepancies
+            if d.status != dpb.DISCREPANCY_STATUS_WITHDRAWN]
+    assert len(issues) == len(held) and kinds.count("DetectedIssue") == len(held)
+    assert [i["status"] for i in issues].count("final") == 1  # the one reviewed
+    assert all(a["performer"][0]["actor"]["identifier"]["value"] == "carer-7"
+               for a in administrations)
+    assert "0101451234" not in document.content.decode()  # no CPR number goes out
+
+    from clients.medctl import main
+
+    token = feed._metadata[0][1].split()[1]
+    assert main(["--target", server.target, "--token", token, "fhir", "export",
+                 "--resident", "r1", "--facility", "f", "--from", start.isoformat(),
+                 "--to", (today + timedelta(days=1)).isoformat()]) == 0
+    assert json.loads(capsys.readouterr().out) == bundle
+    carer_token = carer._metadata[0][1].split()[1]  # carers do not export
+    assert main(["--target", server.target, "--token", carer_token, "fhir", "export",
+                 "--resident", RESIDENT, "--from", start.isoformat(),
+                 "--to", today.isoformat()]) != 0
