@@ -77,7 +77,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         first = rounds_uc.parse_date(request.start_date, "start_date")
         until = rounds_uc.parse_date(request.end_date, "end_date")
         with self._uow(write=False) as uow:
-            bundle = fhir_export.export_resident(uow, facility_id, resident_id, first, until)
+            bundle = fhir_export.export_resident(uow, facility_id, resident_id, first, until,
+                                                 request.resource_type)
         content = json.dumps(bundle, ensure_ascii=False).encode()
         return pb.Document(content_type=FHIR_JSON, content=content, page_count=0,
                            filename=f"fhir-{resident_id}-{first.isoformat()}-"

@@ -20,17 +20,26 @@ MAX_RESOURCES = 20_000
 _PAGE = 1000
 
 
+RESOURCE_TYPES = ("MedicationAdministration", "DetectedIssue")
+
+
 def export_resident(uow: UnitOfWork, facility_id: str, resident_id: str, first: date,
-                    until: date) -> dict[str, Any]:
-    """Local dates first (inclusive) to until (exclusive), in the facility's zone."""
+                    until: date, resource_type: str = "") -> dict[str, Any]:
+    """Local dates first (inclusive) to until (exclusive), in the facility's zone; one of
+    RESOURCE_TYPES only, or both ("")."""
     if until <= first:
         raise InvalidArgument([FieldViolation("end_date", "must be after start_date")])
+    if resource_type and resource_type not in RESOURCE_TYPES:
+        raise InvalidArgument([FieldViolation("resource_type", "must be "
+                                              + " or ".join(RESOURCE_TYPES) + ", or empty")])
     facility = get_facility(uow, facility_id)
     get_resident(uow, facility_id, resident_id)
     clock = FacilityClock.from_facility(facility)
     start, end = clock.instant(first, time(0)), clock.instant(until, time(0))
-    records = uow.records.between(facility_id, resident_id, start, end)
-    issues = _discrepancies(uow, facility_id, resident_id, start, end)
+    records = (uow.records.between(facility_id, resident_id, start, end)
+               if resource_type != "DetectedIssue" else [])
+    issues = (_discrepancies(uow, facility_id, resident_id, start, end)
+              if resource_type != "MedicationAdministration" else [])
     if len(records) + len(issues) > MAX_RESOURCES:
         raise InvalidArgument([FieldViolation("end_date", f"more than {MAX_RESOURCES} "
                                                           "resources: ask for a shorter period")])

@@ -24,6 +24,8 @@ from google.rpc import code_pb2, status_pb2
 from medservice.api.auth import TokenVerifier
 from medservice.api.errors import status_for
 from medservice.domain.errors import DomainError
+from medservice.v1 import reports_pb2
+from medservice.web import fhir
 from medservice.web import status as st
 from medservice.web.routes import Route, build_request, to_json
 
@@ -90,6 +92,10 @@ class HttpApi:
         if path == "/healthz" and verb == "GET":
             await _answer(send, 200, b'{"status":"SERVING"}')
             return
+        kind = fhir.search_type(path)
+        if kind is not None and verb == "GET":
+            await self._fhir_search(kind, scope, send)
+            return
         route, values, verbs = self._find(verb, path)
         if route is None or values is None:
             if verbs:
@@ -144,6 +150,29 @@ class HttpApi:
             await _answer_status(send, st.from_rpc_error(e))
             return
         await _answer(send, 200, _dumps(to_json(response)))
+
+    async def _fhir_search(self, kind: str, scope: Scope, send: Send) -> None:
+        """A FHIR search (medservice.web.fhir): the ExportFhir call, answered as FHIR."""
+        authorization = _bearer(scope.get("headers", ()))
+        try:
+            request = fhir.search_request(kind, _query(scope.get("query_string", b"")))
+        except DomainError as e:
+            status = self._refusal(authorization) or st.from_grpc_status(status_for(e))
+            await _answer_fhir_status(send, status)
+            return
+        metadata = (("authorization", authorization),) if authorization else ()
+        call = self._callables.get(fhir.EXPORT_METHOD)
+        if call is None:
+            call = self.channels[0].unary_unary(
+                fhir.EXPORT_METHOD, request_serializer=_serialize,
+                response_deserializer=reports_pb2.Document.FromString)
+            self._callables[fhir.EXPORT_METHOD] = call
+        try:
+            document = await call(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as e:
+            await _answer_fhir_status(send, st.from_rpc_error(e))
+            return
+        await _answer(send, 200, fhir.bundle_of(document), fhir.CONTENT_TYPE)
 
     def _refusal(self, authorization: str | None) -> status_pb2.Status | None:
         """The 401 the call would have had, if any (the interceptor's own verifier)."""
@@ -290,6 +319,11 @@ async def _answer_status(send: Send, status: status_pb2.Status, *, http: int | N
                          extra: list[tuple[bytes, bytes]] | None = None) -> None:
     await _answer(send, http or st.http_code(status), _dumps(st.to_json(status)),
                   extra=extra)
+
+
+async def _answer_fhir_status(send: Send, status: status_pb2.Status) -> None:
+    await _answer(send, st.http_code(status), _dumps(fhir.operation_outcome(status)),
+                  fhir.CONTENT_TYPE)
 
 
 def _serialize(message: Message) -> bytes:

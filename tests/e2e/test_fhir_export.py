@@ -17,10 +17,16 @@ from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import reports_pb2 as repb
 from medservice.v1 import rounds_pb2 as rpb
 from tests.builders import ts
-from tests.conftest import ServerFixture
+from tests.conftest import ServerFixture, token_for
+from tests.e2e.test_http import (
+    Http,
+    http,  # noqa: F401  (the HTTP server fixture)
+)
 
 RESIDENT = "facilities/f/residents/r1"
 CPR = "urn:oid:1.2.208.176.1.2"
+PHARMACIST = token_for(Role.PHARMACIST, "f", subject="pharm-1")
+CARER_TOKEN = token_for(Role.CARER, "f", subject="carer-1")
 
 
 def _order(start: str) -> bytes:
@@ -110,3 +116,52 @@ def test_give_refuse_correct_review_then_export(server: ServerFixture, server_cl
     assert main(["--target", server.target, "--token", carer_token, "fhir", "export",
                  "--resident", RESIDENT, "--from", start.isoformat(),
                  "--to", today.isoformat()]) != 0
+
+
+def test_fhir_search_over_http_is_the_export_with_its_tokens_roles_and_audit(
+        http: Http, server_clock: Any) -> None:  # noqa: F811  (the fixture)
+    from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+    admin = http.grpc_client(Role.ADMIN)
+    admin.create_facility(fpb.Facility(display_name="Home"), "f")
+    admin.create_resident("f", fpb.Resident(person_id="010145-1234", display_name="T",
+                                            room="1"), "r1")
+    now = server_clock()
+    start = now.date() - timedelta(days=1)
+    feed = http.grpc_client(Role.INTEGRATION, "f")
+    feed.import_fhir(RESIDENT, _order(start.isoformat()))
+    carer = http.grpc_client(Role.CARER, "f")
+    [dose, *_] = carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+        parent=RESIDENT, start_time=ts(now), end_time=ts(now + timedelta(days=1)))).doses
+    server_clock.advance(timedelta(days=1, hours=1))
+    carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(parent=RESIDENT, record=(
+        rpb.AdministrationRecord(dose_id=dose.dose_id, administration_time=dose.due_time,
+                                 outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN, quantity="1"))))
+    period = [("date", f"ge{start.isoformat()}"),
+              ("date", f"lt{(start + timedelta(days=5)).isoformat()}")]
+    query = [("subject", RESIDENT), *period]
+
+    def search(kind: str, token: str | None, params: Any) -> Any:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return http.client.get(f"{http.base}/fhir/R4/{kind}", params=params, headers=headers)
+
+    found = search("MedicationAdministration", PHARMACIST, query)
+    assert found.status_code == 200, found.text
+    assert found.headers["content-type"] == "application/fhir+json"
+    bundle = found.json()
+    Bundle.model_validate(bundle)
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [
+        "MedicationAdministration"]
+    issues = search("DetectedIssue", PHARMACIST, [("subject", f"Patient/{RESIDENT}"), *period])
+    assert issues.status_code == 200
+    assert {e["resource"]["resourceType"] for e in issues.json()["entry"]} <= {"DetectedIssue"}
+    for params, token, code in (
+            ([("subject", RESIDENT)], PHARMACIST, 400),  # no period
+            (query, None, 401), (query, CARER_TOKEN, 403),
+            ([("subject", "facilities/g/residents/r1"), *period], PHARMACIST, 403)):
+        refused = search("MedicationAdministration", token, params)
+        assert refused.status_code == code, (params, refused.text)
+        OperationOutcome.model_validate(refused.json())
+    events = [e for e in admin.audit_events("facilities/f")
+              if e.method.endswith("/ExportFhir") and e.outcome == "OK"]
+    assert {e.subject for e in events} == {"pharm-1"} and len(events) == 2
