@@ -48,6 +48,7 @@ BASE = "https://medservice.dk/fhir"
 RECORD_SYSTEM = f"{BASE}/administration-record"
 DISCREPANCY_SYSTEM = f"{BASE}/discrepancy"
 STAFF_SYSTEM = f"{BASE}/staff-subject"
+RESIDENT_SYSTEM = f"{BASE}/resident"
 NOT_GIVEN_SYSTEM = f"{BASE}/CodeSystem/not-given-reason"
 DISCREPANCY_CODE_SYSTEM = f"{BASE}/CodeSystem/discrepancy-code"
 REVIEW_SYSTEM = f"{BASE}/CodeSystem/review-decision"
@@ -65,7 +66,7 @@ def _instant(at: datetime, clock: FacilityClock) -> str:
 
 
 def _patient(facility_id: str, resident_id: str) -> Json:
-    return {"identifier": {"system": f"{BASE}/resident",
+    return {"identifier": {"system": RESIDENT_SYSTEM,
                            "value": names.resident_name(facility_id, resident_id)}}
 
 

@@ -23,8 +23,8 @@ from google.rpc import code_pb2, status_pb2
 
 from medservice.api.auth import TokenVerifier
 from medservice.api.errors import status_for
-from medservice.domain.errors import DomainError
-from medservice.v1 import reports_pb2
+from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
+from medservice.v1 import reports_pb2, rounds_pb2
 from medservice.web import fhir
 from medservice.web import status as st
 from medservice.web.routes import Route, build_request, to_json
@@ -95,6 +95,9 @@ class HttpApi:
         kind = fhir.search_type(path)
         if kind is not None and verb == "GET":
             await self._fhir_search(kind, scope, send)
+            return
+        if path == fhir.RECORD_PATH and verb == "POST":
+            await self._fhir_record(scope, receive, send)
             return
         route, values, verbs = self._find(verb, path)
         if route is None or values is None:
@@ -173,6 +176,35 @@ class HttpApi:
             await _answer_fhir_status(send, st.from_rpc_error(e))
             return
         await _answer(send, 200, fhir.bundle_of(document), fhir.CONTENT_TYPE)
+
+    async def _fhir_record(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A POSTed MedicationAdministration: the RecordDose call (medservice.web.fhir)."""
+        body = await _read_body(receive)
+        authorization = _bearer(scope.get("headers", ()))
+        try:
+            if body is None:
+                raise InvalidArgument([FieldViolation("body", "is larger than 4 MiB")])
+            request = fhir.record_request(body)
+        except DomainError as e:
+            status = self._refusal(authorization) or st.from_grpc_status(status_for(e))
+            await _answer_fhir_status(send, status)
+            return
+        metadata = (("authorization", authorization),) if authorization else ()
+        call = self._callables.get(fhir.RECORD_METHOD)
+        if call is None:
+            call = self.channels[0].unary_unary(
+                fhir.RECORD_METHOD, request_serializer=_serialize,
+                response_deserializer=rounds_pb2.RecordDoseResponse.FromString)
+            self._callables[fhir.RECORD_METHOD] = call
+        try:
+            response = await call(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as e:
+            await _answer_fhir_status(send, st.from_rpc_error(e))
+            return
+        record_id = response.record.name.rsplit("/", 1)[-1]
+        answer = {**json.loads(body or b"{}"), "id": record_id}
+        await _answer(send, 201, _dumps(answer), fhir.CONTENT_TYPE,
+                      extra=[(b"location", f"{fhir.RECORD_PATH}/{record_id}".encode())])
 
     def _refusal(self, authorization: str | None) -> status_pb2.Status | None:
         """The 401 the call would have had, if any (the interceptor's own verifier)."""

@@ -165,3 +165,69 @@ def test_fhir_search_over_http_is_the_export_with_its_tokens_roles_and_audit(
     events = [e for e in admin.audit_events("facilities/f")
               if e.method.endswith("/ExportFhir") and e.outcome == "OK"]
     assert {e.subject for e in events} == {"pharm-1"} and len(events) == 2
+
+
+def test_a_medication_administration_posted_twice_records_one_dose(
+        http: Http, server_clock: Any) -> None:  # noqa: F811  (the fixture)
+    from fhir.resources.R4B.operationoutcome import OperationOutcome
+
+    admin = http.grpc_client(Role.ADMIN)
+    admin.create_facility(fpb.Facility(display_name="Home"), "f")
+    admin.create_resident("f", fpb.Resident(person_id="010145-1234", display_name="T",
+                                            room="1"), "r1")
+    now = server_clock()
+    http.grpc_client(Role.INTEGRATION, "f").import_fhir(
+        RESIDENT, _order((now.date() - timedelta(days=1)).isoformat()))
+    carer = http.grpc_client(Role.CARER, "f")
+    [dose, second, *_] = carer.call(carer.rounds.ListScheduledDoses,
+                                    rpb.ListScheduledDosesRequest(
+                                        parent=RESIDENT, start_time=ts(now),
+                                        end_time=ts(now + timedelta(days=1)))).doses
+    server_clock.advance(timedelta(days=1, hours=1))
+    due = dose.due_time.ToDatetime().replace(tzinfo=None).isoformat() + "+00:00"
+    given = {
+        "resourceType": "MedicationAdministration", "status": "completed",
+        "identifier": [{"system": "urn:front-end:mar", "value": "adm-42"}],
+        "medicationCodeableConcept": {"text": "Panodil 500 mg"},
+        "subject": {"identifier": {"system": "https://medservice.dk/fhir/resident",
+                                   "value": RESIDENT}},
+        "effectiveDateTime": due, "request": {"reference": "MedicationRequest/rx1"},
+        "dosage": {"dose": {"value": 1, "unit": "tablet"}, "route": {"text": "oral"}}}
+
+    def post(resource: Any, token: str = CARER_TOKEN) -> Any:
+        return http.client.post(f"{http.base}/fhir/R4/MedicationAdministration",
+                                json=resource, headers={"authorization": f"Bearer {token}"})
+
+    first, again = post(given), post(given)
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["id"] == again.json()["id"]
+    records = list(carer.call(carer.rounds.ListAdministrationRecords,
+                              rpb.ListAdministrationRecordsRequest(parent=RESIDENT)).records)
+    assert len(records) == 1 and records[0].dose_id == dose.dose_id  # on the scheduled dose
+    assert records[0].performer == "carer-1"
+    away = {**given, "status": "not-done",
+            "identifier": [{"system": "urn:front-end:mar", "value": "adm-43"}],
+            "effectiveDateTime": second.due_time.ToDatetime().isoformat() + "+00:00",
+            "statusReason": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/reason-medication-not-given",
+                "code": "b"}]}]}
+    assert post(away).status_code == 201
+    states = {r.outcome: r.not_given_reason for r in carer.call(
+        carer.rounds.ListAdministrationRecords,
+        rpb.ListAdministrationRecordsRequest(parent=RESIDENT)).records}
+    assert states[rpb.ADMINISTRATION_OUTCOME_NOT_GIVEN] == rpb.NOT_GIVEN_REASON_RESIDENT_ABSENT
+    # The same errors as RecordDose, as an OperationOutcome.
+    for resource, token, code in (
+            ({**given, "identifier": []}, CARER_TOKEN, 400),
+            ({**given, "status": "in-progress"}, CARER_TOKEN, 400),
+            ({**given, "effectiveDateTime": "2999-01-01T08:00:00+01:00",
+              "identifier": [{"value": "adm-44"}]}, CARER_TOKEN, 400),  # in the future
+            ({**given, "identifier": [{"value": "adm-45"}],
+              "subject": {"identifier": {"system": "https://medservice.dk/fhir/resident",
+                                         "value": "facilities/g/residents/r1"}}},
+             CARER_TOKEN, 403),
+            (given, PHARMACIST, 403)):
+        refused = post(resource, token)
+        assert refused.status_code == code, (resource, refused.text)
+        outcome = refused.json()
+        OperationOutcome.model_validate(outcome)
