@@ -342,7 +342,12 @@ def timing_violation(timing: TimingDosage, *, order_start: date | None = None,
     """Why the timing cannot be scheduled by the house rules, or None.
 
     The field is a FHIR path relative to the Dosage ("timing.repeat.periodUnit"). PN
-    timings are never due, so only their limit must make sense."""
+    timings are never due, so only their limit must make sense. A step that follows
+    (`then`) is named "then[i]." before its field. `first_dose_anchors`: a course with no
+    start may begin at its first administration (`awaits_first_dose`); otherwise it needs a
+    start from the timing or the order."""
+    if timing.then:
+        return _chain_violation(timing, order_start, first_dose_anchors)
     if timing.as_needed:
         return _limit_violation(timing)
     if timing.amount is None:
@@ -354,14 +359,16 @@ def timing_violation(timing: TimingDosage, *, order_start: date | None = None,
     return _course_violation(timing, plan, order_start, first_dose_anchors)
 
 
-def _chain_violation(timing: TimingDosage, order_start: date | None) -> FieldViolation | None:
+def _chain_violation(timing: TimingDosage, order_start: date | None,
+                     first_dose_anchors: bool) -> FieldViolation | None:
     steps = timing.steps
     for i, step in enumerate(steps):
         prefix = f"then[{i - 1}]." if i else ""
         if step.as_needed:
             return FieldViolation(f"{prefix}asNeeded", "a step of a sequence must fall due: an "
                                                        "allowance (PN) has no course to follow")
-        violation = timing_violation(step, order_start=order_start if i == 0 else None)
+        violation = timing_violation(step, order_start=order_start if i == 0 else None,
+                                     first_dose_anchors=first_dose_anchors)
         if violation is not None:
             return FieldViolation(prefix + violation.field, violation.description)
     conflict = chain_conflict(steps)

@@ -650,3 +650,24 @@ def test_a_count_at_times_of_day_without_a_start_is_still_refused() -> None:
     assert problem is not None and "which of the day's times" in problem.description
     with pytest.raises(InvalidArgument):
         expand_timing(bid, CLOCK, MONDAY, MONDAY, order_start=None, first_given=utc(2026, 3, 2, 9))
+
+
+def test_steps_of_a_sequence_are_checked_each_and_in_order() -> None:
+    first = daily(1, bounds_first_date=MONDAY, bounds_last_date=MONDAY + timedelta(days=2))
+    second = daily(2, bounds_first_date=MONDAY + timedelta(days=3))
+    assert timing_violation(_chained(first, second)) is None
+    overlapping = daily(2, bounds_first_date=MONDAY + timedelta(days=2))
+    problem = timing_violation(_chained(first, overlapping))
+    assert problem is not None and problem.field == "then[0].timing.repeat.boundsPeriod.start"
+    bad_step = daily(1, bounds_first_date=MONDAY + timedelta(days=3), when=("AFT",))
+    problem = timing_violation(_chained(first, bad_step))
+    assert problem is not None and problem.field == "then[0].timing.repeat.when"
+    pn = timing(as_needed=True, bounds_first_date=MONDAY + timedelta(days=3))
+    problem = timing_violation(_chained(first, pn))
+    assert problem is not None and problem.field == "then[0].asNeeded"
+
+
+def _chained(first: TimingDosage, *steps: TimingDosage) -> TimingDosage:
+    from dataclasses import replace
+
+    return replace(first, then=steps)
