@@ -185,6 +185,9 @@ class TimingDosage:
     max_dose_period: timedelta | None = None
     events: tuple[datetime, ...] = ()  # timing.event: timezone-aware instants
     then: tuple[TimingDosage, ...] = ()  # the steps that follow this one (see chain_steps)
+    # Instructions given together with this one, each with its own dose at its own times
+    # of day (FHIR: the same sequence number, different doses); see `together_conflict`.
+    also: tuple[TimingDosage, ...] = ()
 
     def __post_init__(self) -> None:
         problems = _shape_violations(self)
@@ -210,6 +213,11 @@ class TimingDosage:
     def steps(self) -> tuple[TimingDosage, ...]:
         """This instruction alone (without `then`), then each step that follows it."""
         return (replace(self, then=()), *self.then) if self.then else (self,)
+
+    @property
+    def parts(self) -> tuple[TimingDosage, ...]:
+        """This instruction alone (without `also`), then each given together with it."""
+        return (replace(self, also=()), *self.also) if self.also else (self,)
 
     @property
     def first_date(self) -> date | None:
@@ -316,6 +324,10 @@ def _shape_violations(t: TimingDosage) -> list[FieldViolation]:
     for i, step in enumerate(t.then):
         if step.then:
             v.append(FieldViolation(f"then[{i}].then", "a step has no steps of its own"))
+    for i, part in enumerate(t.also):
+        if part.also or part.then:
+            v.append(FieldViolation(f"also[{i}]", "a part given together has no parts or "
+                                                  "steps of its own"))
     if v:
         return v
     if t.bounds_start is not None and t.bounds_first_date is not None:
@@ -348,6 +360,8 @@ def timing_violation(timing: TimingDosage, *, order_start: date | None = None,
     start from the timing or the order."""
     if timing.then:
         return _chain_violation(timing, order_start, first_dose_anchors)
+    if timing.also:
+        return _together_violation(timing, order_start)
     if timing.as_needed:
         return _limit_violation(timing)
     if timing.amount is None:
@@ -375,6 +389,43 @@ def _chain_violation(timing: TimingDosage, order_start: date | None,
     if conflict is not None:
         return FieldViolation(f"then[{conflict.later - 1}].timing.repeat.boundsPeriod.start",
                               conflict.reason)
+    return None
+
+
+def _together_violation(timing: TimingDosage, order_start: date | None
+                        ) -> FieldViolation | None:
+    parts = timing.parts
+    for i, part in enumerate(parts):
+        violation = timing_violation(part, order_start=order_start)
+        if violation is not None:
+            return FieldViolation((f"also[{i - 1}]." if i else "") + violation.field,
+                                  violation.description)
+    conflict = together_conflict(parts)
+    if conflict is not None:
+        return FieldViolation(f"also[{conflict.later - 1}]", conflict.reason)
+    return None
+
+
+def together_conflict(parts: tuple[TimingDosage, ...]) -> StepConflict | None:
+    """The first part that cannot be given together with an earlier one: another dose
+    unit, PN, no times of day of its own (when/timeOfDay: its doses could not be told
+    apart), or a time of day an earlier part has too."""
+    seen: dict[tuple[object, ...], int] = {}
+    for i, part in enumerate(parts):
+        if i and part.unit != parts[0].unit:
+            return StepConflict(0, i, "another dose unit: doses given together share one")
+        if part.as_needed or (not part.when and not part.time_of_day):
+            return StepConflict(max(i - 1, 0), i, "gives no time of day of its own (when or "
+                                                  "timeOfDay), so its doses cannot be told "
+                                                  "apart from the others'")
+        plan = part.plan
+        if isinstance(plan, FieldViolation) or plan.interval is not None:
+            continue  # its own violation says why
+        for d in plan.times:
+            key = (d.clock_time,) if d.clock_time is not None else (d.kind, d.offset)
+            if key in seen:
+                return StepConflict(seen[key], i, "has a dose at the same time of day")
+            seen[key] = i
     return None
 
 
@@ -714,6 +765,15 @@ def expand_timing(timing: TimingDosage, clock: FacilityClock, first: date, last:
         slots = [s for i, step in enumerate(steps) for s in expand_timing(
             step, clock, first, last, order_start=order_start if i == 0 else None)]
         return sorted(slots, key=lambda s: s.due_time)
+    if timing.also:
+        slots = [s for part in timing.parts for s in expand_timing(
+            part, clock, first, last, order_start=order_start)]
+        per_day: dict[date, int] = {}
+        for s in slots:
+            per_day[s.local_date] = per_day.get(s.local_date, 0) + 1
+        # The window follows the order's doses of the day, whichever part they come from.
+        return sorted((s._replace(doses_that_day=per_day[s.local_date]) for s in slots),
+                      key=lambda s: s.due_time)
     plan = timing.plan
     assert not isinstance(plan, FieldViolation)  # timing_violation said so
     course = _course(timing, clock, order_start)
@@ -985,6 +1045,8 @@ def timing_text(timing: TimingDosage, lang: str) -> str:
         raise InvalidArgument([FieldViolation("lang", "must be 'da' or 'en'")])
     if timing.then:
         return f", {_WORDS[lang]['then']} ".join(timing_text(step, lang) for step in timing.steps)
+    if timing.also:
+        return f" {_WORDS[lang]['and']} ".join(timing_text(part, lang) for part in timing.parts)
     words = _WORDS[lang]
     parts = [_amount_text(timing, lang)]
     if timing.as_needed:

@@ -102,6 +102,7 @@ def _timing(t: TimingDosage) -> Json:
         if t.max_dose_period else 0,
         "events": [instant_text(e) for e in t.events],
         "then": [_timing(step) for step in t.then],
+        "also": [_timing(part) for part in t.also],
     }
     if t.amount is not None:
         out["amount"] = _amount(t.amount)
@@ -283,6 +284,7 @@ class _Reader:
         events = tuple(self.instant(x, f"{field}.events[{i}]")
                        for i, x in enumerate(v.get("events", [])))
         then = tuple(self.timing(x, f"{field}.then[{i}]") for i, x in enumerate(v.get("then", [])))
+        also = tuple(self.timing(x, f"{field}.also[{i}]") for i, x in enumerate(v.get("also", [])))
         kwargs = dict(
             unit=DoseUnit(unit.get("singular", ""), unit.get("plural", "")
                           or unit.get("singular", "")),
@@ -305,7 +307,8 @@ class _Reader:
             max_dose_unit=v.get("max_dose_unit", ""),
             max_dose_period=timedelta(minutes=minutes) if minutes else None,
             events=tuple(e for e in events if e is not None),
-            then=tuple(step for step in then if step is not None))
+            then=tuple(step for step in then if step is not None),
+            also=tuple(part for part in also if part is not None))
         if len(self.violations) > before or ("amount" in v and amount is None):
             return None
         built: TimingDosage | None = self._build(TimingDosage, field, **kwargs)

@@ -41,11 +41,13 @@ Decisions (FHIR leaves them to the receiver):
   or a PN `TimingDosage` when it is as needed (an allowance needs no rhythm). None at all
   -> `FreeTextDosage("")`. Several instructions, by `sequence` (FHIR: the same number is
   given together, increasing numbers one after the other): instructions given together
-  (one number, or none on any) are combined when they give the same dose over the same
-  course and differ only in their times of day (when/timeOfDay), all text-only ones are
-  joined, anything else is refused naming both instructions; groups with increasing
-  numbers become steps (`TimingDosage.then`, placed by `fhir_timing.chain_steps`: a step
-  without a start begins the day after the previous one ends), refused naming both
+  (one number, or none on any) are combined when they differ only in their times of day
+  (when/timeOfDay) and dose: one part per dose (`TimingDosage.also`), refused naming both
+  instructions when two parts share a time of day (`fhir_timing.together_conflict`); all
+  text-only ones are joined; anything else is refused naming both instructions. Groups
+  with increasing numbers become steps (`TimingDosage.then`, placed by
+  `fhir_timing.chain_steps`: a step without a start begins the day after the previous one
+  ends), refused naming both
   instructions when the previous step has no end or the next begins before it ends. An
   instruction without a number beside numbered ones is refused: its place is not said.
 - asNeededBoolean true or asNeededCodeableConcept -> PN. For PN, frequencyMax is the
@@ -91,6 +93,7 @@ from medservice.domain.fhir_timing import (
     chain_steps,
     shown,
     timing_violation,
+    together_conflict,
 )
 from medservice.domain.orders import Drug, OrderContent, Pause, validate_content
 from medservice.imports.result import ImportProblem, ImportResult
@@ -852,7 +855,7 @@ def _combine(parts: list[tuple[str, TimingDosage | FreeTextDosage]]
     base_path, base = timings[0]
     for path, part in timings[1:]:
         differences = _differences(base, part)
-        if differences:
+        if differences and differences != "dose":
             raise _Refused(path, f"differs from {base_path} in {differences}: dosage "
                                  "instructions given together (the same sequence number, or "
                                  "none) are combined only when they give the same dose over "
@@ -863,6 +866,22 @@ def _combine(parts: list[tuple[str, TimingDosage | FreeTextDosage]]
             raise _Refused(f"{path}.timing", "gives no time of day (when or timeOfDay), so "
                                              "its doses cannot be told apart from the other "
                                              "dosage instructions'")
+    # One part per dose (in the order first given), each at the times of its instructions.
+    by_dose: dict[Amount | None, list[tuple[str, TimingDosage]]] = {}
+    for path, part in timings:
+        by_dose.setdefault(part.amount, []).append((path, part))
+    groups = list(by_dose.values())
+    joined = tuple(_join_times(group) for group in groups)
+    conflict = together_conflict(joined)
+    if conflict is not None:
+        raise _Refused(groups[conflict.later][0][0], f"given together with "
+                       f"{groups[conflict.earlier][0][0]}: {conflict.reason}")
+    return replace(joined[0], also=joined[1:])
+
+
+def _join_times(timings: list[tuple[str, TimingDosage]]) -> TimingDosage:
+    """Instructions giving one dose at different times of day, as one."""
+    base = timings[0][1]
     when = tuple(w for _, t in timings for w in t.when)
     time_of_day = tuple(at for _, t in timings for at in t.time_of_day)
     frequency = 0 if all(t.frequency == 0 for _, t in timings) else len(when) + len(time_of_day)

@@ -171,8 +171,10 @@ def test_fhir_sequence_and_events_are_kept_and_scheduled(server: ServerFixture) 
         _instruction(1, {**daily, "boundsDuration": {"value": 2, "code": "d"}}, 2))
     events = _request("events", _instruction(1, {}, event=[
         f"{day[1].isoformat()}T21:15:00Z", f"{day[2].isoformat()}T06:00:00Z"]))
+    split = _request("split", _instruction(1, {"when": ["MORN"]}),
+                     _instruction(2, {"when": ["EVE"]}))  # different doses, together
     bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": taper}, {"resource": events}]}
+              "entry": [{"resource": taper}, {"resource": events}, {"resource": split}]}
     result = client.import_fhir(RESIDENT, json.dumps(bundle).encode())
     assert not result.problems
     orders = {o.name.rsplit("/", 1)[1]: o for o in client.get_card(RESIDENT).orders}
@@ -192,6 +194,8 @@ def test_fhir_sequence_and_events_are_kept_and_scheduled(server: ServerFixture) 
                     d.amount.quantity) for d in doses.doses)
     assert [(o, q) for _, o, q in found if o == "taper"] == [
         ("taper", "2"), ("taper", "2"), ("taper", "1"), ("taper", "1")]
+    assert orders["split"].dosage.timing.also[0].amount.quantity == "2"
+    assert [q for _, o, q in found if o == "split"][:2] == ["1", "2"]  # morning, evening
     assert [due for due, o, _ in found if o == "events"] == [
         datetime.combine(day[1], time(21, 15), UTC), datetime.combine(day[2], time(6), UTC)]
 

@@ -357,12 +357,34 @@ def test_instructions_at_different_times_are_combined() -> None:
     assert [s.slot for s in slots] == ["MORN", "EVE"]
 
 
-def test_instructions_with_different_doses_are_refused() -> None:
+def test_different_doses_at_different_times_are_given_together() -> None:
     first = dosage(timing={"repeat": {"when": ["MORN"]}})
     second = dosage(timing={"repeat": {"when": ["EVE"]}},
                     doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablet"}}])
-    refused_at(request(dosageInstruction=[first, second]), "dosageInstruction[1]",
-               "differs from dosageInstruction[0] in dose")
+    noon = dosage(timing={"repeat": {"when": ["NOON"]}})
+    t = only_timing(request(dosageInstruction=[first, second, noon]))
+    assert [p.amount for p in t.parts] == [Amount.exact(1), Amount.exact(2)]
+    assert (t.when, t.also[0].when) == (("MORN", "NOON"), ("EVE",))
+    slots = expand_timing(t, CLOCK, date(2026, 3, 2), date(2026, 3, 2), order_start=None)
+    assert [(s.slot, str(s.amount.quantity), s.doses_that_day) for s in slots] == [
+        ("MORN", "1", 3), ("NOON", "1", 3), ("EVE", "2", 3)]
+    assert timing_text(t, "da") == "1 tablet morgen og middag og 2 tablet aften"
+
+
+def test_parts_that_cannot_be_given_together_are_refused_naming_both() -> None:
+    first = dosage(timing={"repeat": {"when": ["MORN"]}})
+    same_time = dosage(timing={"repeat": {"when": ["WAKE"]}},
+                       doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablet"}}])
+    refused_at(request(dosageInstruction=[first, same_time]), "dosageInstruction[1]",
+               "given together with dosageInstruction[0]: has a dose at the same time of day")
+    other_unit = dosage(timing={"repeat": {"when": ["EVE"]}},
+                        doseAndRate=[{"doseQuantity": {"value": 5, "unit": "ml"}}])
+    refused_at(request(dosageInstruction=[first, other_unit]), "dosageInstruction[1]",
+               "differs from dosageInstruction[0] in dose unit")
+    bounded = dosage(timing={"repeat": {"when": ["EVE"], "boundsPeriod": {
+        "start": "2026-03-02"}}}, doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablet"}}])
+    refused_at(request(dosageInstruction=[first, bounded]), "dosageInstruction[1]",
+               "differs from dosageInstruction[0] in dose, bounds")
 
 
 def test_a_taper_without_sequence_numbers_is_refused() -> None:
