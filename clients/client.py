@@ -209,13 +209,13 @@ class MedClient:
             request_id=request_id or new_request_id()), timeout=timeout)
 
     def import_fhir(self, resident: str, content: bytes, request_id: str | None = None,
-                    timeout: float | None = None, *, subject_confirmed: bool = False
+                    timeout: float | None = None, *, unidentified: bool = False
                     ) -> cpb.ImportMedicineCardResponse:
         return self.call(self.cards.ImportFhirMedicationRequests,
                          cpb.ImportFhirMedicationRequestsRequest(
                              parent=f"{resident}/medicineCard", content=content,
                              request_id=request_id or new_request_id(),
-                             subject_confirmed=subject_confirmed), timeout=timeout)
+                             unidentified=unidentified), timeout=timeout)
 
     def list_card_changes(self, facility_id: str, resident: str = "", page_size: int = 0
                           ) -> Iterator[cpb.CardChange]:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from medservice.domain.clock import FacilityClock
-from medservice.domain.dosage import needs_manual_schedule
+from medservice.domain.dosage import FreeTextDosage, needs_manual_schedule
 from medservice.domain.dosage_text import short_text
 from medservice.domain.errors import DomainError, InvalidArgument
 from medservice.domain.facility import Facility, validate_time_zone
@@ -21,7 +21,7 @@ from medservice.domain.fhir_timing import TimingDosage, timing_problem
 from medservice.domain.orders import Dosage
 from medservice.domain.schedule import OrderTerms, ScheduledDose
 from medservice.domain.schedule_timing import schedule_terms
-from medservice.imports.fhir import read_fhir
+from medservice.imports.fhir import read_fhir, read_fhir_dosage
 from medservice.imports.fmk_dosage import parse_dosage_xml
 
 EXIT_UNREADABLE = 2
@@ -44,19 +44,23 @@ def _fmk(path: str) -> Dosage:
         raise DosageRefused(f"{path}: {_reason(e)}") from None
 
 
-def _fhir(path: str) -> tuple[Dosage, date | None]:
-    """The dosage of the (first) MedicationRequest in a FHIR JSON file, and its start."""
+def _fhir(path: str) -> tuple[Dosage, date | None, str]:
+    """The dosage of the (first) MedicationRequest in a FHIR JSON file, and its start.
+
+    The dosage is shown whatever the order's status: a completed order with no end is
+    refused by an import (its doses would fall due), not by a look at its dosage; that
+    refusal is returned as a note, said on stderr once the doses are shown."""
     try:
-        result = read_fhir(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+        dosage, start = read_fhir_dosage(data)
     except OSError as e:
         raise DosageRefused(f"{path}: cannot read the file: {e.strerror}") from None
     except DomainError as e:
         raise DosageRefused(f"{path}: {_reason(e)}") from None
-    if not result.orders:
-        reason = result.problems[0].reason if result.problems else "no MedicationRequest"
-        raise DosageRefused(f"{path}: {reason}")
-    order = result.orders[0]
-    return order.dosage, order.treatment_start
+    problems = read_fhir(data).problems
+    note = (f"medctl: note: an import would refuse the order: {problems[0].location}: "
+            f"{problems[0].reason}" if problems else "")
+    return dosage, start, note
 
 
 def text_command(args: argparse.Namespace) -> int:
@@ -70,10 +74,13 @@ def text_command(args: argparse.Namespace) -> int:
     return status
 
 
-def _expand(dosage: Dosage, start: date | None, first: date, days: int, zone: str
-            ) -> list[ScheduledDose]:
+def _expand(dosage: Dosage, start: date | None, first: date, days: int, zone: str,
+            from_fhir: bool = False) -> list[ScheduledDose]:
+    # A course with no start of its own begins at --from: here the first dose is at --from.
     if isinstance(dosage, TimingDosage):
         problem = timing_problem(dosage, order_start=start or first)
+    elif isinstance(dosage, FreeTextDosage) and from_fhir:  # FHIR: the field that is missing
+        problem = "dosageInstruction.timing: there is none, only text: the dosage is free text"
     else:
         problem = needs_manual_schedule(dosage)
     if problem:
@@ -93,8 +100,11 @@ def expand_command(args: argparse.Namespace) -> int:
         raise DosageRefused("--days must be between 1 and 366")
     if validate_time_zone(args.zone):
         raise DosageRefused(f"--zone: {args.zone!r} is not a known IANA time zone")
-    dosage, start = (_fmk(args.fmk_xml), None) if args.fmk_xml else _fhir(args.fhir_json)
-    doses = _expand(dosage, start, first, args.days, args.zone)
+    dosage, start, note = (_fmk(args.fmk_xml), None, "") if args.fmk_xml else _fhir(
+        args.fhir_json)
+    doses = _expand(dosage, start, first, args.days, args.zone, from_fhir=bool(args.fhir_json))
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         for d in doses:
             print(json.dumps({

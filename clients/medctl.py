@@ -192,7 +192,7 @@ def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
         if kind == "fmk":
             return client.import_fmk(resident, part, timeout=timeout)
         return client.import_fhir(resident, part, timeout=timeout,
-                                  subject_confirmed=args.confirm_subject)
+                                  unidentified=args.unidentified)
 
     results = []
     with Progress(transient=True, disable=args.json) as progress:
@@ -383,9 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("file")
         p.add_argument("--resident", required=True, help="facilities/F/residents/R")
         if kind == "fhir":
-            p.add_argument("--confirm-subject", action="store_true",
-                           help="I checked that the document is about this resident (needed "
-                                "when its patient has no CPR identifier)")
+            p.add_argument("--unidentified", action="store_true",
+                           help="the document names no patient by CPR number and I checked "
+                                "that it is about this resident (recorded in the audit trail)")
         p.set_defaults(handler=handler)
 
     for name, handler, text in (("round", round_list, "the round list of a shift"),

@@ -112,6 +112,17 @@ def dpsd_report(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def fhir_export(client: MedClient, args: argparse.Namespace) -> int:
+    """The Bundle's JSON on stdout (or --output)."""
+    document = client.call(client.reports.ExportFhir, pb.ExportFhirRequest(
+        resident=resident_name(args.resident, args.facility), start_date=args.from_date,
+        end_date=args.to_date))
+    if args.output:
+        return save(document, args.output, args.json)
+    sys.stdout.write(document.content.decode() + "\n")
+    return 0
+
+
 def add_report_commands(top: argparse._SubParsersAction) -> None:
     chart = top.add_parser("chart", help="printable charts").add_subparsers(dest="cmd",
                                                                           required=True)
@@ -138,3 +149,17 @@ def add_report_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", help="write the counts as CSV to this file")
     p.add_argument("--pdf", help="write the report as PDF to this file")
     p.set_defaults(handler=dpsd_report)
+
+    fhir = top.add_parser("fhir", help="FHIR R4 documents").add_subparsers(dest="cmd",
+                                                                          required=True)
+    p = fhir.add_parser("export", help="a resident's administrations and discrepancies as a "
+                                       "FHIR R4 searchset Bundle (JSON on stdout)")
+    p.add_argument("--resident", required=True,
+                   help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility", help="the facility of a short resident id")
+    p.add_argument("--from", dest="from_date", required=True,
+                   help="first local date YYYY-MM-DD")
+    p.add_argument("--to", dest="to_date", required=True,
+                   help="local date YYYY-MM-DD after the last (exclusive)")
+    p.add_argument("--output", help="a file instead of stdout")
+    p.set_defaults(handler=fhir_export)

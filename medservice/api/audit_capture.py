@@ -169,6 +169,16 @@ def address_created(response: M) -> M:
     return response
 
 
+def note_audit(detail: str) -> None:
+    """Record in the call's event what the caller asserted that the call acts on (a fixed
+    code such as "unidentified", never request data). Before the work commits, it is in the
+    event the work commits; a retry answered from the request log keeps it (run_idempotent
+    restores the event as it was before the work)."""
+    draft = pending_audit.get()
+    if draft is not None and not draft.written:
+        draft.event = replace(draft.event, detail=detail)
+
+
 @contextlib.contextmanager
 def item_audit(request: Message) -> Iterator[None]:
     """While a batch does one item: the item's own event (the call's, addressing what the

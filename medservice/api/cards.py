@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from medservice.api import convert_cards as cc
+from medservice.api.audit_capture import note_audit
 from medservice.api.convert import instant
 from medservice.api.rpc import Authenticate, Clock, principal_from_interceptor, rpc, run_idempotent
 from medservice.domain import names
@@ -30,6 +31,8 @@ CHECK_READERS = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
 # "or the home's medicine-responsible nurse") and the shift lead.
 APPROVERS = (Role.PHARMACIST, Role.SHIFT_LEAD)
 _SERVICE = "/medservice.v1.MedicineCardService/"
+# The audit detail of an import of a document naming no patient by CPR number.
+UNIDENTIFIED = "unidentified"
 
 
 class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
@@ -108,12 +111,14 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
             raise InvalidArgument([FieldViolation("content", "is empty")])
         result = read(request.content)
         # Only FHIR requests have the flag: an FMK document names its person or is refused.
-        confirmed = bool(getattr(request, "subject_confirmed", False))
+        unidentified = bool(getattr(request, "unidentified", False))
+        if unidentified and result.person_unidentified:
+            note_audit(UNIDENTIFIED)  # who imported a document naming nobody
         now = self._clock()
 
         def work(uow: UnitOfWork) -> pb.ImportMedicineCardResponse:
             card, changes = uc.import_card(uow, facility_id, resident_id, result, now,
-                                           subject_confirmed=confirmed)
+                                           unidentified=unidentified)
             return cc.import_response(card, changes, result.problems)
 
         return run_idempotent(self._uow, principal, _SERVICE + method, request,

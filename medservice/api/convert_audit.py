@@ -17,4 +17,4 @@ def audit_event_to_proto(e: AuditEvent) -> pb.AuditEvent:
         method=e.method, resource=e.resource,
         resident=names.resident_name(e.facility_id, e.resident_id)
         if e.facility_id and e.resident_id else "",
-        request_id=e.request_id, outcome=e.outcome)
+        request_id=e.request_id, outcome=e.outcome, detail=e.detail)

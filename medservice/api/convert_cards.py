@@ -31,6 +31,7 @@ def order_content_from_proto(order: pb.Order, facility_id: str, resident_id: str
                                               "names an order of another resident")])
     data = MessageToDict(order, preserving_proto_field_name=True)
     data.pop("cannot_check_reason", None)  # output only: the mirror sets it, never a caller
+    data.pop("first_given_time", None)  # output only, likewise
     data["order_id"] = order_id
     return content_from_dict(data, prefix)
 

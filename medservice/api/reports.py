@@ -4,6 +4,7 @@ document is laid out)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from medservice.api.convert import timestamp
@@ -20,7 +21,7 @@ from medservice.reports.emergency import emergency_filename, emergency_pdf
 from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
 from medservice.reports.mar import chart_filename, chart_pdf
 from medservice.reports.pdf import Pdf
-from medservice.service import charts, dpsd_report, error_report
+from medservice.service import charts, dpsd_report, error_report, fhir_export
 from medservice.service import rounds as rounds_uc
 from medservice.service.card_checks import card_checks
 from medservice.service.unit_of_work import UnitOfWorkFactory
@@ -34,6 +35,10 @@ RATE_READERS = READERS
 PDF = "application/pdf"
 CSV = "text/csv; charset=utf-8"
 CATEGORY = {c: getattr(pb, f"DPSD_CATEGORY_{c.name}") for c in Category}
+FHIR_JSON = "application/fhir+json"
+# Who exports a resident's documentation: the error rate's readers, and the integrations
+# (an EHR or a regional system) that take it in.
+FHIR_READERS = (*READERS, Role.INTEGRATION)
 
 
 def document(pdf: Pdf, filename: str) -> pb.Document:
@@ -97,6 +102,21 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             lst = rounds_uc.emergency_list(uow, facility_id, day, request.shift_id,
                                            self._clock())
         return document(emergency_pdf(lst), emergency_filename(lst))
+
+    @rpc(*FHIR_READERS)
+    def ExportFhir(self, request: pb.ExportFhirRequest, context: Any,
+                   principal: Principal) -> pb.Document:
+        facility_id, resident_id = names.parse_resident_name(request.resident, "resident")
+        principal.require_facility(facility_id)
+        first = rounds_uc.parse_date(request.start_date, "start_date")
+        until = rounds_uc.parse_date(request.end_date, "end_date")
+        with self._uow(write=False) as uow:
+            bundle = fhir_export.export_resident(uow, facility_id, resident_id, first, until,
+                                                 request.resource_type)
+        content = json.dumps(bundle, ensure_ascii=False).encode()
+        return pb.Document(content_type=FHIR_JSON, content=content, page_count=0,
+                           filename=f"fhir-{resident_id}-{first.isoformat()}-"
+                                    f"{until.isoformat()}.json")
 
     @rpc(*RATE_READERS)
     def GetErrorRateReport(self, request: pb.GetErrorRateReportRequest, context: Any,

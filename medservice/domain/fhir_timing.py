@@ -47,7 +47,25 @@ inclusive, or a date meaning through that local day) or after boundsDuration cou
 the order's start (d and wk: whole local days; h and min: real elapsed time). Dates stay
 dates here; only the expander, which has the clock, turns them into instants. `count`
 caps the doses of the whole course, counted from its start whatever range is expanded, so
-a course needs a start when it has a count, an every-N-days rhythm or an interval.
+a course needs a start when it has a count, an every-N-days rhythm or an interval. Without
+one from the timing or the order it begins at its first administration
+(`awaits_first_dose`; issue 20): until given, one dose is due from the order's valid time;
+then the doses follow from the instant given (VistA BCMA schedules so). A count at several
+times of day is refused without a start: which time comes next is not said.
+
+Events. `timing.event` lists instants: a dose at each. With an interval repeat (a period in
+h or min) the rhythm runs from each event until the next one (the last: until the course
+ends); a repeat in days or with times of day next to events is refused (which rules is not
+said). A single event is a one-time dose (no window); `count` caps them all, in time order.
+
+Sequence. `then` holds the dosage instructions that follow this one (FHIR Dosage.sequence:
+increasing numbers one after the other), each a TimingDosage with its own dose and bounds.
+`chain_steps` places them: a step without a start begins on the local day after the
+previous step's last day, which must therefore be known (boundsPeriod.end, or a
+boundsDuration in days or weeks from a known start); a step must not begin before the
+previous one has ended. Instructions with the same sequence number run together; the
+importer combines them (same dose and course, different times of day). PN steps in a
+sequence are refused: an allowance has no course to follow.
 
 As needed. `as_needed` is PN: never due. frequency per period and maxDosePerPeriod
 (`max_dose_quantity` per `max_dose_period`) are the PN limit.
@@ -57,7 +75,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -165,6 +183,11 @@ class TimingDosage:
     max_dose_quantity: Decimal | None = None
     max_dose_unit: str = ""
     max_dose_period: timedelta | None = None
+    events: tuple[datetime, ...] = ()  # timing.event: timezone-aware instants
+    then: tuple[TimingDosage, ...] = ()  # the steps that follow this one (see chain_steps)
+    # Instructions given together with this one, each with its own dose at its own times
+    # of day (FHIR: the same sequence number, different doses); see `together_conflict`.
+    also: tuple[TimingDosage, ...] = ()
 
     def __post_init__(self) -> None:
         problems = _shape_violations(self)
@@ -185,6 +208,41 @@ class TimingDosage:
     @property
     def has_start(self) -> bool:
         return self.bounds_start is not None or self.bounds_first_date is not None
+
+    @property
+    def steps(self) -> tuple[TimingDosage, ...]:
+        """This instruction alone (without `then`), then each step that follows it."""
+        return (replace(self, then=()), *self.then) if self.then else (self,)
+
+    @property
+    def parts(self) -> tuple[TimingDosage, ...]:
+        """This instruction alone (without `also`), then each given together with it."""
+        return (replace(self, also=()), *self.also) if self.also else (self,)
+
+    @property
+    def first_date(self) -> date | None:
+        """The course's first local date as the source wrote it, if it says."""
+        if self.bounds_first_date is not None:
+            return self.bounds_first_date
+        if self.bounds_start is not None:
+            return self.bounds_start.date()
+        return min(e.date() for e in self.events) if self.events else None
+
+    @property
+    def last_date(self) -> date | None:
+        """The course's last local date as the source wrote it, if it says: its bounds, or
+        the last event when events alone make the doses."""
+        if self.bounds_last_date is not None:
+            return self.bounds_last_date
+        if self.bounds_end is not None:
+            return self.bounds_end.date()
+        if (self.bounds_duration is not None and self.bounds_duration_unit in ("d", "wk")
+                and self.first_date is not None):
+            days = int(self.bounds_duration) * (7 if self.bounds_duration_unit == "wk" else 1)
+            return self.first_date + timedelta(days=days - 1)
+        if self.events and not _has_own_rhythm(self) and not self.code:
+            return max(e.date() for e in self.events)
+        return None
 
 
 class TimingSlot(NamedTuple):
@@ -260,6 +318,16 @@ def _shape_violations(t: TimingDosage) -> list[FieldViolation]:
         if value is not None and value.utcoffset() is None:
             v.append(FieldViolation(f"timing.repeat.boundsPeriod.{name[7:]}",
                                     "a time needs a time zone"))
+    for i, event in enumerate(t.events):
+        if event.utcoffset() is None:
+            v.append(FieldViolation(f"timing.event[{i}]", "a time needs a time zone"))
+    for i, step in enumerate(t.then):
+        if step.then:
+            v.append(FieldViolation(f"then[{i}].then", "a step has no steps of its own"))
+    for i, part in enumerate(t.also):
+        if part.also or part.then:
+            v.append(FieldViolation(f"also[{i}]", "a part given together has no parts or "
+                                                  "steps of its own"))
     if v:
         return v
     if t.bounds_start is not None and t.bounds_first_date is not None:
@@ -281,12 +349,19 @@ def _shape_violations(t: TimingDosage) -> list[FieldViolation]:
     return v
 
 
-def timing_violation(timing: TimingDosage, *, order_start: date | None = None
-                     ) -> FieldViolation | None:
+def timing_violation(timing: TimingDosage, *, order_start: date | None = None,
+                     first_dose_anchors: bool = False) -> FieldViolation | None:
     """Why the timing cannot be scheduled by the house rules, or None.
 
     The field is a FHIR path relative to the Dosage ("timing.repeat.periodUnit"). PN
-    timings are never due, so only their limit must make sense."""
+    timings are never due, so only their limit must make sense. A step that follows
+    (`then`) is named "then[i]." before its field. `first_dose_anchors`: a course with no
+    start may begin at its first administration (`awaits_first_dose`); otherwise it needs a
+    start from the timing or the order."""
+    if timing.then:
+        return _chain_violation(timing, order_start, first_dose_anchors)
+    if timing.also:
+        return _together_violation(timing, order_start)
     if timing.as_needed:
         return _limit_violation(timing)
     if timing.amount is None:
@@ -295,12 +370,122 @@ def timing_violation(timing: TimingDosage, *, order_start: date | None = None
     plan = timing.plan
     if isinstance(plan, FieldViolation):
         return plan
-    return _course_violation(timing, plan, order_start)
+    return _course_violation(timing, plan, order_start, first_dose_anchors)
 
 
-def timing_problem(timing: TimingDosage, *, order_start: date | None = None) -> str | None:
+def _chain_violation(timing: TimingDosage, order_start: date | None,
+                     first_dose_anchors: bool) -> FieldViolation | None:
+    steps = timing.steps
+    for i, step in enumerate(steps):
+        prefix = f"then[{i - 1}]." if i else ""
+        if step.as_needed:
+            return FieldViolation(f"{prefix}asNeeded", "a step of a sequence must fall due: an "
+                                                       "allowance (PN) has no course to follow")
+        violation = timing_violation(step, order_start=order_start if i == 0 else None,
+                                     first_dose_anchors=first_dose_anchors)
+        if violation is not None:
+            return FieldViolation(prefix + violation.field, violation.description)
+    conflict = chain_conflict(steps)
+    if conflict is not None:
+        return FieldViolation(f"then[{conflict.later - 1}].timing.repeat.boundsPeriod.start",
+                              conflict.reason)
+    return None
+
+
+def _together_violation(timing: TimingDosage, order_start: date | None
+                        ) -> FieldViolation | None:
+    parts = timing.parts
+    for i, part in enumerate(parts):
+        violation = timing_violation(part, order_start=order_start)
+        if violation is not None:
+            return FieldViolation((f"also[{i - 1}]." if i else "") + violation.field,
+                                  violation.description)
+    conflict = together_conflict(parts)
+    if conflict is not None:
+        return FieldViolation(f"also[{conflict.later - 1}]", conflict.reason)
+    return None
+
+
+def together_conflict(parts: tuple[TimingDosage, ...]) -> StepConflict | None:
+    """The first part that cannot be given together with an earlier one: another dose
+    unit, PN, no times of day of its own (when/timeOfDay: its doses could not be told
+    apart), or a time of day an earlier part has too."""
+    seen: dict[tuple[object, ...], int] = {}
+    for i, part in enumerate(parts):
+        if i and part.unit != parts[0].unit:
+            return StepConflict(0, i, "another dose unit: doses given together share one")
+        if part.as_needed or (not part.when and not part.time_of_day):
+            return StepConflict(max(i - 1, 0), i, "gives no time of day of its own (when or "
+                                                  "timeOfDay), so its doses cannot be told "
+                                                  "apart from the others'")
+        plan = part.plan
+        if isinstance(plan, FieldViolation) or plan.interval is not None:
+            continue  # its own violation says why
+        for d in plan.times:
+            key = (d.clock_time,) if d.clock_time is not None else (d.kind, d.offset)
+            if key in seen:
+                return StepConflict(seen[key], i, "has a dose at the same time of day")
+            seen[key] = i
+    return None
+
+
+class StepConflict(NamedTuple):
+    """Why step `later` cannot follow step `earlier` of a sequence (indexes into steps)."""
+
+    earlier: int
+    later: int
+    reason: str
+
+
+def chain_steps(steps: tuple[TimingDosage, ...]) -> tuple[TimingDosage, ...] | StepConflict:
+    """FHIR sequence: the steps one after the other (see the module docstring). A step
+    without a start gets one: the local day after the previous step's last day."""
+    placed = [steps[0]]
+    for i, step in enumerate(steps[1:], start=1):
+        if not step.has_start and not step.events:
+            last = placed[-1].last_date
+            if last is None:
+                return StepConflict(i - 1, i, "the previous step has no end (boundsPeriod.end, "
+                                              "or a boundsDuration in days or weeks), so this "
+                                              "one would never begin")
+            if step.bounds_duration is not None and step.bounds_duration_unit not in ("d", "wk"):
+                return StepConflict(i - 1, i, "a step that follows another lasts whole days "
+                                              "(boundsDuration in d or wk)")
+            first, last_day = last + _DAY, step.bounds_last_date
+            if step.bounds_duration is not None:
+                days = int(step.bounds_duration) * (7 if step.bounds_duration_unit == "wk" else 1)
+                last_day = first + timedelta(days=days - 1)
+            step = replace(step, bounds_first_date=first, bounds_last_date=last_day,
+                           bounds_duration=None, bounds_duration_unit="")
+        placed.append(step)
+    conflict = chain_conflict(tuple(placed))
+    return conflict if conflict is not None else tuple(placed)
+
+
+def chain_conflict(steps: tuple[TimingDosage, ...]) -> StepConflict | None:
+    """The first step that begins before the previous one has ended (by local dates as the
+    source wrote them; instants when both are instants), or that has no start."""
+    for i in range(1, len(steps)):
+        before, after = steps[i - 1], steps[i]
+        if after.first_date is None:
+            return StepConflict(i - 1, i, "a step that follows another needs a start")
+        if before.last_date is None:
+            return StepConflict(i - 1, i, "the previous step has no end, so they would run "
+                                          "at the same time")
+        if before.bounds_end is not None and after.bounds_start is not None:
+            overlap = after.bounds_start.astimezone(UTC) <= before.bounds_end.astimezone(UTC)
+        else:
+            overlap = after.first_date <= before.last_date
+        if overlap:
+            return StepConflict(i - 1, i, "begins before the previous step has ended")
+    return None
+
+
+def timing_problem(timing: TimingDosage, *, order_start: date | None = None,
+                   first_dose_anchors: bool = False) -> str | None:
     """`timing_violation` as a sentence, or None when the timing can be scheduled."""
-    violation = timing_violation(timing, order_start=order_start)
+    violation = timing_violation(timing, order_start=order_start,
+                                 first_dose_anchors=first_dose_anchors)
     return None if violation is None else f"{violation.field}: {violation.description}"
 
 
@@ -313,8 +498,8 @@ def _limit_violation(t: TimingDosage) -> FieldViolation | None:
     return None
 
 
-def _course_violation(t: TimingDosage, plan: _Plan, order_start: date | None
-                      ) -> FieldViolation | None:
+def _course_violation(t: TimingDosage, plan: _Plan, order_start: date | None,
+                      first_dose_anchors: bool) -> FieldViolation | None:
     if t.bounds_duration is not None:
         unit = t.bounds_duration_unit
         if unit not in UNIT_LENGTHS:
@@ -330,7 +515,7 @@ def _course_violation(t: TimingDosage, plan: _Plan, order_start: date | None
         if order_start is None:
             return FieldViolation("timing.repeat.boundsDuration",
                                   "counts from the order's start, and the order has none")
-    if t.has_start or order_start is not None:
+    if t.has_start or t.events or order_start is not None:
         return None
     if plan.interval is not None:
         what = f"an interval schedule (every {_duration_text(plan.interval)})"
@@ -340,9 +525,37 @@ def _course_violation(t: TimingDosage, plan: _Plan, order_start: date | None
         what = f"a course of {t.count} dose(s) (count)"
     else:
         return None
+    if first_dose_anchors and _anchorable(plan):
+        return None
+    if first_dose_anchors:
+        return FieldViolation("timing.repeat.boundsPeriod.start",
+                              f"{what} at times of day needs a start: from its first "
+                              "administration, which of the day's times comes next is not "
+                              "said")
     return FieldViolation("timing.repeat.boundsPeriod.start",
                           f"{what} is anchored at the start of the course, and neither the "
                           "timing (boundsPeriod.start) nor the order gives one")
+
+
+def _anchorable(plan: _Plan) -> bool:
+    """Whether a course without a start can begin at its first administration: an interval,
+    or one dose every few days or weeks, or a course of doses with no rhythm of its own."""
+    if plan.interval is not None:
+        return True
+    return len(plan.times) == 1 and plan.times[0].kind is TimeKind.ANY and not plan.weekdays
+
+
+def awaits_first_dose(timing: TimingDosage, *, order_start: date | None) -> bool:
+    """Whether the course begins at its first administration (DOMAIN.md §4, issue 20): an
+    interval or count schedule, or one every few days, with no start from the timing
+    (boundsPeriod.start, events) or the order. Its first dose is due from the order's valid
+    time until given; later doses follow from the instant it was given (`expand_timing`'s
+    `first_given`), as VistA BCMA schedules the next dose from the last administration."""
+    plan = timing.plan
+    if (isinstance(plan, FieldViolation) or timing.as_needed or timing.then or timing.has_start
+            or timing.events or order_start is not None or not _anchorable(plan)):
+        return False
+    return plan.needs_anchor or timing.count is not None
 
 
 def _compile(t: TimingDosage) -> _Plan | FieldViolation:
@@ -351,6 +564,8 @@ def _compile(t: TimingDosage) -> _Plan | FieldViolation:
         reason = ("monthly: the day of the month is not given" if t.code == "MO"
                   else "is not a timing abbreviation the house rules know")
         return FieldViolation("timing.code", f"{shown(t.code)} {reason}")
+    if t.events:
+        return _event_plan(t)
     r = t.rhythm
     if t.when and t.time_of_day:
         return FieldViolation("timing.repeat.timeOfDay", "give when or timeOfDay, not both")
@@ -380,6 +595,21 @@ def _compile(t: TimingDosage) -> _Plan | FieldViolation:
     if UNIT_LENGTHS[unit] < _DAY:
         return _interval_plan(t, r, unit, weekdays)
     return _day_plan(t, r, unit, weekdays)
+
+
+def _event_plan(t: TimingDosage) -> _Plan | FieldViolation:
+    """Listed instants, and an interval repeat from each (see the module docstring)."""
+    weekdays = frozenset(WEEKDAYS.index(d) for d in t.day_of_week)
+    if not _has_own_rhythm(t) and not t.code:
+        return _Plan((), 1, 0, weekdays, None)
+    r = t.rhythm
+    if (r.when or t.time_of_day or r.period is None or r.period_unit not in UNIT_LENGTHS
+            or UNIT_LENGTHS[r.period_unit] >= _DAY):
+        return FieldViolation("timing.event", "listed instants go with no repeat or with an "
+                                              "interval in hours or minutes, not with times of "
+                                              "day or a rhythm of days: which one rules is not "
+                                              "said")
+    return _interval_plan(t, r, r.period_unit, weekdays)
 
 
 def _has_own_rhythm(t: TimingDosage) -> bool:
@@ -511,20 +741,44 @@ class _Course(NamedTuple):
 
 
 def expand_timing(timing: TimingDosage, clock: FacilityClock, first: date, last: date, *,
-                  order_start: date | None) -> list[TimingSlot]:
+                  order_start: date | None, first_given: datetime | None = None,
+                  first_due: datetime | None = None) -> list[TimingSlot]:
     """The fixed doses of a timing due on local dates first..last (inclusive), by date and
     local time.
 
-    PN timings give none. Raises InvalidArgument with the reason when the timing cannot be
-    scheduled (see `timing_violation`)."""
-    violation = timing_violation(timing, order_start=order_start)
+    A course that `awaits_first_dose`: once given (`first_given`, the instant of its first
+    recorded administration) its doses follow from that instant, the first of them that
+    one; until then one dose is due, at `first_due` (the order's valid time), a one-time
+    dose that no window closes early; with neither, none is known. PN timings give none.
+    Raises InvalidArgument with the reason when the timing cannot be scheduled (see
+    `timing_violation`)."""
+    waiting = awaits_first_dose(timing, order_start=order_start)
+    violation = timing_violation(timing, order_start=order_start, first_dose_anchors=waiting)
     if violation is not None:
         raise InvalidArgument([violation])
     if timing.as_needed or first > last:
         return []
+    if waiting:
+        return _from_first_dose(timing, clock, first, last, first_given, first_due)
+    if timing.then:
+        steps = timing.steps
+        slots = [s for i, step in enumerate(steps) for s in expand_timing(
+            step, clock, first, last, order_start=order_start if i == 0 else None)]
+        return sorted(slots, key=lambda s: s.due_time)
+    if timing.also:
+        slots = [s for part in timing.parts for s in expand_timing(
+            part, clock, first, last, order_start=order_start)]
+        per_day: dict[date, int] = {}
+        for s in slots:
+            per_day[s.local_date] = per_day.get(s.local_date, 0) + 1
+        # The window follows the order's doses of the day, whichever part they come from.
+        return sorted((s._replace(doses_that_day=per_day[s.local_date]) for s in slots),
+                      key=lambda s: s.due_time)
     plan = timing.plan
     assert not isinstance(plan, FieldViolation)  # timing_violation said so
     course = _course(timing, clock, order_start)
+    if timing.events:
+        return list(_event_slots(timing, plan, course, clock, first, last))
     if plan.interval is not None:
         return list(_interval_slots(timing, plan, plan.interval, course, clock, first, last))
     return list(_day_slots(timing, plan, course, clock, first, last))
@@ -643,6 +897,86 @@ def _interval_slots(t: TimingDosage, plan: _Plan, step: timedelta, course: _Cour
                              due, t.count == 1)
 
 
+def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: date,
+                     first_given: datetime | None, first_due: datetime | None
+                     ) -> list[TimingSlot]:
+    """A course that begins at its first administration (see `expand_timing`). An interval
+    runs in real elapsed time from the instant given; every few days keeps the wall time it
+    was given at, on local dates (the DST rules of the facility clock); a count caps the
+    doses from the first one on."""
+    assert t.amount is not None
+    plan = t.plan
+    assert isinstance(plan, _Plan)
+    slots: list[TimingSlot] = []
+    if first_due is not None:  # the first dose keeps its place (and id) once given
+        local = clock.local(first_due.astimezone(UTC))
+        if first <= local.date() <= last:
+            slots.append(TimingSlot(local.date(), local.time(), "first", t.amount, 1,
+                                    TimeKind.CLOCK, first_due.astimezone(UTC), True))
+    if first_given is None:
+        return slots
+    given = first_given.astimezone(UTC)
+    skip = 1 if first_due is not None else 0  # the dose given is the one at first_due
+    if plan.interval is not None:
+        return slots + [s for s in _from_instant(t, plan, given, clock, first, last)
+                        if not skip or s.due_time > given]
+    local = clock.local(given)
+    step = max(plan.step_days, 7 * plan.week_cycle, 1)
+    on, issued = local.date(), 0
+    while on <= last and (t.count is None or issued < t.count):
+        due = given if issued == 0 else clock.instant(on, local.time())
+        issued += 1
+        if on >= first and issued > skip:
+            wall = clock.local(due)
+            slots.append(TimingSlot(on, wall.time(), wall.strftime("%H:%M"), t.amount, 1,
+                                    TimeKind.CLOCK, due, t.count == 1))
+        on += timedelta(days=step)
+    return slots
+
+
+def _from_instant(t: TimingDosage, plan: _Plan, given: datetime, clock: FacilityClock,
+                  first: date, last: date) -> list[TimingSlot]:
+    anchored = replace(t, bounds_start=given, bounds_first_date=None)
+    course = _course(anchored, clock, None)
+    assert plan.interval is not None
+    return list(_interval_slots(anchored, plan, plan.interval, course, clock, first, last))
+
+
+def _event_slots(t: TimingDosage, plan: _Plan, course: _Course, clock: FacilityClock,
+                 first: date, last: date) -> Iterator[TimingSlot]:
+    """A dose at each event, and every `plan.interval` from it until the next event."""
+    assert t.amount is not None
+    events = sorted({e.astimezone(UTC) for e in t.events})
+    window_start = clock.instant(first, _MIDNIGHT)
+    window_end = clock.instant(last + _DAY, _MIDNIGHT)
+    dues: list[datetime] = []
+    for i, event in enumerate(events):
+        until = events[i + 1] if i + 1 < len(events) else window_end
+        due = event
+        if plan.interval is not None and t.count is None:  # skip what lies before the range
+            due = event + max(0, _steps_until(event, window_start, plan.interval)) * plan.interval
+        while due < until and due < window_end:
+            dues.append(due)
+            if plan.interval is None:
+                break
+            due += plan.interval
+    placed = [(due, clock.local(due)) for due in dues]
+    placed = [(due, local) for due, local in placed
+              if not (plan.weekdays and local.date().weekday() not in plan.weekdays)
+              and course.holds(local.date(), due)]
+    if t.count is not None:
+        placed = placed[:t.count]  # a count caps the whole course, from its first dose
+    one_time = t.count == 1 or (len(events) == 1 and plan.interval is None)
+    per_day: dict[date, int] = {}
+    for _, local in placed:
+        per_day[local.date()] = per_day.get(local.date(), 0) + 1
+    for due, local in placed:
+        if due >= window_start:
+            label = local.strftime("%H:%M") + ("-2" if local.fold else "")
+            yield TimingSlot(local.date(), local.time(), label, t.amount,
+                             per_day[local.date()], TimeKind.CLOCK, due, one_time)
+
+
 def _steps_until(anchor: datetime, instant: datetime, step: timedelta) -> int:
     """The smallest k with anchor + k * step >= instant (may be negative)."""
     return -((anchor - instant) // step)
@@ -695,10 +1029,10 @@ _WHEN_NAMES = {
 _WORDS = {
     "da": {"and": "og", "as_needed": "efter behov", "at_most": "højst", "at": "kl.",
            "in_total": "i alt {n} gange", "before": "min. før", "after": "min. efter",
-           "daily": "daglig", "weekly": "ugentlig"},
+           "daily": "daglig", "weekly": "ugentlig", "then": "derefter", "from": "fra"},
     "en": {"and": "and", "as_needed": "as needed", "at_most": "at most", "at": "at",
            "in_total": "{n} times in total", "before": "min before", "after": "min after",
-           "daily": "daily", "weekly": "weekly"},
+           "daily": "daily", "weekly": "weekly", "then": "then", "from": "from"},
 }
 
 
@@ -709,6 +1043,10 @@ def timing_text(timing: TimingDosage, lang: str) -> str:
     most 3 times daily". It says what the source said, schedulable or not."""
     if lang not in _WORDS:
         raise InvalidArgument([FieldViolation("lang", "must be 'da' or 'en'")])
+    if timing.then:
+        return f", {_WORDS[lang]['then']} ".join(timing_text(step, lang) for step in timing.steps)
+    if timing.also:
+        return f" {_WORDS[lang]['and']} ".join(timing_text(part, lang) for part in timing.parts)
     words = _WORDS[lang]
     parts = [_amount_text(timing, lang)]
     if timing.as_needed:
@@ -716,11 +1054,22 @@ def timing_text(timing: TimingDosage, lang: str) -> str:
         parts.append(", ".join([words["as_needed"], *limits]))
     else:
         parts.append(_rhythm_text(timing, lang))
+    if timing.events:
+        parts.append(_events_text(timing, lang))
     parts.append(_weekdays_text(timing, lang))
     text = " ".join(p for p in parts if p)
     if timing.count is not None and timing.count > 1:
         text += ", " + words["in_total"].format(n=timing.count)
     return text
+
+
+def _events_text(t: TimingDosage, lang: str) -> str:
+    """ "kl. 22:00 15.01.2015 (+11:00)": each instant as the source wrote it (no zone is at
+    hand here); "fra" / "from" before them when a repeat follows each."""
+    texts = [f"{e.strftime('%H:%M')} {e.strftime('%d.%m.%Y')} ({e.strftime('%z')[:3]}:"
+             f"{e.strftime('%z')[3:]})" for e in sorted(t.events)]
+    lead = _WORDS[lang]["from" if _has_own_rhythm(t) or t.code else "at"]
+    return f"{lead} {_join(texts, lang)}"
 
 
 def _amount_text(t: TimingDosage, lang: str) -> str:

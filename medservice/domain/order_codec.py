@@ -100,6 +100,9 @@ def _timing(t: TimingDosage) -> Json:
         "max_dose_unit": t.max_dose_unit,
         "max_dose_period_minutes": int(t.max_dose_period.total_seconds() // 60)
         if t.max_dose_period else 0,
+        "events": [instant_text(e) for e in t.events],
+        "then": [_timing(step) for step in t.then],
+        "also": [_timing(part) for part in t.also],
     }
     if t.amount is not None:
         out["amount"] = _amount(t.amount)
@@ -139,6 +142,7 @@ def content_to_dict(c: OrderContent) -> Json:
                    for p in c.pauses],
         "discontinue_time": instant_text(c.discontinued_at) if c.discontinued_at else "",
         "cannot_check_reason": c.cannot_check or "",
+        "first_given_time": instant_text(c.first_given_at) if c.first_given_at else "",
     }
     out.update({k: v for k, v in optional.items() if v})
     return out
@@ -277,6 +281,10 @@ class _Reader:
             except ValueError:
                 self.bad(f"{field}.time_of_day[{i}]", "must be HH:MM")
         minutes = int(v.get("max_dose_period_minutes", 0) or 0)
+        events = tuple(self.instant(x, f"{field}.events[{i}]")
+                       for i, x in enumerate(v.get("events", [])))
+        then = tuple(self.timing(x, f"{field}.then[{i}]") for i, x in enumerate(v.get("then", [])))
+        also = tuple(self.timing(x, f"{field}.also[{i}]") for i, x in enumerate(v.get("also", [])))
         kwargs = dict(
             unit=DoseUnit(unit.get("singular", ""), unit.get("plural", "")
                           or unit.get("singular", "")),
@@ -297,7 +305,10 @@ class _Reader:
             max_dose_quantity=self.decimal(v.get("max_dose_quantity"),
                                            f"{field}.max_dose_quantity"),
             max_dose_unit=v.get("max_dose_unit", ""),
-            max_dose_period=timedelta(minutes=minutes) if minutes else None)
+            max_dose_period=timedelta(minutes=minutes) if minutes else None,
+            events=tuple(e for e in events if e is not None),
+            then=tuple(step for step in then if step is not None),
+            also=tuple(part for part in also if part is not None))
         if len(self.violations) > before or ("amount" in v and amount is None):
             return None
         built: TimingDosage | None = self._build(TimingDosage, field, **kwargs)
@@ -349,6 +360,7 @@ def content_from_dict(d: Json, prefix: str = "order", *, stored: bool = False
         pauses=tuple(pauses),
         discontinued_at=r.instant(d.get("discontinue_time"), f"{prefix}.discontinue_time"),
         cannot_check=str(d.get("cannot_check_reason") or "") or None,
+        first_given_at=r.instant(d.get("first_given_time"), f"{prefix}.first_given_time"),
     )
     require(r.violations + validate_content(content, prefix, check_bounds=not stored))
     return content

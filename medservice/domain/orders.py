@@ -94,12 +94,17 @@ class OrderContent:
     # not be read, so this content is the one last read, kept as it was. Why, in words for
     # staff and the pharmacist (never a person identifier). A readable version clears it.
     cannot_check: str | None = None
+    # Set by the mirror, never by a source: when a course that begins at its first
+    # administration (fhir_timing.awaits_first_dose) was first given; its later doses
+    # follow from this instant. Kept across the source's later versions of the order.
+    first_given_at: datetime | None = None
 
     @property
     def manual_schedule_reason(self) -> str | None:
         """Why the dosage cannot be scheduled by the engine, or None."""
         if isinstance(self.dosage, TimingDosage):
-            return timing_problem(self.dosage, order_start=self.treatment_start)
+            return timing_problem(self.dosage, order_start=self.treatment_start,
+                                  first_dose_anchors=True)
         return needs_manual_schedule(self.dosage)
 
     @property
@@ -179,7 +184,8 @@ def latest_known(versions: list[OrderVersion], known_at: datetime | None = None
 
 
 def effective_content(version: OrderVersion, latest: OrderVersion) -> OrderContent:
-    """The content of `version` with the pauses and discontinuation of `latest`.
+    """The content of `version` with the pauses, discontinuation and first administration
+    of `latest`.
 
     Pauses and a discontinuation are absolute intervals and instants: whatever the mirror
     knows of them applies at the times they name, including a back-dated discontinuation
@@ -188,7 +194,8 @@ def effective_content(version: OrderVersion, latest: OrderVersion) -> OrderConte
     if version is latest:
         return version.content
     return replace(version.content, pauses=latest.content.pauses,
-                   discontinued_at=latest.content.discontinued_at)
+                   discontinued_at=latest.content.discontinued_at,
+                   first_given_at=latest.content.first_given_at)
 
 
 def in_force(versions: list[OrderVersion], valid_at: datetime, known_at: datetime
@@ -268,11 +275,14 @@ def _dates(c: OrderContent) -> Iterator[tuple[str, date | datetime | None]]:
             yield f"dosage.structured.periods[{i}].start_date", period.start_date
             yield f"dosage.structured.periods[{i}].end_date", period.end_date
     if isinstance(c.dosage, TimingDosage):
-        t = c.dosage
-        for name, value in (("bounds_start", t.bounds_start), ("bounds_end", t.bounds_end),
-                            ("bounds_first_date", t.bounds_first_date),
-                            ("bounds_last_date", t.bounds_last_date)):
-            yield f"dosage.timing.{name}", value
+        for i, t in enumerate(c.dosage.steps):
+            where = f"dosage.timing.then[{i - 1}]" if i else "dosage.timing"
+            for name, value in (("bounds_start", t.bounds_start), ("bounds_end", t.bounds_end),
+                                ("bounds_first_date", t.bounds_first_date),
+                                ("bounds_last_date", t.bounds_last_date)):
+                yield f"{where}.{name}", value
+            for j, event in enumerate(t.events):
+                yield f"{where}.events[{j}]", event
 
 
 def bounds_violations(c: OrderContent, prefix: str) -> list[FieldViolation]:

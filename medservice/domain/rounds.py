@@ -53,10 +53,12 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
     if latest is None:
         return []
     pieces = []
+    first_due: datetime | None = None  # the order's valid time: when it came into the mirror
     for piece in order_timeline(versions, known_at):
         v = piece.version
         if v.removed:
             continue
+        first_due = first_due or piece.start
         content = effective_content(v, latest)
         pieces.append((content, OrderTerms(
             resident_id=resident_key(v.facility_id, v.resident_id),
@@ -71,6 +73,8 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
             window_minutes=content.window_minutes,
             valid_from=piece.start,
             valid_until=piece.end,
+            first_due=first_due,
+            first_given=content.first_given_at,
         )))
     return pieces
 

@@ -61,6 +61,11 @@ class OrderTerms:
     window_minutes: int | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    # A course that begins at its first administration (fhir_timing.awaits_first_dose):
+    # when the order came into the mirror (its first dose is due from then) and when that
+    # dose was given.
+    first_due: datetime | None = None
+    first_given: datetime | None = None
 
     def excluded_intervals(self) -> list[Interval]:
         """Every UTC interval in which this version makes no dose due."""

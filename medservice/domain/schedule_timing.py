@@ -28,7 +28,8 @@ def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: 
                     ) -> list[ScheduledDose]:
     timing = terms.dosage
     assert isinstance(timing, TimingDosage)
-    if timing.as_needed or timing_problem(timing, order_start=terms.treatment_start):
+    if timing.as_needed or timing_problem(timing, order_start=terms.treatment_start,
+                                          first_dose_anchors=True):
         return []
     span = treatment_days(terms, first, last)
     if span is None:
@@ -36,7 +37,8 @@ def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: 
     first, last = span
     excluded = terms.excluded_intervals()
     doses = []
-    for slot in expand_timing(timing, clock, first, last, order_start=terms.treatment_start):
+    for slot in expand_timing(timing, clock, first, last, order_start=terms.treatment_start,
+                              first_given=terms.first_given, first_due=terms.first_due):
         # The slot's own instant: clock.instant cannot tell the two 02:00s of autumn apart.
         due = slot.due_time
         if excluded and _inside_any(due, excluded):

@@ -39,14 +39,23 @@ Decisions (FHIR leaves them to the receiver):
   medservice.domain.fhir_timing, whose `timing_violation` refuses what it cannot schedule
   at import time); without a timing -> `FreeTextDosage(text)` (needs a manual schedule),
   or a PN `TimingDosage` when it is as needed (an allowance needs no rhythm). None at all
-  -> `FreeTextDosage("")`. Several instructions are combined when they give the same dose
-  over the same course and differ only in their times of day (when/timeOfDay); all
-  text-only ones are joined; anything else is refused (a taper in steps needs one order
-  per step: a TimingDosage holds one dose). `sequence` is not used: the structure counts.
+  -> `FreeTextDosage("")`. Several instructions, by `sequence` (FHIR: the same number is
+  given together, increasing numbers one after the other): instructions given together
+  (one number, or none on any) are combined when they differ only in their times of day
+  (when/timeOfDay) and dose: one part per dose (`TimingDosage.also`), refused naming both
+  instructions when two parts share a time of day (`fhir_timing.together_conflict`); all
+  text-only ones are joined; anything else is refused naming both instructions. Groups
+  with increasing numbers become steps (`TimingDosage.then`, placed by
+  `fhir_timing.chain_steps`: a step without a start begins the day after the previous one
+  ends), refused naming both
+  instructions when the previous step has no end or the next begins before it ends. An
+  instruction without a number beside numbered ones is refused: its place is not said.
 - asNeededBoolean true or asNeededCodeableConcept -> PN. For PN, frequencyMax is the
   limit's frequency and periodMax is ignored (the shortest interval is the limit); the
   asNeeded concept is the indication when reasonCode gives none.
-- What would change when or how much is refused rather than ignored: timing.event,
+- timing.event: instants (a date alone is refused: it does not say when); see
+  fhir_timing for what a repeat next to them means. Events alone end at the last one.
+- What would change when or how much is refused rather than ignored:
   frequencyMax/periodMax/countMax/durationMax and boundsRange for fixed doses, a rate
   without a dose, a dose with a comparator, several doses in doseAndRate, a modifierExtension.
   repeat.duration (how long one administration lasts) is ignored when shorter than the
@@ -57,7 +66,7 @@ Decisions (FHIR leaves them to the receiver):
   document, with the CPR system (urn:oid:1.2.208.176.1.2). Orders about different persons
   in one document raise InvalidArgument. An order whose subject has no CPR identifier
   (a reference such as "Patient/pat1", a display name) marks the result
-  `person_unidentified`: the import then needs the caller's confirmation. The value never
+  `person_unidentified`: the import then needs the `unidentified` flag. The value never
   appears in a message.
 """
 
@@ -77,7 +86,15 @@ from pydantic import ValidationError
 from medservice.domain.dosage import Amount, DoseUnit, FreeTextDosage
 from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
 from medservice.domain.facility import normalise_person_id
-from medservice.domain.fhir_timing import UNIT_LENGTHS, TimingDosage, shown, timing_violation
+from medservice.domain.fhir_timing import (
+    UNIT_LENGTHS,
+    StepConflict,
+    TimingDosage,
+    chain_steps,
+    shown,
+    timing_violation,
+    together_conflict,
+)
 from medservice.domain.orders import Drug, OrderContent, Pause, validate_content
 from medservice.imports.result import ImportProblem, ImportResult
 
@@ -152,6 +169,28 @@ def read_fhir(data: bytes) -> ImportResult:
                                                          "person")])
     result.person_id = next(iter(persons), "")
     return result
+
+
+def read_fhir_dosage(data: bytes) -> tuple[TimingDosage | FreeTextDosage, date | None]:
+    """The dosage of the document's first MedicationRequest and its course's start, read as
+    the importer reads it, for a look at its doses (`medctl dosage expand`): whatever the
+    order's status, drug or patient (a course that begins at its first administration is
+    the caller's to anchor). Raises InvalidArgument naming the field when
+    the dosage cannot be read or scheduled."""
+    root = _load(data)
+    found = next(_requests(root, ImportResult()), None)
+    if found is None:
+        raise InvalidArgument([FieldViolation("content", "holds no MedicationRequest")])
+    prefix, res = found
+    invalid = _validation_problems(res)
+    if invalid:
+        raise InvalidArgument([FieldViolation(_at(prefix, where), why) for where, why in invalid])
+    try:
+        read = _dosage(res)
+    except _Refused as refused:
+        raise InvalidArgument([FieldViolation(_at(prefix, refused.path), refused.reason)]
+                              ) from None
+    return read.dosage, _treatment_dates(read.timing)[0]
 
 
 def _load(data: bytes) -> Json:
@@ -375,14 +414,14 @@ def _status_terms(res: Json, timing: TimingDosage | None, dosage_read: bool
     if status == "on-hold":
         return (Pause(),), None
     if status in ("completed", "stopped"):
-        known_end = (timing is not None and (timing.bounds_end is not None
-                                             or timing.bounds_last_date is not None)
+        known_end = (timing is not None and _known_end(timing.steps[-1])
                      if dosage_read else _every_instruction_ends(res))
         if not known_end:
             raise _Refused("status", f"{status}, and the timing gives no end "
                                      "(boundsPeriod.end): imported as it is, its doses would "
                                      "fall due though the source says the order is over")
-        stopped_at = timing.bounds_end if timing is not None and status == "stopped" else None
+        stopped_at = (timing.steps[-1].bounds_end if timing is not None and status == "stopped"
+                      else None)
         return (), stopped_at
     reason = _REFUSED_STATUS.get(str(status),
                                  f"{shown(status)} is not a MedicationRequest status")
@@ -399,12 +438,19 @@ def _every_instruction_ends(res: Json) -> bool:
 
 
 def _treatment_dates(timing: TimingDosage | None) -> tuple[date | None, date | None]:
+    """From the first step's start (bounds, else its first event) to the last step's end."""
     if timing is None:
         return None, None
-    start = timing.bounds_first_date or (timing.bounds_start.date() if timing.bounds_start
-                                         else None)
-    end = timing.bounds_last_date or (timing.bounds_end.date() if timing.bounds_end else None)
-    return start, end
+    last = timing.steps[-1]
+    return timing.first_date, last.last_date if _known_end(last) else None
+
+
+def _known_end(timing: TimingDosage) -> bool:
+    """Whether the course ends on a date the source gives: boundsPeriod.end, or its last
+    event when events alone make the doses (a boundsDuration counts from the order's start,
+    which this gives)."""
+    return (timing.bounds_end is not None or timing.bounds_last_date is not None
+            or (bool(timing.events) and timing.last_date is not None))
 
 
 def _person_id(res: Json, doc: _Document) -> str:
@@ -519,20 +565,69 @@ def _dosage(res: Json) -> _DosageRead:
         path = f"dosageInstruction[{i}]"
         if _route(instruction) != route:
             raise _Refused(f"{path}.route", "differs from dosageInstruction[0]'s route")
-        part = _instruction(instruction, path)
-        if isinstance(part, TimingDosage):
-            _check_timing(part, path)
-        parts.append((path, part))
-    dosage = _combine(parts)
-    if isinstance(dosage, TimingDosage) and len(parts) > 1:
-        _check_timing(dosage, "dosageInstruction")
-    timing = dosage if isinstance(dosage, TimingDosage) else None
-    return _DosageRead(dosage, route, timing)
+        parts.append((path, _instruction(instruction, path)))
+    groups = _sequence_groups(instructions, parts)
+    if len(groups) == 1:
+        for path, part in parts:
+            if isinstance(part, TimingDosage):
+                _check_timing(part, path)
+        dosage = _combine(parts)
+        if isinstance(dosage, TimingDosage) and len(parts) > 1:
+            _check_timing(dosage, "dosageInstruction")
+        timing = dosage if isinstance(dosage, TimingDosage) else None
+        return _DosageRead(dosage, route, timing)
+    chained = _chain(groups)
+    return _DosageRead(chained, route, chained)
+
+
+def _sequence_groups(instructions: list[Any], parts: list[tuple[str, TimingDosage |
+                                                                 FreeTextDosage]]
+                     ) -> list[tuple[int, list[tuple[str, TimingDosage | FreeTextDosage]]]]:
+    """The instructions by Dosage.sequence, in increasing order: each group is given
+    together, one group after the other. No numbers (or one for all): one group."""
+    found = [_dict(d).get("sequence") for d in instructions]
+    if len(set(found)) == 1:
+        return [(0, parts)]
+    numbers: list[int] = []
+    for i, number in enumerate(found):
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise _Refused(f"dosageInstruction[{i}].sequence", "other dosage instructions have "
+                                                             "a sequence number and this one "
+                                                             "has none: their order is not said")
+        numbers.append(number)
+    groups: dict[int, list[tuple[str, TimingDosage | FreeTextDosage]]] = {}
+    for number, part in zip(numbers, parts, strict=True):
+        groups.setdefault(number, []).append(part)
+    return sorted(groups.items())
+
+
+def _chain(groups: list[tuple[int, list[tuple[str, TimingDosage | FreeTextDosage]]]]
+           ) -> TimingDosage:
+    """Groups one after the other (FHIR sequence) as one TimingDosage with steps `then`."""
+    steps: list[TimingDosage] = []
+    for _, group in groups:
+        step = _combine(group)
+        if not isinstance(step, TimingDosage):
+            raise _Refused(group[0][0], "has no timing, and a sequence of steps needs one for "
+                                        "each step")
+        steps.append(step)
+    placed = chain_steps(tuple(steps))
+    if isinstance(placed, StepConflict):
+        earlier, later = groups[placed.earlier], groups[placed.later]
+        raise _Refused(later[1][0][0], f"sequence {later[0]} follows {earlier[1][0][0]} "
+                                       f"(sequence {earlier[0]}): {placed.reason}")
+    for (_, group), step in zip(groups, placed, strict=True):
+        if step.as_needed:
+            raise _Refused(f"{group[0][0]}.asNeeded", "a step of a sequence must fall due: an "
+                                                      "allowance (PN) has no course to follow")
+        _check_timing(step, group[0][0] if len(group) == 1 else "dosageInstruction")
+    return replace(placed[0], then=placed[1:])
 
 
 def _check_timing(timing: TimingDosage, path: str) -> None:
+    # A course with no start begins at its first administration (the mirror records it).
     start, _ = _treatment_dates(timing)
-    violation = timing_violation(timing, order_start=start)
+    violation = timing_violation(timing, order_start=start, first_dose_anchors=True)
     if violation is not None:
         raise _Refused(f"{path}.{violation.field}", violation.description)
 
@@ -578,9 +673,8 @@ def _timing(timing: Json, path: str, unit: DoseUnit, amount: Amount | None, as_n
             limit: dict[str, Any]) -> TimingDosage:
     tpath, rpath = f"{path}.timing", f"{path}.timing.repeat"
     _no_modifiers(timing, tpath)
-    if timing.get("event"):
-        raise _Refused(f"{tpath}.event", "doses at listed dates and times (event) are not "
-                                         "scheduled; give a repeat")
+    events = tuple(_event(v, f"{tpath}.event[{i}]") for i, v in enumerate(_list(
+        timing.get("event"))))
     repeat = _dict(timing.get("repeat"))
     _no_modifiers(repeat, rpath)
     code = _timing_code(timing, tpath)
@@ -588,7 +682,7 @@ def _timing(timing: Json, path: str, unit: DoseUnit, amount: Amount | None, as_n
         for key, reason in _FIXED_ONLY.items():
             if key in repeat:
                 raise _Refused(f"{rpath}.{key}", reason)
-        _check_duration(repeat, rpath, bool(code))
+        _check_duration(repeat, rpath, bool(code) or bool(events))
     if "boundsRange" in repeat:
         raise _Refused(f"{rpath}.boundsRange", "a course of uncertain length cannot be "
                                                "scheduled")
@@ -605,6 +699,7 @@ def _timing(timing: Json, path: str, unit: DoseUnit, amount: Amount | None, as_n
         day_of_week=tuple(str(d) for d in _list(repeat.get("dayOfWeek"))),
         count=repeat.get("count"),
         offset_minutes=repeat.get("offset", 0),
+        events=events,
         **_bounds(repeat, rpath),
         **limit,
     )
@@ -674,6 +769,14 @@ def _date_or_instant(value: Any, path: str) -> date | datetime:
     if instant.utcoffset() is None:
         raise _Refused(path, "a time needs a time zone")
     return instant
+
+
+def _event(value: Any, path: str) -> datetime:
+    """A timing.event: an instant (a date alone does not say when the dose is due)."""
+    found = _date_or_instant(value, path)
+    if not isinstance(found, datetime):
+        raise _Refused(path, "a date without a time of day does not say when the dose is due")
+    return found
 
 
 def _time(value: Any, path: str) -> time:
@@ -749,19 +852,36 @@ def _combine(parts: list[tuple[str, TimingDosage | FreeTextDosage]]
         if not isinstance(part, TimingDosage):
             raise _Refused(path, "has no timing while other dosage instructions have one")
         timings.append((path, part))
-    _, base = timings[0]
+    base_path, base = timings[0]
     for path, part in timings[1:]:
         differences = _differences(base, part)
-        if differences:
-            raise _Refused(path, f"differs from dosageInstruction[0] in {differences}: several "
-                                 "dosage instructions are combined only when they give the "
-                                 "same dose over the same course at different times of day "
-                                 "(a stepwise or tapering schedule needs one order per step)")
+        if differences and differences != "dose":
+            raise _Refused(path, f"differs from {base_path} in {differences}: dosage "
+                                 "instructions given together (the same sequence number, or "
+                                 "none) are combined only when they give the same dose over "
+                                 "the same course at different times of day; steps one after "
+                                 "the other need increasing sequence numbers")
     for path, part in timings:
         if not part.when and not part.time_of_day:
             raise _Refused(f"{path}.timing", "gives no time of day (when or timeOfDay), so "
                                              "its doses cannot be told apart from the other "
                                              "dosage instructions'")
+    # One part per dose (in the order first given), each at the times of its instructions.
+    by_dose: dict[Amount | None, list[tuple[str, TimingDosage]]] = {}
+    for path, part in timings:
+        by_dose.setdefault(part.amount, []).append((path, part))
+    groups = list(by_dose.values())
+    joined = tuple(_join_times(group) for group in groups)
+    conflict = together_conflict(joined)
+    if conflict is not None:
+        raise _Refused(groups[conflict.later][0][0], f"given together with "
+                       f"{groups[conflict.earlier][0][0]}: {conflict.reason}")
+    return replace(joined[0], also=joined[1:])
+
+
+def _join_times(timings: list[tuple[str, TimingDosage]]) -> TimingDosage:
+    """Instructions giving one dose at different times of day, as one."""
+    base = timings[0][1]
     when = tuple(w for _, t in timings for w in t.when)
     time_of_day = tuple(at for _, t in timings for at in t.time_of_day)
     frequency = 0 if all(t.frequency == 0 for _, t in timings) else len(when) + len(time_of_day)

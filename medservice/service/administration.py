@@ -43,6 +43,7 @@ from medservice.reconcile import (
 from medservice.reconcile.engine import place_all
 from medservice.reconcile.findings import pn_evaluation_deadline
 from medservice.reconcile.ledger import Ledger, active_records
+from medservice.service.cards import anchor_first_dose
 from medservice.service.facilities import get_resident
 from medservice.service.paging import Page, next_token
 from medservice.service.reconciliation import (
@@ -204,6 +205,10 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     found = reconcile_around(uow, base, record.resident_id, *later, wide,
                              [*wide_records, stored], now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]
+    if record.was_given and record.order_id in base.orders:
+        # The first dose of a course with no start: its later doses follow from it.
+        anchor_first_dose(uow, record.facility_id, record.resident_id,
+                          base.orders[record.order_id], at, now)
     return Recorded(record, verdict or _no_check(), ids)
 
 

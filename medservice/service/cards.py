@@ -23,6 +23,7 @@ from enum import Enum
 from medservice.domain.clock import FacilityClock
 from medservice.domain.errors import FailedPrecondition, FieldViolation, NotFound, require
 from medservice.domain.facility import Facility
+from medservice.domain.fhir_timing import TimingDosage, awaits_first_dose
 from medservice.domain.order_codec import content_to_dict
 from medservice.domain.orders import (
     OrderContent,
@@ -268,28 +269,31 @@ def _keep(uow: UnitOfWork, order_id: str, history: list[OrderVersion], flag: str
 
 
 def check_document_person(person_id: str, result: ImportResult, *,
-                          subject_confirmed: bool) -> None:
-    """Whether a document may be applied to the resident with this person id: refused
-    whole when it names another person (whatever the caller confirms), and when an order
-    names nobody by CPR number unless the caller confirmed the subject. The messages
-    name neither person."""
+                          unidentified: bool) -> None:
+    """Whether a document may be applied to the resident with this person id (patient
+    identity, the first of the five rights): it must name the resident by CPR number, or,
+    when it names nobody by CPR number, the caller must say so (`unidentified`, recorded in
+    the audit by the API). A CPR number that differs is refused whatever the caller says.
+    The messages name neither person."""
     if result.person_id and result.person_id != person_id:
-        raise FailedPrecondition("the document is about another person than this resident",
-                                 reason="PERSON_MISMATCH")
-    if result.person_unidentified and not subject_confirmed:
+        raise FailedPrecondition("subject: the document is about another person than this "
+                                 "resident", reason="PERSON_MISMATCH",
+                                 metadata={"field": "subject"})
+    if result.person_unidentified and not unidentified:
         raise FailedPrecondition(
-            "the document does not identify its patient by CPR number (identifier system "
-            "urn:oid:1.2.208.176.1.2, on the subject or the Patient it references): check "
-            "that it is about this resident and import it again with subject_confirmed "
-            "(medctl: --confirm-subject)", reason="SUBJECT_NOT_IDENTIFIED")
+            "subject: the document does not identify its patient by CPR number (identifier "
+            "system urn:oid:1.2.208.176.1.2, on the subject or the Patient it references): "
+            "check that it is about this resident and import it again with unidentified set "
+            "(medctl: --unidentified); the audit trail records who did",
+            reason="SUBJECT_NOT_IDENTIFIED", metadata={"field": "subject"})
 
 
 def import_card(uow: UnitOfWork, facility_id: str, resident_id: str, result: ImportResult,
-                now: datetime, *, subject_confirmed: bool = False
+                now: datetime, *, unidentified: bool = False
                 ) -> tuple[CardView, list[OrderChange]]:
     """Apply what an importer read, when it is about this resident (check_document_person)."""
     resident = get_resident(uow, facility_id, resident_id)
-    check_document_person(resident.person_id, result, subject_confirmed=subject_confirmed)
+    check_document_person(resident.person_id, result, unidentified=unidentified)
     card, changes = sync_card(uow, facility_id, resident_id, result.card_version,
                               result.orders, now, now, whole_card=result.whole_card,
                               unreadable=result.problems)
@@ -328,6 +332,8 @@ def _apply(uow: UnitOfWork, facility_id: str, resident_id: str, content: OrderCo
            ) -> tuple[OrderChange, OrderVersion | None]:
     """The change, and the version it added (None: unchanged)."""
     latest = history[-1] if history else None
+    if latest is not None and not latest.removed:  # the mirror's own: no source sends it
+        content = dataclasses.replace(content, first_given_at=latest.content.first_given_at)
     if latest is not None and not latest.removed and \
             content_to_dict(latest.content) == content_to_dict(content):
         return OrderChange(content.order_id, ChangeKind.UNCHANGED, latest.version), None
@@ -356,6 +362,25 @@ def _change_state(uow: UnitOfWork, facility_id: str, resident_id: str, order_id:
     view = _view(facility, [*versions, version], now, now)
     assert view is not None
     return view
+
+
+def anchor_first_dose(uow: UnitOfWork, facility_id: str, resident_id: str,
+                      versions: list[OrderVersion], given_at: datetime, now: datetime) -> bool:
+    """A course that begins at its first administration (fhir_timing.awaits_first_dose)
+    was first given at `given_at`: a new version of the order (`versions`, its history),
+    valid from now, records the instant (OrderContent.first_given_at), so its later doses
+    follow from it; the resident's doses are refreshed and reconciled from then. False,
+    and nothing written, for any other order or one anchored already."""
+    latest = versions[-1] if versions else None
+    if latest is None or latest.removed or latest.content.first_given_at is not None:
+        return False
+    c = latest.content
+    if not isinstance(c.dosage, TimingDosage) or not awaits_first_dose(
+            c.dosage, order_start=c.treatment_start):
+        return False
+    _change_state(uow, facility_id, resident_id, latest.order_id,
+                  dataclasses.replace(c, first_given_at=given_at), now, given_at)
+    return True
 
 
 def _current(uow: UnitOfWork, facility_id: str, resident_id: str, order_id: str

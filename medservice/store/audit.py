@@ -36,6 +36,9 @@ class AuditEvent:
     resident_id: str | None
     request_id: str
     outcome: str  # the gRPC status code name
+    # What the caller asserted that the call acted on ("unidentified": a document naming no
+    # patient by CPR number imported on the caller's word); never a person identifier.
+    detail: str = ""
 
 
 @dataclass
@@ -68,7 +71,7 @@ class AuditFilter:
 def _event(row: Any) -> AuditEvent:
     return AuditEvent(row.event_id, _utc(row.event_time), row.facility_id, row.subject,
                       Role(row.role), row.method, row.resource, row.resident_id,
-                      row.request_id, row.outcome)
+                      row.request_id, row.outcome, row.detail)
 
 
 class AuditLog:
@@ -81,7 +84,8 @@ class AuditLog:
         self._conn.execute(_INSERT, dict(
             event_id=e.event_id, event_time=e.event_time, facility_id=e.facility_id,
             subject=e.subject, role=e.role.value, method=e.method, resource=e.resource,
-            resident_id=e.resident_id, request_id=e.request_id, outcome=e.outcome))
+            resident_id=e.resident_id, request_id=e.request_id, outcome=e.outcome,
+            detail=e.detail))
 
     def page(self, f: AuditFilter, *, limit: int, after: tuple[str, str] | None
              ) -> list[AuditEvent]:

@@ -351,6 +351,7 @@ audit_events = Table(
     Column("resident_id", String(63)),
     Column("request_id", String(100), nullable=False),
     Column("outcome", String(30), nullable=False),
+    Column("detail", String(100), nullable=False, server_default=""),
     Index("ix_audit_events_facility_time", "facility_id", "event_time"),
     Index("ix_audit_events_time", "event_time"),
 )

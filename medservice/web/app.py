@@ -23,7 +23,9 @@ from google.rpc import code_pb2, status_pb2
 
 from medservice.api.auth import TokenVerifier
 from medservice.api.errors import status_for
-from medservice.domain.errors import DomainError
+from medservice.domain.errors import DomainError, FieldViolation, InvalidArgument
+from medservice.v1 import reports_pb2, rounds_pb2
+from medservice.web import fhir
 from medservice.web import status as st
 from medservice.web.board import HEADERS as BOARD_HEADERS
 from medservice.web.board import board_file
@@ -95,6 +97,13 @@ class HttpApi:
         if verb == "GET" and (page := board_file(path)) is not None:
             await _answer(send, 200, page[0], page[1], extra=BOARD_HEADERS)
             return
+        kind = fhir.search_type(path)
+        if kind is not None and verb == "GET":
+            await self._fhir_search(kind, scope, send)
+            return
+        if path == fhir.RECORD_PATH and verb == "POST":
+            await self._fhir_record(scope, receive, send)
+            return
         route, values, verbs = self._find(verb, path)
         if route is None or values is None:
             if verbs:
@@ -149,6 +158,58 @@ class HttpApi:
             await _answer_status(send, st.from_rpc_error(e))
             return
         await _answer(send, 200, _dumps(to_json(response)))
+
+    async def _fhir_search(self, kind: str, scope: Scope, send: Send) -> None:
+        """A FHIR search (medservice.web.fhir): the ExportFhir call, answered as FHIR."""
+        authorization = _bearer(scope.get("headers", ()))
+        try:
+            request = fhir.search_request(kind, _query(scope.get("query_string", b"")))
+        except DomainError as e:
+            status = self._refusal(authorization) or st.from_grpc_status(status_for(e))
+            await _answer_fhir_status(send, status)
+            return
+        metadata = (("authorization", authorization),) if authorization else ()
+        call = self._callables.get(fhir.EXPORT_METHOD)
+        if call is None:
+            call = self.channels[0].unary_unary(
+                fhir.EXPORT_METHOD, request_serializer=_serialize,
+                response_deserializer=reports_pb2.Document.FromString)
+            self._callables[fhir.EXPORT_METHOD] = call
+        try:
+            document = await call(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as e:
+            await _answer_fhir_status(send, st.from_rpc_error(e))
+            return
+        await _answer(send, 200, fhir.bundle_of(document), fhir.CONTENT_TYPE)
+
+    async def _fhir_record(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A POSTed MedicationAdministration: the RecordDose call (medservice.web.fhir)."""
+        body = await _read_body(receive)
+        authorization = _bearer(scope.get("headers", ()))
+        try:
+            if body is None:
+                raise InvalidArgument([FieldViolation("body", "is larger than 4 MiB")])
+            request = fhir.record_request(body)
+        except DomainError as e:
+            status = self._refusal(authorization) or st.from_grpc_status(status_for(e))
+            await _answer_fhir_status(send, status)
+            return
+        metadata = (("authorization", authorization),) if authorization else ()
+        call = self._callables.get(fhir.RECORD_METHOD)
+        if call is None:
+            call = self.channels[0].unary_unary(
+                fhir.RECORD_METHOD, request_serializer=_serialize,
+                response_deserializer=rounds_pb2.RecordDoseResponse.FromString)
+            self._callables[fhir.RECORD_METHOD] = call
+        try:
+            response = await call(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+        except grpc.aio.AioRpcError as e:
+            await _answer_fhir_status(send, st.from_rpc_error(e))
+            return
+        record_id = response.record.name.rsplit("/", 1)[-1]
+        answer = {**json.loads(body or b"{}"), "id": record_id}
+        await _answer(send, 201, _dumps(answer), fhir.CONTENT_TYPE,
+                      extra=[(b"location", f"{fhir.RECORD_PATH}/{record_id}".encode())])
 
     def _refusal(self, authorization: str | None) -> status_pb2.Status | None:
         """The 401 the call would have had, if any (the interceptor's own verifier)."""
@@ -295,6 +356,11 @@ async def _answer_status(send: Send, status: status_pb2.Status, *, http: int | N
                          extra: list[tuple[bytes, bytes]] | None = None) -> None:
     await _answer(send, http or st.http_code(status), _dumps(st.to_json(status)),
                   extra=extra)
+
+
+async def _answer_fhir_status(send: Send, status: status_pb2.Status) -> None:
+    await _answer(send, st.http_code(status), _dumps(fhir.operation_outcome(status)),
+                  fhir.CONTENT_TYPE)
 
 
 def _serialize(message: Message) -> bytes:

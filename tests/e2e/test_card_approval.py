@@ -273,10 +273,10 @@ def test_fhir_imports_are_classified_too(ward: dict[str, MedClient],
     request = json.loads(_need(REFERENCE / "fhir-r4/medicationrequest0306.json"))  # 6 mg
     integration, lead = ward["integration"], server.client(Role.SHIFT_LEAD, "f")
     r2 = "facilities/f/residents/r2"
-    integration.import_fhir(r2, json.dumps(request).encode(), subject_confirmed=True)
+    integration.import_fhir(r2, json.dumps(request).encode(), unidentified=True)
     assert list(lead.list_card_changes("f")) == []  # r2's first card: the baseline
     request["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 4
-    integration.import_fhir(r2, json.dumps(request).encode(), subject_confirmed=True)
+    integration.import_fhir(r2, json.dumps(request).encode(), unidentified=True)
     [change] = list(lead.list_card_changes("f", r2))
     assert list(change.aspects) == ["dosage"]
     assert change.before != change.after and change.before.startswith("dosering: 6")

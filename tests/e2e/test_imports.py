@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -88,7 +89,7 @@ def test_fhir_medication_request_imports_and_is_scheduled(server: ServerFixture)
     with pytest.raises(MedServiceError) as info:
         client.import_fhir(RESIDENT, data)
     assert info.value.reason == "SUBJECT_NOT_IDENTIFIED"
-    result = client.import_fhir(RESIDENT, data, subject_confirmed=True)
+    result = client.import_fhir(RESIDENT, data, unidentified=True)
     assert not result.problems
     [order] = result.card.orders
     assert order.dosage.HasField("timing") and not order.needs_manual_schedule
@@ -104,7 +105,7 @@ def test_fhir_medication_request_imports_and_is_scheduled(server: ServerFixture)
 
 def test_fhir_refused_orders_are_reported_and_nothing_half_applied(
         server: ServerFixture) -> None:
-    data = _need(REFERENCE / "fhir-r4/medicationrequest0318.json")  # every 6 h, no start
+    data = _need(REFERENCE / "fhir-r4/medicationrequest0327.json")  # 3 a week, no days
     client = _home(server, "010145-1234")
     result = client.import_fhir(RESIDENT, data)
     assert len(result.problems) >= 1 and result.problems[0].reason
@@ -128,8 +129,113 @@ def test_a_large_fhir_bundle_is_sent_in_chunks(server: ServerFixture, tmp_path: 
     integration = server.client(Role.INTEGRATION, "f")
     token = integration._metadata[0][1].split()[1]
     assert main(["--target", server.target, "--token", token, "import", "fhir", str(path),
-                 "--resident", RESIDENT, "--confirm-subject"]) == 0
+                 "--resident", RESIDENT, "--unidentified"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == "250 created"
     assert sum(line.startswith("created") for line in out[1:]) == 250  # one line per order
     assert len(integration.get_card(RESIDENT).orders) == 250
+
+
+def _request(rid: str, *instructions: dict[str, object]) -> dict[str, object]:
+    return {"resourceType": "MedicationRequest", "id": rid, "status": "active",
+            "intent": "order", "subject": {"identifier": {
+                "system": "urn:oid:1.2.208.176.1.2", "value": "0101451234"}},
+            "medicationCodeableConcept": {"text": f"Drug {rid}"},
+            "dosageInstruction": list(instructions)}
+
+
+def _instruction(quantity: int, repeat: dict[str, object], sequence: int | None = None,
+                 event: list[str] | None = None) -> dict[str, object]:
+    found: dict[str, object] = {"timing": {"repeat": repeat} if repeat else {},
+                                "doseAndRate": [{"doseQuantity": {"value": quantity,
+                                                                  "unit": "tablet"}}]}
+    if sequence is not None:
+        found["sequence"] = sequence
+    if event:
+        found["timing"] = {**found["timing"], "event": event}  # type: ignore[dict-item]
+    return found
+
+
+def test_fhir_sequence_and_events_are_kept_and_scheduled(server: ServerFixture) -> None:
+    """A taper in two steps and doses at listed instants, through the API and the store."""
+    import json
+
+    client = _home(server, "010145-1234")
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    day = [tomorrow + timedelta(days=i) for i in range(4)]
+    daily = {"frequency": 1, "period": 1, "periodUnit": "d", "when": ["MORN"]}
+    taper = _request(
+        "taper",
+        _instruction(2, {**daily, "boundsPeriod": {"start": day[0].isoformat(),
+                                                   "end": day[1].isoformat()}}, 1),
+        _instruction(1, {**daily, "boundsDuration": {"value": 2, "code": "d"}}, 2))
+    events = _request("events", _instruction(1, {}, event=[
+        f"{day[1].isoformat()}T21:15:00Z", f"{day[2].isoformat()}T06:00:00Z"]))
+    split = _request("split", _instruction(1, {"when": ["MORN"]}),
+                     _instruction(2, {"when": ["EVE"]}))  # different doses, together
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": taper}, {"resource": events}, {"resource": split}]}
+    result = client.import_fhir(RESIDENT, json.dumps(bundle).encode())
+    assert not result.problems
+    orders = {o.name.rsplit("/", 1)[1]: o for o in client.get_card(RESIDENT).orders}
+    steps = orders["taper"].dosage.timing
+    assert [(s.amount.quantity, s.bounds_first_date, s.bounds_last_date)
+            for s in (steps, *steps.then)] == [
+        ("2", day[0].isoformat(), day[1].isoformat()),
+        ("1", day[2].isoformat(), day[3].isoformat())]
+    assert orders["taper"].treatment_end_date == day[3].isoformat()
+    assert orders["taper"].dosage.text_da == ("2 tablet morgen, derefter 1 tablet morgen")
+    assert len(orders["events"].dosage.timing.events) == 2
+    start = datetime.combine(day[0], time(0), UTC) - timedelta(hours=2)
+    carer = server.client(Role.CARER, "f")
+    doses = carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+        parent=RESIDENT, start_time=ts(start), end_time=ts(start + timedelta(days=5))))
+    found = sorted((d.due_time.ToDatetime(UTC), d.order.rsplit("/", 1)[1],
+                    d.amount.quantity) for d in doses.doses)
+    assert [(o, q) for _, o, q in found if o == "taper"] == [
+        ("taper", "2"), ("taper", "2"), ("taper", "1"), ("taper", "1")]
+    assert orders["split"].dosage.timing.also[0].amount.quantity == "2"
+    assert [q for _, o, q in found if o == "split"][:2] == ["1", "2"]  # morning, evening
+    assert [due for due, o, _ in found if o == "events"] == [
+        datetime.combine(day[1], time(21, 15), UTC), datetime.combine(day[2], time(6), UTC)]
+
+
+def test_a_course_with_no_start_begins_at_its_first_dose(
+        server: ServerFixture, server_clock: Any) -> None:
+    """Every 6 hours, 3 doses, no start (as the spec's 0318): one dose is due from the import;
+    once given, the next two follow from it, and a re-import keeps the anchor."""
+    import json
+
+    client = _home(server, "010145-1234")
+    q6h = _request("q6h", _instruction(1, {"frequency": 1, "period": 6, "periodUnit": "h",
+                                           "count": 3}))
+    imported_at = server_clock()
+    result = client.import_fhir(RESIDENT, json.dumps(q6h).encode())
+    assert not result.problems
+    [order] = result.card.orders
+    assert not order.needs_manual_schedule and not order.HasField("first_given_time")
+    carer = server.client(Role.CARER, "f")
+
+    def doses() -> list[rpb.ScheduledDose]:
+        start = imported_at - timedelta(hours=1)
+        return list(carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+            parent=RESIDENT, start_time=ts(start),
+            end_time=ts(start + timedelta(days=2)))).doses)
+
+    [first] = doses()  # due from the import until given
+    assert abs(first.due_time.ToDatetime(UTC) - imported_at) < timedelta(seconds=5)
+    server_clock.advance(timedelta(minutes=40))
+    given_at = server_clock() - timedelta(minutes=1)
+    carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(parent=RESIDENT, record=(
+        rpb.AdministrationRecord(dose_id=first.dose_id, outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN,
+                                 quantity="1", administration_time=ts(given_at)))))
+    after = doses()
+    assert after[0].dose_id == first.dose_id  # the dose given keeps its place and id
+    assert [d.due_time.ToDatetime(UTC) - given_at for d in after[1:]] \
+        == [timedelta(hours=6), timedelta(hours=12)]  # 3 doses in all, from the first
+    [anchored] = client.get_card(RESIDENT).orders
+    assert anchored.first_given_time.ToDatetime(UTC) == given_at
+    # The source sends the order again (unchanged): the anchor is the mirror's own, kept.
+    again = client.import_fhir(RESIDENT, json.dumps(q6h).encode())
+    assert [c.kind for c in again.changes] == [cpb.ORDER_CHANGE_KIND_UNCHANGED]
+    assert [d.dose_id for d in doses()] == [d.dose_id for d in after]

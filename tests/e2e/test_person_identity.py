@@ -164,43 +164,64 @@ def feed(server: ServerFixture, homes: tuple[MedClient, MedClient]) -> MedClient
     return server.client(Role.INTEGRATION, "a", subject="feed-a")
 
 
-def _import_fails(feed: MedClient, data: bytes, confirmed: bool = False) -> MedServiceError:
+def _import_fails(feed: MedClient, data: bytes, unidentified: bool = False) -> MedServiceError:
     with pytest.raises(MedServiceError) as info:
-        feed.import_fhir(RESIDENT, data, subject_confirmed=confirmed)
+        feed.import_fhir(RESIDENT, data, unidentified=unidentified)
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.message.startswith("subject: ")  # names the field
     assert list(feed.get_card(RESIDENT).orders) == []  # nothing applied
+    assert feed.get_card(RESIDENT).card_version == 0  # nor the card's version
     for secret in (TEST_PERSON, OTHER_TEST_PERSON, "Donald", "pat1"):
         assert secret not in str(info.value)
     return info.value
 
 
-def test_fhir_for_another_person_is_refused_confirmed_or_not(feed: MedClient) -> None:
+def test_fhir_for_another_person_is_refused_flagged_or_not(feed: MedClient) -> None:
     for subject, extra in (({"identifier": {"system": CPR, "value": OTHER_TEST_PERSON}}, ()),
                            (DONALD, ({"resourceType": "Patient", "id": "pat1", "identifier": [
                                {"system": CPR, "value": "111111-1118"}]},))):
-        for confirmed in (False, True):
-            err = _import_fails(feed, _fhir(subject, *extra), confirmed)
+        for unidentified in (False, True):
+            err = _import_fails(feed, _fhir(subject, *extra), unidentified)
             assert err.reason == "PERSON_MISMATCH"
 
 
-def test_fhir_naming_the_resident_by_cpr_imports_unconfirmed(feed: MedClient) -> None:
+def test_fhir_naming_the_resident_by_cpr_imports_without_the_flag(feed: MedClient) -> None:
     patient = {"resourceType": "Patient", "id": "pat1",
                "identifier": [{"system": CPR, "value": "251248-9996"}]}
     result = feed.import_fhir(RESIDENT, _fhir(DONALD, patient))
     assert [o.drug.name for o in result.card.orders] == ["Panodil 500 mg"]
 
 
-def test_fhir_naming_nobody_needs_the_callers_confirmation(feed: MedClient) -> None:
+def _import_events(server: ServerFixture) -> list[Any]:
+    pharmacist = server.client(Role.PHARMACIST, "a", subject="pharmacist-a")
+    return [e for e in pharmacist.audit_events("facilities/a")
+            if e.method.endswith("/ImportFhirMedicationRequests")]
+
+
+def test_fhir_naming_nobody_needs_the_unidentified_flag_and_the_audit_says_who(
+        server: ServerFixture, feed: MedClient) -> None:
     err = _import_fails(feed, _fhir(DONALD))
     assert err.reason == "SUBJECT_NOT_IDENTIFIED"
-    assert "subject_confirmed" in err.message and CPR in err.message
+    assert "unidentified" in err.message and CPR in err.message
     unnamed = {"resourceType": "Patient", "id": "pat1", "name": [{"family": "Duck"}]}
     assert _import_fails(feed, _fhir(DONALD, unnamed)).reason == "SUBJECT_NOT_IDENTIFIED"
-    result = feed.import_fhir(RESIDENT, _fhir(DONALD), subject_confirmed=True)
+    assert [(e.outcome, e.detail) for e in _import_events(server)] == [
+        ("FAILED_PRECONDITION", "")] * 2
+    result = feed.import_fhir(RESIDENT, _fhir(DONALD), unidentified=True)
     assert [o.drug.name for o in result.card.orders] == ["Panodil 500 mg"]
+    allowed = [e for e in _import_events(server) if e.outcome == "OK"]
+    assert [(e.subject, e.role, e.detail, e.resident) for e in allowed] == [
+        ("feed-a", common_pb2.ROLE_INTEGRATION, "unidentified", RESIDENT)]
 
 
-def test_medctl_import_fhir_confirms_the_subject_when_told(
+def test_a_document_naming_the_resident_is_not_marked_unidentified(
+        server: ServerFixture, feed: MedClient) -> None:
+    identified = {"identifier": {"system": CPR, "value": TEST_PERSON}}
+    feed.import_fhir(RESIDENT, _fhir(identified), unidentified=True)  # the flag is not used
+    assert [(e.outcome, e.detail) for e in _import_events(server)] == [("OK", "")]
+
+
+def test_medctl_import_fhir_imports_an_unidentified_document_when_told(
         server: ServerFixture, feed: MedClient, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     from clients.medctl import main
@@ -211,6 +232,7 @@ def test_medctl_import_fhir_confirms_the_subject_when_told(
     base = ["--target", server.target, "--token", token, "import", "fhir", str(path),
             "--resident", RESIDENT]
     assert main(base) == 1
-    assert "--confirm-subject" in capsys.readouterr().err
-    assert main([*base, "--confirm-subject"]) == 0
+    err = capsys.readouterr().err
+    assert "--unidentified" in err and "subject" in err
+    assert main([*base, "--unidentified"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[0] == "1 created"

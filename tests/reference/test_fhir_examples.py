@@ -32,16 +32,16 @@ AUTHORED = date(2015, 1, 15)  # every example's authoredOn but example2's
 
 IMPORTED = "imported"
 _STATUS_OVER = ("status", "the timing gives no end")
-_NO_ANCHOR = ("dosageInstruction[0].timing.repeat.boundsPeriod.start",
-              "is anchored at the start of the course")
 _RATE_ONLY = ("dosageInstruction[0].doseAndRate", "only a rate is given")
 # example -> IMPORTED, or every (location, reason fragment) it is refused with.
 EXPECTED: dict[str, str | tuple[tuple[str, str], ...]] = {
     "0301": (_STATUS_OVER,),
-    # Narrative "two at once, then one daily for 4 days"; structure: 2/day and 4/day.
-    "0302": (("dosageInstruction[1]", "differs from dosageInstruction[0] in dose"),),
+    # Narrative "two at once, then one daily for 4 days"; structure: sequence 1 daily with no
+    # end, so sequence 2 (4/day) would never begin.
+    "0302": (("dosageInstruction[1]", "sequence 2 follows dosageInstruction[0] (sequence 1): "
+                                      "the previous step has no end"),),
     # Narrative "7 days" steps; structure: a taper in three bounded steps (16-20, 23-30, 31-6).
-    "0303": (("dosageInstruction[1]", "differs from dosageInstruction[0] in dose, bounds"),),
+    "0303": IMPORTED,
     "0304": (_STATUS_OVER,),
     "0305": IMPORTED,  # completed, PN, bounded: ends 2015-01-20
     "0306": IMPORTED,
@@ -55,17 +55,19 @@ EXPECTED: dict[str, str | tuple[tuple[str, str], ...]] = {
     "0313": (_STATUS_OVER,),
     "0314": (_STATUS_OVER,),
     "0315": IMPORTED,  # PN every 15 minutes: a limit, never due
-    "0316": (_NO_ANCHOR, _STATUS_OVER),
+    "0316": (_STATUS_OVER,),  # every 3 weeks, 16 cycles, no start: from the first dose
     # Narrative "for up to 12 wk"; structure: each administration lasts 12 weeks, 3 a week.
     "0317": (("dosageInstruction[0].timing.repeat.duration", "as long as the time between"),
              _STATUS_OVER),
-    "0318": (_NO_ANCHOR,),  # "q6h x 3 days" with no bounds: nothing anchors the 6 hours
-    "0319": (_NO_ANCHOR, _STATUS_OVER),
+    "0318": IMPORTED,  # "q6h x 3 days" with no bounds: from the first dose given
+    "0319": (_STATUS_OVER,),
     "0320": (_STATUS_OVER,),
-    # Narrative "before breakfast, lunch, dinner"; structure: only the first has a time.
+    # Narrative "before breakfast, lunch, dinner"; structure: only the first has a time, and
+    # the two of sequence 2 give different doses at the same round.
     "0321": (("dosageInstruction[1]", "differs from dosageInstruction[0] in dose"),),
-    "0322": (_NO_ANCHOR, _STATUS_OVER),
-    "0323": (("dosageInstruction[0].timing.event", "not scheduled"), _STATUS_OVER),
+    "0322": (_STATUS_OVER,),
+    # An event and every 24 hours from it, with no end: completed, so refused.
+    "0323": (_STATUS_OVER,),
     "0324": (_STATUS_OVER,),
     "0325": IMPORTED,  # on-hold: paused
     "0326": IMPORTED,
@@ -75,7 +77,7 @@ EXPECTED: dict[str, str | tuple[tuple[str, str], ...]] = {
     "0329": IMPORTED,  # a compounded ointment, named by its ingredients
     "0330": IMPORTED,
     "0331": IMPORTED,
-    "0332": (_NO_ANCHOR,),  # a single dose (count 1), but when is not said
+    "0332": IMPORTED,  # a single dose (count 1), due from the order's valid time
     "0333": IMPORTED,
     "0334": IMPORTED,
     "0335": IMPORTED,
@@ -108,8 +110,10 @@ def _read(examples: Path, name: str) -> ImportResult:
 def _week(order: OrderContent) -> list[TimingSlot]:
     assert isinstance(order.dosage, TimingDosage)
     first = order.treatment_start or AUTHORED
+    # A course with no start: its first dose is due from the order's valid time.
     return expand_timing(order.dosage, CLOCK, first, first + timedelta(days=6),
-                         order_start=order.treatment_start)
+                         order_start=order.treatment_start,
+                         first_due=CLOCK.instant(first, time(9, 0)))
 
 
 def test_every_example_is_accounted_for(examples: Path) -> None:
@@ -165,6 +169,25 @@ def test_imported_examples_expand_as_their_timing_says(examples: Path) -> None:
     assert {s.local_date.weekday() for s in mondays} == {0} and len(mondays) == 4
     alprazolam = _read(examples, "0305").orders[0]
     assert alprazolam.treatment_end == date(2015, 1, 20)  # completed: ended there
+
+
+def test_a_taper_in_sequence_expands_step_by_step(examples: Path) -> None:
+    prednisone = _read(examples, "0303").orders[0]
+    assert (prednisone.treatment_start, prednisone.treatment_end) == (
+        date(2015, 1, 16), date(2015, 2, 6))
+    assert isinstance(prednisone.dosage, TimingDosage)
+    slots = expand_timing(prednisone.dosage, CLOCK, date(2015, 1, 15), date(2015, 2, 8),
+                          order_start=prednisone.treatment_start)
+    by_amount: dict[str, list[date]] = {}
+    for s in slots:
+        assert s.local_time == time(8, 0)
+        by_amount.setdefault(str(s.amount.quantity), []).append(s.local_date)
+    assert {k: (v[0], v[-1], len(v)) for k, v in by_amount.items()} == {
+        "4": (date(2015, 1, 16), date(2015, 1, 20), 5),  # nothing on 21-22: the gap stays
+        "2": (date(2015, 1, 23), date(2015, 1, 30), 8),
+        "1": (date(2015, 1, 31), date(2015, 2, 6), 7)}
+    assert timing_text(prednisone.dosage, "en") == (
+        "4 TAB once daily, then 2 TAB once daily, then 1 TAB once daily")
 
 
 def test_import_table(examples: Path, capsys: pytest.CaptureFixture[str]) -> None:

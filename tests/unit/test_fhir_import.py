@@ -14,7 +14,12 @@ from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import Amount, FreeTextDosage
 from medservice.domain.errors import InvalidArgument
 from medservice.domain.facility import Facility
-from medservice.domain.fhir_timing import TimingDosage, expand_timing
+from medservice.domain.fhir_timing import (
+    TimingDosage,
+    expand_timing,
+    timing_problem,
+    timing_text,
+)
 from medservice.domain.orders import OrderContent, Pause
 from medservice.imports.fhir import read_fhir
 from medservice.imports.result import ImportResult
@@ -257,9 +262,18 @@ def test_statuses_that_are_not_orders(status: str, reason: str) -> None:
 
 def test_a_refused_status_and_a_refused_dosage_are_both_told() -> None:
     problems = refusal(request(status="completed", dosageInstruction=[dosage(
-        timing={"repeat": {"frequency": 1, "period": 6, "periodUnit": "h"}})]))
-    assert [where for where, _ in problems] == [
-        "dosageInstruction[0].timing.repeat.boundsPeriod.start", "status"]
+        timing={"repeat": {"frequency": 1, "period": 6, "periodUnit": "h", "when": ["MORN"]}})]))
+    assert [where for where, _ in problems] == ["dosageInstruction[0].timing.repeat.when",
+                                                "status"]
+
+
+def test_a_course_with_no_start_is_imported_to_begin_at_its_first_dose() -> None:
+    t = only_timing(request(dosageInstruction=[dosage(timing={"repeat": {
+        "frequency": 1, "period": 6, "periodUnit": "h"}})]))
+    assert timing_problem(t, order_start=None, first_dose_anchors=True) is None
+    refused_at(request(dosageInstruction=[dosage(timing={"repeat": {
+        "frequency": 2, "period": 1, "periodUnit": "d", "count": 6}})]),
+        "dosageInstruction[0].timing.repeat.boundsPeriod.start", "which of the day's times")
 
 
 def test_requests_that_are_not_orders_to_give() -> None:
@@ -336,25 +350,149 @@ def test_instructions_at_different_times_are_combined() -> None:
     morning = dosage(timing={"repeat": {"frequency": 1, "period": 1, "periodUnit": "d",
                                         "when": ["MORN"]}})
     evening = dosage(timing={"repeat": {"frequency": 1, "period": 1, "periodUnit": "d",
-                                        "when": ["EVE"]}}, sequence=2)
+                                        "when": ["EVE"]}})
     t = only_timing(request(dosageInstruction=[morning, evening]))
     assert (t.when, t.frequency) == (("MORN", "EVE"), 2)
     slots = expand_timing(t, CLOCK, date(2026, 3, 2), date(2026, 3, 2), order_start=None)
     assert [s.slot for s in slots] == ["MORN", "EVE"]
 
 
-def test_instructions_with_different_doses_are_refused() -> None:
+def test_different_doses_at_different_times_are_given_together() -> None:
     first = dosage(timing={"repeat": {"when": ["MORN"]}})
     second = dosage(timing={"repeat": {"when": ["EVE"]}},
                     doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablet"}}])
-    refused_at(request(dosageInstruction=[first, second]), "dosageInstruction[1]",
-               "differs from dosageInstruction[0] in dose")
+    noon = dosage(timing={"repeat": {"when": ["NOON"]}})
+    t = only_timing(request(dosageInstruction=[first, second, noon]))
+    assert [p.amount for p in t.parts] == [Amount.exact(1), Amount.exact(2)]
+    assert (t.when, t.also[0].when) == (("MORN", "NOON"), ("EVE",))
+    slots = expand_timing(t, CLOCK, date(2026, 3, 2), date(2026, 3, 2), order_start=None)
+    assert [(s.slot, str(s.amount.quantity), s.doses_that_day) for s in slots] == [
+        ("MORN", "1", 3), ("NOON", "1", 3), ("EVE", "2", 3)]
+    assert timing_text(t, "da") == "1 tablet morgen og middag og 2 tablet aften"
 
 
-def test_a_taper_is_refused() -> None:
+def test_parts_that_cannot_be_given_together_are_refused_naming_both() -> None:
+    first = dosage(timing={"repeat": {"when": ["MORN"]}})
+    same_time = dosage(timing={"repeat": {"when": ["WAKE"]}},
+                       doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablet"}}])
+    refused_at(request(dosageInstruction=[first, same_time]), "dosageInstruction[1]",
+               "given together with dosageInstruction[0]: has a dose at the same time of day")
+    other_unit = dosage(timing={"repeat": {"when": ["EVE"]}},
+                        doseAndRate=[{"doseQuantity": {"value": 5, "unit": "ml"}}])
+    refused_at(request(dosageInstruction=[first, other_unit]), "dosageInstruction[1]",
+               "differs from dosageInstruction[0] in dose unit")
+    bounded = dosage(timing={"repeat": {"when": ["EVE"], "boundsPeriod": {
+        "start": "2026-03-02"}}}, doseAndRate=[{"doseQuantity": {"value": 2, "unit": "tablet"}}])
+    refused_at(request(dosageInstruction=[first, bounded]), "dosageInstruction[1]",
+               "differs from dosageInstruction[0] in dose, bounds")
+
+
+def test_a_taper_without_sequence_numbers_is_refused() -> None:
     refused_at(request(dosageInstruction=[bounded("2026-03-02", "2026-03-06"),
                                           bounded("2026-03-07", "2026-03-11")]),
                "dosageInstruction[1]", "in bounds")
+
+
+def _step(n: int, quantity: int, repeat: dict[str, Any]) -> dict[str, Any]:
+    return dosage(sequence=n, timing={"repeat": {"frequency": 1, "period": 1,
+                                                 "periodUnit": "d", **repeat}},
+                  doseAndRate=[{"doseQuantity": {"value": quantity, "unit": "tablet"}}])
+
+
+def _doses(t: TimingDosage, first: date, last: date) -> list[tuple[date, str, str]]:
+    return [(s.local_date, s.local_time.strftime("%H:%M"), str(s.amount.quantity))
+            for s in expand_timing(t, CLOCK, first, last, order_start=None)]
+
+
+def test_increasing_sequence_numbers_follow_one_another() -> None:
+    # Listed out of order: the numbers count. Step 2 has no start: the day after step 1.
+    order = only_order(request(dosageInstruction=[
+        _step(2, 1, {"boundsDuration": {"value": 2, "unit": "d", "code": "d"}}),
+        _step(1, 2, {"boundsPeriod": {"start": "2026-03-28", "end": "2026-03-29"}})]))
+    t = order.dosage
+    assert isinstance(t, TimingDosage) and len(t.then) == 1
+    assert (t.then[0].bounds_first_date, t.then[0].bounds_last_date) == (
+        date(2026, 3, 30), date(2026, 3, 31))
+    assert (order.treatment_start, order.treatment_end) == (date(2026, 3, 28), date(2026, 3, 31))
+    assert _doses(t, date(2026, 3, 27), date(2026, 4, 1)) == [
+        (date(2026, 3, 28), "08:00", "2"), (date(2026, 3, 29), "08:00", "2"),  # DST day too
+        (date(2026, 3, 30), "08:00", "1"), (date(2026, 3, 31), "08:00", "1")]
+    assert timing_text(t, "da") == "2 tablet 1 gang daglig, derefter 1 tablet 1 gang daglig"
+
+
+def test_a_step_after_one_with_no_end_is_refused_naming_both() -> None:
+    refused_at(request(dosageInstruction=[_step(1, 2, {}), _step(2, 1, {})]),
+               "dosageInstruction[1]",
+               "sequence 2 follows dosageInstruction[0] (sequence 1): the previous step has "
+               "no end")
+
+
+def test_overlapping_steps_are_refused_naming_both() -> None:
+    refused_at(request(dosageInstruction=[
+        _step(1, 2, {"boundsPeriod": {"start": "2026-03-02", "end": "2026-03-06"}}),
+        _step(2, 1, {"boundsPeriod": {"start": "2026-03-06", "end": "2026-03-10"}})]),
+        "dosageInstruction[1]", "follows dosageInstruction[0] (sequence 1): begins before "
+                                "the previous step has ended")
+
+
+def test_a_missing_sequence_number_beside_others_is_refused() -> None:
+    refused_at(request(dosageInstruction=[_step(1, 2, {}), dosage()]),
+               "dosageInstruction[1].sequence", "their order is not said")
+
+
+def test_same_sequence_numbers_run_together() -> None:
+    morning = _step(1, 1, {"when": ["MORN"]})
+    evening = _step(1, 1, {"when": ["EVE"]})
+    later = _step(2, 1, {"when": ["EVE"], "boundsPeriod": {"start": "2026-03-10"}})
+    first = {**morning, "timing": {"repeat": {**morning["timing"]["repeat"],
+                                              "boundsPeriod": {"end": "2026-03-09"}}}}
+    second = {**evening, "timing": {"repeat": {**evening["timing"]["repeat"],
+                                               "boundsPeriod": {"end": "2026-03-09"}}}}
+    t = only_timing(request(dosageInstruction=[first, second, later]))
+    assert _doses(t, date(2026, 3, 9), date(2026, 3, 10)) == [
+        (date(2026, 3, 9), "08:00", "1"), (date(2026, 3, 9), "18:00", "1"),
+        (date(2026, 3, 10), "18:00", "1")]
+
+
+def test_a_pn_step_in_a_sequence_is_refused() -> None:
+    pn = dosage(sequence=2, asNeededBoolean=True, timing={"repeat": {
+        "frequency": 1, "period": 1, "periodUnit": "d", "boundsPeriod": {"start": "2026-03-10"}}})
+    refused_at(request(dosageInstruction=[
+        _step(1, 2, {"boundsPeriod": {"start": "2026-03-02", "end": "2026-03-06"}}), pn]),
+        "dosageInstruction[1].asNeeded", "allowance (PN) has no course to follow")
+
+
+def test_listed_instants_are_due_as_listed() -> None:
+    t = only_timing(request(dosageInstruction=[dosage(timing={"event": [
+        "2026-10-25T01:30:00+02:00", "2026-10-25T02:30:00+01:00", "2026-10-27T21:15:00+01:00"]})]))
+    slots = expand_timing(t, CLOCK, date(2026, 10, 24), date(2026, 10, 31), order_start=None)
+    # The autumn night: 01:30 summer time, then 02:30 after the clocks went back (its second).
+    assert [(s.local_date, s.slot, s.due_time.isoformat(), s.doses_that_day, s.one_time)
+            for s in slots] == [
+        (date(2026, 10, 25), "01:30", "2026-10-24T23:30:00+00:00", 2, False),
+        (date(2026, 10, 25), "02:30-2", "2026-10-25T01:30:00+00:00", 2, False),
+        (date(2026, 10, 27), "21:15", "2026-10-27T20:15:00+00:00", 1, False)]
+    # Events alone end at the last one: a completed order is imported.
+    once = only_order(request(status="completed", dosageInstruction=[dosage(timing={
+        "event": ["2026-10-27T21:15:00+01:00"]})]))
+    assert (once.treatment_start, once.treatment_end) == (date(2026, 10, 27), date(2026, 10, 27))
+    assert isinstance(once.dosage, TimingDosage)
+    assert timing_text(once.dosage, "en") == "1 tablet at 21:15 27.10.2026 (+01:00)"
+    [single] = expand_timing(once.dosage, CLOCK, date(2026, 10, 27), date(2026, 10, 27),
+                             order_start=None)
+    assert single.one_time  # one listed instant: a one-time dose, no window
+
+
+def test_an_interval_runs_from_each_event_until_the_next() -> None:
+    t = only_timing(request(dosageInstruction=[dosage(timing={
+        "event": ["2026-03-02T08:00:00+01:00", "2026-03-02T21:00:00+01:00"],
+        "repeat": {"frequency": 1, "period": 6, "periodUnit": "h", "count": 5}})]))
+    assert [(d, at) for d, at, _ in _doses(t, date(2026, 3, 1), date(2026, 3, 5))] == [
+        (date(2026, 3, 2), "08:00"), (date(2026, 3, 2), "14:00"), (date(2026, 3, 2), "20:00"),
+        (date(2026, 3, 2), "21:00"), (date(2026, 3, 3), "03:00")]  # count 5 in all
+    assert timing_problem(t, order_start=None) is None  # the events anchor the course
+    assert timing_text(t, "en") == ("1 tablet every 6 hours from 08:00 02.03.2026 (+01:00) and "
+                                    "21:00 02.03.2026 (+01:00), 5 times in total")
 
 
 def test_instructions_without_times_cannot_be_combined() -> None:
@@ -376,8 +514,11 @@ def test_instructions_with_different_routes_are_refused() -> None:
 
 
 @pytest.mark.parametrize(("instruction", "location", "reason"), [
-    (dosage(timing={"event": ["2026-03-02T08:00:00+01:00"]}),
-     "dosageInstruction[0].timing.event", "not scheduled"),
+    (dosage(timing={"event": ["2026-03-02"]}),
+     "dosageInstruction[0].timing.event[0]", "a date without a time of day"),
+    (dosage(timing={"event": ["2026-03-02T08:00:00+01:00"],
+                    "repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}),
+     "dosageInstruction[0].timing.event", "which one rules is not said"),
     (dosage(timing={"repeat": {"frequency": 1, "frequencyMax": 2, "period": 1,
                                "periodUnit": "d"}}),
      "dosageInstruction[0].timing.repeat.frequencyMax", "range of frequencies"),

@@ -257,8 +257,9 @@ def test_count_caps_the_course_from_its_start() -> None:
     assert expand(t, MONDAY + timedelta(days=3), MONDAY + timedelta(days=9)) == []
 
 
-def test_count_needs_a_start() -> None:
-    assert "course of 5 dose(s)" in refusal(daily(1, count=5))
+def test_count_needs_a_start_or_its_first_administration() -> None:
+    assert "course of 5 dose(s)" in (timing_problem(daily(1, count=5), order_start=None) or "")
+    assert expand(daily(1, count=5), MONDAY) == []  # awaits its first dose, none known
     assert len(expand(daily(1, count=5), MONDAY, MONDAY + timedelta(days=9),
                       order_start=MONDAY)) == 5
 
@@ -287,8 +288,9 @@ def test_interval_anchors_at_the_bounds_start() -> None:
     assert all(s.time_kind is TimeKind.CLOCK for s in slots)
 
 
-def test_interval_needs_a_start() -> None:
-    assert "interval schedule (every 6 hours)" in refusal(every(6, "h"))
+def test_interval_needs_a_start_or_its_first_administration() -> None:
+    assert "interval schedule (every 6 hours)" in (timing_problem(every(6, "h")) or "")
+    assert expand(every(6, "h"), MONDAY) == []  # awaits its first dose, none known
     assert times(expand(every(8, "h"), MONDAY, order_start=MONDAY)) == [
         "00:00", "08:00", "16:00"]
 
@@ -584,3 +586,88 @@ def test_interval_doses_are_exactly_the_period_apart(minutes: int, start: dateti
     assert slots and slots[0].due_time == start.astimezone(UTC)
     gaps = {b.due_time - a.due_time for a, b in pairwise(slots)}
     assert gaps <= {timedelta(minutes=minutes)}
+
+
+# -- a course that begins at its first administration (issue 20) -------------------------
+
+def _from_first(t: TimingDosage, first: date, last: date, *, given: datetime | None = None,
+                due: datetime | None = None) -> list[tuple[str, str]]:
+    return [(s.due_time.isoformat(), s.slot) for s in expand_timing(
+        t, CLOCK, first, last, order_start=None, first_given=given, first_due=due)]
+
+
+def test_an_interval_without_a_start_awaits_its_first_dose() -> None:
+    from medservice.domain.fhir_timing import awaits_first_dose
+
+    q6h = every(6, "h")
+    assert awaits_first_dose(q6h, order_start=None)
+    assert not awaits_first_dose(q6h, order_start=MONDAY)  # the order's start anchors it
+    assert not awaits_first_dose(daily(2), order_start=None)  # a daily rhythm needs none
+    # Until given: one dose, due from the order's valid time, a one-time dose (no window).
+    [first] = expand_timing(q6h, CLOCK, MONDAY, MONDAY + timedelta(days=2), order_start=None,
+                            first_due=utc(2026, 3, 2, 9, 17))
+    assert (first.due_time, first.slot, first.one_time) == (utc(2026, 3, 2, 9, 17), "first",
+                                                            True)
+    assert _from_first(q6h, MONDAY, MONDAY) == []  # neither known: nothing is due
+
+
+def test_an_interval_follows_the_first_dose_in_real_time_across_spring_dst() -> None:
+    # Given at 23:40 CET on 28 March; 02:00 CET -> 03:00 CEST that night.
+    given = datetime(2026, 3, 28, 23, 40, tzinfo=CPH)
+    slots = expand_timing(every(6, "h"), CLOCK, date(2026, 3, 28), SPRING, order_start=None,
+                          first_given=given)
+    assert [(s.due_time, s.local_time.strftime("%H:%M")) for s in slots] == [
+        (utc(2026, 3, 28, 22, 40), "23:40"),  # the first dose: the one given
+        (utc(2026, 3, 29, 4, 40), "06:40"),  # six real hours later: 05:40 CET is 06:40 CEST
+        (utc(2026, 3, 29, 10, 40), "12:40"), (utc(2026, 3, 29, 16, 40), "18:40")]
+
+
+def test_a_course_of_n_doses_has_n_doses_from_the_first_one() -> None:
+    course = every(8, "h", count=3)
+    given = utc(2026, 3, 2, 13, 5)
+    assert _from_first(course, MONDAY, MONDAY + timedelta(days=3), given=given) == [
+        ("2026-03-02T13:05:00+00:00", "14:05"), ("2026-03-02T21:05:00+00:00", "22:05"),
+        ("2026-03-03T05:05:00+00:00", "06:05")]
+    # Expanding from a later date still counts from the first dose.
+    assert _from_first(course, MONDAY + timedelta(days=1), MONDAY + timedelta(days=3),
+                       given=given) == [("2026-03-03T05:05:00+00:00", "06:05")]
+    single = timing(count=1)  # "a single dose", no time given: the one given is all
+    assert _from_first(single, MONDAY, MONDAY + timedelta(days=5), given=given) == [
+        ("2026-03-02T13:05:00+00:00", "14:05")]
+
+
+def test_every_few_days_keeps_the_wall_time_it_was_given_at_across_dst() -> None:
+    every_3_weeks = every(3, "wk", count=3)  # 0316: every 3 weeks for 16 cycles, shortened
+    given = datetime(2026, 3, 20, 9, 30, tzinfo=CPH)  # CET; the next ones are in CEST
+    assert _from_first(every_3_weeks, date(2026, 3, 1), date(2026, 6, 1), given=given) == [
+        ("2026-03-20T08:30:00+00:00", "09:30"), ("2026-04-10T07:30:00+00:00", "09:30"),
+        ("2026-05-01T07:30:00+00:00", "09:30")]
+
+
+def test_a_count_at_times_of_day_without_a_start_is_still_refused() -> None:
+    bid = daily(2, count=6)
+    problem = timing_violation(bid, order_start=None, first_dose_anchors=True)
+    assert problem is not None and "which of the day's times" in problem.description
+    with pytest.raises(InvalidArgument):
+        expand_timing(bid, CLOCK, MONDAY, MONDAY, order_start=None, first_given=utc(2026, 3, 2, 9))
+
+
+def test_steps_of_a_sequence_are_checked_each_and_in_order() -> None:
+    first = daily(1, bounds_first_date=MONDAY, bounds_last_date=MONDAY + timedelta(days=2))
+    second = daily(2, bounds_first_date=MONDAY + timedelta(days=3))
+    assert timing_violation(_chained(first, second)) is None
+    overlapping = daily(2, bounds_first_date=MONDAY + timedelta(days=2))
+    problem = timing_violation(_chained(first, overlapping))
+    assert problem is not None and problem.field == "then[0].timing.repeat.boundsPeriod.start"
+    bad_step = daily(1, bounds_first_date=MONDAY + timedelta(days=3), when=("AFT",))
+    problem = timing_violation(_chained(first, bad_step))
+    assert problem is not None and problem.field == "then[0].timing.repeat.when"
+    pn = timing(as_needed=True, bounds_first_date=MONDAY + timedelta(days=3))
+    problem = timing_violation(_chained(first, pn))
+    assert problem is not None and problem.field == "then[0].asNeeded"
+
+
+def _chained(first: TimingDosage, *steps: TimingDosage) -> TimingDosage:
+    from dataclasses import replace
+
+    return replace(first, then=steps)

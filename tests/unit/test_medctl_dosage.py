@@ -67,3 +67,81 @@ def test_bad_options_name_themselves(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["dosage", "expand", "--fmk-xml", str(path), "--from", "2026-03-28",
                  "--days", "1", "--zone", "Mars/Olympus"]) == 2
     assert "--zone" in capsys.readouterr().err
+
+
+FHIR = REFERENCE / "fhir-r4"
+
+
+def _expand_json(capsys: pytest.CaptureFixture[str], name: str, start: str, days: int
+                 ) -> tuple[int, list[dict[str, str]], str]:
+    path = _need(FHIR / f"medicationrequest{name}.json")
+    code = main(["dosage", "expand", "--fhir-json", str(path), "--from", start,
+                 "--days", str(days), "--json"])
+    out, err = capsys.readouterr()
+    return code, [json.loads(x) for x in out.splitlines()], err
+
+
+def test_the_40_fhir_examples_expand_or_are_refused_naming_the_field(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _need(FHIR)
+    expanded, refused = [], {}
+    for path in sorted(FHIR.glob("medicationrequest*.json")):
+        code = main(["dosage", "expand", "--fhir-json", str(path), "--from", "2026-03-27",
+                     "--days", "7"])
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        name = path.stem.removeprefix("medicationrequest")
+        if code == 0:
+            expanded.append(name)
+        else:
+            assert code == 2 and err.count("\n") == 1, err
+            refused[name] = err
+    assert len(expanded) + len(refused) == 40
+    assert len(expanded) >= 24, expanded
+    # The refusals that stay right (issue 20), each naming the field.
+    assert set(refused) == {"0302", "0317", "0321", "0327", "0336", "0337", "0338", "0339",
+                            "example2"}
+    for name, err in refused.items():
+        assert "dosageInstruction" in err, (name, err)
+
+
+def test_an_interval_with_no_start_is_anchored_at_from(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, doses, _ = _expand_json(capsys, "0318", "2026-03-29", 1)  # q6h; the spring DST day
+    assert code == 0
+    assert [(d["local_time"], d["due_time"]) for d in doses] == [
+        ("00:00", "2026-03-28T23:00:00+00:00"), ("07:00", "2026-03-29T05:00:00+00:00"),
+        ("13:00", "2026-03-29T11:00:00+00:00"), ("19:00", "2026-03-29T17:00:00+00:00")]
+
+
+def test_a_single_dose_with_no_start_is_due_once_from(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, doses, _ = _expand_json(capsys, "0332", "2026-03-02", 5)  # count 1
+    assert code == 0
+    assert [(d["local_date"], d["due_time"], d["window_start"]) for d in doses] == [
+        ("2026-03-02", "2026-03-02T07:00:00+00:00", None)]  # one-time: no window
+
+
+def test_a_course_of_n_doses_every_3_weeks_from(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doses, err = _expand_json(capsys, "0316", "2026-03-02", 366)  # 16 cycles, q3wk
+    assert code == 0
+    assert "note: an import would refuse the order" in err  # no start; completed, no end
+    assert len(doses) == 16
+    assert (doses[0]["due_time"], doses[1]["due_time"], doses[-1]["local_date"]) == (
+        "2026-03-02T07:00:00+00:00", "2026-03-23T07:00:00+00:00", "2027-01-11")
+
+
+def test_a_listed_instant_and_its_repeat(capsys: pytest.CaptureFixture[str]) -> None:
+    # 0323: hung at 22:00 (+11:00) on 15 January 2015, then every 24 hours.
+    code, doses, _ = _expand_json(capsys, "0323", "2015-01-15", 3)
+    assert code == 0
+    assert [d["due_time"] for d in doses] == [
+        "2015-01-15T11:00:00+00:00", "2015-01-16T11:00:00+00:00", "2015-01-17T11:00:00+00:00"]
+    assert doses[0]["local_time"] == "12:00"  # 11:00 UTC in Copenhagen (CET)
+
+
+def test_a_taper_in_sequence_expands_step_by_step(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doses, err = _expand_json(capsys, "0303", "2015-01-19", 6)
+    assert code == 0 and err == ""
+    assert [(d["local_date"], d["quantity"]) for d in doses] == [
+        ("2015-01-19", "4"), ("2015-01-20", "4"), ("2015-01-23", "2"), ("2015-01-24", "2")]
