@@ -34,6 +34,7 @@ from medservice.domain.facility import (
     TimingWindows,
     default_shifts,
 )
+from medservice.i18n import DEFAULT_LANGUAGE
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 
@@ -172,6 +173,7 @@ def facility_to_proto(f: Facility) -> fpb.Facility:
         pn_day_mode=_PN_DAY_TO_PROTO[f.pn_day_mode],
         alert_escalation_minutes=f.alert_escalation_minutes,
         pn_evaluation_minutes=f.pn_evaluation_minutes,
+        language=f.language,
         create_time=timestamp(f.create_time),
         update_time=timestamp(f.update_time),
         etag=f.etag,
@@ -225,6 +227,7 @@ def facility_fields(p: fpb.Facility) -> dict[str, Any]:
                                   path="facility.pn_day_mode") or PnDayMode.ROLLING_24_HOURS,
         "alert_escalation_minutes": p.alert_escalation_minutes or 15,
         "pn_evaluation_minutes": p.pn_evaluation_minutes or 120,
+        "language": p.language or DEFAULT_LANGUAGE,
     }
     require(v)
     return fields

@@ -9,6 +9,7 @@ from medservice.domain.alerts import (
     Alert,
     AlertKind,
 )
+from medservice.i18n import localised
 from medservice.v1 import alerts_pb2 as pb
 
 _KIND = {k: getattr(pb, f"ALERT_KIND_{k.name}") for k in AlertKind}
@@ -21,7 +22,7 @@ def alert_to_proto(a: Alert) -> pb.Alert:
         audience=convert.ROLE[a.audience], shift_id=a.shift_id, shift_date=a.shift_date,
         discrepancy=f"{base}/discrepancies/{a.discrepancy_id}" if a.discrepancy_id else "",
         resident=names.resident_name(a.facility_id, a.resident_id) if a.resident_id else "",
-        severity=convert.SEVERITY[a.severity], summary=a.summary,
+        severity=convert.SEVERITY[a.severity], summary=localised(a.message, a.summary),
         create_time=timestamp(a.created_at), acknowledged=a.acknowledged_at is not None,
         acknowledged_by=a.acknowledged_by, acknowledge_time=timestamp(a.acknowledged_at),
         escalates=f"{base}/alerts/{a.escalates}" if a.escalates else "")

@@ -33,6 +33,7 @@ from medservice.domain.rounds import (
     ShiftSchedule,
 )
 from medservice.domain.schedule import ScheduledDose
+from medservice.i18n import call_language
 from medservice.reconcile import CheckCode, CheckResult, Verdict
 from medservice.v1 import common_pb2
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -246,7 +247,8 @@ VERDICT = {Verdict.OK: pb.CHECK_VERDICT_OK, Verdict.WARN: pb.CHECK_VERDICT_WARN,
 
 def reasons_to_proto(result: CheckResult) -> list[pb.CheckReason]:
     return [pb.CheckReason(code=r.code.value,
-                           severity=convert.SEVERITY[r.severity], message=r.message)
+                           severity=convert.SEVERITY[r.severity],
+                           message=r.message.render(call_language(result.language)))
             for r in result.reasons]
 
 

@@ -21,6 +21,7 @@ from medservice.domain.access import Role
 from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.i18n import DEFAULT_LANGUAGE, Msg, msg
 
 
 class AlertKind(Enum):
@@ -46,6 +47,7 @@ class NewAlert:
     resident_id: str | None = None
     escalate_at: datetime | None = None
     escalates: str | None = None
+    message: Msg | None = None  # the summary as a catalogue message (any language)
 
     @property
     def alert_id(self) -> str:
@@ -72,19 +74,25 @@ class Alert:
     escalates: str | None
     acknowledged_at: datetime | None
     acknowledged_by: str
+    message: Msg | None = None  # None: stored before messages were (its summary stays)
 
 
 def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: datetime,
-              escalate_after: timedelta) -> NewAlert | None:
+              escalate_after: timedelta, language: str = DEFAULT_LANGUAGE
+              ) -> NewAlert | None:
     """The alert a newly found discrepancy raises, if any. The summary names the resident by
-    id only: alerts reach consoles on the ward, never a person identifier."""
+    id only: alerts reach consoles on the ward, never a person identifier. It is written
+    in the facility's `language` and kept as a message for callers asking for another."""
+    message = msg("alert.discrepancy", code=msg(f"code.{d.code.value}"),
+                  description=d.message if d.message is not None else d.description)
+    summary = message.render(language)
     if d.code is Code.MISSED_DOSE:
         shift = clock.shift_of(d.occurred_at)
         shift_id, shift_date = shift if shift is not None else ("", None)
         return NewAlert(
             source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
             kind=AlertKind.MISSED_DOSE, audience=Role.SHIFT_LEAD, severity=d.severity,
-            summary=f"{d.code.value}: {d.description}", created_at=now,
+            summary=summary, message=message, created_at=now,
             shift_id=shift_id, shift_date=_iso(shift_date), discrepancy_id=discrepancy_id,
             resident_id=d.resident_id, escalate_at=now + escalate_after)
     if d.code is Code.PN_NOT_EVALUATED:
@@ -95,24 +103,29 @@ def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: da
         return NewAlert(
             source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
             kind=AlertKind.DISCREPANCY, audience=Role.SHIFT_LEAD, severity=d.severity,
-            summary=f"{d.code.value}: {d.description}", created_at=now,
+            summary=summary, message=message, created_at=now,
             shift_id=shift_id, shift_date=_iso(shift_date), discrepancy_id=discrepancy_id,
             resident_id=d.resident_id)
     if d.severity is Severity.HIGH:
         return NewAlert(
             source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
             kind=AlertKind.DISCREPANCY, audience=Role.PHARMACIST, severity=d.severity,
-            summary=f"{d.code.value}: {d.description}", created_at=now,
+            summary=summary, message=message, created_at=now,
             discrepancy_id=discrepancy_id, resident_id=d.resident_id)
     return None
 
 
-def escalation_of(alert: Alert, now: datetime) -> NewAlert:
-    """The pharmacist-in-charge's alert for a shift lead's alert nobody acknowledged."""
+def escalation_of(alert: Alert, now: datetime, clock: FacilityClock,
+                  language: str = DEFAULT_LANGUAGE) -> NewAlert:
+    """The pharmacist-in-charge's alert for a shift lead's alert nobody acknowledged. One
+    clock in one text: the facility's local time with its zone, as the summary it quotes."""
+    message = msg("alert.escalation",
+                  since=f"{clock.local(alert.created_at):%H:%M %Z}",
+                  summary=alert.message if alert.message is not None else alert.summary)
     return NewAlert(
         source_key=f"escalation:{alert.alert_id}", facility_id=alert.facility_id,
         kind=AlertKind.ESCALATION, audience=Role.PHARMACIST, severity=alert.severity,
-        summary=f"not acknowledged since {alert.created_at:%H:%M} UTC: {alert.summary}",
+        summary=message.render(language), message=message,
         created_at=now, shift_id=alert.shift_id, shift_date=alert.shift_date,
         discrepancy_id=alert.discrepancy_id, resident_id=alert.resident_id,
         escalates=alert.alert_id)

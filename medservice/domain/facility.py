@@ -9,6 +9,7 @@ from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 DEFAULT_TIME_ZONE = "Europe/Copenhagen"
 
@@ -74,6 +75,9 @@ class Facility:
     alert_escalation_minutes: int = 15
     # A PN dose's effect must be evaluated within this (issue 16; default 2 hours).
     pn_evaluation_minutes: int = 120
+    # The language of the texts staff read (issue 15): "da" (default) or "en"; a caller may
+    # ask for another per call (accept-language).
+    language: str = DEFAULT_LANGUAGE
     create_time: datetime | None = None
     update_time: datetime | None = None
     etag: str = ""
@@ -191,6 +195,9 @@ def validate_facility(f: Facility, prefix: str = "facility") -> list[FieldViolat
     if not 1 <= f.pn_evaluation_minutes <= 24 * 60:
         v.append(FieldViolation(f"{prefix}.pn_evaluation_minutes",
                                 "must be between 1 and 1440 minutes"))
+    if f.language not in LANGUAGES:
+        v.append(FieldViolation(f"{prefix}.language",
+                                f"must be one of {', '.join(LANGUAGES)}"))
     return v
 
 

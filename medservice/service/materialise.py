@@ -40,6 +40,7 @@ def settings_key(facility: Facility) -> str:
     """Changes whenever a setting the schedule depends on may have changed."""
     settings = facility_settings(facility)
     settings.pop("pn_evaluation_minutes")  # when a PN dose is followed up: no schedule
+    settings.pop("language")  # the words staff read: no schedule
     text = json.dumps([facility.time_zone, settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -15,6 +15,7 @@ from medservice.domain.facility import (
     Shift,
     TimingWindows,
 )
+from medservice.i18n import DEFAULT_LANGUAGE
 from medservice.store import tables as t
 from medservice.store.bulk import any_of
 
@@ -68,6 +69,7 @@ def facility_settings(f: Facility) -> dict[str, Any]:
         "pn_day_mode": f.pn_day_mode.value,
         "alert_escalation_minutes": f.alert_escalation_minutes,
         "pn_evaluation_minutes": f.pn_evaluation_minutes,
+        "language": f.language,
     }
 
 
@@ -90,6 +92,8 @@ def _facility(row: Any) -> Facility:
         alert_escalation_minutes=s["alert_escalation_minutes"],
         # Facilities stored before issue 16 have the default.
         pn_evaluation_minutes=s.get("pn_evaluation_minutes", 120),
+        # Migration 0016 writes Danish into facilities stored before issue 15.
+        language=s.get("language", DEFAULT_LANGUAGE),
         create_time=_utc(row.create_time),
         update_time=_utc(row.update_time),
         etag=row.etag,

@@ -50,7 +50,7 @@ def test_other_high_discrepancies_go_to_the_pharmacist_and_lesser_ones_nowhere()
     assert wrong is not None
     assert (wrong.kind, wrong.audience, wrong.escalate_at) == (
         AlertKind.DISCREPANCY, Role.PHARMACIST, None)
-    assert wrong.summary.startswith("WRONG_DOSE")
+    assert wrong.summary.startswith("Forkert dosis: ")  # the facility's language: Danish
     for code, severity in ((Code.LATE_DOSE, Severity.MEDIUM), (Code.NOT_GIVEN, Severity.INFO)):
         assert alert_for(_found(code, severity, NOW), "id3", CLOCK, NOW, FIFTEEN) is None
 
@@ -62,10 +62,28 @@ def test_an_escalation_is_the_pharmacists_and_raised_once_per_alert() -> None:
     stored = Alert(missed.alert_id, 7, "f", missed.kind, missed.audience, missed.severity,
                    missed.summary, NOW, missed.shift_id, missed.shift_date, "id1", "r1",
                    None, None, "")
-    e = escalation_of(stored, NOW + FIFTEEN)
+    e = escalation_of(stored, NOW + FIFTEEN, CLOCK)
     assert (e.kind, e.audience, e.escalates) == (AlertKind.ESCALATION, Role.PHARMACIST,
                                                  missed.alert_id)
-    assert e.alert_id == escalation_of(stored, NOW + 2 * FIFTEEN).alert_id  # same source
+    assert e.alert_id == escalation_of(stored, NOW + 2 * FIFTEEN, CLOCK).alert_id  # same source
+
+
+def test_an_escalation_says_one_clock_the_facilitys_with_its_zone_in_either_language() -> None:
+    missed = alert_for(_found(Code.MISSED_DOSE, Severity.HIGH, NOW), "id1", CLOCK, NOW,
+                       FIFTEEN)
+    assert missed is not None and missed.message is not None
+    stored = Alert(missed.alert_id, 7, "f", missed.kind, missed.audience, missed.severity,
+                   missed.summary, NOW, missed.shift_id, missed.shift_date, "id1", "r1",
+                   None, None, "", missed.message)
+    e = escalation_of(stored, NOW + FIFTEEN, CLOCK)
+    # 12:00 UTC is 13:00 in Copenhagen in November: no "UTC" beside local due times.
+    assert e.summary == ("ikke kvitteret siden 13:00 CET: Glemt dosis: "
+                         "dose due 02:00 not recorded by 03:00")
+    assert e.message is not None
+    assert e.message.render("en").startswith("not acknowledged since 13:00 CET: Missed dose: ")
+    assert "UTC" not in e.summary
+    english = escalation_of(stored, NOW + FIFTEEN, CLOCK, "en")
+    assert english.summary == e.message.render("en")
 
 
 def test_resume_tokens_round_trip_and_refuse_another_facility_or_garbage() -> None:
