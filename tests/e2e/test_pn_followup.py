@@ -87,7 +87,7 @@ def test_an_unevaluated_pn_dose_is_flagged_once_at_its_deadline_an_evaluated_one
     assert (found.severity, found.is_error, found.status) == (
         common_pb2.SEVERITY_LOW, False, dpb.DISCREPANCY_STATUS_OPEN)
     assert found.record == first.name
-    assert "not evaluated by" in found.description
+    assert "ikke vurderet senest" in found.description
     assert _lead_alerts(lead) == [f"PN_NOT_EVALUATED: {found.description}"]
     # Swept again, later, and after the other deadline: still once, and nothing for the
     # dose evaluated in time.
