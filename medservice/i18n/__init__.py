@@ -47,6 +47,7 @@ class Msg:
     count: int | None = None
 
     def render(self, language: str = DEFAULT_LANGUAGE) -> str:
+        language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         values = {name: _shown(value, language) for name, value in self.args}
         template = _template(language, self.key, self.count)
         if self.count is not None:
