@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from google.protobuf import json_format
 
 from clients.client import MedClient, MedServiceError
 from medservice.domain.access import Role
@@ -19,6 +20,8 @@ from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as pb
 from tests.builders import CARD_VALID_FROM, morning_evening, order, ts
 from tests.conftest import ServerFixture, TestClock, token_for
+from tests.e2e.test_http import CARER, Http, make_ward, ok
+from tests.e2e.test_http import http as http  # the HTTP server fixture
 
 R1 = "facilities/f/residents/r1"
 ZONE = ZoneInfo("Europe/Copenhagen")
@@ -37,11 +40,14 @@ def ward(server: ServerFixture, server_clock: TestClock) -> ServerFixture:
     integration.call(integration.cards.SyncMedicineCard, cpb.SyncMedicineCardRequest(
         card=cpb.MedicineCard(name=f"{R1}/medicineCard", card_version=1, orders=[metformin]),
         valid_time=ts(CARD_VALID_FROM)))
-    # Tomorrow 09:00 local: the morning dose (08:00) is due and in its window.
-    local = server_clock().astimezone(ZONE).date() + timedelta(days=1)
-    server_clock.advance(datetime(local.year, local.month, local.day, 9, tzinfo=ZONE)
-                         - server_clock())
+    _to_tomorrow_morning(server_clock)
     return server
+
+
+def _to_tomorrow_morning(clock: TestClock) -> None:
+    """Tomorrow 09:00 local: the morning dose (08:00) is due and in its window."""
+    local = clock().astimezone(ZONE).date() + timedelta(days=1)
+    clock.advance(datetime(local.year, local.month, local.day, 9, tzinfo=ZONE) - clock())
 
 
 def _client(server: ServerFixture, role: Role, language: str = "") -> MedClient:
@@ -176,3 +182,29 @@ def test_a_missed_dose_names_the_drug_with_its_strength_in_either_language(
     assert [a.summary for a in alerts] == [
         f"Missed dose: Metformin 500 mg: dose due {due:%Y-%m-%d %H:%M} not recorded by "
         f"{due + timedelta(hours=1):%H:%M}"]
+
+
+def test_the_http_front_end_passes_the_browsers_accept_language(
+        http: Http, server_clock: TestClock) -> None:
+    make_ward(http, server_clock)
+    _to_tomorrow_morning(server_clock)
+    carer = http.grpc_client(Role.CARER, "f")
+    try:
+        dose = _morning(carer, server_clock)
+    finally:
+        carer.close()
+    body = {"doseId": dose.dose_id, "quantity": "1.5", "route": "oral",
+            "administrationTime": json_format.MessageToDict(dose)["dueTime"]}
+
+    def reasons(accept_language: str | None) -> list[str]:
+        headers = {"authorization": f"Bearer {CARER}"}
+        if accept_language is not None:
+            headers["accept-language"] = accept_language
+        response = http.client.post(f"{http.base}/v1/{R1}:checkDose", json=body,
+                                    headers=headers)
+        return [r["message"] for r in ok(response)["reasons"]]
+
+    # Paracetamol 2 is ordered in make_ward's card.
+    assert reasons(None) == ["mængde 1,5, hvor 2 er ordineret"]
+    assert reasons("en-US,en;q=0.9") == ["quantity 1.5 where 2 is ordered"]
+    assert reasons("da, en;q=0.5") == ["mængde 1,5, hvor 2 er ordineret"]
