@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,8 @@ from clients.offline_cli import add_offline_commands
 from clients.report_cli import add_report_commands, emergency_list
 from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
+from medservice.domain.vocabulary import drug_text, unit_words
+from medservice.i18n import LANGUAGES, Arg, Msg, call_language, msg, number, requesting
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -307,13 +310,28 @@ def dispensing(client: MedClient, args: argparse.Namespace) -> int:
         return 0
     rows = []
     for r in lst.residents:
-        for label, items in (("pouch", r.pharmacy_dispensed), ("pour", r.staff_poured)):
+        for source, items in (("pouch", r.pharmacy_dispensed), ("poured", r.staff_poured)):
             for i in items:
-                total = f"{i.total_quantity}{' (max)' if i.includes_range else ''}"
-                rows.append((r.room, r.display_name, label, i.drug.name, total,
-                             i.unit.plural or i.unit.singular, " ".join(i.times)))
-    _print_table(rows, ("ROOM", "RESIDENT", "FROM", "DRUG", "TOTAL", "UNIT", "TIMES"))
+                total = Decimal(i.total_quantity)
+                unit = _words(unit_words(i.unit.singular, i.unit.plural, total))
+                quantity = f"{number(total, _language())} {unit}".strip()
+                rows.append((r.room, r.display_name, _words(msg(f"report.{source}")),
+                             _words(drug_text(i.drug.name, i.drug.strength)),
+                             quantity + (_words(msg("cli.max")) if i.includes_range else ""),
+                             " ".join(i.times)))
+    _print_table(rows, [_words(msg(key)) for key in (
+        "report.room", "report.resident", "report.el_source", "report.drug", "cli.total",
+        "cli.times")])
     return 0
+
+
+def _language() -> str:
+    return call_language()  # --lang, set in main as the calls' accept-language
+
+
+def _words(value: Arg) -> str:
+    """A catalogue message (or a plain value) in medctl's language."""
+    return value.render(_language()) if isinstance(value, Msg) else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca-file", help="PEM root certificates for TLS")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument("--lang", choices=LANGUAGES,
+                        default=os.environ.get("MEDCTL_LANG") or None,
+                        help="language of the texts, da or en (env MEDCTL_LANG); default: "
+                             "the facility's for the server's texts, Danish for medctl's")
     top = parser.add_subparsers(dest="area", required=True)
 
     fac = top.add_parser("facilities", help="care homes").add_subparsers(dest="cmd",
@@ -411,8 +433,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "local", None) is not None:
             return run_local(args)
         ca = Path(args.ca_file).read_bytes() if args.ca_file else None
-        with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
-                       timeout=args.timeout) as client:
+        # medctl's own words, and the server's, in the language asked for
+        with requesting(args.lang), MedClient(
+                args.target, args.token, tls=args.tls, root_certificates=ca,
+                timeout=args.timeout, language=args.lang or "") as client:
             handler: Handler = args.handler
             return handler(client, args)
     except MedServiceError as e:

@@ -123,6 +123,15 @@ def unit_text(value: str, count: Decimal | int) -> Arg:
     return msg(f"unit.{concept}", _plural_count(count))
 
 
+def unit_words(singular: str, plural: str, count: Decimal | int) -> Arg:
+    """A source's unit (its singular and plural) for `count`: the vocabulary's one name in
+    the right form; a unit it does not know in the source's own singular or plural."""
+    name = singular or plural
+    if unit_concept(name) is None:
+        return singular if Decimal(count) <= 1 and singular else (plural or singular)
+    return unit_text(name, count)
+
+
 def quantity_text(count: Decimal | int, unit: str) -> Msg:
     """"1 tablet", "2 tabletter", "0,5 tablet"; "1 tablet" / "2 tablets" in English."""
     # {n} is the quantity itself (a decimal comma in Danish), the count only picks the form

@@ -16,6 +16,7 @@ can be shown in another language later. How to add a text: docs/i18n.md.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import gettext
@@ -164,6 +165,16 @@ def negotiate(accept_language: str) -> str | None:
 def request_language(accept_language: str | None) -> None:
     """Sets the language the current call asked for (None or unsupported: none)."""
     _requested.set(negotiate(accept_language) if accept_language else None)
+
+
+@contextlib.contextmanager
+def requesting(accept_language: str | None) -> Iterator[None]:
+    """The language asked for within the block only (a command line client's calls)."""
+    token = _requested.set(negotiate(accept_language) if accept_language else None)
+    try:
+        yield
+    finally:
+        _requested.reset(token)
 
 
 def requested_language() -> str | None:

@@ -20,7 +20,7 @@ from reportlab.pdfgen import canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
 from medservice.domain.dosage import Amount, DoseUnit
-from medservice.domain.vocabulary import unit_concept, unit_text
+from medservice.domain.vocabulary import unit_words
 from medservice.reports.texts import shown, t
 
 PAGE = landscape(A4)
@@ -51,12 +51,7 @@ def number(value: Decimal | int) -> str:
 def quantity(amount: Amount, unit: DoseUnit) -> str:
     """"1 tablet", "2 tabletter", "1-2 tabletter" ("2 tablets" in English): the unit's
     one name (domain/vocabulary.py) in its singular or plural."""
-    name = unit.singular or unit.plural
-    if unit_concept(name) is None:  # a unit the vocabulary does not know: the source's words
-        single = amount.quantity is not None and amount.quantity <= 1
-        words = unit.singular if single else (unit.plural or unit.singular)
-    else:
-        words = shown(unit_text(name, amount.quantity or amount.high))
+    words = shown(unit_words(unit.singular, unit.plural, amount.quantity or amount.high))
     if amount.quantity is not None:
         return f"{number(amount.quantity)} {words}".strip()
     return f"{number(amount.low)}-{number(amount.high)} {words}".strip()

@@ -11,6 +11,7 @@ import pytest
 from google.protobuf import json_format
 
 from clients.client import MedClient, MedServiceError
+from clients.medctl import main as medctl
 from medservice.domain.access import Role
 from medservice.v1 import alerts_pb2 as apb
 from medservice.v1 import common_pb2
@@ -208,3 +209,41 @@ def test_the_http_front_end_passes_the_browsers_accept_language(
     assert reasons(None) == ["mængde 1,5, hvor 2 er ordineret"]
     assert reasons("en-US,en;q=0.9") == ["quantity 1.5 where 2 is ordered"]
     assert reasons("da, en;q=0.5") == ["mængde 1,5, hvor 2 er ordineret"]
+
+
+def test_medctls_dispensing_list_counts_units_and_shows_strength_in_its_language(
+        ward: ServerFixture, server_clock: TestClock,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    integration = _client(ward, Role.INTEGRATION)
+    metformin = order(R1, "met", "Metformin", morning_evening("1"))
+    metformin.drug.strength = "500 mg"
+    paracetamol = order(R1, "para", "Paracetamol", morning_evening("2"))
+    paracetamol.drug.strength = "500 mg"
+    integration.call(integration.cards.SyncMedicineCard, cpb.SyncMedicineCardRequest(
+        card=cpb.MedicineCard(name=f"{R1}/medicineCard", card_version=2,
+                              orders=[metformin, paracetamol]),
+        valid_time=ts(CARD_VALID_FROM)))
+    day = server_clock().astimezone(ZONE).date().isoformat()
+
+    def dispensing(*lang: str) -> list[str]:
+        code = medctl(["--target", ward.target, "--token", token_for(Role.CARER, "f"),
+                       *lang, "dispensing", "--facility", "f", "--date", day])
+        assert code == 0
+        return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+
+    assert dispensing() == [
+        "Værelse Beboer Dosispose / hældt Lægemiddel I alt Tider",
+        "1 A Dosispose Metformin 500 mg 1 tablet 08:00",
+        "1 A Dosispose Paracetamol 500 mg 2 tabletter 08:00"]
+    assert dispensing("--lang", "en") == [
+        "Room Resident Pouch / poured Drug Total Times",
+        "1 A Pouch Metformin 500 mg 1 tablet 08:00",
+        "1 A Pouch Paracetamol 500 mg 2 tablets 08:00"]
+
+
+def test_medctl_refuses_a_language_it_lacks_in_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        medctl(["--lang", "sv", "dispensing", "--facility", "f", "--date", "2026-12-05"])
+    assert info.value.code == 2
+    assert "argument --lang: invalid choice: 'sv'" in capsys.readouterr().err

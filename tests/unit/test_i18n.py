@@ -67,7 +67,7 @@ def _used_keys() -> tuple[set[str], set[str]]:
     """Keys the code names literally (msg("x"), text("x"), t("x") in reports) and the
     prefixes of those it builds (msg(f"route.{concept}"))."""
     keys, prefixes = set(), set()
-    for path in MODULES.rglob("*.py"):
+    for path in [*MODULES.rglob("*.py"), *(ROOT / "clients").rglob("*.py")]:
         if "v1" in path.parts:
             continue
         tree = ast.parse(path.read_text())
@@ -197,10 +197,10 @@ def test_the_language_a_caller_asks_for(header: str, language: str | None) -> No
 
 
 def test_the_call_language_is_the_callers_else_the_facilitys() -> None:
-    i18n.request_language("en-GB")
-    assert i18n.call_language("da") == "en"
-    assert i18n.localised(msg("code.MISSED_DOSE"), "Glemt dosis") == "Missed dose"
-    i18n.request_language(None)
+    with i18n.requesting("en-GB"):
+        assert i18n.call_language("da") == "en"
+        assert i18n.localised(msg("code.MISSED_DOSE"), "Glemt dosis") == "Missed dose"
+    assert i18n.requested_language() is None  # only within the block
     assert i18n.call_language("en") == "en" and i18n.call_language() == "da"
     assert i18n.localised(msg("code.MISSED_DOSE"), "stored") == "stored"
     assert i18n.localised(None, "stored before 0016") == "stored before 0016"
