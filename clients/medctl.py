@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca-file", help="PEM root certificates for TLS")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    parser.add_argument("--lang", choices=LANGUAGES,
+    parser.add_argument("--lang", dest="language", choices=LANGUAGES,
                         default=os.environ.get("MEDCTL_LANG") or None,
                         help="language of the texts, da or en (env MEDCTL_LANG); default: "
                              "the facility's for the server's texts, Danish for medctl's")
@@ -430,15 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "local", None) is not None:
-            return run_local(args)
-        ca = Path(args.ca_file).read_bytes() if args.ca_file else None
         # medctl's own words, and the server's, in the language asked for
-        with requesting(args.lang), MedClient(
-                args.target, args.token, tls=args.tls, root_certificates=ca,
-                timeout=args.timeout, language=args.lang or "") as client:
-            handler: Handler = args.handler
-            return handler(client, args)
+        with requesting(args.language):
+            if getattr(args, "local", None) is not None:
+                return run_local(args)
+            ca = Path(args.ca_file).read_bytes() if args.ca_file else None
+            with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
+                           timeout=args.timeout, language=args.language or "") as client:
+                handler: Handler = args.handler
+                return handler(client, args)
     except MedServiceError as e:
         print(f"medctl: {e}", file=sys.stderr)
         return 1

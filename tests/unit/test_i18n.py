@@ -14,6 +14,7 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
+from clients.medctl import main as medctl
 from medservice import i18n
 from medservice.domain.vocabulary import (
     ROUTES,
@@ -230,3 +231,21 @@ def test_the_drug_is_shown_with_its_strength_once() -> None:
 def languages_of(value: object) -> tuple[str, ...]:
     assert isinstance(value, Msg)
     return tuple(value.render(language) for language in LANGUAGES)
+
+
+def test_medctl_dosage_expand_says_header_and_rows_in_one_language(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = ROOT.parent / "shared/reference/fmk/examples/2012/06/01" / \
+        "Dosage-2 tabletter 3 gange daglig.xml"
+    if not path.exists():
+        pytest.skip(f"reference data not present ({path})")
+    args = ["dosage", "expand", "--fmk-xml", str(path), "--from", "2026-03-28", "--days", "1"]
+    assert medctl(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2 tabletter 3 gange daglig  (3 doser)"
+    assert lines[1].split()[2:] == ["vilkårlig", "2", "tabletter"]
+    assert medctl(["--lang", "en", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2 tablets 3 times daily  (3 doses)"
+    assert lines[1].split()[2:] == ["any", "2", "tablets"]
+    assert i18n.requested_language() is None  # --lang held for the command only
