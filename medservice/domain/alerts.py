@@ -21,6 +21,8 @@ from medservice.domain.access import Role
 from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.domain.orders import Drug
+from medservice.domain.vocabulary import drug_text
 from medservice.i18n import DEFAULT_LANGUAGE, Msg, msg
 
 
@@ -78,13 +80,18 @@ class Alert:
 
 
 def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: datetime,
-              escalate_after: timedelta, language: str = DEFAULT_LANGUAGE
-              ) -> NewAlert | None:
+              escalate_after: timedelta, language: str = DEFAULT_LANGUAGE,
+              drug: Drug | None = None) -> NewAlert | None:
     """The alert a newly found discrepancy raises, if any. The summary names the resident by
-    id only: alerts reach consoles on the ward, never a person identifier. It is written
-    in the facility's `language` and kept as a message for callers asking for another."""
-    message = msg("alert.discrepancy", code=msg(f"code.{d.code.value}"),
-                  description=d.message if d.message is not None else d.description)
+    id only: alerts reach consoles on the ward, never a person identifier; it names the
+    order's `drug` with its strength when given ("Glemt dosis: Metformin 500 mg: ..."). It
+    is written in the facility's `language` and kept as a message for callers asking for
+    another."""
+    description = d.message if d.message is not None else d.description
+    code = msg(f"code.{d.code.value}")
+    message = msg("alert.discrepancy", code=code, description=description) if drug is None \
+        else msg("alert.discrepancy_drug", code=code, drug=drug_text(drug.name, drug.strength),
+                 description=description)
     summary = message.render(language)
     if d.code is Code.MISSED_DOSE:
         shift = clock.shift_of(d.occurred_at)

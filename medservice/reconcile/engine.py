@@ -36,9 +36,8 @@ from medservice.domain.discrepancy import (
     Discrepancy,
     discrepancy_key,
 )
-from medservice.domain.orders import Drug, OrderContent, OrderState, OrderVersion, order_state
+from medservice.domain.orders import OrderContent, OrderState, OrderVersion, order_state
 from medservice.domain.rounds import DoseWithOrder, resident_key
-from medservice.domain.vocabulary import drug_text
 from medservice.i18n import Msg, msg
 from medservice.reconcile.findings import (
     Finding,
@@ -155,11 +154,8 @@ def _resident(ledger: Ledger, records: Iterable[AdministrationRecord], start: da
         if due.settled_by is None and start <= d.due_time < end:
             closes = missed_at(due, ledger.views.get(d.order_id), rules.clock, now)
             if closes is not None:
-                view = ledger.views.get(d.order_id)
-                content = view.at(d.due_time) if view is not None else None
                 found.append(missed_dose(ledger.facility_id, ledger.resident_id, d.order_id,
-                                         due.dose_id, d.due_time, closes, rules,
-                                         content.drug if content is not None else None))
+                                         due.dose_id, d.due_time, closes, rules))
     found += manual_schedules(ledger.facility_id, ledger.resident_id, ledger.views.values(),
                               start, end, rules)
     return found
@@ -190,15 +186,13 @@ def manual_schedules(facility_id: str, resident_id: str, views: Iterable[OrderVi
 
 
 def missed_dose(facility_id: str, resident_id: str, order_id: str, dose_id: str,
-                due_time: datetime, closes: datetime, rules: FacilityRules,
-                drug: Drug | None = None) -> Discrepancy:
-    """The MISSED_DOSE of a dose whose window closed at `closes` with nothing recorded;
-    it names the drug with its strength when the caller has the order at hand."""
+                due_time: datetime, closes: datetime, rules: FacilityRules) -> Discrepancy:
+    """The MISSED_DOSE of a dose whose window closed at `closes` with nothing recorded.
+    Found from the schedule alone by a batch, so it says what the schedule knows (its
+    alert adds the drug, `service.alerts.raise_alerts`)."""
     clock = rules.clock
-    times = {"due": f"{clock.local(due_time):%Y-%m-%d %H:%M}",
-             "closes": f"{clock.local(closes):%H:%M}"}
-    message = msg("finding.missed_dose_unknown_drug", **times) if drug is None else msg(
-        "finding.missed_dose", drug=drug_text(drug.name, drug.strength), **times)
+    message = msg("finding.missed_dose", due=f"{clock.local(due_time):%Y-%m-%d %H:%M}",
+                  closes=f"{clock.local(closes):%H:%M}")
     return Discrepancy(
         key=discrepancy_key(Code.MISSED_DOSE, facility_id, resident_id, order_id, dose_id),
         code=Code.MISSED_DOSE, severity=DEFAULT_SEVERITY[Code.MISSED_DOSE], is_error=True,

@@ -21,6 +21,7 @@ from medservice.domain.alerts import (
 from medservice.domain.clock import FacilityClock
 from medservice.domain.errors import NotFound, OutOfRange, PermissionDenied
 from medservice.domain.facility import Facility
+from medservice.domain.orders import Drug
 from medservice.reconcile import Discrepancy, FacilityRules
 from medservice.service.facilities import get_facility
 from medservice.service.paging import Page, next_token
@@ -51,10 +52,20 @@ def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
         d_id = discrepancy_id(d.key)
         if d_id in fresh:
             clock, escalate_after, language = terms[d.facility_id]
-            alert = alert_for(d, d_id, clock, now, escalate_after, language)
+            alert = alert_for(d, d_id, clock, now, escalate_after, language, _drug(uow, d))
             if alert is not None:
                 new.append(alert)
     return uow.alerts.append(new)
+
+
+def _drug(uow: UnitOfWork, d: Discrepancy) -> Drug | None:
+    """The drug of the discrepancy's order as in force when it occurred (else its first
+    version), for the alert to name. Alerts are few: one read each is cheap."""
+    if d.order_id is None:
+        return None
+    versions = uow.cards.order_versions(d.facility_id, d.resident_id, d.order_id)
+    in_force = [v for v in versions if v.valid_from <= d.occurred_at] or versions
+    return in_force[-1].content.drug if in_force else None
 
 
 def may_watch(principal: Principal, audience: Role) -> None:

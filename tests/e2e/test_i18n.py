@@ -157,9 +157,9 @@ def test_a_stored_discrepancy_and_its_alert_read_in_either_language(
         return alerts[0]
 
     assert alert(_client(ward, Role.PHARMACIST)).summary == \
-        "Forkert dosis: mængde 3, hvor 1 er ordineret"
+        "Forkert dosis: Metformin 500 mg: mængde 3, hvor 1 er ordineret"
     assert alert(_client(ward, Role.PHARMACIST, "en")).summary == \
-        "Wrong dose: quantity 3 where 1 is ordered"
+        "Wrong dose: Metformin 500 mg: quantity 3 where 1 is ordered"
 
 
 def test_a_missed_dose_names_the_drug_with_its_strength_in_either_language(
