@@ -221,7 +221,8 @@ def _resident_round(s: ShiftSchedule, r: ResidentRound) -> pb.ResidentRound:
         pn_allowances=[_pn_line(facility_id, resident.resident_id, p) for p in r.pn],
         notes=[pb.OrderNote(order=names.order_name(facility_id, resident.resident_id,
                                                    n.order_id),
-                            drug=_drug(n.drug), kind=_NOTE[n.kind], text=n.text)
+                            drug=_drug(n.drug), kind=_NOTE[n.kind],
+                            text=n.text.render(call_language(s.language)))
                for n in r.notes])
 
 

@@ -34,6 +34,7 @@ from medservice.domain.orders import (
 from medservice.domain.pn import PnTerms, pn_terms
 from medservice.domain.schedule import OrderTerms, ScheduledDose
 from medservice.domain.schedule_timing import schedule_terms
+from medservice.i18n import DEFAULT_LANGUAGE, Msg, msg
 
 # A discontinuation or a treatment end this recent is still worth a note on the round list.
 RECENT_DISCONTINUATION = timedelta(days=7)
@@ -125,7 +126,7 @@ class OrderNote:
     order_id: str
     drug: Drug
     kind: NoteKind
-    text: str
+    text: Msg  # rendered in the caller's or the facility's language at the edge
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class ShiftSchedule:
     start: datetime
     end: datetime
     residents: list[ResidentRound]
+    language: str = DEFAULT_LANGUAGE  # the facility's: its notes' language by default
 
 
 def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
@@ -203,20 +205,18 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
             start - RECENT_DISCONTINUATION <= content.discontinued_at < end:
         local = clock.local(content.discontinued_at).strftime("%Y-%m-%d %H:%M")
         notes.append(OrderNote(order_id, content.drug, NoteKind.DISCONTINUED,
-                               f"discontinued {local}: do not give"))
+                               msg("note.discontinued", at=local)))
     elif state is OrderState.PAUSED or any(
             p.start is not None and start <= p.start < end for p in content.pauses):
-        notes.append(OrderNote(order_id, content.drug, NoteKind.PAUSED,
-                               "paused: doses inside the pause are not due"))
+        notes.append(OrderNote(order_id, content.drug, NoteKind.PAUSED, msg("note.paused")))
     elif state is OrderState.ENDED and content.treatment_end is not None and \
             shift_date - content.treatment_end <= RECENT_DISCONTINUATION:
-        notes.append(OrderNote(order_id, content.drug, NoteKind.ENDED,
-                               f"treatment ended {content.treatment_end.isoformat()}: "
-                               "do not give"))
+        notes.append(OrderNote(order_id, content.drug, NoteKind.ENDED, msg(
+            "note.ended", on=content.treatment_end.isoformat())))
     attention = content.needs_attention  # a manual schedule, or cannot be checked
     if attention is not None and state in (OrderState.ACTIVE, OrderState.PAUSED):
         notes.append(OrderNote(order_id, content.drug, NoteKind.NEEDS_MANUAL_SCHEDULE,
-                               attention))
+                               msg("finding.needs_attention", text=attention)))
     pn = None
     terms = pn_terms(content, shift_date) if state is OrderState.ACTIVE else None
     dosage = content.dosage
@@ -230,7 +230,8 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
                          shift_id: str, residents: list[Resident],
                          versions: dict[str, dict[str, list[OrderVersion]]],
                          known_at: datetime, *, context: tuple[datetime, datetime] | None = None,
-                         context_residents: Collection[str] = ()) -> ShiftSchedule:
+                         context_residents: Collection[str] = (),
+                         language: str = DEFAULT_LANGUAGE) -> ShiftSchedule:
     """The round list: residents in the given (room) order, each with the doses due in the
     shift as ordered at their time, PN allowances and notes. What has happened to the
     doses and allowances is the ledger's to say (`reconcile.status`): for the residents of
@@ -257,7 +258,7 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
                 entry.pn.append(pn)
         entry.doses.sort(key=lambda pair: (pair.dose.due_time, pair.content.drug.name.lower()))
         rounds.append(entry)
-    return ShiftSchedule(facility_id, shift_date, shift_id, start, end, rounds)
+    return ShiftSchedule(facility_id, shift_date, shift_id, start, end, rounds, language)
 
 
 def _content_at(pieces: Pieces, start: datetime, end: datetime) -> OrderContent | None:

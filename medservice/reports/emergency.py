@@ -125,7 +125,7 @@ def _resident(entry: ResidentRound, lst: EmergencyList, signs: dict[str, str]
         row = len(data)
         data.append([Paragraph(f"<b>{t('el_note')}</b>", SMALL),
                      Paragraph(f"{_drug(note.drug)}: <b>{t('note_' + note.kind.value)}</b> "
-                               f"({esc(note.text)})", SMALL), "", "", "", "", "", ""])
+                               f"({esc(shown(note.text))})", SMALL), "", "", "", "", "", ""])
         style.append(("SPAN", (1, row), (-1, row)))
     if len(data) == 1:
         data.append(["", Paragraph(t("el_nothing"), SMALL), "", "", "", "", "", ""])

@@ -71,7 +71,8 @@ def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id
     # is its own, and no PN dose is used.
     schedule = build_shift_schedule(facility_id, rules.clock, shift_date, shift_id,
                                     _all_residents(uow, facility_id), versions, now,
-                                    context=(lo, hi), context_residents=set(records))
+                                    context=(lo, hi), context_residents=set(records),
+                                    language=facility.language)
     at = min(max(now, schedule.start), schedule.end)
     for entry in schedule.residents:
         rid = entry.resident.resident_id

@@ -247,3 +247,22 @@ def test_medctl_refuses_a_language_it_lacks_in_one_line(
         medctl(["--lang", "sv", "dispensing", "--facility", "f", "--date", "2026-12-05"])
     assert info.value.code == 2
     assert "argument --lang: invalid choice: 'sv'" in capsys.readouterr().err
+
+
+def test_round_list_notes_in_the_facilitys_language_or_the_callers(
+        ward: ServerFixture, server_clock: TestClock) -> None:
+    integration = _client(ward, Role.INTEGRATION)
+    metformin = order(R1, "met", "Metformin", morning_evening("1"))
+    metformin.drug.strength = "500 mg"
+    metformin.pauses.add()  # open-ended from when it is recorded: now
+    integration.call(integration.cards.SyncMedicineCard, cpb.SyncMedicineCardRequest(
+        card=cpb.MedicineCard(name=f"{R1}/medicineCard", card_version=2, orders=[metformin]),
+        valid_time=ts(server_clock())))
+    day = server_clock().astimezone(ZONE).date().isoformat()
+
+    def notes(c: MedClient) -> list[str]:
+        return [n.text for r in c.shift_schedule("f", day, "day").residents for n in r.notes]
+
+    assert notes(_client(ward, Role.CARER)) == ["pauseret: doser i pausen skal ikke gives"]
+    assert notes(_client(ward, Role.CARER, "en")) == [
+        "paused: doses inside the pause are not due"]

@@ -210,7 +210,10 @@ def test_an_order_ended_this_week_has_a_note() -> None:
     schedule = build_shift_schedule(FACILITY, CLOCK, DAY, "day", [resident],
                                     {RESIDENT: orders_of([version(ended)])}, at(7))
     [note] = schedule.residents[0].notes
-    assert note.kind is NoteKind.ENDED and (DAY - timedelta(days=2)).isoformat() in note.text
+    ended_on = (DAY - timedelta(days=2)).isoformat()
+    assert note.kind is NoteKind.ENDED
+    assert note.text.render("da") == f"behandlingen sluttede {ended_on}: giv ikke"
+    assert note.text.render("en") == f"treatment ended {ended_on}: do not give"
     assert schedule.residents[0].doses == []
 
 
