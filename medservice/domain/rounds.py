@@ -143,7 +143,7 @@ class PnLine:
     given: int = 0
     doses_left: int | None = None
     last_given: datetime | None = None
-    period: str = ""  # what the count limit counts over: "24 hours", "calendar day" ...
+    period: Msg | None = None  # what the count limit counts over: "24 timer", "kalenderdag"
     # The last PN dose given by then, with its evaluation of effect (issue 16).
     last_record: AdministrationRecord | None = None
 

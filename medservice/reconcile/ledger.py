@@ -432,11 +432,6 @@ def period_msg(period: timedelta, rules: FacilityRules) -> Msg:
     return msg("period.minutes", minutes)
 
 
-def period_text(period: timedelta, rules: FacilityRules) -> str:
-    """The period in the facility's language (the round list's PN lines)."""
-    return period_msg(period, rules).render(rules.language)
-
-
 def number(value: Decimal) -> str:
     """A quantity as staff write it: 1, 0.5, 0.025 (no exponent, no trailing zeros)."""
     text = format(value.normalize(), "f")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 import re
 import string
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from babel.messages.pofile import read_po
 
 from clients.medctl import main as medctl
 from medservice import i18n
+from medservice.domain.clock import FacilityClock
+from medservice.domain.facility import Facility, PnDayMode
 from medservice.domain.vocabulary import (
     ROUTES,
     UNITS,
@@ -26,6 +30,7 @@ from medservice.domain.vocabulary import (
     same_route,
 )
 from medservice.i18n import LANGUAGES, Msg, msg, negotiate, text
+from medservice.reconcile.ledger import DAY, FacilityRules, period_msg
 from medservice.reports.texts import catalogue_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,3 +254,16 @@ def test_medctl_dosage_expand_says_header_and_rows_in_one_language(
     assert lines[0] == "2 tablets 3 times daily  (3 doses)"
     assert lines[1].split()[2:] == ["any", "2", "tablets"]
     assert i18n.requested_language() is None  # --lang held for the command only
+
+
+def test_pn_periods_in_words_per_language() -> None:
+    rules = FacilityRules(FacilityClock.from_facility(Facility("f", "F")))
+    calendar = replace(rules, pn_day_mode=PnDayMode.CALENDAR_DAY)
+    cases = ((DAY, rules, "24 timer", "24 hours"), (DAY, calendar, "kalenderdag", "calendar day"),
+             (timedelta(hours=4), rules, "4 timer", "4 hours"),
+             (timedelta(hours=1), rules, "1 time", "1 hour"),
+             (timedelta(days=2), rules, "2 dage", "2 days"),
+             (timedelta(minutes=90), rules, "90 minutter", "90 minutes"))
+    for period, r, da, en in cases:
+        words = period_msg(period, r)
+        assert (words.render("da"), words.render("en")) == (da, en)
