@@ -23,7 +23,7 @@ from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.domain.orders import Drug
 from medservice.domain.vocabulary import drug_text
-from medservice.i18n import DEFAULT_LANGUAGE, Msg, msg
+from medservice.i18n import DEFAULT_LANGUAGE, Arg, Msg, msg
 
 
 class AlertKind(Enum):
@@ -81,17 +81,13 @@ class Alert:
 
 def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: datetime,
               escalate_after: timedelta, language: str = DEFAULT_LANGUAGE,
-              drug: Drug | None = None) -> NewAlert | None:
-    """The alert a newly found discrepancy raises, if any. The summary names the resident by
-    id only: alerts reach consoles on the ward, never a person identifier; it names the
-    order's `drug` with its strength when given ("Glemt dosis: Metformin 500 mg: ..."). It
-    is written in the facility's `language` and kept as a message for callers asking for
-    another."""
-    description = d.message if d.message is not None else d.description
-    code = msg(f"code.{d.code.value}")
-    message = msg("alert.discrepancy", code=code, description=description) if drug is None \
-        else msg("alert.discrepancy_drug", code=code, drug=drug_text(drug.name, drug.strength),
-                 description=description)
+              drug: Drug | None = None, room: str = "") -> NewAlert | None:
+    """The alert a newly found discrepancy raises, if any. The summary says where and what
+    ("Glemt dosis: værelse 12, Metformin 500 mg: ...": the resident's `room` and the
+    order's `drug` with its strength, when known) and names the resident by id only:
+    alerts reach consoles on the ward, never a person identifier or name. It is written in
+    the facility's `language` and kept as a message for callers asking for another."""
+    message = alert_text(d, drug, room)
     summary = message.render(language)
     if d.code is Code.MISSED_DOSE:
         shift = clock.shift_of(d.occurred_at)
@@ -120,6 +116,21 @@ def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: da
             summary=summary, message=message, created_at=now,
             discrepancy_id=discrepancy_id, resident_id=d.resident_id)
     return None
+
+
+def alert_text(d: Discrepancy, drug: Drug | None, room: str) -> Msg:
+    description = d.message if d.message is not None else d.description
+    code = msg(f"code.{d.code.value}")
+    drug_shown = drug_text(drug.name, drug.strength) if drug is not None else None
+    if room and drug_shown is not None:
+        about: Arg | None = msg("alert.room_drug", room=room, drug=drug_shown)
+    elif room:
+        about = msg("alert.room", room=room)
+    else:
+        about = drug_shown
+    if about is None:
+        return msg("alert.discrepancy", code=code, description=description)
+    return msg("alert.discrepancy_about", code=code, about=about, description=description)
 
 
 def escalation_of(alert: Alert, now: datetime, clock: FacilityClock,

@@ -52,7 +52,9 @@ def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
         d_id = discrepancy_id(d.key)
         if d_id in fresh:
             clock, escalate_after, language = terms[d.facility_id]
-            alert = alert_for(d, d_id, clock, now, escalate_after, language, _drug(uow, d))
+            resident = uow.residents.get(d.facility_id, d.resident_id)
+            alert = alert_for(d, d_id, clock, now, escalate_after, language, _drug(uow, d),
+                              resident.room if resident is not None else "")
             if alert is not None:
                 new.append(alert)
     return uow.alerts.append(new)

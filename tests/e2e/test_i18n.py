@@ -157,9 +157,9 @@ def test_a_stored_discrepancy_and_its_alert_read_in_either_language(
         return alerts[0]
 
     assert alert(_client(ward, Role.PHARMACIST)).summary == \
-        "Forkert dosis: Metformin 500 mg: mængde 3, hvor 1 er ordineret"
+        "Forkert dosis: værelse 1, Metformin 500 mg: mængde 3, hvor 1 er ordineret"
     assert alert(_client(ward, Role.PHARMACIST, "en")).summary == \
-        "Wrong dose: Metformin 500 mg: quantity 3 where 1 is ordered"
+        "Wrong dose: room 1, Metformin 500 mg: quantity 3 where 1 is ordered"
 
 
 def test_a_missed_dose_names_the_drug_with_its_strength_in_either_language(
@@ -175,13 +175,13 @@ def test_a_missed_dose_names_the_drug_with_its_strength_in_either_language(
         parent="facilities/f", audience=common_pb2.ROLE_SHIFT_LEAD)).alerts
     due = dose.due_time.ToDatetime(tzinfo=UTC).astimezone(ZONE)
     assert [a.summary for a in alerts] == [
-        f"Glemt dosis: Metformin 500 mg: dosis med tid {due:%Y-%m-%d %H:%M} ikke "
+        f"Glemt dosis: værelse 1, Metformin 500 mg: dosis med tid {due:%Y-%m-%d %H:%M} ikke "
         f"dokumenteret senest {due + timedelta(hours=1):%H:%M}"]
     english = _client(ward, Role.SHIFT_LEAD, "en")
     alerts = english.call(english.alerts.ListAlerts, apb.ListAlertsRequest(
         parent="facilities/f", audience=common_pb2.ROLE_SHIFT_LEAD)).alerts
     assert [a.summary for a in alerts] == [
-        f"Missed dose: Metformin 500 mg: dose due {due:%Y-%m-%d %H:%M} not recorded by "
+        f"Missed dose: room 1, Metformin 500 mg: dose due {due:%Y-%m-%d %H:%M} not recorded by "
         f"{due + timedelta(hours=1):%H:%M}"]
 
 

@@ -88,8 +88,9 @@ def test_an_unevaluated_pn_dose_is_flagged_once_at_its_deadline_an_evaluated_one
         common_pb2.SEVERITY_LOW, False, dpb.DISCREPANCY_STATUS_OPEN)
     assert found.record == first.name
     assert "ikke vurderet senest" in found.description
-    # The code's name, the drug and the description, in the facility's Danish.
-    assert _lead_alerts(lead) == [f"PN-effekt ikke vurderet: Morfin: {found.description}"]
+    # The code's name, the room, the drug and the description, in the facility's Danish.
+    assert _lead_alerts(lead) == [
+        f"PN-effekt ikke vurderet: værelse 1, Morfin: {found.description}"]
     # Swept again, later, and after the other deadline: still once, and nothing for the
     # dose evaluated in time.
     set_now(server_clock, nine + timedelta(hours=3))

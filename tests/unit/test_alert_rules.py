@@ -20,6 +20,7 @@ from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import InvalidArgument
 from medservice.domain.facility import Facility
+from medservice.domain.orders import Drug
 
 CLOCK = FacilityClock.from_facility(Facility("f", "Home"))
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -94,3 +95,18 @@ def test_resume_tokens_round_trip_and_refuse_another_facility_or_garbage() -> No
         with pytest.raises(InvalidArgument) as info:
             parse_resume_token(bad, facility)
         assert info.value.violations[0].field == "resume_token"
+
+
+def test_an_alert_says_where_and_what_by_room_and_drug_never_by_name() -> None:
+    found = _found(Code.WRONG_DOSE, Severity.HIGH, NOW)
+    metformin = Drug("Metformin", strength="500 mg")
+    cases = ((metformin, "12", "Forkert dosis: værelse 12, Metformin 500 mg: "),
+             (None, "12", "Forkert dosis: værelse 12: "),
+             (metformin, "", "Forkert dosis: Metformin 500 mg: "),
+             (None, "", "Forkert dosis: "))
+    for drug, room, start in cases:
+        a = alert_for(found, "id", CLOCK, NOW, FIFTEEN, "da", drug, room)
+        assert a is not None and a.summary == start + found.description
+    english = alert_for(found, "id", CLOCK, NOW, FIFTEEN, "en", metformin, "12")
+    assert english is not None
+    assert english.summary == "Wrong dose: room 12, Metformin 500 mg: " + found.description
