@@ -266,3 +266,27 @@ def test_round_list_notes_in_the_facilitys_language_or_the_callers(
     assert notes(_client(ward, Role.CARER)) == ["pauseret: doser i pausen skal ikke gives"]
     assert notes(_client(ward, Role.CARER, "en")) == [
         "paused: doses inside the pause are not due"]
+
+
+def test_a_watcher_asking_for_english_gets_its_alerts_in_english(
+        ward: ServerFixture, server_clock: TestClock) -> None:
+    pharmacist = _client(ward, Role.PHARMACIST, "en")
+    stream = pharmacist.alerts.WatchAlerts(
+        apb.WatchAlertsRequest(parent="facilities/f", audience=common_pb2.ROLE_PHARMACIST),
+        metadata=(("authorization", f"Bearer {token_for(Role.PHARMACIST, 'f')}"),
+                  ("accept-language", "en")), timeout=20)
+    try:
+        first = next(stream)  # connected (a heartbeat): what follows is live
+        assert first.WhichOneof("event") == "heartbeat"
+        carer = _client(ward, Role.CARER)
+        dose = _morning(carer, server_clock)
+        record = pb.AdministrationRecord(
+            dose_id=dose.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity="3",
+            route="oral", administration_time=dose.due_time, source=pb.DOSE_SOURCE_POUCH)
+        carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+            parent=R1, record=record, acknowledged_reasons=["WRONG_DOSE"]))
+        alert = next(m for m in stream if m.WhichOneof("event") == "alert").alert
+        assert alert.summary == "Wrong dose: room 1, Metformin 500 mg: " \
+            "quantity 3 where 1 is ordered"
+    finally:
+        stream.cancel()
