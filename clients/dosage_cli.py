@@ -76,8 +76,9 @@ def _expand(dosage: Dosage, start: date | None, first: date, days: int, zone: st
             ) -> list[ScheduledDose]:
     if isinstance(dosage, TimingDosage):
         problem = timing_problem(dosage, order_start=start or first)
-    else:
-        problem = needs_manual_schedule(dosage)
+    else:  # the CLI's refusals are English, as its other errors
+        manual = needs_manual_schedule(dosage)
+        problem = manual.render("en") if manual is not None else None
     if problem:
         raise DosageRefused(f"cannot expand: {problem}")
     clock = FacilityClock.from_facility(Facility("cli", "cli", time_zone=zone))

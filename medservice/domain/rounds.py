@@ -216,7 +216,7 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
     attention = content.needs_attention  # a manual schedule, or cannot be checked
     if attention is not None and state in (OrderState.ACTIVE, OrderState.PAUSED):
         notes.append(OrderNote(order_id, content.drug, NoteKind.NEEDS_MANUAL_SCHEDULE,
-                               msg("finding.needs_attention", text=attention)))
+                               attention))
     pn = None
     terms = pn_terms(content, shift_date) if state is OrderState.ACTIVE else None
     dosage = content.dosage

@@ -214,4 +214,4 @@ def manual_schedule_finding(content: OrderContent) -> Finding | None:
     attention = content.needs_attention
     if attention is None:
         return None
-    return _finding(Code.NEEDS_MANUAL_SCHEDULE, msg("finding.needs_attention", text=attention))
+    return _finding(Code.NEEDS_MANUAL_SCHEDULE, attention)
