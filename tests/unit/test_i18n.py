@@ -120,7 +120,9 @@ STAFF_FACING = [
     "reconcile/ledger.py", "reconcile/status.py", "domain/alerts.py", "service/alerts.py",
     "reports/mar.py", "reports/emergency.py",
     "reports/error_rate.py", "reports/pdf.py", "reports/texts.py",
-    "api/convert_alerts.py", "api/convert_review.py",
+    "api/convert_alerts.py", "api/convert_review.py", "api/convert_rounds.py",
+    "domain/rounds.py", "domain/orders.py", "domain/dosage.py", "service/rounds.py",
+    "service/charts.py",
 ]
 _WORDS = re.compile(r"[A-Za-zÆØÅæøå]{2,}[ ,:;][ ]?[A-Za-zÆØÅæøå]{2,}")
 # Calls whose string arguments are for developers, logs or callers' programs, not staff:
