@@ -290,3 +290,27 @@ def test_a_watcher_asking_for_english_gets_its_alerts_in_english(
             "quantity 3 where 1 is ordered"
     finally:
         stream.cancel()
+
+
+def test_medctls_round_list_in_its_language(
+        ward: ServerFixture, server_clock: TestClock,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    carer = _client(ward, Role.CARER)
+    dose = _morning(carer, server_clock)
+    record = pb.AdministrationRecord(
+        dose_id=dose.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+        not_given_reason=pb.NOT_GIVEN_REASON_REFUSED, administration_time=dose.due_time)
+    carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(parent=R1, record=record))
+    day = server_clock().astimezone(ZONE).date().isoformat()
+
+    def round_list(*lang: str) -> str:
+        assert medctl(["--target", ward.target, "--token", token_for(Role.CARER, "f"),
+                       *lang, "round", "--facility", "f", "--date", day]) == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    dansk = round_list()
+    assert "08:00 ikke givet 08:00 af test-carer (nægtet) Metformin 500 mg 1 tablet " \
+        "oral anvendelse ±60 min" in dansk
+    english = round_list("--lang", "en")
+    assert "08:00 not given 08:00 by test-carer (refused) Metformin 500 mg 1 tablet oral " \
+        "±60 min" in english
