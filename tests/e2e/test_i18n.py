@@ -314,3 +314,10 @@ def test_medctls_round_list_in_its_language(
     english = round_list("--lang", "en")
     assert "08:00 not given 08:00 by test-carer (refused) Metformin 500 mg 1 tablet oral " \
         "±60 min" in english
+
+
+def test_openapi_documents_the_accept_language_header(http: Http) -> None:
+    document = ok(http.client.get(f"{http.base}/openapi.json"))
+    check = document["paths"]["/v1/facilities/{facility}/residents/{resident}:checkDose"]
+    assert {"name": "Accept-Language", "in": "header"}.items() <= next(
+        p for p in check["post"]["parameters"] if p["name"] == "Accept-Language").items()
