@@ -209,6 +209,13 @@ def _translations(language: str) -> gettext.GNUTranslations:
     return gettext.GNUTranslations(buffer)
 
 
+def catalogue_keys(language: str = DEFAULT_LANGUAGE) -> list[str]:
+    """Every message id of a language's catalogue (a plural message by its singular id)."""
+    with catalogue_path(language).open("rb") as f:
+        catalog = read_po(f, locale=language)
+    return [str(m.id[0] if isinstance(m.id, tuple | list) else m.id) for m in catalog if m.id]
+
+
 def _template(language: str, key: str, count: int | None) -> str:
     t = _translations(language if language in LANGUAGES else DEFAULT_LANGUAGE)
     if count is None:

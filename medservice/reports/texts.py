@@ -14,7 +14,15 @@ from decimal import Decimal
 from typing import Protocol, TypeVar
 
 from medservice.domain.facility import Facility
-from medservice.i18n import DEFAULT_LANGUAGE, Arg, Msg, call_language, number, text
+from medservice.i18n import (
+    DEFAULT_LANGUAGE,
+    Arg,
+    Msg,
+    call_language,
+    catalogue_keys,
+    number,
+    text,
+)
 
 _language: contextvars.ContextVar[str] = contextvars.ContextVar(
     "document_language", default=DEFAULT_LANGUAGE)
@@ -55,6 +63,22 @@ def shown(value: Arg) -> str:
     if isinstance(value, Msg):
         return value.render(_language.get())
     return number(value, _language.get()) if isinstance(value, Decimal) else str(value)
+
+
+def _danish_words() -> dict[str, str]:
+    """The documents' words in Danish by their short keys, as templates: for a module that
+    reads them whole (the board's discrepancy code names); kept beside `t`."""
+    out = {}
+    for key in catalogue_keys():
+        area, _, name = key.partition(".")
+        if area in ("report", "code"):
+            out[name if area == "report" else f"code_{name}"] = text(key, DEFAULT_LANGUAGE)
+    return out
+
+
+DA: dict[str, str] = _danish_words()
+MONTHS = tuple(text(f"month.{m}", DEFAULT_LANGUAGE) for m in range(1, 13))
+WEEKDAYS = tuple(text(f"weekday.short.{d}", DEFAULT_LANGUAGE) for d in range(1, 8))
 
 
 def month_name(month: int) -> str:

@@ -45,7 +45,7 @@ def _followups(c: MedClient) -> list[dpb.Discrepancy]:
 
 def _lead_alerts(c: MedClient) -> list[str]:
     return [a.summary for a in c.list_alerts("f")
-            if a.summary.startswith("PN-effekt ikke vurderet: ")]
+            if a.summary.startswith("PN-effekt ikke evalueret: ")]
 
 
 def _sweep(server: ServerFixture) -> None:
@@ -90,7 +90,7 @@ def test_an_unevaluated_pn_dose_is_flagged_once_at_its_deadline_an_evaluated_one
     assert "ikke vurderet senest" in found.description
     # The code's name, the room, the drug and the description, in the facility's Danish.
     assert _lead_alerts(lead) == [
-        f"PN-effekt ikke vurderet: værelse 1, Morfin: {found.description}"]
+        f"PN-effekt ikke evalueret: værelse 1, Morfin: {found.description}"]
     # Swept again, later, and after the other deadline: still once, and nothing for the
     # dose evaluated in time.
     set_now(server_clock, nine + timedelta(hours=3))

@@ -14,15 +14,13 @@ from pypdf import PdfReader
 from medservice.domain.discrepancy import Code
 from medservice.domain.errors import InvalidArgument
 from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
+from medservice.reports.texts import MONTHS
 from medservice.service import error_report, reconciliation
 from medservice.service.charts import next_month
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from tests.unit.test_charts import MONTH, NOW, F, R, local, seed_month
 
 BEFORE = (MONTH - timedelta(days=1)).replace(day=1)
-
-MONTHS_DA = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
-             "september", "oktober", "november", "december")
 
 
 def test_the_report_holds_each_months_rate_and_its_counts_by_code(
@@ -48,9 +46,9 @@ def test_the_report_holds_each_months_rate_and_its_counts_by_code(
     pdf = PdfReader(io.BytesIO(rendered.content))
     assert rendered.pages == len(pdf.pages) == 1
     text = " ".join(pdf.pages[0].extract_text().split())
-    name = MONTHS_DA[MONTH.month - 1]
+    name = MONTHS[MONTH.month - 1]
     for expected in ("Fejlrate for medicingivning", "Plejehjem: Solhaven Demo Care Home",
-                     f"{MONTHS_DA[BEFORE.month - 1]} {BEFORE.year} - {name} {MONTH.year}",
+                     f"{MONTHS[BEFORE.month - 1]} {BEFORE.year} - {name} {MONTH.year}",
                      "Givne doser 0 2", "Ordineret, ikke givet 0 53", "Doser med fejl 0 52",
                      "Fejlrate 0 % 94,55 %", "Glemt dosis (MISSED_DOSE) 0 52",
                      "94,55", "Side 1 af 1"):

@@ -18,6 +18,7 @@ from medservice.domain.administration import AdministrationRecord, NotGivenReaso
 from medservice.domain.errors import InvalidArgument, NotFound
 from medservice.domain.rounds import DoseStatus
 from medservice.reports.mar import chart_pdf
+from medservice.reports.texts import MONTHS
 from medservice.service import administration as admin
 from medservice.service import charts, rounds
 from medservice.service.unit_of_work import UnitOfWorkFactory
@@ -26,9 +27,6 @@ from tests.fakes import FakeDatabase, as_factory
 ZONE = ZoneInfo("Europe/Copenhagen")
 F, R = DEMO_FACILITY_ID, "r01"
 MONTH = date.today().replace(day=1)
-
-MONTHS_DA = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
-             "september", "oktober", "november", "december")
 
 
 def local(day: int, hour: int, minute: int = 0) -> datetime:
@@ -150,7 +148,7 @@ def test_chart_pdf_reads_back_with_header_marks_legend_and_page_numbers(
     text = page.extract_text()
     for expected in ("Medicinskema", "Karen Testesen (r01)", "Værelse: 101",
                      "Plejehjem: Solhaven Demo Care Home",
-                     f"Periode: {MONTHS_DA[MONTH.month - 1]} {MONTH.year}",
+                     f"Periode: {MONTHS[MONTH.month - 1]} {MONTH.year}",
                      "lokal tid (Europe/Copenhagen)", "Metformin", "500 mg", "Furosemid",
                      "Tegnforklaring", "÷N nægtet", "Side 1 af 1",
                      "AH = anne.hansen", "BB = bo.berg", "hovedpine",
