@@ -33,7 +33,7 @@ from medservice.domain.rounds import (
     ShiftSchedule,
 )
 from medservice.domain.schedule import ScheduledDose
-from medservice.i18n import call_language
+from medservice.i18n import call_language, rendered
 from medservice.reconcile import CheckCode, CheckResult, Verdict
 from medservice.v1 import common_pb2
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -223,7 +223,7 @@ def _resident_round(s: ShiftSchedule, r: ResidentRound) -> pb.ResidentRound:
         notes=[pb.OrderNote(order=names.order_name(facility_id, resident.resident_id,
                                                    n.order_id),
                             drug=_drug(n.drug), kind=_NOTE[n.kind],
-                            text=n.text.render(call_language(s.language)))
+                            text=rendered(n.text, call_language(s.language)))
                for n in r.notes])
 
 

@@ -126,7 +126,9 @@ class OrderNote:
     order_id: str
     drug: Drug
     kind: NoteKind
-    text: Msg  # rendered in the caller's or the facility's language at the edge
+    # A message, rendered in the caller's or the facility's language at the edge (a plain
+    # text is shown as it is).
+    text: Msg | str
 
 
 @dataclass(frozen=True)

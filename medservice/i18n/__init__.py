@@ -84,6 +84,11 @@ def number(value: Decimal, language: str = DEFAULT_LANGUAGE) -> str:
     return shown.replace(".", ",") if language == "da" else shown
 
 
+def rendered(value: Arg, language: str = DEFAULT_LANGUAGE) -> str:
+    """A message or an argument (a quantity with the language's decimals) as text."""
+    return str(_shown(value, language))
+
+
 def _shown(value: Arg, language: str) -> str | int:
     if isinstance(value, Msg):
         return value.render(language)

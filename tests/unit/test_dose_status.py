@@ -21,6 +21,7 @@ from medservice.domain.rounds import (
     build_shift_schedule,
     dispensing_list,
 )
+from medservice.i18n import rendered
 from medservice.reconcile import Code, ProposedDose, check_dose, context_range
 from medservice.reconcile.status import pn_lines, resident_ledger
 from tests.unit.test_reconcile_builders import (
@@ -212,8 +213,8 @@ def test_an_order_ended_this_week_has_a_note() -> None:
     [note] = schedule.residents[0].notes
     ended_on = (DAY - timedelta(days=2)).isoformat()
     assert note.kind is NoteKind.ENDED
-    assert note.text.render("da") == f"behandlingen sluttede {ended_on}: giv ikke"
-    assert note.text.render("en") == f"treatment ended {ended_on}: do not give"
+    assert rendered(note.text, "da") == f"behandlingen sluttede {ended_on}: giv ikke"
+    assert rendered(note.text, "en") == f"treatment ended {ended_on}: do not give"
     assert schedule.residents[0].doses == []
 
 
