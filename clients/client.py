@@ -92,7 +92,8 @@ class MedClient:
 
     def __init__(self, target: str, token: str = "", *, tls: bool = False,
                  root_certificates: bytes | None = None, timeout: float = 10.0,
-                 retries: int = 3, options: Sequence[tuple[str, Any]] = ()) -> None:
+                 retries: int = 3, options: Sequence[tuple[str, Any]] = (),
+                 language: str = "") -> None:
         if tls:
             creds = grpc.ssl_channel_credentials(root_certificates)
             if token:
@@ -103,6 +104,8 @@ class MedClient:
         else:
             self.channel = grpc.insecure_channel(target, options=options)
             self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        if language:  # the staff-facing texts of the answers in this language (issue 15)
+            self._metadata += (("accept-language", language),)
         self.timeout = timeout
         self.retries = retries
         self.facilities = facilities_pb2_grpc.FacilityServiceStub(self.channel)

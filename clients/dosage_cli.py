@@ -14,13 +14,15 @@ from pathlib import Path
 
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import FreeTextDosage, needs_manual_schedule
-from medservice.domain.dosage_text import short_text
+from medservice.domain.dosage_text import Language, short_text
 from medservice.domain.errors import DomainError, InvalidArgument
 from medservice.domain.facility import Facility, validate_time_zone
 from medservice.domain.fhir_timing import TimingDosage, timing_problem
 from medservice.domain.orders import Dosage
 from medservice.domain.schedule import OrderTerms, ScheduledDose
 from medservice.domain.schedule_timing import schedule_terms
+from medservice.domain.vocabulary import unit_words
+from medservice.i18n import Msg, call_language, number, text
 from medservice.imports.fhir import read_fhir, read_fhir_dosage
 from medservice.imports.fmk_dosage import parse_dosage_xml
 
@@ -81,8 +83,9 @@ def _expand(dosage: Dosage, start: date | None, first: date, days: int, zone: st
         problem = timing_problem(dosage, order_start=start or first)
     elif isinstance(dosage, FreeTextDosage) and from_fhir:  # FHIR: the field that is missing
         problem = "dosageInstruction.timing: there is none, only text: the dosage is free text"
-    else:
-        problem = needs_manual_schedule(dosage)
+    else:  # the CLI's refusals are English, as its other errors
+        manual = needs_manual_schedule(dosage)
+        problem = manual.render("en") if manual is not None else None
     if problem:
         raise DosageRefused(f"cannot expand: {problem}")
     clock = FacilityClock.from_facility(Facility("cli", "cli", time_zone=zone))
@@ -119,13 +122,16 @@ def expand_command(args: argparse.Namespace) -> int:
                 "unit": d.unit.singular if d.amount.high == 1 else d.unit.plural,
             }))
         return 0
-    print(f"{short_text(dosage, 'en')}  ({len(doses)} doses)")
+    # One language for the header and the rows: medctl --lang, Danish by default.
+    language: Language = "en" if call_language() == "en" else "da"
+    print(text("cli.expanded", language, len(doses), dosage=short_text(dosage, language)))
     for d in doses:
-        amount = (str(d.amount.quantity) if d.amount.quantity is not None
-                  else f"{d.amount.min_quantity}-{d.amount.max_quantity}")
-        unit = d.unit.singular if d.amount.high == 1 else d.unit.plural
+        amount = (number(d.amount.quantity, language) if d.amount.quantity is not None
+                  else f"{number(d.amount.low, language)}-{number(d.amount.high, language)}")
+        unit = unit_words(d.unit.singular, d.unit.plural, d.amount.high)
+        when = text(f"time_kind.{d.time_kind.value}", language)
         print(f"{d.local_date.isoformat()}  {d.local_time.strftime('%H:%M')}  "
-              f"{d.time_kind.value:8}  {amount} {unit}")
+              f"{when:8}  {amount} {unit.render(language) if isinstance(unit, Msg) else unit}")
     return 0
 
 

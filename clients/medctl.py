@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,8 @@ from clients.offline_cli import add_offline_commands
 from clients.report_cli import add_report_commands, emergency_list
 from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
+from medservice.domain.vocabulary import drug_text, route_text, unit_words
+from medservice.i18n import LANGUAGES, Arg, Msg, call_language, msg, number, requesting
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -136,10 +139,17 @@ def residents_update(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def _quantity(amount: common_pb2.DoseQuantity, unit: cpb.DoseUnit) -> str:
+    """"1 tablet", "2 tabletter", "1-2 tabletter" in medctl's language (the vocabulary's
+    one name of the unit, singular or plural)."""
+    language = _language()
     if amount.quantity:
-        text = unit.singular if amount.quantity == "1" else (unit.plural or unit.singular)
-        return f"{amount.quantity} {text}".strip()
-    return f"{amount.min_quantity}-{amount.max_quantity} {unit.plural or unit.singular}".strip()
+        count = Decimal(amount.quantity)
+        shown = number(count, language)
+    else:
+        count = Decimal(amount.max_quantity or "0")
+        shown = (f"{number(Decimal(amount.min_quantity or '0'), language)}-"
+                 f"{number(count, language)}")
+    return f"{shown} {_words(unit_words(unit.singular, unit.plural, count))}".strip()
 
 
 _STATE = {cpb.ORDER_STATE_ACTIVE: "active", cpb.ORDER_STATE_PAUSED: "paused",
@@ -260,27 +270,29 @@ def round_list(client: MedClient, args: argparse.Namespace) -> int:
             if d.HasField("window_start"):
                 half = d.window_end.ToDatetime() - d.due_time.ToDatetime()
                 window = f"±{int(half.total_seconds() // 60)} min"
-            print(f"       {d.local_time}  {_dose_status(d, zone):<36}  {d.drug.name} "
-                  f"{d.drug.strength}  {_quantity(d.amount, d.unit)}  {d.route}  {window}  "
+            print(f"       {d.local_time}  {_dose_status(d, zone):<36}  "
+                  f"{_words(drug_text(d.drug.name, d.drug.strength))}  "
+                  f"{_quantity(d.amount, d.unit)}  {_words(route_text(d.route))}  {window}  "
                   f"{d.dose_id}")
         for p in r.pn_allowances:
-            period = p.period or "day"
-            limit = ("no limit" if p.unlimited
-                     else f"{p.doses_left} of {p.max_doses_per_day} left per {period}")
-            last = f", last {_local_hhmm(p.last_given_time, zone)}" \
+            period = p.period or _words(msg("period.24_hours"))
+            limit = _words(msg("cli.pn_unlimited") if p.unlimited else msg(
+                "cli.pn_left", left=p.doses_left, max=p.max_doses_per_day, period=period))
+            last = _words(msg("cli.pn_last", at=_local_hhmm(p.last_given_time, zone))) \
                 if p.HasField("last_given_time") else ""
-            print(f"       PN     {p.drug.name}  {_quantity(p.amount, p.unit)}  "
-                  f"{p.doses_given} given, {limit}{last}")
+            print(f"       PN     {_words(drug_text(p.drug.name, p.drug.strength))}  "
+                  f"{_quantity(p.amount, p.unit)}  "
+                  f"{_words(msg('cli.pn_given', given=p.doses_given, limit=limit, last=last))}")
         for n in r.notes:
-            print(f"       NOTE   {n.drug.name}: {n.text}")
+            print(f"       {_words(msg('cli.note')):<6} {n.drug.name}: {n.text}")
     return 0
 
 
 _NOT_GIVEN = {rpb.NOT_GIVEN_REASON_REFUSED: "refused",
-              rpb.NOT_GIVEN_REASON_CLINICAL_HOLD: "clinical hold",
-              rpb.NOT_GIVEN_REASON_DRUG_UNAVAILABLE: "drug unavailable",
-              rpb.NOT_GIVEN_REASON_RESIDENT_ABSENT: "resident absent",
-              rpb.NOT_GIVEN_REASON_OTHER: "other"}
+              rpb.NOT_GIVEN_REASON_CLINICAL_HOLD: "clinical_hold",
+              rpb.NOT_GIVEN_REASON_DRUG_UNAVAILABLE: "drug_unavailable",
+              rpb.NOT_GIVEN_REASON_RESIDENT_ABSENT: "resident_absent",
+              rpb.NOT_GIVEN_REASON_OTHER: "other"}  # the catalogue's not_given.* keys
 
 
 def _local_hhmm(ts: Timestamp, zone: ZoneInfo) -> str:
@@ -291,15 +303,16 @@ def _dose_status(d: rpb.ScheduledDose, zone: ZoneInfo) -> str:
     """The round list's status column: what happened, when (facility time) and by whom."""
     at = _local_hhmm(d.administration_time, zone) if d.HasField("administration_time") else ""
     if d.status == rpb.DOSE_STATUS_GIVEN:
-        return f"given {at} by {d.performer}"
+        return _words(msg("cli.status.given", at=at, who=d.performer))
     if d.status == rpb.DOSE_STATUS_NOT_GIVEN:
-        reason = _NOT_GIVEN.get(d.not_given_reason, "no reason")
-        return f"not given {at} by {d.performer} ({reason})"
+        key = _NOT_GIVEN.get(d.not_given_reason)
+        reason = msg(f"not_given.{key}") if key else msg("cli.no_reason")
+        return _words(msg("cli.status.not_given", at=at, who=d.performer, reason=reason))
     if d.status == rpb.DOSE_STATUS_MISSED:
-        return "MISSED"
+        return _words(msg("cli.status.missed"))
     if d.status == rpb.DOSE_STATUS_NOT_DOCUMENTED:
-        return "not documented (before the mirror)"
-    return "due again (record corrected)" if d.corrected_record else "due"
+        return _words(msg("cli.status.not_documented"))
+    return _words(msg("cli.status.due_again" if d.corrected_record else "cli.status.due"))
 
 
 def dispensing(client: MedClient, args: argparse.Namespace) -> int:
@@ -309,13 +322,28 @@ def dispensing(client: MedClient, args: argparse.Namespace) -> int:
         return 0
     rows = []
     for r in lst.residents:
-        for label, items in (("pouch", r.pharmacy_dispensed), ("pour", r.staff_poured)):
+        for source, items in (("pouch", r.pharmacy_dispensed), ("poured", r.staff_poured)):
             for i in items:
-                total = f"{i.total_quantity}{' (max)' if i.includes_range else ''}"
-                rows.append((r.room, r.display_name, label, i.drug.name, total,
-                             i.unit.plural or i.unit.singular, " ".join(i.times)))
-    _print_table(rows, ("ROOM", "RESIDENT", "FROM", "DRUG", "TOTAL", "UNIT", "TIMES"))
+                total = Decimal(i.total_quantity)
+                unit = _words(unit_words(i.unit.singular, i.unit.plural, total))
+                quantity = f"{number(total, _language())} {unit}".strip()
+                rows.append((r.room, r.display_name, _words(msg(f"report.{source}")),
+                             _words(drug_text(i.drug.name, i.drug.strength)),
+                             quantity + (_words(msg("cli.max")) if i.includes_range else ""),
+                             " ".join(i.times)))
+    _print_table(rows, [_words(msg(key)) for key in (
+        "report.room", "report.resident", "report.el_source", "report.drug", "cli.total",
+        "cli.times")])
     return 0
+
+
+def _language() -> str:
+    return call_language()  # --lang, set in main as the calls' accept-language
+
+
+def _words(value: Arg) -> str:
+    """A catalogue message (or a plain value) in medctl's language."""
+    return value.render(_language()) if isinstance(value, Msg) else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ca-file", help="PEM root certificates for TLS")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument("--lang", dest="language", choices=LANGUAGES,
+                        default=os.environ.get("MEDCTL_LANG") or None,
+                        help="language of the texts, da or en (env MEDCTL_LANG); default: "
+                             "the facility's for the server's texts, Danish for medctl's")
     top = parser.add_subparsers(dest="area", required=True)
 
     fac = top.add_parser("facilities", help="care homes").add_subparsers(dest="cmd",
@@ -413,13 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if getattr(args, "local", None) is not None:
-            return run_local(args)
-        ca = Path(args.ca_file).read_bytes() if args.ca_file else None
-        with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
-                       timeout=args.timeout) as client:
-            handler: Handler = args.handler
-            return handler(client, args)
+        # medctl's own words, and the server's, in the language asked for
+        with requesting(args.language):
+            if getattr(args, "local", None) is not None:
+                return run_local(args)
+            ca = Path(args.ca_file).read_bytes() if args.ca_file else None
+            with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
+                           timeout=args.timeout, language=args.language or "") as client:
+                handler: Handler = args.handler
+                return handler(client, args)
     except MedServiceError as e:
         print(f"medctl: {e}", file=sys.stderr)
         return 1

@@ -35,6 +35,7 @@ from medservice.domain.facility import (
     TimingWindows,
     default_shifts,
 )
+from medservice.i18n import DEFAULT_LANGUAGE
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 
@@ -175,6 +176,7 @@ def facility_to_proto(f: Facility) -> fpb.Facility:
         pn_evaluation_minutes=f.pn_evaluation_minutes,
         vague_indication_terms=list(f.vague_indication_terms),
         approval_overdue_minutes=f.approval_overdue_minutes,
+        language=f.language,
         create_time=timestamp(f.create_time),
         update_time=timestamp(f.update_time),
         etag=f.etag,
@@ -230,6 +232,7 @@ def facility_fields(p: fpb.Facility) -> dict[str, Any]:
         "pn_evaluation_minutes": p.pn_evaluation_minutes or 120,
         "vague_indication_terms": tuple(p.vague_indication_terms) or DEFAULT_VAGUE_INDICATIONS,
         "approval_overdue_minutes": p.approval_overdue_minutes or 1440,
+        "language": p.language or DEFAULT_LANGUAGE,
     }
     require(v)
     return fields

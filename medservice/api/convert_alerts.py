@@ -15,6 +15,7 @@ from medservice.domain.alerts import (
     AlertKind,
 )
 from medservice.domain.webhooks import WebhookSubscription, check_audience, check_endpoint
+from medservice.i18n import localised
 from medservice.service.webhooks import SubscriptionView
 from medservice.v1 import alerts_pb2 as pb
 
@@ -28,7 +29,7 @@ def alert_to_proto(a: Alert) -> pb.Alert:
         audience=convert.ROLE[a.audience], shift_id=a.shift_id, shift_date=a.shift_date,
         discrepancy=f"{base}/discrepancies/{a.discrepancy_id}" if a.discrepancy_id else "",
         resident=names.resident_name(a.facility_id, a.resident_id) if a.resident_id else "",
-        severity=convert.SEVERITY[a.severity], summary=a.summary,
+        severity=convert.SEVERITY[a.severity], summary=localised(a.message, a.summary),
         create_time=timestamp(a.created_at), acknowledged=a.acknowledged_at is not None,
         acknowledged_by=a.acknowledged_by, acknowledge_time=timestamp(a.acknowledged_at),
         escalates=f"{base}/alerts/{a.escalates}" if a.escalates else "")

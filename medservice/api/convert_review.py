@@ -6,6 +6,7 @@ from medservice.api import convert
 from medservice.api.convert import timestamp
 from medservice.domain import names
 from medservice.domain.discrepancy import Decision
+from medservice.i18n import localised
 from medservice.reconcile import Code
 from medservice.store.discrepancies import (
     DiscrepancyEntry,
@@ -45,7 +46,7 @@ def discrepancy_to_proto(e: DiscrepancyEntry) -> pb.Discrepancy:
         record=names.record_name(d.facility_id, d.resident_id, d.record_id) if d.record_id
         else "",
         occurrence_time=timestamp(d.occurred_at), detect_time=timestamp(e.detected_at),
-        description=d.description,
+        description=localised(d.message, d.description),
         known_at_administration=bool(d.known_at_administration),
         status=STATUS[e.status], etag=e.etag)
     if e.decision is not None:

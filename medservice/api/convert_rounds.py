@@ -33,6 +33,7 @@ from medservice.domain.rounds import (
     ShiftSchedule,
 )
 from medservice.domain.schedule import ScheduledDose
+from medservice.i18n import call_language, rendered
 from medservice.reconcile import CheckCode, CheckResult, Verdict
 from medservice.v1 import common_pb2
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -197,14 +198,14 @@ def dose_to_proto(dose: ScheduledDose, content: OrderContent, state: DoseState
     return out
 
 
-def _pn_line(facility_id: str, resident_id: str, p: PnLine) -> pb.PnAllowance:
+def _pn_line(facility_id: str, resident_id: str, p: PnLine, language: str) -> pb.PnAllowance:
     limit = p.terms.max_count
     out = pb.PnAllowance(
         order=names.order_name(facility_id, resident_id, p.order_id),
         drug=_drug(p.drug), unit=_unit(p.unit), max_doses_per_day=limit,
         unlimited=limit is None, doses_left=p.doses_left,
         last_given_time=timestamp(p.last_given), doses_given=p.given,
-        period=p.period,
+        period=p.period.render(language) if p.period is not None else "",
         last_record=record_to_proto(p.last_record) if p.last_record is not None else None)
     if p.terms.amount is not None:
         out.amount.CopyFrom(_amount(p.terms.amount))
@@ -217,10 +218,12 @@ def _resident_round(s: ShiftSchedule, r: ResidentRound) -> pb.ResidentRound:
         resident=names.resident_name(facility_id, resident.resident_id),
         display_name=resident.display_name, room=resident.room,
         doses=[dose_to_proto(d, c, r.state_of(d.dose_id)) for d, c in r.doses],
-        pn_allowances=[_pn_line(facility_id, resident.resident_id, p) for p in r.pn],
+        pn_allowances=[_pn_line(facility_id, resident.resident_id, p, call_language(s.language))
+                       for p in r.pn],
         notes=[pb.OrderNote(order=names.order_name(facility_id, resident.resident_id,
                                                    n.order_id),
-                            drug=_drug(n.drug), kind=_NOTE[n.kind], text=n.text)
+                            drug=_drug(n.drug), kind=_NOTE[n.kind],
+                            text=rendered(n.text, call_language(s.language)))
                for n in r.notes])
 
 
@@ -246,7 +249,8 @@ VERDICT = {Verdict.OK: pb.CHECK_VERDICT_OK, Verdict.WARN: pb.CHECK_VERDICT_WARN,
 
 def reasons_to_proto(result: CheckResult) -> list[pb.CheckReason]:
     return [pb.CheckReason(code=r.code.value,
-                           severity=convert.SEVERITY[r.severity], message=r.message)
+                           severity=convert.SEVERITY[r.severity],
+                           message=r.message.render(call_language(result.language)))
             for r in result.reasons]
 
 

@@ -22,6 +22,7 @@ import structlog
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
+from medservice import i18n
 from medservice.api.audit_capture import AuditRecorder, address_created, pending_audit
 from medservice.api.auth import TokenVerifier
 from medservice.api.convert import check_request
@@ -68,6 +69,13 @@ def abort(context: Any, status: grpc.Status) -> NoReturn:
     context.set_trailing_metadata(status.trailing_metadata)
     context.abort(status.code, status.details)
     raise AssertionError("context.abort raises")
+
+
+def _value(metadata: Any, name: str) -> str | None:
+    for key, value in metadata or ():
+        if key == name and isinstance(value, str):
+            return value
+    return None
 
 
 def _bearer(metadata: Any) -> str | None:
@@ -162,7 +170,10 @@ class CallInterceptor(grpc.ServerInterceptor):
         Refusals end the call (abort)."""
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(method=method)
-        token = _bearer(context.invocation_metadata())
+        metadata = context.invocation_metadata()
+        # The texts of the answer in the language asked for, else the facility's (issue 15).
+        i18n.request_language(_value(metadata, "accept-language"))
+        token = _bearer(metadata)
         if token is None:
             self._refuse(context, _MISSING_TOKEN, "MISSING_TOKEN")
         try:

@@ -22,6 +22,9 @@ from medservice.domain.card_changes import DA_ASPECT, PendingChange
 from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.domain.orders import Drug
+from medservice.domain.vocabulary import drug_text
+from medservice.i18n import DEFAULT_LANGUAGE, Arg, Msg, msg
 
 
 class AlertKind(Enum):
@@ -48,6 +51,7 @@ class NewAlert:
     resident_id: str | None = None
     escalate_at: datetime | None = None
     escalates: str | None = None
+    message: Msg | None = None  # the summary as a catalogue message (any language)
 
     @property
     def alert_id(self) -> str:
@@ -74,19 +78,26 @@ class Alert:
     escalates: str | None
     acknowledged_at: datetime | None
     acknowledged_by: str
+    message: Msg | None = None  # None: stored before messages were (its summary stays)
 
 
 def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: datetime,
-              escalate_after: timedelta) -> NewAlert | None:
-    """The alert a newly found discrepancy raises, if any. The summary names the resident by
-    id only: alerts reach consoles on the ward, never a person identifier."""
+              escalate_after: timedelta, language: str = DEFAULT_LANGUAGE,
+              drug: Drug | None = None, room: str = "") -> NewAlert | None:
+    """The alert a newly found discrepancy raises, if any. The summary says where and what
+    ("Glemt dosis: værelse 12, Metformin 500 mg: ...": the resident's `room` and the
+    order's `drug` with its strength, when known) and names the resident by id only:
+    alerts reach consoles on the ward, never a person identifier or name. It is written in
+    the facility's `language` and kept as a message for callers asking for another."""
+    message = alert_text(d, drug, room)
+    summary = message.render(language)
     if d.code is Code.MISSED_DOSE:
         shift = clock.shift_of(d.occurred_at)
         shift_id, shift_date = shift if shift is not None else ("", None)
         return NewAlert(
             source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
             kind=AlertKind.MISSED_DOSE, audience=Role.SHIFT_LEAD, severity=d.severity,
-            summary=f"{d.code.value}: {d.description}", created_at=now,
+            summary=summary, message=message, created_at=now,
             shift_id=shift_id, shift_date=_iso(shift_date), discrepancy_id=discrepancy_id,
             resident_id=d.resident_id, escalate_at=now + escalate_after)
     if d.code is Code.PN_NOT_EVALUATED:
@@ -97,20 +108,20 @@ def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: da
         return NewAlert(
             source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
             kind=AlertKind.DISCREPANCY, audience=Role.SHIFT_LEAD, severity=d.severity,
-            summary=f"{d.code.value}: {d.description}", created_at=now,
+            summary=summary, message=message, created_at=now,
             shift_id=shift_id, shift_date=_iso(shift_date), discrepancy_id=discrepancy_id,
             resident_id=d.resident_id)
     if d.severity is Severity.HIGH:
         return NewAlert(
             source_key=f"discrepancy:{d.key}", facility_id=d.facility_id,
             kind=AlertKind.DISCREPANCY, audience=Role.PHARMACIST, severity=d.severity,
-            summary=f"{d.code.value}: {d.description}", created_at=now,
+            summary=summary, message=message, created_at=now,
             discrepancy_id=discrepancy_id, resident_id=d.resident_id)
     return None
 
 
 def card_change_alert(change: PendingChange, version: int, clock: FacilityClock,
-                      now: datetime) -> NewAlert:
+                      now: datetime, language: str = DEFAULT_LANGUAGE) -> NewAlert:
     """The shift lead's alert for a new clinical change of a medicine card (issue 16): to
     the shift on duty, once per order version (its source key). High when it stops doses
     (a discontinuation, a pause, an order off the card), else medium. Names the drug and
@@ -118,22 +129,43 @@ def card_change_alert(change: PendingChange, version: int, clock: FacilityClock,
     shift = clock.shift_of(now)
     shift_id, shift_date = shift if shift is not None else ("", None)
     what = ", ".join(DA_ASPECT[a] for a in change.aspects)
+    message = msg("alert.card_change", drug=change.drug_name, what=what)
     return NewAlert(
         source_key=(f"card_change:{change.facility_id}/{change.resident_id}/"
                     f"{change.order_id}/v{version}"),
         facility_id=change.facility_id, kind=AlertKind.CARD_CHANGE,
         audience=Role.SHIFT_LEAD, severity=Severity.HIGH if change.stops else Severity.MEDIUM,
-        summary=(f"Ændring fra FMK skal godkendes: {change.drug_name} ({what})")[:1000],
+        summary=message.render(language)[:1000], message=message,
         created_at=now, shift_id=shift_id, shift_date=_iso(shift_date),
         resident_id=change.resident_id)
 
 
-def escalation_of(alert: Alert, now: datetime) -> NewAlert:
-    """The pharmacist-in-charge's alert for a shift lead's alert nobody acknowledged."""
+def alert_text(d: Discrepancy, drug: Drug | None, room: str) -> Msg:
+    description = d.message if d.message is not None else d.description
+    code = msg(f"code.{d.code.value}")
+    drug_shown = drug_text(drug.name, drug.strength) if drug is not None else None
+    if room and drug_shown is not None:
+        about: Arg | None = msg("alert.room_drug", room=room, drug=drug_shown)
+    elif room:
+        about = msg("alert.room", room=room)
+    else:
+        about = drug_shown
+    if about is None:
+        return msg("alert.discrepancy", code=code, description=description)
+    return msg("alert.discrepancy_about", code=code, about=about, description=description)
+
+
+def escalation_of(alert: Alert, now: datetime, clock: FacilityClock,
+                  language: str = DEFAULT_LANGUAGE) -> NewAlert:
+    """The pharmacist-in-charge's alert for a shift lead's alert nobody acknowledged. One
+    clock in one text: the facility's local time with its zone, as the summary it quotes."""
+    message = msg("alert.escalation",
+                  since=f"{clock.local(alert.created_at):%H:%M %Z}",
+                  summary=alert.message if alert.message is not None else alert.summary)
     return NewAlert(
         source_key=f"escalation:{alert.alert_id}", facility_id=alert.facility_id,
         kind=AlertKind.ESCALATION, audience=Role.PHARMACIST, severity=alert.severity,
-        summary=f"not acknowledged since {alert.created_at:%H:%M} UTC: {alert.summary}",
+        summary=message.render(language), message=message,
         created_at=now, shift_id=alert.shift_id, shift_date=alert.shift_date,
         discrepancy_id=alert.discrepancy_id, resident_id=alert.resident_id,
         escalates=alert.alert_id)

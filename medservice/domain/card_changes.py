@@ -32,6 +32,7 @@ from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import StructuredDosage
 from medservice.domain.dosage_text import short_text
 from medservice.domain.orders import DispensingMode, Dosage, OrderContent, OrderVersion
+from medservice.i18n import Msg, msg
 
 
 class Aspect(Enum):
@@ -288,11 +289,12 @@ class PendingChange:
     def stops(self) -> bool:
         return any(a in STOPPING for a in self.aspects)
 
-    def warning_da(self) -> str:
-        """What the round list and CheckDose say about the order until it is approved."""
+    def warning(self) -> Msg:
+        """What the round list and CheckDose say about the order until it is approved
+        (the aspects, before and after are the stored Danish texts)."""
         what = ", ".join(DA_ASPECT[a] for a in self.aspects)
-        return (f"ændring fra FMK ({what}) er ikke godkendt; før: {self.before}; "
-                f"nu: {self.after}")
+        return msg("check.change_not_approved", what=what, before=self.before,
+                   after=self.after)
 
 
 def _etag(etag: str) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 
 from medservice.domain.rounds import resident_key
+from medservice.i18n import Msg
 
 
 class Code(Enum):
@@ -103,8 +104,11 @@ class Discrepancy:
     dose_id: str | None
     record_id: str | None
     occurred_at: datetime
-    description: str
+    description: str  # in the facility's language when found
     known_at_administration: bool | None = None
+    # The description as a catalogue message, to show it in the language a caller asks for
+    # (None for one found before messages were stored: its description is all there is).
+    message: Msg | None = None
 
 
 def discrepancy_key(code: Code, facility_id: str, resident_id: str, order_id: str | None,

@@ -35,6 +35,7 @@ from enum import Enum
 from typing import TypeAlias
 
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.i18n import Msg, msg
 
 
 class TimeKind(Enum):
@@ -458,26 +459,28 @@ def _covering_amount(amounts: list[Amount]) -> Amount:
 FmkDosage: TypeAlias = StructuredDosage | FreeTextDosage | LocalSchemaDosage
 
 
-def needs_manual_schedule(dosage: FmkDosage) -> str | None:
-    """Why the dosage cannot be scheduled automatically, or None when it can."""
+def needs_manual_schedule(dosage: FmkDosage) -> Msg | None:
+    """Why the dosage cannot be scheduled automatically (a catalogue message), or None
+    when it can."""
     if isinstance(dosage, StructuredDosage):
         return _structural_problem(dosage)
     if isinstance(dosage, FreeTextDosage):
-        return "the dosage is free text"
-    return "the dosage follows a schema in a local system"
+        return msg("schedule.free_text")
+    return msg("schedule.local_schema")
 
 
-def _structural_problem(dosage: StructuredDosage) -> str | None:
+def _structural_problem(dosage: StructuredDosage) -> Msg | None:
     if not dosage.periods:
-        return "the structured dosage has no periods"
+        return msg("schedule.no_periods")
     for index, period in enumerate(dosage.periods, start=1):
         interval = period.iteration_interval_days  # the effective one is this or 0
         for day in period.days:
             number = day.day_number
             if interval and number > interval and period.effective_interval:
-                return f"period {index}: day {number} lies beyond its {interval}-day cycle"
+                return msg("schedule.day_beyond_cycle", period=index, day=number,
+                           interval=interval)
             if number == 0:
                 for dose in day.doses:
                     if not dose.as_needed:
-                        return f"period {index}: a fixed dose on 'any day' has no date"
+                        return msg("schedule.any_day_fixed", period=index)
     return None

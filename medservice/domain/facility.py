@@ -9,6 +9,7 @@ from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from medservice.domain.errors import FieldViolation, InvalidArgument
+from medservice.i18n import DEFAULT_LANGUAGE, LANGUAGES
 
 DEFAULT_TIME_ZONE = "Europe/Copenhagen"
 
@@ -90,6 +91,9 @@ class Facility:
     vague_indication_terms: tuple[str, ...] = DEFAULT_VAGUE_INDICATIONS
     # A clinical card change not approved within this is overdue (issue 16; default a day).
     approval_overdue_minutes: int = 1440
+    # The language of the texts staff read (issue 15): "da" (default) or "en"; a caller may
+    # ask for another per call (accept-language).
+    language: str = DEFAULT_LANGUAGE
     create_time: datetime | None = None
     update_time: datetime | None = None
     etag: str = ""
@@ -211,6 +215,9 @@ def validate_facility(f: Facility, prefix: str = "facility") -> list[FieldViolat
     if not 1 <= f.approval_overdue_minutes <= 7 * 24 * 60:
         v.append(FieldViolation(f"{prefix}.approval_overdue_minutes",
                                 "must be between 1 and 10080 minutes (a week)"))
+    if f.language not in LANGUAGES:
+        v.append(FieldViolation(f"{prefix}.language",
+                                f"must be one of {', '.join(LANGUAGES)}"))
     return v
 
 

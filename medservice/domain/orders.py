@@ -31,6 +31,7 @@ from medservice.domain.dosage import (
 )
 from medservice.domain.errors import FieldViolation
 from medservice.domain.fhir_timing import TimingDosage, timing_problem
+from medservice.i18n import Msg, msg
 
 # The four kinds of dosage an order can have: FMK's structured, free text and "according
 # to a schema in a local system", and a FHIR timing (whose schedulability
@@ -100,26 +101,30 @@ class OrderContent:
     first_given_at: datetime | None = None
 
     @property
-    def manual_schedule_reason(self) -> str | None:
-        """Why the dosage cannot be scheduled by the engine, or None."""
+    def manual_schedule_reason(self) -> Msg | None:
+        """Why the dosage cannot be scheduled by the engine, or None. (A FHIR timing's
+        reason is its field's validation text, in English: docs/i18n.md.)"""
         if isinstance(self.dosage, TimingDosage):
-            return timing_problem(self.dosage, order_start=self.treatment_start,
-                                  first_dose_anchors=True)
+            problem = timing_problem(self.dosage, order_start=self.treatment_start,
+                                     first_dose_anchors=True)
+            return None if problem is None else msg("schedule.timing", text=problem)
         return needs_manual_schedule(self.dosage)
 
     @property
-    def needs_attention(self) -> str | None:
+    def needs_attention(self) -> Msg | None:
         """What staff and the pharmacist must see about this order, or None: it cannot be
         checked against its source (`cannot_check`), or its dosage needs a manual schedule.
         One path says it everywhere: the round list's NEEDS_MANUAL_SCHEDULE note, CheckDose's
         reason and the NEEDS_MANUAL_SCHEDULE discrepancy in the review queue."""
         texts = []
         if self.cannot_check is not None:
-            texts.append(f"cannot be checked, shown as last read: {self.cannot_check}")
+            texts.append(msg("attention.cannot_check", reason=self.cannot_check))
         reason = self.manual_schedule_reason
         if reason is not None:
-            texts.append(f"needs a manual schedule: {reason}")
-        return "; ".join(texts) or None
+            texts.append(msg("attention.manual_schedule", reason=reason))
+        if len(texts) == 2:
+            return msg("finding.both", first=texts[0], second=texts[1])
+        return texts[0] if texts else None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from medservice.domain.orders import (
 from medservice.domain.pn import PnTerms, pn_terms
 from medservice.domain.schedule import OrderTerms, ScheduledDose
 from medservice.domain.schedule_timing import schedule_terms
+from medservice.i18n import DEFAULT_LANGUAGE, Msg, msg
 
 # A discontinuation or a treatment end this recent is still worth a note on the round list.
 RECENT_DISCONTINUATION = timedelta(days=7)
@@ -133,7 +134,9 @@ class OrderNote:
     order_id: str
     drug: Drug
     kind: NoteKind
-    text: str
+    # A message, rendered in the caller's or the facility's language at the edge (a plain
+    # text is shown as it is).
+    text: Msg | str
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ class PnLine:
     given: int = 0
     doses_left: int | None = None
     last_given: datetime | None = None
-    period: str = ""  # what the count limit counts over: "24 hours", "calendar day" ...
+    period: Msg | None = None  # what the count limit counts over: "24 timer", "kalenderdag"
     # The last PN dose given by then, with its evaluation of effect (issue 16).
     last_record: AdministrationRecord | None = None
 
@@ -200,6 +203,7 @@ class ShiftSchedule:
     start: datetime
     end: datetime
     residents: list[ResidentRound]
+    language: str = DEFAULT_LANGUAGE  # the facility's: its notes' language by default
 
 
 def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
@@ -211,16 +215,14 @@ def _notes_and_pn(content: OrderContent, order_id: str, clock: FacilityClock,
             start - RECENT_DISCONTINUATION <= content.discontinued_at < end:
         local = clock.local(content.discontinued_at).strftime("%Y-%m-%d %H:%M")
         notes.append(OrderNote(order_id, content.drug, NoteKind.DISCONTINUED,
-                               f"discontinued {local}: do not give"))
+                               msg("note.discontinued", at=local)))
     elif state is OrderState.PAUSED or any(
             p.start is not None and start <= p.start < end for p in content.pauses):
-        notes.append(OrderNote(order_id, content.drug, NoteKind.PAUSED,
-                               "paused: doses inside the pause are not due"))
+        notes.append(OrderNote(order_id, content.drug, NoteKind.PAUSED, msg("note.paused")))
     elif state is OrderState.ENDED and content.treatment_end is not None and \
             shift_date - content.treatment_end <= RECENT_DISCONTINUATION:
-        notes.append(OrderNote(order_id, content.drug, NoteKind.ENDED,
-                               f"treatment ended {content.treatment_end.isoformat()}: "
-                               "do not give"))
+        notes.append(OrderNote(order_id, content.drug, NoteKind.ENDED, msg(
+            "note.ended", on=content.treatment_end.isoformat())))
     attention = content.needs_attention  # a manual schedule, or cannot be checked
     if attention is not None and state in (OrderState.ACTIVE, OrderState.PAUSED):
         notes.append(OrderNote(order_id, content.drug, NoteKind.NEEDS_MANUAL_SCHEDULE,
@@ -239,8 +241,8 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
                          versions: dict[str, dict[str, list[OrderVersion]]],
                          known_at: datetime, *, context: tuple[datetime, datetime] | None = None,
                          context_residents: Collection[str] = (),
-                         pending: Mapping[str, Mapping[str, PendingChange]] | None = None
-                         ) -> ShiftSchedule:
+                         pending: Mapping[str, Mapping[str, PendingChange]] | None = None,
+                         language: str = DEFAULT_LANGUAGE) -> ShiftSchedule:
     """The round list: residents in the given (room) order, each with the doses due in the
     shift as ordered at their time, PN allowances and notes. What has happened to the
     doses and allowances is the ledger's to say (`reconcile.status`): for the residents of
@@ -263,7 +265,7 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
             change = (pending or {}).get(resident.resident_id, {}).get(order_id)
             approval = [] if change is None else [OrderNote(
                 order_id, (content or history[-1].content).drug,
-                NoteKind.CHANGE_NOT_APPROVED, change.warning_da())]
+                NoteKind.CHANGE_NOT_APPROVED, change.warning())]
             if content is None:
                 entry.notes += approval  # off the card, still to be acknowledged
                 continue
@@ -274,7 +276,7 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
                 entry.pn.append(pn)
         entry.doses.sort(key=lambda pair: (pair.dose.due_time, pair.content.drug.name.lower()))
         rounds.append(entry)
-    return ShiftSchedule(facility_id, shift_date, shift_id, start, end, rounds)
+    return ShiftSchedule(facility_id, shift_date, shift_id, start, end, rounds, language)
 
 
 def _content_at(pieces: Pieces, start: datetime, end: datetime) -> OrderContent | None:

@@ -22,6 +22,7 @@ from medservice.domain.discrepancy import Code, Severity
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import DoseState, DoseWithOrder, resident_key
 from medservice.domain.schedule import ScheduledDose
+from medservice.i18n import DEFAULT_LANGUAGE, Msg, msg
 from medservice.reconcile.engine import place_all, pn_problems
 from medservice.reconcile.findings import manual_schedule_finding, record_findings
 from medservice.reconcile.ledger import (
@@ -57,7 +58,7 @@ class Verdict(Enum):
 class Reason(NamedTuple):
     code: Code | CheckCode
     severity: Severity
-    message: str
+    message: Msg  # rendered at the edge, in the caller's or the facility's language
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class CheckResult:
     pn_doses_left: int | None
     last_given: datetime | None
     matched_state: DoseState | None = None  # the matched dose's state before this one
+    language: str = DEFAULT_LANGUAGE  # the facility's, for reasons the caller asks no other
 
 
 def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
@@ -118,11 +120,10 @@ def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
     if dose_id and dose_id not in ledger.dues:
         if dose_id in foreign:
             reasons.append(Reason(CheckCode.DOSE_OF_OTHER_RESIDENT, Severity.HIGH,
-                                  "the dose belongs to another resident"))
+                                  msg("check.dose_of_other_resident")))
         else:
             reasons.append(Reason(CheckCode.DOSE_NOT_DUE, Severity.MEDIUM,
-                                  "the dose is not due for this resident; checked "
-                                  "against the order"))
+                                  msg("check.dose_not_due")))
         dose_id = None
     record = AdministrationRecord(
         record_id=proposal.record_id, facility_id=proposal.facility_id,
@@ -143,7 +144,7 @@ def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
     change = (unapproved or {}).get(placed.order_id or "")
     if change is not None:
         reasons.append(Reason(CheckCode.CHANGE_NOT_APPROVED, Severity.MEDIUM,
-                              change.warning_da()))
+                              change.warning()))
     others = [p for p in placements if p is not placed]
     due = placed.due
     return CheckResult(
@@ -153,7 +154,8 @@ def check_dose(proposal: ProposedDose, *, doses: Iterable[DoseWithOrder],
         pn_doses_left=_pn_left(placed, others, rules),
         last_given=_last_given(placed, existing),
         matched_state=None if due is None else dose_state(
-            due, ledger.views.get(due.dose.order_id), rules.clock, now, ignoring=record))
+            due, ledger.views.get(due.dose.order_id), rules.clock, now, ignoring=record),
+        language=rules.language)
 
 
 def _verdict(reasons: list[Reason]) -> Verdict:

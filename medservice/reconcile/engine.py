@@ -30,7 +30,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from medservice.domain.administration import AdministrationRecord
-from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import (
     DEFAULT_SEVERITY,
     Code,
@@ -39,6 +38,7 @@ from medservice.domain.discrepancy import (
 )
 from medservice.domain.orders import OrderContent, OrderState, OrderVersion, order_state
 from medservice.domain.rounds import DoseWithOrder, resident_key
+from medservice.i18n import Msg, msg
 from medservice.reconcile.findings import (
     Finding,
     manual_schedule_finding,
@@ -116,11 +116,11 @@ def place_all(ledger: Ledger, records: list[AdministrationRecord]) -> list[Place
     return [placed[r.record_id] for r in records]
 
 
-def pn_problems(placements: list[Placement], rules: FacilityRules) -> dict[str, str]:
+def pn_problems(placements: list[Placement], rules: FacilityRules) -> dict[str, Msg]:
     """record id -> why that PN dose exceeds its order's allowance, for the PN doses in
     `placements` (administration order), each counted against those before it."""
     uses: dict[str | None, list[Placement]] = {}
-    problems: dict[str, str] = {}
+    problems: dict[str, Msg] = {}
     for p in placements:
         if p.pn is None:
             continue
@@ -155,7 +155,7 @@ def _resident(ledger: Ledger, records: Iterable[AdministrationRecord], start: da
             closes = missed_at(due, ledger.views.get(d.order_id), rules.clock, now)
             if closes is not None:
                 found.append(missed_dose(ledger.facility_id, ledger.resident_id, d.order_id,
-                                         due.dose_id, d.due_time, closes, rules.clock))
+                                         due.dose_id, d.due_time, closes, rules))
     found += manual_schedules(ledger.facility_id, ledger.resident_id, ledger.views.values(),
                               start, end, rules)
     return found
@@ -179,21 +179,26 @@ def manual_schedules(facility_id: str, resident_id: str, views: Iterable[OrderVi
                     code=f.code, severity=f.severity, is_error=f.is_error,
                     facility_id=facility_id, resident_id=resident_id,
                     order_id=view.order_id, dose_id=None, record_id=None,
-                    occurred_at=version.valid_from, description=f.message,
+                    occurred_at=version.valid_from,
+                    description=f.message.render(rules.language), message=f.message,
                     known_at_administration=f.known_at_administration))
     return found
 
 
 def missed_dose(facility_id: str, resident_id: str, order_id: str, dose_id: str,
-                due_time: datetime, closes: datetime, clock: FacilityClock) -> Discrepancy:
-    """The MISSED_DOSE of a dose whose window closed at `closes` with nothing recorded."""
+                due_time: datetime, closes: datetime, rules: FacilityRules) -> Discrepancy:
+    """The MISSED_DOSE of a dose whose window closed at `closes` with nothing recorded.
+    Found from the schedule alone by a batch, so it says what the schedule knows (its
+    alert adds the drug, `service.alerts.raise_alerts`)."""
+    clock = rules.clock
+    message = msg("finding.missed_dose", due=f"{clock.local(due_time):%Y-%m-%d %H:%M}",
+                  closes=f"{clock.local(closes):%H:%M}")
     return Discrepancy(
         key=discrepancy_key(Code.MISSED_DOSE, facility_id, resident_id, order_id, dose_id),
         code=Code.MISSED_DOSE, severity=DEFAULT_SEVERITY[Code.MISSED_DOSE], is_error=True,
         facility_id=facility_id, resident_id=resident_id, order_id=order_id,
         dose_id=dose_id, record_id=None, occurred_at=due_time,
-        description=f"dose due {clock.local(due_time):%Y-%m-%d %H:%M} not recorded by "
-                    f"{clock.local(closes):%H:%M}",
+        description=message.render(rules.language), message=message,
         known_at_administration=None)
 
 
@@ -216,4 +221,5 @@ def _discrepancy(ledger: Ledger, f: Finding, order_id: str | None, dose_id: str 
         code=f.code, severity=f.severity, is_error=f.is_error,
         facility_id=ledger.facility_id, resident_id=ledger.resident_id, order_id=order_id,
         dose_id=dose_id, record_id=record_id, occurred_at=occurred_at,
-        description=f.message, known_at_administration=f.known_at_administration)
+        description=f.message.render(ledger.rules.language), message=f.message,
+        known_at_administration=f.known_at_administration)

@@ -56,6 +56,8 @@ from medservice.domain.orders import (
 from medservice.domain.pn import DAY, PnTerms, pn_lookback, pn_terms
 from medservice.domain.rounds import DoseWithOrder, resident_key
 from medservice.domain.schedule import ScheduledDose
+from medservice.domain.vocabulary import unit_text
+from medservice.i18n import DEFAULT_LANGUAGE, Arg, Msg, msg
 
 __all__ = ["DAY", "PnTerms", "pn_lookback", "pn_terms"]  # the PN rule, from domain.pn
 
@@ -68,11 +70,12 @@ class FacilityRules:
     clock: FacilityClock
     pn_day_mode: PnDayMode = PnDayMode.ROLLING_24_HOURS
     pn_evaluation_minutes: int = 120
+    language: str = DEFAULT_LANGUAGE  # what a stored finding is written in (issue 15)
 
     @classmethod
     def from_facility(cls, facility: Facility) -> FacilityRules:
         return cls(FacilityClock.from_facility(facility), facility.pn_day_mode,
-                   facility.pn_evaluation_minutes)
+                   facility.pn_evaluation_minutes, facility.language)
 
     @cached_property
     def late_documentation_after(self) -> timedelta:
@@ -390,7 +393,7 @@ def pn_quantity(p: Placement) -> Decimal:
     return p.pn.amount.high if p.pn is not None and p.pn.amount is not None else Decimal(0)
 
 
-def pn_problem(earlier: Sequence[Placement], p: Placement, rules: FacilityRules) -> str | None:
+def pn_problem(earlier: Sequence[Placement], p: Placement, rules: FacilityRules) -> Msg | None:
     """Why the PN dose `p` exceeds its allowance given the `earlier` PN doses of its order
     (administration order), or None."""
     terms = p.pn
@@ -401,28 +404,32 @@ def pn_problem(earlier: Sequence[Placement], p: Placement, rules: FacilityRules)
     if terms.max_count is not None:
         n = len(pn_used(earlier, t, terms.count_period, rules)) + 1
         if n > terms.max_count:
-            problems.append(f"PN dose {n} of at most {terms.max_count} per "
-                            f"{period_text(terms.count_period, rules)}")
+            problems.append(msg("finding.pn_count", n=n, max=terms.max_count,
+                                period=period_msg(terms.count_period, rules)))
     if terms.max_quantity is not None:
         total = sum((pn_quantity(u) for u in pn_used(earlier, t, terms.quantity_period, rules)),
                     pn_quantity(p))
         if total > terms.max_quantity:
-            problems.append(f"{number(total)} {terms.unit} of at most "
-                            f"{number(terms.max_quantity)} per "
-                            f"{period_text(terms.quantity_period, rules)}")
-    return "; ".join(problems) or None
+            problems.append(msg("finding.pn_quantity", total=total,
+                                unit=unit_text(terms.unit, terms.max_quantity),
+                                max=terms.max_quantity,
+                                period=period_msg(terms.quantity_period, rules)))
+    if len(problems) == 2:
+        return msg("finding.both", first=problems[0], second=problems[1])
+    return problems[0] if problems else None
 
 
-def period_text(period: timedelta, rules: FacilityRules) -> str:
+def period_msg(period: timedelta, rules: FacilityRules) -> Msg:
+    """A PN period in words: "24 timer", "kalenderdag", "3 dage"."""
     if period == DAY:
-        return ("calendar day" if rules.pn_day_mode is PnDayMode.CALENDAR_DAY
-                else "24 hours")
+        return msg("period.calendar_day" if rules.pn_day_mode is PnDayMode.CALENDAR_DAY
+                   else "period.24_hours")
     minutes = int(period.total_seconds() // 60)
     if minutes % (24 * 60) == 0:
-        return f"{minutes // (24 * 60)} days"
+        return msg("period.days", minutes // (24 * 60))
     if minutes % 60 == 0:
-        return f"{minutes // 60} hours"
-    return f"{minutes} minutes"
+        return msg("period.hours", minutes // 60)
+    return msg("period.minutes", minutes)
 
 
 def number(value: Decimal) -> str:
@@ -431,6 +438,7 @@ def number(value: Decimal) -> str:
     return text if text != "-0" else "0"
 
 
-def amount_text(amount: Amount) -> str:
-    return number(amount.low) if not amount.is_range else \
-        f"{number(amount.low)}-{number(amount.high)}"
+def amount_text(amount: Amount) -> Arg:
+    """An ordered amount: one quantity, or a range ("1-2"), with the language's decimals."""
+    return amount.low if not amount.is_range else \
+        msg("finding.amount_range", low=amount.low, high=amount.high)

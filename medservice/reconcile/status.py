@@ -31,7 +31,7 @@ from medservice.reconcile.ledger import (
     active_records,
     before_mirroring,
     matching_window,
-    period_text,
+    period_msg,
     pn_use,
 )
 
@@ -85,7 +85,7 @@ def pn_lines(lines: Sequence[PnLine], placements: Sequence[Placement], at: datet
     out = []
     for line in lines:
         use = pn_use(placements, line.order_id, line.content, at, rules)
-        period = period_text(line.terms.count_period, rules)
+        period = period_msg(line.terms.count_period, rules)
         if use is None:
             out.append(dataclasses.replace(line, period=period))
             continue

@@ -17,6 +17,7 @@ from medservice.domain.facility import PnDayMode
 from medservice.domain.orders import DispensingMode, Drug
 from medservice.domain.pn import DAY
 from medservice.domain.rounds import DoseState, DoseStatus, PnLine, ResidentRound
+from medservice.domain.vocabulary import route_text
 from medservice.reports.mar import reason_code
 from medservice.reports.pdf import (
     BODY,
@@ -31,7 +32,7 @@ from medservice.reports.pdf import (
     render,
     signatures,
 )
-from medservice.reports.texts import t
+from medservice.reports.texts import shown, t, written_in_facility_language
 from medservice.service.rounds import EmergencyList
 
 WIDTHS = (16 * mm, 62 * mm, 26 * mm, 22 * mm, 20 * mm, 55 * mm, 18 * mm, 58 * mm)
@@ -42,6 +43,7 @@ def emergency_filename(lst: EmergencyList) -> str:
     return f"noedliste-{s.facility_id}-{s.shift_date.isoformat()}-{s.shift_id}.pdf"
 
 
+@written_in_facility_language
 def emergency_pdf(lst: EmergencyList) -> Pdf:
     s, facility = lst.schedule, lst.facility
     shift = facility.shift(s.shift_id)
@@ -84,7 +86,7 @@ def _status(state: DoseState, lst: EmergencyList, signs: dict[str, str]) -> str:
 
 
 def _drug(drug: Drug) -> str:
-    return f"<b>{esc(drug.name)}</b> {esc(drug.strength)}"
+    return f"<b>{esc(drug.name)}</b> {esc(drug.strength)}"  # as drug_text, the name in bold
 
 
 def _resident(entry: ResidentRound, lst: EmergencyList, signs: dict[str, str]
@@ -107,14 +109,15 @@ def _resident(entry: ResidentRound, lst: EmergencyList, signs: dict[str, str]
         data.append([Paragraph(f"<b>{dose.local_time:%H:%M}</b>", SMALL),
                      Paragraph(_drug(content.drug) + critical + extra, SMALL),
                      Paragraph(esc(quantity(dose.amount, dose.unit)), SMALL),
-                     Paragraph(esc(content.route), SMALL), Paragraph(source, SMALL),
+                     Paragraph(esc(shown(route_text(content.route))), SMALL),
+                     Paragraph(source, SMALL),
                      Paragraph(esc(_status(entry.state_of(dose.dose_id), lst, signs)), SMALL),
                      "", ""])
     for line in entry.pn:
         data.append([Paragraph(f"<b>{t('mar_kind_pn')}</b>", SMALL),
                      Paragraph(_drug(line.drug), SMALL),
                      Paragraph(esc(_pn_amount(line)), SMALL),
-                     Paragraph(esc(line.content.route), SMALL),
+                     Paragraph(esc(shown(route_text(line.content.route))), SMALL),
                      Paragraph(t("poured") if line.content.dispensing_mode is
                                DispensingMode.STAFF_POURED else t("pouch"), SMALL),
                      Paragraph(esc(_pn_use(line, lst)), SMALL), "", ""])
@@ -122,7 +125,7 @@ def _resident(entry: ResidentRound, lst: EmergencyList, signs: dict[str, str]
         row = len(data)
         data.append([Paragraph(f"<b>{t('el_note')}</b>", SMALL),
                      Paragraph(f"{_drug(note.drug)}: <b>{t('note_' + note.kind.value)}</b> "
-                               f"({esc(note.text)})", SMALL), "", "", "", "", "", ""])
+                               f"({esc(shown(note.text))})", SMALL), "", "", "", "", "", ""])
         style.append(("SPAN", (1, row), (-1, row)))
     if len(data) == 1:
         data.append(["", Paragraph(t("el_nothing"), SMALL), "", "", "", "", "", ""])

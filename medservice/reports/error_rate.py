@@ -26,7 +26,7 @@ from medservice.reports.pdf import (
     number,
     render,
 )
-from medservice.reports.texts import t
+from medservice.reports.texts import t, written_in_facility_language
 from medservice.service.error_report import ErrorRateReport
 
 
@@ -44,6 +44,7 @@ def _short(month: date) -> str:
     return f"{period_text(month)[:3]} {month:%y}"
 
 
+@written_in_facility_language
 def error_rate_pdf(report: ErrorRateReport) -> Pdf:
     first, last = report.months[0][0], report.months[-1][0]
     period = period_text(first) if first == last else \

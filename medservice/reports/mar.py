@@ -13,6 +13,7 @@ from reportlab.platypus import Flowable, KeepTogether, Paragraph, Spacer, Table,
 
 from medservice.domain.administration import NotGivenReason
 from medservice.domain.orders import Drug
+from medservice.domain.vocabulary import route_text
 from medservice.reports.pdf import (
     BODY,
     CELL,
@@ -28,7 +29,13 @@ from medservice.reports.pdf import (
     render,
     signatures,
 )
-from medservice.reports.texts import MONTHS, WEEKDAYS, t
+from medservice.reports.texts import (
+    month_name,
+    shown,
+    t,
+    weekday_letter,
+    written_in_facility_language,
+)
 from medservice.service.charts import (
     AdministrationChart,
     ChartCell,
@@ -54,13 +61,14 @@ def reason_code(reason: NotGivenReason | None) -> tuple[str, str]:
 
 
 def period_text(month: date) -> str:
-    return f"{MONTHS[month.month - 1]} {month.year}"
+    return f"{month_name(month.month)} {month.year}"
 
 
 def chart_filename(chart: AdministrationChart) -> str:
     return f"medicinskema-{chart.resident.resident_id}-{chart.month:%Y-%m}.pdf"
 
 
+@written_in_facility_language
 def chart_pdf(chart: AdministrationChart) -> Pdf:
     performers = [c.record.performer for row in chart.rows for cells in row.cells.values()
                   for c in cells if c.record is not None]
@@ -101,8 +109,9 @@ def _row_label(row: ChartRow) -> Paragraph:
     drug = row.drug
     mode = t("pouch") if row.mode.value == "dose_dispensed" else t("poured")
     extra = f", <b>{t('time_critical')}</b>" if row.time_critical else ""
+    route = esc(shown(route_text(row.route)))
     return Paragraph(f"<b>{esc(drug.name)}</b> {esc(drug.strength)}<br/>"
-                     f"<font size=6>{esc(row.route)} · {mode}{extra}</font>", SMALL)
+                     f"<font size=6>{route} · {mode}{extra}</font>", SMALL)
 
 
 def _grid(chart: AdministrationChart, signs: dict[str, str]) -> Table:
@@ -110,7 +119,7 @@ def _grid(chart: AdministrationChart, signs: dict[str, str]) -> Table:
     day_width = (WIDTH - sum(LABEL_WIDTHS)) / len(days)
     head = [Paragraph(f"<b>{t('drug')}</b>", SMALL), Paragraph(f"<b>{t('time')}</b>", SMALL),
             Paragraph(f"<b>{t('quantity')}</b>", SMALL)]
-    head += [Paragraph(f"<b>{d.day}</b><br/>{WEEKDAYS[d.weekday()]}", CELL) for d in days]
+    head += [Paragraph(f"<b>{d.day}</b><br/>{weekday_letter(d.weekday())}", CELL) for d in days]
     data: list[list[object]] = [head]
     style = [
         ("GRID", (0, 0), (-1, -1), 0.4, colors.black),

@@ -20,7 +20,8 @@ from reportlab.pdfgen import canvas
 from reportlab.platypus import BaseDocTemplate, Flowable, Frame, PageTemplate
 
 from medservice.domain.dosage import Amount, DoseUnit
-from medservice.reports.texts import t
+from medservice.domain.vocabulary import unit_words
+from medservice.reports.texts import shown, t
 
 PAGE = landscape(A4)
 MARGIN = 10 * mm
@@ -43,17 +44,17 @@ def esc(text: str) -> str:
 
 
 def number(value: Decimal | int) -> str:
-    """A quantity as Danish staff write it: a decimal comma, no trailing zeros."""
-    text = format(Decimal(value).normalize(), "f")
-    return text.replace(".", ",")
+    """A quantity as staff write it in the document's language: 0,5 in Danish."""
+    return shown(Decimal(value))
 
 
 def quantity(amount: Amount, unit: DoseUnit) -> str:
-    """"1 tablet", "2 tabletter", "1-2 tabletter"."""
+    """"1 tablet", "2 tabletter", "1-2 tabletter" ("2 tablets" in English): the unit's
+    one name (domain/vocabulary.py) in its singular or plural."""
+    words = shown(unit_words(unit.singular, unit.plural, amount.quantity or amount.high))
     if amount.quantity is not None:
-        word = unit.singular if amount.quantity == 1 else (unit.plural or unit.singular)
-        return f"{number(amount.quantity)} {word}".strip()
-    return f"{number(amount.low)}-{number(amount.high)} {unit.plural or unit.singular}".strip()
+        return f"{number(amount.quantity)} {words}".strip()
+    return f"{number(amount.low)}-{number(amount.high)} {words}".strip()
 
 
 def local_stamp(at: datetime) -> str:

@@ -18,8 +18,10 @@ from medservice.domain.alerts import (
     escalation_of,
     parse_resume_token,
 )
+from medservice.domain.clock import FacilityClock
 from medservice.domain.errors import NotFound, OutOfRange, PermissionDenied
 from medservice.domain.facility import Facility
+from medservice.domain.orders import Drug
 from medservice.reconcile import Discrepancy, FacilityRules
 from medservice.service.facilities import get_facility
 from medservice.service.paging import Page, next_token
@@ -43,17 +45,29 @@ def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
     by_id = ({facilities.facility_id: facilities} if isinstance(facilities, Facility)
              else facilities)
     terms = {f_id: (FacilityRules.from_facility(f).clock,
-                    timedelta(minutes=f.alert_escalation_minutes))
+                    timedelta(minutes=f.alert_escalation_minutes), f.language)
              for f_id, f in by_id.items()}
     new: list[NewAlert] = []
     for d in found:
         d_id = discrepancy_id(d.key)
         if d_id in fresh:
-            clock, escalate_after = terms[d.facility_id]
-            alert = alert_for(d, d_id, clock, now, escalate_after)
+            clock, escalate_after, language = terms[d.facility_id]
+            resident = uow.residents.get(d.facility_id, d.resident_id)
+            alert = alert_for(d, d_id, clock, now, escalate_after, language, _drug(uow, d),
+                              resident.room if resident is not None else "")
             if alert is not None:
                 new.append(alert)
     return uow.alerts.append(new)
+
+
+def _drug(uow: UnitOfWork, d: Discrepancy) -> Drug | None:
+    """The drug of the discrepancy's order as in force when it occurred (else its first
+    version), for the alert to name. Alerts are few: one read each is cheap."""
+    if d.order_id is None:
+        return None
+    versions = uow.cards.order_versions(d.facility_id, d.resident_id, d.order_id)
+    in_force = [v for v in versions if v.valid_from <= d.occurred_at] or versions
+    return in_force[-1].content.drug if in_force else None
 
 
 def may_watch(principal: Principal, audience: Role) -> None:
@@ -87,7 +101,12 @@ def escalate_due(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
     claimed in the database, and its escalation has a source key of its own. Returns how
     many were escalated."""
     overdue = uow.alerts.claim_escalations(now, limit)
-    return uow.alerts.append([escalation_of(a, now) for a in overdue])
+    # A facility gone since its alert was raised still escalates, on the default clock.
+    facilities = {f_id: uow.facilities.get(f_id) or Facility(f_id, f_id)
+                  for f_id in {a.facility_id for a in overdue}}
+    return uow.alerts.append([
+        escalation_of(a, now, FacilityClock.from_facility(facilities[a.facility_id]),
+                      facilities[a.facility_id].language) for a in overdue])
 
 
 def prune_alerts(uow: UnitOfWork, now: datetime) -> int:

@@ -82,7 +82,7 @@ def reconcile_facilities(uow: UnitOfWork, facility_ids: Sequence[str], start: da
     for d in uow.schedule.unsettled(facilities, start, end, now):
         if (d.facility_id, d.resident_id) not in examined:
             found.append(missed_dose(d.facility_id, d.resident_id, d.order_id, d.dose_id,
-                                     d.due_at, d.closes_at, rules[d.facility_id].clock))
+                                     d.due_at, d.closes_at, rules[d.facility_id]))
     versions = uow.cards.residents_versions(sorted(examined | manual))
     for f_id, r_id in sorted(manual):
         views = [OrderView(o_id, h, now) for o_id, h in versions.get((f_id, r_id), {}).items()]

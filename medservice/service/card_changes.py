@@ -31,7 +31,8 @@ def note_changes(uow: UnitOfWork, facility_id: str, resident_id: str,
     changes that wait for approval after it."""
     if not new:
         return []
-    clock = FacilityClock.from_facility(get_facility(uow, facility_id))
+    facility = get_facility(uow, facility_id)
+    clock = FacilityClock.from_facility(facility)
     current = {c.order_id: c for c in uow.card_changes.pending(facility_id, resident_id)}
     alerts = []
     out = []
@@ -52,7 +53,8 @@ def note_changes(uow: UnitOfWork, facility_id: str, resident_id: str,
         current[version.order_id] = after
         if after.status is ChangeStatus.PENDING and (pending is None or after.etag
                                                      != pending.etag):
-            alerts.append(card_change_alert(after, version.version, clock, now))
+            alerts.append(card_change_alert(after, version.version, clock, now,
+                                            facility.language))
         if after.status is ChangeStatus.PENDING:
             out.append(after)
     uow.alerts.append(alerts)

@@ -41,6 +41,7 @@ def settings_key(facility: Facility) -> str:
     settings = facility_settings(facility)
     settings.pop("pn_evaluation_minutes")  # when a PN dose is followed up: no schedule
     settings.pop("approval_overdue_minutes")  # when a card change is overdue: no schedule
+    settings.pop("language")  # the words staff read: no schedule
     text = json.dumps([facility.time_zone, settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

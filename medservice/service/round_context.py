@@ -113,7 +113,8 @@ def _resident_orders(uow: UnitOfWork, facility_id: str, resident_id: str,
         caches.latest_orders.put((facility_id, resident_id), key)
     # Copies: the kept lists are shared between calls.
     return ResidentOrders(facility, FacilityRules(clock, facility.pn_day_mode,
-                                                  facility.pn_evaluation_minutes),
+                                                  facility.pn_evaluation_minutes,
+                                                  facility.language),
                           {k: list(v) for k, v in orders.items()}, stamp,
                           head.pending_changes), head.records
 

@@ -66,7 +66,7 @@ def shift_schedule(uow: UnitOfWork, facility_id: str, shift_date: date, shift_id
     schedule = build_shift_schedule(facility_id, rules.clock, shift_date, shift_id,
                                     all_residents(uow, facility_id), versions, now,
                                     context=(lo, hi), context_residents=set(records),
-                                    pending=pending)
+                                    pending=pending, language=facility.language)
     at = min(max(now, schedule.start), schedule.end)
     # The inspection checks run with every round list: the card as it is now.
     findings = facility_findings(uow, facility, versions, now)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, select, text, update
 
+from medservice import i18n
 from medservice.domain.access import Role
 from medservice.domain.alerts import Alert, AlertKind, NewAlert
 from medservice.domain.discrepancy import Severity
@@ -38,7 +39,7 @@ def _alert(row: Any) -> Alert:
         discrepancy_id=row.discrepancy_id, resident_id=row.resident_id,
         escalates=row.escalates,
         acknowledged_at=_utc(row.acknowledged_at) if row.acknowledged_at else None,
-        acknowledged_by=row.acknowledged_by)
+        acknowledged_by=row.acknowledged_by, message=i18n.decode(row.message))
 
 
 class AlertRepository:
@@ -101,7 +102,8 @@ class AlertRepository:
             kind=a.kind.value, audience=a.audience.value, source_key=a.source_key,
             shift_id=a.shift_id, shift_date=a.shift_date, discrepancy_id=a.discrepancy_id,
             resident_id=a.resident_id, severity=a.severity.value, summary=a.summary,
-            created_at=a.created_at, escalate_at=a.escalate_at, escalates=a.escalates,
+            message=i18n.encode(a.message), created_at=a.created_at,
+            escalate_at=a.escalate_at, escalates=a.escalates,
             acknowledged_at=None, acknowledged_by="")
 
     def bounds(self, facility_id: str) -> tuple[int, int]:

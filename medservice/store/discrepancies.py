@@ -20,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 
+from medservice import i18n
 from medservice.domain.discrepancy import Code, Decision, Discrepancy, Severity
 from medservice.domain.names import new_etag
 from medservice.store import tables as t
@@ -50,7 +51,7 @@ class EventKind(Enum):
 RECONCILIATION = "reconciliation"  # the actor of detections and withdrawals
 # What reconciliation finds about a discrepancy, beyond its key: refreshed when found again.
 _FACTS = ("code", "severity", "is_error", "order_id", "dose_id", "record_id", "occurred_at",
-          "description", "known_at_administration")
+          "description", "message", "known_at_administration")
 # What save compares a stored row by.
 _STORED = (_D.discrepancy_id, _D.facility_id, _D.resident_id, _D.status,
            *(_D[c] for c in _FACTS))
@@ -92,7 +93,7 @@ def _entry(row: Any) -> DiscrepancyEntry:
         is_error=row.is_error, facility_id=row.facility_id, resident_id=row.resident_id,
         order_id=row.order_id, dose_id=row.dose_id, record_id=row.record_id,
         occurred_at=_utc(row.occurred_at), description=row.description,
-        known_at_administration=row.known_at_administration)
+        known_at_administration=row.known_at_administration, message=i18n.decode(row.message))
     return DiscrepancyEntry(
         row.discrepancy_id, d, _utc(row.detected_at), Status(row.status),
         Decision(row.decision) if row.decision else None, row.review_note, row.reviewer,
@@ -241,6 +242,7 @@ class DiscrepancyRepository:
         return dict(code=d.code.value, severity=d.severity.value, is_error=d.is_error,
                     order_id=d.order_id, dose_id=d.dose_id, record_id=d.record_id,
                     occurred_at=d.occurred_at, description=d.description,
+                    message=i18n.encode(d.message),
                     known_at_administration=d.known_at_administration)
 
     @classmethod

@@ -16,6 +16,7 @@ from medservice.domain.facility import (
     Shift,
     TimingWindows,
 )
+from medservice.i18n import DEFAULT_LANGUAGE
 from medservice.store import tables as t
 from medservice.store.bulk import any_of
 
@@ -71,6 +72,7 @@ def facility_settings(f: Facility) -> dict[str, Any]:
         "pn_evaluation_minutes": f.pn_evaluation_minutes,
         "vague_indication_terms": list(f.vague_indication_terms),
         "approval_overdue_minutes": f.approval_overdue_minutes,
+        "language": f.language,
     }
 
 
@@ -96,6 +98,8 @@ def _facility(row: Any) -> Facility:
         vague_indication_terms=tuple(s.get("vague_indication_terms",
                                            DEFAULT_VAGUE_INDICATIONS)),
         approval_overdue_minutes=s.get("approval_overdue_minutes", 1440),
+        # Migration 0016 writes Danish into facilities stored before issue 15.
+        language=s.get("language", DEFAULT_LANGUAGE),
         create_time=_utc(row.create_time),
         update_time=_utc(row.update_time),
         etag=row.etag,

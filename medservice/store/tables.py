@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
     true,
@@ -215,6 +216,8 @@ discrepancies = Table(
     Column("occurred_at", UtcDateTime(), nullable=False),
     Column("detected_at", UtcDateTime(), nullable=False),
     Column("description", String(1000), nullable=False),
+    # The description as a catalogue message (JSON), to show it in another language (0016).
+    Column("message", Text),
     Column("known_at_administration", Boolean),
     Column("status", String(20), nullable=False),
     Column("decision", String(30)),
@@ -256,6 +259,7 @@ alerts = Table(
     Column("resident_id", String(63)),
     Column("severity", String(10), nullable=False),
     Column("summary", String(1000), nullable=False),
+    Column("message", Text),  # the summary as a catalogue message (JSON), 0016
     Column("created_at", UtcDateTime(), nullable=False),
     Column("escalate_at", UtcDateTime()),
     Column("escalates", String(32)),

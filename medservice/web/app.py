@@ -144,7 +144,11 @@ class HttpApi:
             refusal = self._refusal(authorization)
             await _answer_status(send, refusal or st.from_grpc_status(status_for(e)))
             return
-        metadata = (("authorization", authorization),) if authorization else ()
+        metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", authorization),) if authorization else ())
+        accept_language = _header(scope, b"accept-language")
+        if accept_language:  # the texts in the browser's language (issue 15)
+            metadata += (("accept-language", accept_language),)
         if route.streaming:
             last_event_id = _header(scope, b"last-event-id")
             if last_event_id and hasattr(request, "resume_token"):

@@ -124,12 +124,19 @@ def _query_parameters(route: Route, schemas: _Schemas) -> list[dict[str, Any]]:
     return out
 
 
+# Passed to gRPC as accept-language: the staff-facing texts of the answer (docs/i18n.md).
+_LANGUAGE: dict[str, Any] = {
+    "name": "Accept-Language", "in": "header", "required": False,
+    "schema": {"type": "string", "example": "da"},
+    "description": "language of the staff-facing texts (da, en); default: the facility's"}
+
+
 def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     path_parameters = _path_and_parameters(route)[1]
     operation: dict[str, Any] = {
         "operationId": f"{route.method.containing_service.name}_{route.method.name}",
         "tags": [route.method.containing_service.name],
-        "parameters": path_parameters + _query_parameters(route, schemas),
+        "parameters": path_parameters + _query_parameters(route, schemas) + [_LANGUAGE],
         "responses": {"default": {"description": "an error: google.rpc.Status",
                                   "content": {"application/json": {"schema": _STATUS_REF}}}},
     }

@@ -445,7 +445,7 @@ def test_the_round_list_shows_what_happened_to_each_dose(
     check = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
         resident=R1, order=f"{R1}/orders/pn", quantity="5", as_needed=True))
     assert (pn.doses_given, pn.doses_left, pn.max_doses_per_day, pn.period) == (
-        1, 1, 2, "24 hours")
+        1, 1, 2, "24 timer")
     assert check.pn_doses_left == pn.doses_left
     listed = {d.dose_id: d.status for d in _doses(carer, day)}
     assert (listed[morning.dose_id], listed[evening.dose_id]) == (

@@ -45,7 +45,7 @@ def _followups(c: MedClient) -> list[dpb.Discrepancy]:
 
 def _lead_alerts(c: MedClient) -> list[str]:
     return [a.summary for a in c.list_alerts("f")
-            if a.summary.startswith("PN_NOT_EVALUATED")]
+            if a.summary.startswith("PN-effekt ikke evalueret: ")]
 
 
 def _sweep(server: ServerFixture) -> None:
@@ -87,8 +87,10 @@ def test_an_unevaluated_pn_dose_is_flagged_once_at_its_deadline_an_evaluated_one
     assert (found.severity, found.is_error, found.status) == (
         common_pb2.SEVERITY_LOW, False, dpb.DISCREPANCY_STATUS_OPEN)
     assert found.record == first.name
-    assert "not evaluated by" in found.description
-    assert _lead_alerts(lead) == [f"PN_NOT_EVALUATED: {found.description}"]
+    assert "ikke vurderet senest" in found.description
+    # The code's name, the room, the drug and the description, in the facility's Danish.
+    assert _lead_alerts(lead) == [
+        f"PN-effekt ikke evalueret: værelse 1, Morfin: {found.description}"]
     # Swept again, later, and after the other deadline: still once, and nothing for the
     # dose evaluated in time.
     set_now(server_clock, nine + timedelta(hours=3))
@@ -102,7 +104,7 @@ def test_an_unevaluated_pn_dose_is_flagged_once_at_its_deadline_an_evaluated_one
     [kept] = _followups(pharmacist)
     assert kept.status == dpb.DISCREPANCY_STATUS_OPEN
     # 60 minutes, and the moment the test's real clock moved on (rounded up to a minute).
-    assert re.search(r"evaluated 6[01] min after", kept.description), kept.description
+    assert re.search(r"vurderet 6[01] min efter", kept.description), kept.description
     assert len(_lead_alerts(lead)) == 1
     # The evaluations show with the records.
     records = {r.name: r for r in carer.call(

@@ -116,7 +116,7 @@ def test_round_pdf_writes_the_emergency_list(server: ServerFixture, demo: dateti
     text, _ = _text(out)
     for expected in ("Nødliste", "Vagt: Evening 15:00-23:00",
                      f"Dato: {demo.date().isoformat()}", "Værelse 101 · Karen Testesen (r01)",
-                     "18:00 Metformin 500 mg 1 tablet oral Dosispose",
+                     "18:00 Metformin 500 mg 1 tablet oral anvendelse Dosispose",
                      "PN Paracetamol 500 mg 2 tabletter", "Givet kl. Signatur"):
         assert expected in text, expected
     assert _medctl(server, Role.SHIFT_LEAD, "round", "--facility", "demo", "--date",

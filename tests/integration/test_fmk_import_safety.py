@@ -323,20 +323,20 @@ def test_a_kept_order_is_on_the_round_list_in_the_check_and_in_the_review_queue(
     notes = [n for r in schedule.residents for n in r.notes if n.order.endswith("/102")
              and n.kind != rpb.ORDER_NOTE_KIND_CARD_CHECK]  # tests/e2e/test_card_checks.py
     assert [n.kind for n in notes] == [rpb.ORDER_NOTE_KIND_NEEDS_MANUAL_SCHEDULE]
-    assert notes[0].text.startswith("cannot be checked, shown as last read: ")
+    assert notes[0].text.startswith("kan ikke tjekkes, vist som sidst læst: ")
     server_clock.advance(furix.due_time.ToDatetime(UTC) - server_clock())
     check = carer.call(carer.rounds.CheckDose, rpb.CheckDoseRequest(
         resident=RESIDENT, dose_id=furix.dose_id, quantity="1", route="oral",
         administration_time=ts(server_clock())))
     assert check.verdict == rpb.CHECK_VERDICT_WARN
     assert [r.code for r in check.reasons] == ["NEEDS_MANUAL_SCHEDULE"]
-    assert check.reasons[0].message.startswith("cannot be checked")
+    assert check.reasons[0].message.startswith("kan ikke tjekkes")
 
     # The pharmacist's review queue.
     pharmacist = server.client(Role.PHARMACIST, F)
     queue = [d for d in pharmacist.review_queue(f"facilities/{F}") if d.order.endswith("/102")]
     assert [d.code for d in queue] == [dpb.DISCREPANCY_CODE_NEEDS_MANUAL_SCHEDULE]
-    assert queue[0].description.startswith("cannot be checked")
+    assert queue[0].description.startswith("kan ikke tjekkes")
     assert PERSON not in queue[0].description
 
 

@@ -30,6 +30,7 @@ from medservice.domain.dosage import (
     pn_allowance,
 )
 from medservice.domain.dosage_text import short_text
+from medservice.i18n import msg
 from medservice.imports.fmk_dosage import parse_dosage_proposal, parse_dosage_xml
 from tests.dosage_slots import expand_dosage
 
@@ -96,7 +97,7 @@ def test_every_structured_proposal_expands(proposals: tuple[dict[str, Any], ...]
         kinds[proposal["type"]] += 1
         if proposal["type"] == "FT":
             assert isinstance(dosage, FreeTextDosage)
-            assert needs_manual_schedule(dosage) == "the dosage is free text"
+            assert needs_manual_schedule(dosage) == msg("schedule.free_text")
             continue
         assert isinstance(dosage, StructuredDosage)
         assert needs_manual_schedule(dosage) is None, proposal["code"]
@@ -151,4 +152,5 @@ def test_the_fmk_example_dosage_documents() -> None:
         taper.periods[0].start_date + timedelta(days=n) for n in range(6))] == [3, 2, 2, 1, 1, 0]
     assert needs_manual_schedule(read("DosageExample.xml")) is None
     # A fixed dose on a day without a number cannot be placed on a date.
-    assert "any day" in (needs_manual_schedule(read("DosageExample-NotIterated.xml")) or "")
+    reason = needs_manual_schedule(read("DosageExample-NotIterated.xml"))
+    assert reason is not None and "any day" in reason.render("en")

@@ -20,6 +20,7 @@ from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import Code, Discrepancy, Severity
 from medservice.domain.errors import InvalidArgument
 from medservice.domain.facility import Facility
+from medservice.domain.orders import Drug
 
 CLOCK = FacilityClock.from_facility(Facility("f", "Home"))
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -50,7 +51,7 @@ def test_other_high_discrepancies_go_to_the_pharmacist_and_lesser_ones_nowhere()
     assert wrong is not None
     assert (wrong.kind, wrong.audience, wrong.escalate_at) == (
         AlertKind.DISCREPANCY, Role.PHARMACIST, None)
-    assert wrong.summary.startswith("WRONG_DOSE")
+    assert wrong.summary.startswith("Forkert dosis: ")  # the facility's language: Danish
     for code, severity in ((Code.LATE_DOSE, Severity.MEDIUM), (Code.NOT_GIVEN, Severity.INFO)):
         assert alert_for(_found(code, severity, NOW), "id3", CLOCK, NOW, FIFTEEN) is None
 
@@ -62,10 +63,28 @@ def test_an_escalation_is_the_pharmacists_and_raised_once_per_alert() -> None:
     stored = Alert(missed.alert_id, 7, "f", missed.kind, missed.audience, missed.severity,
                    missed.summary, NOW, missed.shift_id, missed.shift_date, "id1", "r1",
                    None, None, "")
-    e = escalation_of(stored, NOW + FIFTEEN)
+    e = escalation_of(stored, NOW + FIFTEEN, CLOCK)
     assert (e.kind, e.audience, e.escalates) == (AlertKind.ESCALATION, Role.PHARMACIST,
                                                  missed.alert_id)
-    assert e.alert_id == escalation_of(stored, NOW + 2 * FIFTEEN).alert_id  # same source
+    assert e.alert_id == escalation_of(stored, NOW + 2 * FIFTEEN, CLOCK).alert_id  # same source
+
+
+def test_an_escalation_says_one_clock_the_facilitys_with_its_zone_in_either_language() -> None:
+    missed = alert_for(_found(Code.MISSED_DOSE, Severity.HIGH, NOW), "id1", CLOCK, NOW,
+                       FIFTEEN)
+    assert missed is not None and missed.message is not None
+    stored = Alert(missed.alert_id, 7, "f", missed.kind, missed.audience, missed.severity,
+                   missed.summary, NOW, missed.shift_id, missed.shift_date, "id1", "r1",
+                   None, None, "", missed.message)
+    e = escalation_of(stored, NOW + FIFTEEN, CLOCK)
+    # 12:00 UTC is 13:00 in Copenhagen in November: no "UTC" beside local due times.
+    assert e.summary == ("ikke kvitteret siden 13:00 CET: Glemt dosis: "
+                         "dose due 02:00 not recorded by 03:00")
+    assert e.message is not None
+    assert e.message.render("en").startswith("not acknowledged since 13:00 CET: Missed dose: ")
+    assert "UTC" not in e.summary
+    english = escalation_of(stored, NOW + FIFTEEN, CLOCK, "en")
+    assert english.summary == e.message.render("en")
 
 
 def test_resume_tokens_round_trip_and_refuse_another_facility_or_garbage() -> None:
@@ -76,3 +95,18 @@ def test_resume_tokens_round_trip_and_refuse_another_facility_or_garbage() -> No
         with pytest.raises(InvalidArgument) as info:
             parse_resume_token(bad, facility)
         assert info.value.violations[0].field == "resume_token"
+
+
+def test_an_alert_says_where_and_what_by_room_and_drug_never_by_name() -> None:
+    found = _found(Code.WRONG_DOSE, Severity.HIGH, NOW)
+    metformin = Drug("Metformin", strength="500 mg")
+    cases = ((metformin, "12", "Forkert dosis: værelse 12, Metformin 500 mg: "),
+             (None, "12", "Forkert dosis: værelse 12: "),
+             (metformin, "", "Forkert dosis: Metformin 500 mg: "),
+             (None, "", "Forkert dosis: "))
+    for drug, room, start in cases:
+        a = alert_for(found, "id", CLOCK, NOW, FIFTEEN, "da", drug, room)
+        assert a is not None and a.summary == start + found.description
+    english = alert_for(found, "id", CLOCK, NOW, FIFTEEN, "en", metformin, "12")
+    assert english is not None
+    assert english.summary == "Wrong dose: room 12, Metformin 500 mg: " + found.description

@@ -26,6 +26,7 @@ from medservice.domain.errors import Aborted, FailedPrecondition, InvalidArgumen
 from medservice.domain.facility import Facility, Resident, validate_facility
 from medservice.domain.orders import DispensingMode, Drug, OrderContent, Pause
 from medservice.domain.rounds import NoteKind, build_shift_schedule
+from medservice.i18n import rendered
 from medservice.reconcile import CheckCode, ProposedDose, Verdict, check_dose
 from medservice.service import card_changes, cards, facilities
 from tests.fakes import FakeDatabase
@@ -259,7 +260,7 @@ def test_the_round_list_marks_an_order_with_an_unapproved_change() -> None:
                                   pending={RESIDENT: {"o1": _pending()}})
     assert [n.kind for n in plain.residents[0].notes] == []
     [note] = marked.residents[0].notes
-    assert note.kind is NoteKind.CHANGE_NOT_APPROVED and "dosering" in note.text
+    assert note.kind is NoteKind.CHANGE_NOT_APPROVED and "dosering" in rendered(note.text)
 
 
 # -- the use cases, on the in-memory unit of work ------------------------------------------

@@ -238,7 +238,7 @@ def test_structures_that_cannot_be_placed_on_dates_need_a_manual_schedule(
     dosage: StructuredDosage, reason: str
 ) -> None:
     found = needs_manual_schedule(dosage)
-    assert found is not None and reason in found
+    assert found is not None and reason in found.render("en")
 
 
 # -- slots -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from medservice.domain.rounds import (
     build_shift_schedule,
     dispensing_list,
 )
+from medservice.i18n import rendered
 from medservice.reconcile import Code, ProposedDose, check_dose, context_range
 from medservice.reconcile.status import pn_lines, resident_ledger
 from tests.unit.test_reconcile_builders import (
@@ -210,7 +211,10 @@ def test_an_order_ended_this_week_has_a_note() -> None:
     schedule = build_shift_schedule(FACILITY, CLOCK, DAY, "day", [resident],
                                     {RESIDENT: orders_of([version(ended)])}, at(7))
     [note] = schedule.residents[0].notes
-    assert note.kind is NoteKind.ENDED and (DAY - timedelta(days=2)).isoformat() in note.text
+    ended_on = (DAY - timedelta(days=2)).isoformat()
+    assert note.kind is NoteKind.ENDED
+    assert rendered(note.text, "da") == f"behandlingen sluttede {ended_on}: giv ikke"
+    assert rendered(note.text, "en") == f"treatment ended {ended_on}: do not give"
     assert schedule.residents[0].doses == []
 
 

@@ -47,10 +47,10 @@ def test_emergency_list_names_every_dose_with_time_drug_quantity_and_source(
                  for rid, _, name, room in DEMO_RESIDENTS]
     assert positions == sorted(positions)
     r01 = text[positions[0]:positions[1]]
-    assert "08:00 Metformin 500 mg 1 tablet oral Dosispose Glemt" in r01
+    assert "08:00 Metformin 500 mg 1 tablet oral anvendelse Dosispose Glemt" in r01
     assert "Furosemid 40 mg" in r01
     # The PN allowance: 4 per 24 hours, one given at 13:10 today.
-    assert "PN Paracetamol 500 mg 2 tabletter oral Hældt" in r01
+    assert "PN Paracetamol 500 mg 2 tabletter oral anvendelse Hældt" in r01
     assert "Højst 4 pr. døgn (24 timer); givet 1, 3 tilbage; sidst givet" in r01
     assert f"{MONTH.replace(day=15).isoformat()} 13:10" in r01
     r04 = text[positions[3]:positions[4]]

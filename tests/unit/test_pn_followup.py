@@ -45,8 +45,9 @@ def evaluated(r: AdministrationRecord, when: datetime) -> AdministrationRecord:
 
 
 def followups(records: list[AdministrationRecord], now: datetime) -> list[str]:
-    return [d.description for d in run(ORDERS, records, now=now, rules=RULES)
-            if d.code is Code.PN_NOT_EVALUATED]
+    """The PN_NOT_EVALUATED texts in English (the facility's Danish is tested once)."""
+    return [d.message.render("en") for d in run(ORDERS, records, now=now, rules=RULES)
+            if d.code is Code.PN_NOT_EVALUATED and d.message is not None]
 
 
 def test_the_deadline_is_the_facility_setting_after_the_dose_or_its_documentation() -> None:
@@ -68,7 +69,10 @@ def test_an_unevaluated_pn_dose_is_found_from_its_deadline_on() -> None:
     d = found[0]
     assert (d.severity, d.is_error, d.record_id, d.order_id) == (Severity.LOW, False, "p", "pn")
     assert d.occurred_at == at(10)  # when the dose was given, as for every record finding
-    assert d.description == "the effect of the PN dose was not evaluated by 2026-05-04 12:00"
+    assert d.description == "effekten af PN-dosen blev ikke vurderet senest 2026-05-04 12:00"
+    assert d.message is not None
+    assert d.message.render("en") == (
+        "the effect of the PN dose was not evaluated by 2026-05-04 12:00")
     # Found again later: the same key, so stored and alerted once.
     again = [x for x in run(ORDERS, [pn()], now=at(20), rules=RULES)
              if x.code is Code.PN_NOT_EVALUATED]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -19,9 +20,17 @@ from medservice.domain.dosage import (
     TimeKind,
 )
 from medservice.domain.fhir_timing import TimingDosage
-from medservice.domain.orders import Pause
+from medservice.domain.orders import OrderVersion, Pause
 from medservice.domain.rounds import doses_between
-from medservice.reconcile import Code, Discrepancy, Severity, context_range, reconcile
+from medservice.i18n import msg
+from medservice.reconcile import (
+    Code,
+    Discrepancy,
+    FacilityRules,
+    Severity,
+    context_range,
+    reconcile,
+)
 from tests.unit.test_reconcile_builders import (
     CALENDAR_RULES,
     CLOCK,
@@ -46,9 +55,20 @@ from tests.unit.test_reconcile_builders import (
     only,
     orders_of,
     record,
-    run,
     version,
 )
+from tests.unit.test_reconcile_builders import run as run_in
+
+# These tests read what each finding says in English (a facility set to "en"); that the
+# same messages read in Danish, the default, is tested in tests/unit/test_i18n.py.
+ENGLISH = replace(RULES, language="en")
+
+
+def run(orders: dict[str, list[OrderVersion]], records: Iterable[AdministrationRecord], *,
+        now: datetime, start: datetime | None = None, end: datetime | None = None,
+        rules: FacilityRules = ENGLISH) -> list[Discrepancy]:
+    return run_in(orders, records, now=now, start=start, end=end,
+                  rules=replace(rules, language="en"))
 
 NEXT_DAY = DAY + timedelta(days=1)
 EVENING = at(21)  # after the evening window closed
@@ -163,7 +183,9 @@ def test_a_quantity_outside_the_ordered_one_or_range_is_a_wrong_dose() -> None:
                 now=at(10))
     assert codes(found) == [(Code.WRONG_DOSE, "r")]
     assert found[0].severity is Severity.HIGH
-    assert "quantity 2 where 1 is ordered" in found[0].description
+    assert found[0].description == "quantity 2 where 1 is ordered"
+    assert found[0].message is not None
+    assert found[0].message.render("da") == "mængde 2, hvor 1 er ordineret"
     ranged = orders_of([version(content(dosage_=dosage(dose(
         TimeKind.MORNING, amount=Amount.between("0.5", "1")))))])
     d = due(ranged, "o1", 8)
@@ -331,14 +353,21 @@ def test_the_treatment_period_is_in_local_dates() -> None:
     assert after.administered_at.date() == DAY
     found = run(orders, [last, after], now=local(NEXT_DAY, 2), start=start, end=end)
     assert codes(found) == [(Code.OUTSIDE_TREATMENT_PERIOD, "after")]
-    assert "given on 2026-05-05; treatment 2026-01-01 to 2026-05-04" in found[0].description
+    assert found[0].description == "given on 2026-05-05; treatment 2026-01-01 to 2026-05-04"
+    assert found[0].message is not None
+    assert found[0].message.render("da") == (
+        "givet 2026-05-05; behandling 2026-01-01 til 2026-05-04")
 
 
 # -- WRONG_ROUTE ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("route", "wrong"), [
-    ("subcutaneous", True), (" ORAL ", False), ("", False)])
+    ("subcutaneous", True), (" ORAL ", False), ("", False),
+    # One route whatever the source calls it (domain/vocabulary.py): FMK's code, SNOMED's
+    # code and display are the order's "oral"; another route's code is not.
+    ("OR", False), ("26643006", False), ("Oral Route (qualifier value)", False),
+    ("SC", True), ("x-unknown", True)])
 def test_a_route_other_than_the_ordered_one(route: str, wrong: bool) -> None:
     orders = plain()
     morning = due(orders, "o1", 8)
@@ -346,7 +375,15 @@ def test_a_route_other_than_the_ordered_one(route: str, wrong: bool) -> None:
     assert codes(found) == ([(Code.WRONG_ROUTE, "r")] if wrong else [])
     if wrong:
         assert found[0].severity is Severity.HIGH
-        assert "'subcutaneous'" in found[0].description
+        assert found[0].description.startswith("route ")
+        assert found[0].description.endswith(" where the order says oral")
+        if route in ("subcutaneous", "SC"):  # one name for both
+            assert found[0].description == "route subcutaneous where the order says oral"
+            assert found[0].message is not None
+            assert found[0].message.render("da") == (
+                "adm.vej subkutan anvendelse, hvor ordinationen siger oral anvendelse")
+        else:  # a value no table knows is quoted as a code
+            assert found[0].description == "route 'x-unknown' where the order says oral"
 
 
 # -- PN_LIMIT_EXCEEDED ----------------------------------------------------------------------
@@ -442,7 +479,9 @@ def test_a_documented_omission(reason: NotGivenReason, severity: Severity,
                                 quantity=None, reason=reason)], now=at(10))
     assert codes(found) == [(Code.NOT_GIVEN, "r")]
     assert (found[0].severity, found[0].is_error) == (severity, is_error)
-    assert reason.value in found[0].description
+    assert found[0].message is not None
+    assert found[0].message.args[0] == ("reason", msg(f"not_given.{reason.value}"))
+    assert found[0].description.startswith("not given (")
 
 
 # -- LATE_DOCUMENTATION ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ Plain ADD COLUMN, not a batch: SQLite's batch mode copies the table, which would
 triggers that keep audit_events append-only (migration 0005).
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-05
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
