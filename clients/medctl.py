@@ -11,23 +11,33 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from google.protobuf.json_format import MessageToJson
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.alerts_cli import add_alert_commands
 from clients.audit_cli import add_audit_commands
 from clients.client import MedClient, MedServiceError
+from clients.defaults import (
+    UsageError,
+    add_resident_options,
+    add_shift_options,
+    facility_view,
+    resident_name,
+)
 from clients.dosage_cli import add_dosage_commands, run_local
+from clients.explain import explain
 from clients.offline_cli import add_offline_commands
+from clients.output import print_json, print_table
+from clients.records_cli import add_records_commands
 from clients.report_cli import add_report_commands, emergency_list
 from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
+from clients.settings_cli import add_settings_commands
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -36,15 +46,8 @@ from medservice.v1 import rounds_pb2 as rpb
 Handler = Callable[[MedClient, argparse.Namespace], int]
 
 
-def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-
-
-def _print_json(messages: Iterable[Message]) -> None:
-    for m in messages:
-        print(MessageToJson(m, indent=None, preserving_proto_field_name=True))
+_print_table = print_table
+_print_json = print_json
 
 
 def _masked(person_id: str) -> str:
@@ -105,7 +108,7 @@ def residents_list(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def residents_get(client: MedClient, args: argparse.Namespace) -> int:
-    _print_json([client.get_resident(args.name)])
+    _print_json([client.get_resident(resident_name(args.name, args.facility, "name"))])
     return 0
 
 
@@ -117,7 +120,7 @@ def residents_create(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def residents_update(client: MedClient, args: argparse.Namespace) -> int:
-    resident = fpb.Resident(name=args.name)
+    resident = fpb.Resident(name=resident_name(args.name, args.facility, "name"))
     paths: list[str] = []
     if args.display_name is not None:
         resident.display_name, paths = args.display_name, [*paths, "display_name"]
@@ -146,7 +149,7 @@ _STATE = {cpb.ORDER_STATE_ACTIVE: "active", cpb.ORDER_STATE_PAUSED: "paused",
 
 
 def card_get(client: MedClient, args: argparse.Namespace) -> int:
-    card = client.get_card(args.resident)
+    card = client.get_card(resident_name(args.resident, args.facility))
     if args.json:
         _print_json([card])
         return 0
@@ -196,7 +199,7 @@ def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
     with Progress(transient=True, disable=args.json) as progress:
         task = progress.add_task(f"importing {Path(args.file).name}", total=len(parts))
         for part in parts:
-            results.append(send(args.resident, part,
+            results.append(send(resident_name(args.resident, args.facility), part,
                                 timeout=max(client.timeout, len(part) / 100_000)))
             progress.advance(task)
     if args.json:
@@ -243,14 +246,23 @@ def import_fhir(client: MedClient, args: argparse.Namespace) -> int:
     return _import(client, args, "fhir")
 
 
+def _shift(client: MedClient, args: argparse.Namespace) -> None:
+    """Fills in --shift and --date: the shift on duty now and the day it started."""
+    facility = facility_view(client, args.facility)
+    shift, day = facility.shift_and_date(args.shift, args.date)
+    args.shift, args.date, args.zone = shift, day.isoformat(), facility.zone
+
+
 def round_list(client: MedClient, args: argparse.Namespace) -> int:
+    _shift(client, args)
     if args.pdf:
         return emergency_list(client, args)
     schedule = client.shift_schedule(args.facility, args.date, args.shift)
     if args.json:
         _print_json([schedule])
         return 0
-    zone = ZoneInfo(client.get_facility(args.facility).time_zone or "Europe/Copenhagen")
+    zone = args.zone
+    print(f"{args.facility}  {args.shift} {args.date}  (times: {zone.key})")
     for r in schedule.residents:
         print(f"{r.room:>5}  {r.display_name}")
         for d in r.doses:
@@ -301,6 +313,7 @@ def _dose_status(d: rpb.ScheduledDose, zone: ZoneInfo) -> str:
 
 
 def dispensing(client: MedClient, args: argparse.Namespace) -> int:
+    _shift(client, args)
     lst = client.dispensing_list(args.facility, args.date, args.shift)
     if args.json:
         _print_json([lst])
@@ -316,9 +329,28 @@ def dispensing(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the command and what it takes, not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _json_everywhere(parser: argparse.ArgumentParser) -> None:
+    """--json after the command as well as before it, on every command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                if not any("--json" in a.option_strings for a in sub._actions):
+                    sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                                     help="JSON lines instead of a table")
+                _json_everywhere(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medctl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="medctl", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default=os.environ.get("MEDSERVICE_TARGET",
                                                            "localhost:50051"))
     parser.add_argument("--token", default=os.environ.get("MEDSERVICE_TOKEN", ""))
@@ -351,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--facility", required=True)
     p.set_defaults(handler=residents_list)
     p = res.add_parser("get")
-    p.add_argument("name", help="facilities/F/residents/R")
+    p.add_argument("name", help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=residents_get)
     p = res.add_parser("create")
     p.add_argument("--facility", required=True)
@@ -361,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--room")
     p.set_defaults(handler=residents_create)
     p = res.add_parser("update")
-    p.add_argument("name", help="facilities/F/residents/R")
+    p.add_argument("name", help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility")
     p.add_argument("--display-name")
     p.add_argument("--room")
     p.set_defaults(handler=residents_update)
@@ -369,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     card = top.add_parser("card", help="a resident's medicine card").add_subparsers(
         dest="cmd", required=True)
     p = card.add_parser("get")
-    p.add_argument("resident", help="facilities/F/residents/R")
+    p.add_argument("resident", help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=card_get)
 
     imp = top.add_parser("import", help="import an FMK or FHIR document into a card")
@@ -377,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, handler in (("fmk", import_fmk), ("fhir", import_fhir)):
         p = imp_sub.add_parser(kind)
         p.add_argument("file")
-        p.add_argument("--resident", required=True, help="facilities/F/residents/R")
+        add_resident_options(p)
         if kind == "fhir":
             p.add_argument("--confirm-subject", action="store_true",
                            help="I checked that the document is about this resident (needed "
@@ -387,9 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (("round", round_list, "the round list of a shift"),
                                 ("dispensing", dispensing, "what to prepare for a shift")):
         p = top.add_parser(name, help=text)
-        p.add_argument("--facility", required=True)
-        p.add_argument("--date", required=True, help="YYYY-MM-DD, the day the shift starts")
-        p.add_argument("--shift", default="day")
+        add_shift_options(p)
         if name == "round":
             p.add_argument("--pdf", metavar="FILE",
                            help="save the emergency list (nødliste) of the shift as PDF")
@@ -402,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_commands(top)
     add_report_commands(top)
     add_dosage_commands(top)
+    add_records_commands(top)
+    add_settings_commands(top, fac)
+    _json_everywhere(parser)
     return parser
 
 
@@ -416,8 +452,11 @@ def main(argv: list[str] | None = None) -> int:
             handler: Handler = args.handler
             return handler(client, args)
     except MedServiceError as e:
-        print(f"medctl: {e}", file=sys.stderr)
+        print(f"medctl: {explain(e, args.target)}", file=sys.stderr)
         return 1
+    except UsageError as e:
+        print(f"medctl: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. piped into head

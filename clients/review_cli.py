@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import UTC
 
 import grpc
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.client import MedClient, MedServiceError
+from clients.defaults import FacilityViews, facility_of, facility_view
 from medservice.v1 import common_pb2
 from medservice.v1 import discrepancies_pb2 as pb
 
@@ -21,10 +20,6 @@ DECISIONS = {d.removeprefix("REVIEW_DECISION_").lower().replace("_", "-"): v
 _DECISION_TEXT = {v: k.replace("-", " ") for k, v in DECISIONS.items()}
 _STATUS = {pb.DISCREPANCY_STATUS_OPEN: "open", pb.DISCREPANCY_STATUS_REVIEWED: "reviewed",
            pb.DISCREPANCY_STATUS_WITHDRAWN: "withdrawn"}
-
-
-def _time(ts: Timestamp) -> str:
-    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M") + "Z"
 
 
 def _print(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
@@ -51,9 +46,11 @@ def review_list(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(items)
         return 0
+    views = FacilityViews(client)  # times on each discrepancy's facility clock
     _print([(common_pb2.Severity.Name(d.severity).removeprefix("SEVERITY_").lower(),
              _state(d), pb.DiscrepancyCode.Name(d.code).removeprefix("DISCREPANCY_CODE_"),
-             _time(d.occurrence_time), d.resident, d.name) for d in items],
+             views.of(d.name).local_text(d.occurrence_time), d.resident, d.name)
+            for d in items],
            ("SEVERITY", "STATE", "CODE", "OCCURRED", "RESIDENT", "DISCREPANCY"))
     return 0
 
@@ -84,7 +81,9 @@ def review_history(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(events)
         return 0
-    _print([(_time(e.event_time), e.kind.lower(), e.actor, e.detail) for e in events],
+    facility = facility_view(client, facility_of(args.name))
+    _print([(facility.local_text(e.event_time, "%Y-%m-%d %H:%M:%S"), e.kind.lower(), e.actor,
+             e.detail) for e in events],
            ("TIME", "EVENT", "BY", "DETAIL"))
     return 0
 

@@ -107,12 +107,14 @@ def alert_for(d: Discrepancy, discrepancy_id: str, clock: FacilityClock, now: da
     return None
 
 
-def escalation_of(alert: Alert, now: datetime) -> NewAlert:
-    """The pharmacist-in-charge's alert for a shift lead's alert nobody acknowledged."""
+def escalation_of(alert: Alert, now: datetime, clock: FacilityClock) -> NewAlert:
+    """The pharmacist-in-charge's alert for a shift lead's alert nobody acknowledged: since
+    when on the facility's clock, as the times in the alert's own text."""
     return NewAlert(
         source_key=f"escalation:{alert.alert_id}", facility_id=alert.facility_id,
         kind=AlertKind.ESCALATION, audience=Role.PHARMACIST, severity=alert.severity,
-        summary=f"not acknowledged since {alert.created_at:%H:%M} UTC: {alert.summary}",
+        summary=f"not acknowledged since {clock.text(alert.created_at, '%H:%M')}: "
+                f"{alert.summary}",
         created_at=now, shift_id=alert.shift_id, shift_date=alert.shift_date,
         discrepancy_id=alert.discrepancy_id, resident_id=alert.resident_id,
         escalates=alert.alert_id)

@@ -96,6 +96,12 @@ class FacilityClock:
         """An instant as the facility's local wall-clock time."""
         return _aware(instant).astimezone(self.zone)
 
+    def text(self, instant: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """An instant as staff read it: facility time with its zone, "2026-12-05 10:49 CET".
+        Every time in a text staff read is written so: never UTC, never two clocks."""
+        local = self.local(instant)
+        return f"{local.strftime(fmt)} {local.strftime('%Z')}"
+
     def local_date_of(self, instant: datetime) -> date:
         return self.local(instant).date()
 

@@ -192,8 +192,8 @@ def missed_dose(facility_id: str, resident_id: str, order_id: str, dose_id: str,
         code=Code.MISSED_DOSE, severity=DEFAULT_SEVERITY[Code.MISSED_DOSE], is_error=True,
         facility_id=facility_id, resident_id=resident_id, order_id=order_id,
         dose_id=dose_id, record_id=None, occurred_at=due_time,
-        description=f"dose due {clock.local(due_time):%Y-%m-%d %H:%M} not recorded by "
-                    f"{clock.local(closes):%H:%M}",
+        description=f"dose due {clock.text(due_time)} not recorded by "
+                    f"{clock.text(closes, '%H:%M')}",
         known_at_administration=None)
 
 

@@ -71,7 +71,7 @@ def record_findings(p: Placement, rules: FacilityRules, pn_problem: str | None) 
         assert c.discontinued_at is not None
         out.append(_finding(
             Code.GIVEN_AFTER_DISCONTINUATION,
-            f"given {when}; order discontinued {_local(clock.local(c.discontinued_at))}"
+            f"given {when}; order discontinued {clock.text(c.discontinued_at)}"
             f"{_known_text(known)}", known))
     elif state is OrderState.PAUSED:
         known = _knew(p, lambda k: any(pause.covers(t) for pause in k.pauses))
@@ -95,7 +95,7 @@ def record_findings(p: Placement, rules: FacilityRules, pn_problem: str | None) 
     if p.due is not None and not p.extra:
         out += _timing(p.due, t, rules)
     if p.extra and p.due is not None:
-        due_at = _local(clock.local(p.due.dose.due_time))
+        due_at = clock.text(p.due.dose.due_time)
         out.append(_finding(Code.EXTRA_DOSE, f"the dose due {due_at} was already given"))
     elif p.due is None and p.pn is None and not blocked and c.manual_schedule_reason is None:
         out.append(_finding(Code.EXTRA_DOSE,
@@ -142,10 +142,6 @@ def _minutes(span: timedelta) -> int:
     return max(1, int(-(-span.total_seconds() // 60)))
 
 
-def _local(local: datetime) -> str:
-    return local.strftime("%Y-%m-%d %H:%M")
-
-
 class _Local:
     """An instant shown on the facility clock when formatted, not before."""
 
@@ -156,7 +152,7 @@ class _Local:
         self.instant = instant
 
     def __format__(self, spec: str) -> str:
-        return _local(self.clock.local(self.instant))
+        return self.clock.text(self.instant)
 
 
 def pn_evaluation_deadline(administered_at: datetime, recorded_at: datetime,

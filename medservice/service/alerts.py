@@ -87,7 +87,9 @@ def escalate_due(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
     claimed in the database, and its escalation has a source key of its own. Returns how
     many were escalated."""
     overdue = uow.alerts.claim_escalations(now, limit)
-    return uow.alerts.append([escalation_of(a, now) for a in overdue])
+    clocks = {f_id: FacilityRules.from_facility(get_facility(uow, f_id)).clock
+              for f_id in {a.facility_id for a in overdue}}
+    return uow.alerts.append([escalation_of(a, now, clocks[a.facility_id]) for a in overdue])
 
 
 def prune_alerts(uow: UnitOfWork, now: datetime) -> int:

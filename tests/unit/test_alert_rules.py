@@ -62,10 +62,13 @@ def test_an_escalation_is_the_pharmacists_and_raised_once_per_alert() -> None:
     stored = Alert(missed.alert_id, 7, "f", missed.kind, missed.audience, missed.severity,
                    missed.summary, NOW, missed.shift_id, missed.shift_date, "id1", "r1",
                    None, None, "")
-    e = escalation_of(stored, NOW + FIFTEEN)
+    e = escalation_of(stored, NOW + FIFTEEN, CLOCK)
     assert (e.kind, e.audience, e.escalates) == (AlertKind.ESCALATION, Role.PHARMACIST,
                                                  missed.alert_id)
-    assert e.alert_id == escalation_of(stored, NOW + 2 * FIFTEEN).alert_id  # same source
+    assert e.alert_id == escalation_of(stored, NOW + 2 * FIFTEEN, CLOCK).alert_id  # same source
+    # Since when, on the facility's clock with its zone (12:00 UTC is 13:00 CET): one clock.
+    assert e.summary.startswith("not acknowledged since 13:00 CET: MISSED_DOSE")
+    assert "UTC" not in e.summary
 
 
 def test_resume_tokens_round_trip_and_refuse_another_facility_or_garbage() -> None:
