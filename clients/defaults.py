@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -28,9 +29,16 @@ class UsageError(Exception):
     """A value on the command line that medctl cannot use: printed as one line, exit 2."""
 
 
-def now() -> datetime:
-    """The instant medctl takes as now (tests set it to the server's clock)."""
+def _real_now() -> datetime:
     return datetime.now(UTC)
+
+
+# What medctl takes as now; tests set it to their server's clock.
+CLOCK: Callable[[], datetime] = _real_now
+
+
+def now() -> datetime:
+    return CLOCK()
 
 
 # -- dates, times and quantities ---------------------------------------------------------

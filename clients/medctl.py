@@ -262,7 +262,7 @@ def round_list(client: MedClient, args: argparse.Namespace) -> int:
         _print_json([schedule])
         return 0
     zone = args.zone
-    print(f"{args.facility}  {args.shift} {args.date}  (times: {zone.key})")
+    print(f"{args.facility}  {args.shift} {args.date}  (times {zone.key})")
     for r in schedule.residents:
         print(f"{r.room:>5}  {r.display_name}")
         for d in r.doses:
