@@ -28,7 +28,7 @@ from clients.defaults import (
 )
 from clients.output import print_json, print_table
 from clients.round_cli import record_dose
-from medservice.v1 import common_pb2, discrepancies_pb2_grpc
+from medservice.v1 import common_pb2
 from medservice.v1 import discrepancies_pb2 as dpb
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as rpb
@@ -158,10 +158,6 @@ def records_list(client: MedClient, args: argparse.Namespace) -> int:
 
 # -- discrepancies, error rate, reconciliation -------------------------------------------
 
-def _stub(client: MedClient) -> discrepancies_pb2_grpc.DiscrepancyServiceStub:
-    return client.discrepancies
-
-
 def discrepancy_row(d: dpb.Discrepancy, facility: FacilityView) -> tuple[str, ...]:
     status = dpb.DiscrepancyStatus.Name(d.status).removeprefix("DISCREPANCY_STATUS_").lower()
     return (facility.local_text(d.occurrence_time),
@@ -187,7 +183,7 @@ def discrepancies_list(client: MedClient, args: argparse.Namespace) -> int:
         request.end_time.CopyFrom(timestamp(end))
     items: list[dpb.Discrepancy] = []
     while True:
-        page = client.call(_stub(client).ListDiscrepancies, request)
+        page = client.call(client.discrepancies.ListDiscrepancies, request)
         items += page.discrepancies
         if not page.next_page_token or len(items) >= args.limit:
             break
@@ -238,7 +234,7 @@ def error_rate(client: MedClient, args: argparse.Namespace) -> int:
         start, end = _days(facility, args)
     else:
         start, end = _day_range(facility, facility.today().replace(day=1), facility.today())
-    rate = client.call(_stub(client).ComputeErrorRate, dpb.ComputeErrorRateRequest(
+    rate = client.call(client.discrepancies.ComputeErrorRate, dpb.ComputeErrorRateRequest(
         facility=f"facilities/{args.facility}", start_time=timestamp(start),
         end_time=timestamp(end)))
     if args.json:
@@ -257,7 +253,7 @@ def reconcile(client: MedClient, args: argparse.Namespace) -> int:
     facility = facility_view(client, args.facility)
     start, end = _days(facility, args)
     end = min(end, max(now(), start))  # nothing to find in what has not happened yet
-    done = client.call(_stub(client).ReconcileFacility, dpb.ReconcileFacilityRequest(
+    done = client.call(client.discrepancies.ReconcileFacility, dpb.ReconcileFacilityRequest(
         facility=f"facilities/{args.facility}", start_time=timestamp(start),
         end_time=timestamp(end), request_id=new_request_id()))
     if args.json:
