@@ -226,6 +226,8 @@ def find_orders(card: cpb.MedicineCard, drug: str, *, as_needed: bool | None = N
     drug id, case-insensitive. Orders in force come first; `as_needed` narrows to PN (or
     scheduled) orders when that leaves any."""
     key = drug.strip().casefold()
+    if key.startswith("facilities/"):  # an order's full name: its id
+        key = key.rsplit("/", 1)[-1]
     exact = [o for o in card.orders
              if key in (o.drug.name.casefold(), o.drug.atc_code.casefold(),
                         o.drug.drug_id.casefold(), o.name.rsplit("/", 1)[-1].casefold())]

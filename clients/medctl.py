@@ -1,8 +1,8 @@
 """medctl: the medservice command line.
 
 Connection: --target (or MEDSERVICE_TARGET, default localhost:50051) and --token (or
-MEDSERVICE_TOKEN). Errors print one line (plus any field violations) and exit 1; never a
-traceback.
+MEDSERVICE_TOKEN). Errors print one line and exit 1 (a refused call), 2 (input medctl
+cannot use) or 4 (a check that is not OK); never a traceback.
 """
 
 from __future__ import annotations
@@ -465,6 +465,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a file named on the command line: one line, never a traceback
         print(f"medctl: {file_error(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # a fault of medctl's own: still one line, never a traceback
+        print(f"medctl: unexpected error ({type(e).__name__}: {e}); please report it",
+              file=sys.stderr)
+        return 70
 
 
 def file_error(e: OSError) -> str:

@@ -89,7 +89,7 @@ def pn_given(client: MedClient, args: argparse.Namespace) -> int:
     if not (args.drug or args.order):
         raise UsageError("--drug: name the drug (or ATC code), or give --order")
     order = resolve_order(client, resident, args.order or args.drug, as_needed=True,
-                          required=False)
+                          required=bool(args.order))
     quantity = parse_quantity(args.quantity) if args.quantity else (
         _pn_amount(order) if order is not None else "")
     if not quantity:

@@ -92,7 +92,7 @@ def check(client: MedClient, args: argparse.Namespace) -> int:
     resident = resident_name(args.resident, args.facility)
     order, drug_id = order_name(resident, args.order) if args.order else "", ""
     if args.drug and not order:
-        found = resolve_order(client, resident, args.drug, as_needed=args.pn or None,
+        found = resolve_order(client, resident, args.drug, as_needed=args.pn,
                               required=False)
         # A drug not on the card is checked as it is: the service answers UNORDERED_DRUG.
         order, drug_id = (found.name, "") if found is not None else ("", args.drug)
