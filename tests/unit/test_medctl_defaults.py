@@ -45,7 +45,7 @@ def test_quantities_take_the_danish_decimal_comma_and_refuse_the_rest() -> None:
     assert [parse_quantity(q) for q in ("1,5", "1.5", "0,025", " 2 ")] == [
         "1.5", "1.5", "0.025", "2"]
     for bad in ("", "en", "1,5,0", "-1", "0", "1e3", "nan"):
-        with pytest.raises(UsageError, match="write it as 1,5 or 1.5"):
+        with pytest.raises(UsageError, match=r"write it as 1,5 or 1\.5"):
             parse_quantity(bad)
 
 
