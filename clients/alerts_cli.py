@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 
 from clients.client import MedClient, MedServiceError
-from clients.defaults import FacilityView, UsageError, facility_of, facility_view
+from clients.defaults import FacilityView, facility_child, facility_of, facility_view
 from clients.output import print_json
 from medservice.v1 import alerts_pb2 as pb
 from medservice.v1 import common_pb2
@@ -101,11 +101,7 @@ def list_alerts(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def ack(client: MedClient, args: argparse.Namespace) -> int:
-    name = args.name if args.name.startswith("facilities/") else (
-        f"facilities/{args.facility}/alerts/{args.name}" if args.facility else "")
-    if not name:
-        raise UsageError("name: give facilities/F/alerts/A, or A with --facility")
-    a = client.acknowledge_alert(name)
+    a = client.acknowledge_alert(facility_child(args.name, args.facility, "alerts", "name"))
     if args.json:
         print_json([a])
     else:

@@ -275,3 +275,23 @@ def add_shift_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", help=f"the day the shift starts: {DATE_HELP} (default: the "
                                   "day of the shift on duty)")
     p.add_argument("--shift", help="a shift id of the facility (default: the one on duty)")
+
+
+def facility_child(value: str, facility: str | None, collection: str, option: str) -> str:
+    """facilities/F/<collection>/X as given, or a short id X within --facility."""
+    if value.startswith("facilities/"):
+        return value
+    if not facility or "/" in value or not value:
+        raise UsageError(f"{option}: give facilities/F/{collection}/ID, or the ID with "
+                         "--facility")
+    return f"facilities/{facility}/{collection}/{value}"
+
+
+def record_name(value: str, resident: str | None, facility: str | None) -> str:
+    """A record's name as given, or its id with --resident (and --facility)."""
+    if "/administrations/" in value:
+        return value
+    if not resident or "/" in value or not value:
+        raise UsageError("record: give facilities/F/residents/R/administrations/ID, or the "
+                         "record id with --resident and --facility")
+    return f"{resident_name(resident, facility)}/administrations/{value}"

@@ -15,6 +15,7 @@ from clients.defaults import (
     FacilityViews,
     UsageError,
     add_resident_options,
+    facility_child,
     facility_of,
     facility_view,
     now,
@@ -22,6 +23,7 @@ from clients.defaults import (
     parse_instant,
     parse_month,
     parse_quantity,
+    record_name,
     resident_name,
     resolve_order,
     timestamp,
@@ -107,12 +109,7 @@ def pn_given(client: MedClient, args: argparse.Namespace) -> int:
 
 def correct(client: MedClient, args: argparse.Namespace) -> int:
     """Marks a record entered-in-error (it is kept; its dose is due again)."""
-    name = args.record
-    if "/administrations/" not in name:
-        if not args.resident:
-            raise UsageError("record: give facilities/F/residents/R/administrations/ID, or "
-                             "the record id with --resident")
-        name = f"{resident_name(args.resident, args.facility)}/administrations/{name}"
+    name = record_name(args.record, args.resident, args.facility)
     if not args.reason.strip():
         raise UsageError("--reason: say why the record is wrong")
     done = client.call(client.rounds.CorrectRecord, rpb.CorrectRecordRequest(
@@ -198,11 +195,8 @@ def discrepancies_list(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def discrepancies_get(client: MedClient, args: argparse.Namespace) -> int:
-    name = args.name if args.name.startswith("facilities/") else (
-        f"facilities/{args.facility}/discrepancies/{args.name}" if args.facility else "")
-    if not name:
-        raise UsageError("name: give facilities/F/discrepancies/D, or D with --facility")
-    d = client.get_discrepancy(name)
+    d = client.get_discrepancy(facility_child(args.name, args.facility, "discrepancies",
+                                              "name"))
     if args.json:
         print_json([d])
         return 0

@@ -11,7 +11,7 @@ from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 
 from clients.client import MedClient, MedServiceError
-from clients.defaults import FacilityViews, facility_of, facility_view
+from clients.defaults import FacilityViews, facility_child, facility_of, facility_view
 from medservice.v1 import common_pb2
 from medservice.v1 import discrepancies_pb2 as pb
 
@@ -58,6 +58,7 @@ def review_list(client: MedClient, args: argparse.Namespace) -> int:
 def review_decide(client: MedClient, args: argparse.Namespace) -> int:
     """Decide with the etag given, else with the one read now: a review that crossed
     another's is refused, never overwrites it."""
+    args.name = facility_child(args.name, args.facility, "discrepancies", "name")
     etag = args.etag or client.get_discrepancy(args.name).etag
     try:
         done = client.review_discrepancy(args.name, DECISIONS[args.decision], args.note,
@@ -77,6 +78,7 @@ def review_decide(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def review_history(client: MedClient, args: argparse.Namespace) -> int:
+    args.name = facility_child(args.name, args.facility, "discrepancies", "name")
     events = list(client.discrepancy_events(args.name))
     if args.json:
         _print_json(events)
@@ -95,11 +97,13 @@ def add_review_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--facility", help="one facility (default: every facility you may see)")
     p.set_defaults(handler=review_list)
     p = sub.add_parser("decide", help="record a decision on a discrepancy")
-    p.add_argument("name", help="facilities/F/discrepancies/D")
+    p.add_argument("name", help="facilities/F/discrepancies/D, or D with --facility")
+    p.add_argument("--facility")
     p.add_argument("--decision", required=True, choices=sorted(DECISIONS))
     p.add_argument("--note", default="")
     p.add_argument("--etag", help="the etag you reviewed (default: the current one)")
     p.set_defaults(handler=review_decide)
     p = sub.add_parser("history", help="what happened to a discrepancy, oldest first")
-    p.add_argument("name", help="facilities/F/discrepancies/D")
+    p.add_argument("name", help="facilities/F/discrepancies/D, or D with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=review_history)

@@ -16,6 +16,7 @@ from clients.defaults import (
     now,
     order_name,
     parse_quantity,
+    record_name,
     resident_name,
     resolve_order,
     timestamp,
@@ -119,8 +120,7 @@ EFFECTS = {"good": pb.PN_EFFECT_GOOD, "partial": pb.PN_EFFECT_PARTIAL,
 
 def evaluate(client: MedClient, args: argparse.Namespace) -> int:
     """Evaluate a PN dose's effect: reads the record for its etag, then evaluates."""
-    if "/administrations/" not in args.record:
-        raise UsageError("record: give facilities/F/residents/R/administrations/ID")
+    args.record = record_name(args.record, args.resident, args.facility)
     resident = args.record.split("/administrations/")[0]
     records = client.call(client.rounds.ListAdministrationRecords,
                           pb.ListAdministrationRecordsRequest(parent=resident,
@@ -164,7 +164,9 @@ def add_round_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--pn", action="store_true", help="an as-needed dose")
     p.set_defaults(handler=check)
     p = top.add_parser("evaluate", help="evaluate the effect of a PN dose")
-    p.add_argument("record", help="facilities/F/residents/R/administrations/ID")
+    p.add_argument("record", help="facilities/F/residents/R/administrations/ID, or ID with "
+                                  "--resident")
+    add_resident_options(p, required=False)
     p.add_argument("--effect", required=True, choices=sorted(EFFECTS))
     p.add_argument("--note")
     p.set_defaults(handler=evaluate)

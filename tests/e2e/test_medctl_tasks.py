@@ -165,6 +165,9 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
     pn = json.loads(capsys.readouterr().out)["record"]
     assert (pn["outcome"], pn["quantity"], pn["order"], pn["pn_reason"]) == (
         "ADMINISTRATION_OUTCOME_PN_GIVEN", "5", f"{R1}/orders/pn", "smerter")
+    assert _run(server, carer, "evaluate", pn["name"].rsplit("/", 1)[-1], *r1, "--effect",
+                "good") == 0
+    assert capsys.readouterr().out == f"evaluated {pn['name']}: good\n"
     assert _run(server, carer, "pn", *r1, "--drug", "morfin", "--quantity", "5,0",
                 "--time", "08:15") == 0
     assert capsys.readouterr().out.startswith(f"recorded {R1}/administrations/")
@@ -191,6 +194,11 @@ def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
                 "--facility", "f") == 0
     shown = capsys.readouterr().out
     assert f"discrepancy: {name}" in shown and "code:        WRONG_DOSE" in shown
+    assert _run(server, ph, "review", "history", name.rsplit("/", 1)[-1], "--facility",
+                "f") == 0
+    assert "detected" in capsys.readouterr().out
+    assert _run(server, ph, "review", "history", "D1") == 2
+    assert "--facility" in _one_line(capsys.readouterr().err)
     assert _run(server, ph, "discrepancies", "list", "--facility", "f", "--code",
                 "wrong_dose", "--date", "today", "--json") == 0
     [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
