@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.json_format import MessageToJson
 
 from clients.client import MedClient
-from clients.defaults import FacilityView, facility_view
+from clients.defaults import FacilityView, facility_view, resident_name
+from clients.output import print_table
 from medservice.v1 import audit_pb2 as pb
 from medservice.v1 import common_pb2
 
@@ -43,17 +43,9 @@ def _row(e: pb.AuditEvent, facility: FacilityView | None) -> tuple[str, ...]:
     return (when, e.subject, role, method, e.resource or "-", e.request_id or "-", e.outcome)
 
 
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(c) for c in col) for col in zip(HEADER, *rows, strict=False)]
-    for row in (HEADER, *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-
-
 def audit_list(client: MedClient, args: argparse.Namespace) -> int:
     parent = f"facilities/{args.facility}" if args.facility else "facilities/-"
-    resident = args.resident or ""
-    if resident and "/" not in resident and args.facility:  # a bare resident id
-        resident = f"{parent}/residents/{resident}"
+    resident = resident_name(args.resident, args.facility) if args.resident else ""
     events = list(itertools.islice(client.audit_events(
         parent, subject=args.subject or "", resident=resident, method=args.method or "",
         since=args.since, page_size=min(args.limit, MAX_PAGE_SIZE)), args.limit))
@@ -62,7 +54,7 @@ def audit_list(client: MedClient, args: argparse.Namespace) -> int:
             print(MessageToJson(e, indent=None, preserving_proto_field_name=True))
     else:
         facility = facility_view(client, args.facility) if args.facility else None
-        _print_table([_row(e, facility) for e in events])
+        print_table([_row(e, facility) for e in events], HEADER)
     return 0
 
 
