@@ -46,10 +46,6 @@ from medservice.v1 import rounds_pb2 as rpb
 Handler = Callable[[MedClient, argparse.Namespace], int]
 
 
-_print_table = print_table
-_print_json = print_json
-
-
 def _masked(person_id: str) -> str:
     """Lists show only the birth date part; `get` shows the whole identifier."""
     return f"{person_id[:6]}-****" if len(person_id) == 10 else "****"
@@ -61,22 +57,22 @@ def _masked(person_id: str) -> str:
 def facilities_list(client: MedClient, args: argparse.Namespace) -> int:
     items = list(client.list_facilities())
     if args.json:
-        _print_json(items)
+        print_json(items)
     else:
-        _print_table([(f.name.split("/")[-1], f.display_name, f.time_zone,
+        print_table([(f.name.split("/")[-1], f.display_name, f.time_zone,
                        ", ".join(f"{s.shift_id} {s.start_time}-{s.end_time}" for s in f.shifts))
                       for f in items], ("ID", "NAME", "TIME ZONE", "SHIFTS"))
     return 0
 
 
 def facilities_get(client: MedClient, args: argparse.Namespace) -> int:
-    _print_json([client.get_facility(args.id)])
+    print_json([client.get_facility(args.id)])
     return 0
 
 
 def facilities_create(client: MedClient, args: argparse.Namespace) -> int:
     facility = fpb.Facility(display_name=args.name, time_zone=args.time_zone or "")
-    _print_json([client.create_facility(facility, args.id or "")])
+    print_json([client.create_facility(facility, args.id or "")])
     return 0
 
 
@@ -90,7 +86,7 @@ def facilities_update(client: MedClient, args: argparse.Namespace) -> int:
     if not paths:
         print("medctl: nothing to update: give --name or --time-zone", file=sys.stderr)
         return 2
-    _print_json([client.update_facility(facility, paths)])
+    print_json([client.update_facility(facility, paths)])
     return 0
 
 
@@ -100,22 +96,22 @@ def facilities_update(client: MedClient, args: argparse.Namespace) -> int:
 def residents_list(client: MedClient, args: argparse.Namespace) -> int:
     items = list(client.list_residents(args.facility))
     if args.json:
-        _print_json(items)
+        print_json(items)
     else:
-        _print_table([(r.room, r.name, r.display_name, _masked(r.person_id)) for r in items],
+        print_table([(r.room, r.name, r.display_name, _masked(r.person_id)) for r in items],
                      ("ROOM", "RESIDENT", "NAME", "PERSON ID"))
     return 0
 
 
 def residents_get(client: MedClient, args: argparse.Namespace) -> int:
-    _print_json([client.get_resident(resident_name(args.name, args.facility, "name"))])
+    print_json([client.get_resident(resident_name(args.name, args.facility, "name"))])
     return 0
 
 
 def residents_create(client: MedClient, args: argparse.Namespace) -> int:
     resident = fpb.Resident(person_id=args.person_id, display_name=args.name,
                             room=args.room or "")
-    _print_json([client.create_resident(args.facility, resident, args.id or "")])
+    print_json([client.create_resident(args.facility, resident, args.id or "")])
     return 0
 
 
@@ -129,7 +125,7 @@ def residents_update(client: MedClient, args: argparse.Namespace) -> int:
     if not paths:
         print("medctl: nothing to update: give --display-name or --room", file=sys.stderr)
         return 2
-    _print_json([client.update_resident(resident, paths)])
+    print_json([client.update_resident(resident, paths)])
     return 0
 
 
@@ -151,10 +147,10 @@ _STATE = {cpb.ORDER_STATE_ACTIVE: "active", cpb.ORDER_STATE_PAUSED: "paused",
 def card_get(client: MedClient, args: argparse.Namespace) -> int:
     card = client.get_card(resident_name(args.resident, args.facility))
     if args.json:
-        _print_json([card])
+        print_json([card])
         return 0
     print(f"card version {card.card_version}")
-    _print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, o.route,
+    print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, o.route,
                    _STATE.get(o.state, "?"),
                    o.dosage.text_da or ("manual schedule" if o.needs_manual_schedule else ""))
                   for o in card.orders], ("ORDER", "DRUG", "STRENGTH", "ROUTE", "STATE", "DOSAGE"))
@@ -203,7 +199,7 @@ def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
                                 timeout=max(client.timeout, len(part) / 100_000)))
             progress.advance(task)
     if args.json:
-        _print_json(results)
+        print_json(results)
         return 0
     print_import(results)
     return 0 if not any(r.problems for r in results) else 3
@@ -223,7 +219,7 @@ def print_import(results: Sequence[cpb.ImportMedicineCardResponse]) -> None:
     for change in changes:
         counts[_change_word(change.kind)] = counts.get(_change_word(change.kind), 0) + 1
     print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no orders")
-    _print_table([(_change_word(c.kind),
+    print_table([(_change_word(c.kind),
                    c.source_order_id or c.order.rsplit("/", 1)[-1] or "?",
                    str(c.version) if c.version else "", c.reason)
                   for c in changes], ("DONE", "ORDER", "VERSION", "WHY"))
@@ -259,7 +255,7 @@ def round_list(client: MedClient, args: argparse.Namespace) -> int:
         return emergency_list(client, args)
     schedule = client.shift_schedule(args.facility, args.date, args.shift)
     if args.json:
-        _print_json([schedule])
+        print_json([schedule])
         return 0
     zone = args.zone
     print(f"{args.facility}  {args.shift} {args.date}  (times {zone.key})")
@@ -316,7 +312,7 @@ def dispensing(client: MedClient, args: argparse.Namespace) -> int:
     _shift(client, args)
     lst = client.dispensing_list(args.facility, args.date, args.shift)
     if args.json:
-        _print_json([lst])
+        print_json([lst])
         return 0
     rows = []
     for r in lst.residents:
@@ -325,7 +321,7 @@ def dispensing(client: MedClient, args: argparse.Namespace) -> int:
                 total = f"{i.total_quantity}{' (max)' if i.includes_range else ''}"
                 rows.append((r.room, r.display_name, label, i.drug.name, total,
                              i.unit.plural or i.unit.singular, " ".join(i.times)))
-    _print_table(rows, ("ROOM", "RESIDENT", "FROM", "DRUG", "TOTAL", "UNIT", "TIMES"))
+    print_table(rows, ("ROOM", "RESIDENT", "FROM", "DRUG", "TOTAL", "UNIT", "TIMES"))
     return 0
 
 

@@ -237,9 +237,10 @@ def error_rate(client: MedClient, args: argparse.Namespace) -> int:
     last_day = facility.clock.local_date_of(end - timedelta(microseconds=1))
     first_day = facility.clock.local_date_of(start)
     doses = rate.doses_given + rate.doses_not_given
+    errors = "error" if rate.errors == 1 else "errors"
     print(f"{args.facility} {first_day}..{last_day}: error rate {rate.error_rate_percent} % "
-          f"({rate.errors} errors of {doses} doses: {rate.doses_given} given, "
-          f"{rate.doses_not_given} not given)")
+          f"({rate.errors} {errors} of {doses} {'dose' if doses == 1 else 'doses'}: "
+          f"{rate.doses_given} given, {rate.doses_not_given} not given)")
     return 0
 
 

@@ -208,7 +208,8 @@ def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
     assert "MISSED_DOSE" in _one_line(capsys.readouterr().err)  # names the valid codes
 
     assert _run(server, ph, "error-rate", "--facility", "f", "--date", "today") == 0
-    assert "error rate 100" in capsys.readouterr().out  # 1 error of 1 dose given
+    assert capsys.readouterr().out.endswith(
+        ": error rate 100.00 % (1 error of 1 dose: 1 given, 0 not given)\n")
     assert _run(server, ph, "error-rate", "--facility", "f", "--json") == 0
     assert json.loads(capsys.readouterr().out)["errors"] == "1"
     assert _run(server, ph, "error-rate", "--facility", "f", "--month", "2026-13") == 2
