@@ -13,6 +13,8 @@ from clients.client import MedClient, MedServiceError, new_request_id
 from clients.defaults import (
     UsageError,
     add_resident_options,
+    facility_of,
+    facility_view,
     now,
     order_name,
     parse_quantity,
@@ -108,7 +110,8 @@ def check(client: MedClient, args: argparse.Namespace) -> int:
         _print_reasons(list(result.reasons))
         if result.HasField("matched_dose"):
             d = result.matched_dose
-            print(f"  dose {d.dose_id} due {d.local_date} {d.local_time}")
+            due = facility_view(client, facility_of(resident)).local_text(d.due_time)
+            print(f"  dose {d.dose_id} due {due}")
         if result.HasField("pn_doses_left"):
             print(f"  PN doses left: {result.pn_doses_left}")
     return 0 if result.verdict == pb.CHECK_VERDICT_OK else 4

@@ -116,7 +116,9 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
     carer, r1 = Role.CARER, ["--facility", "f", "--resident", "r1"]
     for drug in ("paracetamol", "N02BE01"):  # by name (any case) or ATC code
         assert _run(server, carer, "check", *r1, "--drug", drug, "--quantity", "1,0") == 0
-        assert capsys.readouterr().out.startswith("OK")
+        out = capsys.readouterr().out
+        assert out.startswith("OK") and re.search(
+            rf"  dose \S+ due {day.date().isoformat()} 08:00 (CET|CEST)\n", out), out
     assert _run(server, carer, "check", *r1, "--drug", "Paracetamol", "--quantity", "1",
                 "--json") == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "CHECK_VERDICT_OK"
