@@ -11,8 +11,14 @@ import tempfile
 from pathlib import Path
 
 from clients.client import MedClient
-from clients.defaults import resident_name
 from medservice.v1 import reports_pb2 as pb
+
+
+def resident_name(value: str, facility: str | None) -> str:
+    """A resident's resource name: given whole, or as a short id within --facility."""
+    if value.startswith("facilities/") or not facility:
+        return value
+    return f"facilities/{facility}/residents/{value}"
 
 
 def save(document: pb.Document, output: str, as_json: bool) -> int:
