@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 
+from clients import defaults
 from clients.client import MedServiceError
 from clients.defaults import (
+    FacilityView,
     UsageError,
     find_orders,
     parse_date,
@@ -19,6 +21,9 @@ from clients.defaults import (
     resident_name,
 )
 from clients.explain import explain
+from medservice.api.convert import facility_to_proto
+from medservice.domain.clock import FacilityClock
+from medservice.domain.facility import Facility
 from medservice.v1 import medicine_cards_pb2 as cpb
 from tests.builders import K, dose, morning_evening, order, structured
 
@@ -109,3 +114,29 @@ def test_an_error_is_one_line_with_its_violations_once_and_advice() -> None:
     assert explain(done) == ("ALREADY_EXISTS: already recorded [DOSE_ALREADY_RECORDED] "
                              "(record: facilities/f/x)")
     assert all("\n" not in explain(e) for e in (bad, bare, ack, done))
+
+
+def _view() -> FacilityView:
+    facility = Facility("f", "Home")
+    return FacilityView(facility_to_proto(facility), FacilityClock.from_facility(facility))
+
+
+@pytest.mark.parametrize(("utc_hour", "shift", "day"), [
+    (8, "day", date(2026, 12, 5)),  # 09:00 CET
+    (15, "evening", date(2026, 12, 5)),  # 16:00
+    (23, "night", date(2026, 12, 5)),  # 00:00 on the 6th: the night that began on the 5th
+    (5, "night", date(2026, 12, 4))])  # 06:00 on the 5th: the night of the 4th
+def test_the_shift_on_duty_and_the_day_it_began(monkeypatch: pytest.MonkeyPatch,
+                                                utc_hour: int, shift: str, day: date) -> None:
+    monkeypatch.setattr(defaults, "CLOCK", lambda: datetime(2026, 12, 5, utc_hour, tzinfo=UTC))
+    assert _view().shift_and_date(None, None) == (shift, day)
+
+
+def test_a_shift_or_date_given_is_taken_and_a_wrong_shift_names_the_shifts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(defaults, "CLOCK", lambda: datetime(2026, 12, 5, 8, tzinfo=UTC))
+    view = _view()
+    assert view.shift_and_date("night", None) == ("night", date(2026, 12, 5))
+    assert view.shift_and_date(None, "i morgen") == ("day", date(2026, 12, 6))
+    with pytest.raises(UsageError, match=r"its shifts are day, evening, night$"):
+        view.shift_and_date("brunch", None)
