@@ -149,9 +149,9 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
     assert given["record"]["quantity"] == "2" and given["discrepancies"]
 
     assert _run(server, carer, "records", "list", *r1) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:3] == ["TIME", "DRUG", "OUTCOME"]
-    assert re.match(ZONED, out[1]) and "Paracetamol 500 mg" in out[1] and "given" in out[1]
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[:3] == ["TIME", "DRUG", "OUTCOME"]
+    assert re.match(ZONED, rows[1]) and "Paracetamol 500 mg" in rows[1] and "given" in rows[1]
     assert _run(server, carer, "correct", record.rsplit("/", 1)[-1], *r1, "--reason",
                 "wrong resident") == 0
     assert capsys.readouterr().out == f"marked entered-in-error: {record} (wrong resident)\n"
