@@ -17,6 +17,7 @@ from clients.defaults import (
     facility_view,
     now,
     order_name,
+    parse_instant,
     parse_quantity,
     record_name,
     resident_name,
@@ -34,6 +35,14 @@ _VERDICT = {pb.CHECK_VERDICT_OK: "OK", pb.CHECK_VERDICT_WARN: "WARN",
 
 def _now() -> Timestamp:
     return timestamp(now())
+
+
+def _given_at(client: MedClient, resident: str, args: argparse.Namespace) -> Timestamp:
+    """--time on the facility's clock (documented afterwards: its real time), else now."""
+    if not args.time:
+        return _now()
+    facility = facility_view(client, facility_of(resident))
+    return timestamp(parse_instant(args.time, facility.zone, facility.today(), "--time"))
 
 
 def _find_dose(client: MedClient, resident: str, dose_id: str) -> pb.ScheduledDose:
@@ -60,18 +69,19 @@ def give(client: MedClient, args: argparse.Namespace) -> int:
                 else dose.amount.quantity or dose.amount.max_quantity)
     record = pb.AdministrationRecord(
         dose_id=dose.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity=quantity,
-        route=dose.route, administration_time=_now())
+        route=dose.route, administration_time=_given_at(client, resident, args))
     return record_dose(client, args, resident, record)
 
 
 def not_given(client: MedClient, args: argparse.Namespace) -> int:
     if args.reason == "other" and not args.text:
         raise UsageError("--text: say why, with --reason other")
+    resident = resident_name(args.resident, args.facility)
     record = pb.AdministrationRecord(
         dose_id=args.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
         not_given_reason=REASONS[args.reason], reason_text=args.text or "",
-        administration_time=_now())
-    return record_dose(client, args, resident_name(args.resident, args.facility), record)
+        administration_time=_given_at(client, resident, args))
+    return record_dose(client, args, resident, record)
 
 
 def record_dose(client: MedClient, args: argparse.Namespace, resident: str,
@@ -143,19 +153,21 @@ def evaluate(client: MedClient, args: argparse.Namespace) -> int:
 
 
 def add_round_commands(top: argparse._SubParsersAction) -> None:
-    p = top.add_parser("give", help="record a scheduled dose as given, now")
+    p = top.add_parser("give", help="record a scheduled dose as given (now, or --time)")
     p.add_argument("dose_id")
     add_resident_options(p)
     p.add_argument("--quantity", help="default: the ordered quantity (the maximum of a "
                                       "range); 1,5 or 1.5")
     p.add_argument("--ack", action="append", default=[], metavar="CODE",
                    help="acknowledge a check reason (repeat)")
+    p.add_argument("--time", help="when it was given, HH:MM facility time (default now)")
     p.set_defaults(handler=give)
-    p = top.add_parser("not-given", help="record a scheduled dose as not given, now")
+    p = top.add_parser("not-given", help="record a scheduled dose as not given")
     p.add_argument("dose_id")
     add_resident_options(p)
     p.add_argument("--reason", required=True, choices=sorted(REASONS))
     p.add_argument("--text", help="required with --reason other")
+    p.add_argument("--time", help="when it should have been given, HH:MM (default now)")
     p.set_defaults(handler=not_given, ack=[])
     p = top.add_parser("check", help="check a dose before giving it (exit 4 unless OK)")
     add_resident_options(p)

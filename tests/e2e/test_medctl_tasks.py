@@ -143,10 +143,12 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
     assert "[CHECK_NOT_ACKNOWLEDGED]" in err and err.rstrip().endswith(
         "record it again with --ack WRONG_DOSE")
     assert _run(server, carer, "give", dose_id, *r1, "--quantity", "2", "--ack",
-                "wrong_dose", "--json") == 0
+                "wrong_dose", "--time", "8.05", "--json") == 0
     given = json.loads(capsys.readouterr().out)
     record = given["record"]["name"]
     assert given["record"]["quantity"] == "2" and given["discrepancies"]
+    assert datetime.fromisoformat(given["record"]["administration_time"]) == \
+        day + timedelta(hours=8, minutes=5)  # --time: facility time, documented afterwards
 
     assert _run(server, carer, "records", "list", *r1) == 0
     rows = capsys.readouterr().out.splitlines()
