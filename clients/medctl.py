@@ -98,8 +98,9 @@ def residents_list(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json(items)
     else:
-        print_table([(r.room, r.name, r.display_name, _masked(r.person_id)) for r in items],
-                     ("ROOM", "RESIDENT", "NAME", "PERSON ID"))
+        # The short id: what --resident takes with --facility.
+        print_table([(r.room, r.name.rsplit("/", 1)[-1], r.display_name, _masked(r.person_id))
+                     for r in items], ("ROOM", "RESIDENT", "NAME", "PERSON ID"))
     return 0
 
 

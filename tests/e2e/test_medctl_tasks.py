@@ -84,6 +84,8 @@ def _morning_dose(server: ServerFixture, day: datetime) -> pb.ScheduledDose:
 def test_round_and_dispensing_default_to_today_and_the_shift_on_duty(
         server: ServerFixture, day: datetime, capsys: pytest.CaptureFixture[str]) -> None:
     carer, iso = Role.CARER, day.date().isoformat()
+    assert _run(server, carer, "residents", "list", "--facility", "f") == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["1", "r1", "A", "010145-****"]
     assert _run(server, carer, "round", "--facility", "f") == 0
     out = capsys.readouterr().out
     assert out.startswith(f"f  day {iso}  (times Europe/Copenhagen)") and "Paracetamol" in out
