@@ -174,7 +174,10 @@ class FacilityClock:
         for s in self.shifts:
             if s.shift_id == shift_id:
                 return s
-        raise InvalidArgument([FieldViolation("shift_id", "is not a shift of this facility")])
+        # Names the valid ones: the caller (a front end, medctl) can offer them.
+        raise InvalidArgument([FieldViolation(
+            "shift_id", "is not a shift of this facility; its shifts are "
+            + ", ".join(s.shift_id for s in self.shifts))])
 
     def shift_interval(self, shift_date: date, shift_id: str) -> tuple[datetime, datetime]:
         """[start, end) of a shift in UTC. A shift past midnight belongs to the date it
