@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import UTC
 from pathlib import Path
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.client import MedClient, MedServiceError
 from clients.defaults import FacilityView, facility_child, facility_of, facility_view
@@ -23,6 +25,10 @@ AUDIENCES = {"shift-lead": common_pb2.ROLE_SHIFT_LEAD,
 _FINAL = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
           grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
           grpc.StatusCode.OUT_OF_RANGE}
+
+
+def _time(ts: Timestamp) -> str:
+    return ts.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S")
 
 
 def alert_line(a: pb.Alert, facility: FacilityView) -> str:
