@@ -14,6 +14,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.client import MedClient, MedServiceError
+from clients.defaults import FacilityView, facility_child, facility_of, facility_view
+from clients.output import print_json
 from medservice.v1 import alerts_pb2 as pb
 from medservice.v1 import common_pb2
 
@@ -31,12 +33,26 @@ def _time(ts: Timestamp) -> str:
     return ts.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S")
 
 
-def alert_line(a: pb.Alert) -> str:
+def alert_line(a: pb.Alert, facility: FacilityView) -> str:
+    """One alert, its time on the facility's clock with the zone (as its text's times)."""
     shift = f" [{a.shift_id} {a.shift_date}]" if a.shift_id else ""
     severity = common_pb2.Severity.Name(a.severity).removeprefix("SEVERITY_").lower()
     resident = a.resident.rsplit("/", 1)[-1] if a.resident else "-"
-    return (f"{_time(a.create_time)}  {_KIND.get(a.kind, '?'):<11}  {severity:<6}  "
+    return (f"{facility.local_text(a.create_time, '%Y-%m-%d %H:%M:%S')}  "
+            f"{_KIND.get(a.kind, '?'):<11}  {severity:<6}  "
             f"{resident:<10}{shift}  {a.summary}  ({a.name})")
+
+
+def _show(a: pb.Alert, facility: FacilityView, as_json: bool, suffix: str = "") -> None:
+    if as_json:
+        print_json([a])
+    else:
+        print(alert_line(a, facility) + suffix, flush=True)
+
+
+def _say(text: str) -> None:
+    """A line about the connection: on stderr, so stdout holds alerts only."""
+    print(f"medctl: {text}", file=sys.stderr, flush=True)
 
 
 def watch(client: MedClient, args: argparse.Namespace) -> int:
@@ -44,16 +60,27 @@ def watch(client: MedClient, args: argparse.Namespace) -> int:
     (kept in --token-file across restarts too): nothing missed, nothing shown twice."""
     token_file = Path(args.token_file) if args.token_file else None
     token = token_file.read_text().strip() if token_file and token_file.exists() else ""
+    facility = facility_view(client, args.facility)
+    whose = f"for {args.audience}" if args.audience else "for your role"
     seen: set[str] = set()
     delay = 0.5
+    attempt = 0  # streams opened
     while True:
         try:
+            opened = False
             for event in client.watch_alerts(args.facility, token,
                                              AUDIENCES.get(args.audience or "", 0)):
                 delay = 0.5
+                if not opened:  # the service's first message: the watch stands
+                    opened, attempt = True, attempt + 1
+                    where = ("from now" if not token else "resuming after the last alert "
+                             "shown" if attempt > 1 else "resuming from --token-file")
+                    _say(f"{'reconnected' if attempt > 1 else 'connected'} to {args.target}:"
+                         f" alerts of {args.facility} {whose}, {where} (times "
+                         f"{facility.zone.key})")
                 if event.HasField("alert") and event.alert.name not in seen:
                     seen.add(event.alert.name)
-                    print(alert_line(event.alert), flush=True)
+                    _show(event.alert, facility, args.json)
                 token = event.resume_token
                 if token_file is not None:
                     token_file.write_text(token)
@@ -67,23 +94,27 @@ def watch(client: MedClient, args: argparse.Namespace) -> int:
                     print("medctl: the resume token is too old; use `medctl alerts list`",
                           file=sys.stderr)
                 raise error from None
-            print(f"medctl: connection lost ({error.code.name}); reconnecting",
-                  file=sys.stderr)
+            _say(f"connection lost ({error.code.name}); reconnecting in {delay:g} s")
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 
 
 def list_alerts(client: MedClient, args: argparse.Namespace) -> int:
+    facility = facility_view(client, args.facility)
     for a in client.list_alerts(args.facility, unacknowledged_only=args.open,
                                 audience=AUDIENCES.get(args.audience or "", 0)):
         ack = f"  acknowledged by {a.acknowledged_by}" if a.acknowledged else ""
-        print(alert_line(a) + ack)
+        _show(a, facility, args.json, ack)
     return 0
 
 
 def ack(client: MedClient, args: argparse.Namespace) -> int:
-    a = client.acknowledge_alert(args.name)
-    print(f"acknowledged by {a.acknowledged_by}: {alert_line(a)}")
+    a = client.acknowledge_alert(facility_child(args.name, args.facility, "alerts", "name"))
+    if args.json:
+        print_json([a])
+    else:
+        print(f"acknowledged by {a.acknowledged_by}: "
+              f"{alert_line(a, facility_view(client, facility_of(a.name)))}")
     return 0
 
 
@@ -104,7 +135,8 @@ def add_alert_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--open", action="store_true", help="only unacknowledged alerts")
     p.set_defaults(handler=list_alerts)
     p = sub.add_parser("ack", help="acknowledge an alert")
-    p.add_argument("name", help="facilities/F/alerts/A")
+    p.add_argument("name", help="facilities/F/alerts/A, or A with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=ack)
 
 

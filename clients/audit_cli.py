@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.json_format import MessageToJson
 
 from clients.client import MedClient
+from clients.defaults import FacilityView, facility_view, resident_name
+from clients.output import print_table
 from medservice.v1 import audit_pb2 as pb
 from medservice.v1 import common_pb2
 
 MAX_PAGE_SIZE = 500
-HEADER = ("TIME (UTC)", "SUBJECT", "ROLE", "METHOD", "RESOURCE", "REQUEST ID", "OUTCOME")
+HEADER = ("TIME", "SUBJECT", "ROLE", "METHOD", "RESOURCE", "REQUEST ID", "OUTCOME")
 
 
 def _instant(value: str) -> datetime:
@@ -32,24 +33,19 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _row(e: pb.AuditEvent) -> tuple[str, ...]:
+def _row(e: pb.AuditEvent, facility: FacilityView | None) -> tuple[str, ...]:
+    """One event; its time on the facility's clock with the zone when the list is of one
+    facility, else in UTC, said so."""
     role = common_pb2.Role.Name(e.role).removeprefix("ROLE_").lower()
     method = e.method.rsplit(".", 1)[-1]  # "/medservice.v1.RoundService/X" -> "RoundService/X"
-    return (e.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S"), e.subject,
-            role, method, e.resource or "-", e.request_id or "-", e.outcome)
-
-
-def _print_table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(c) for c in col) for col in zip(HEADER, *rows, strict=False)]
-    for row in (HEADER, *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    when = (facility.local_text(e.event_time, "%Y-%m-%d %H:%M:%S") if facility is not None
+            else e.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    return (when, e.subject, role, method, e.resource or "-", e.request_id or "-", e.outcome)
 
 
 def audit_list(client: MedClient, args: argparse.Namespace) -> int:
     parent = f"facilities/{args.facility}" if args.facility else "facilities/-"
-    resident = args.resident or ""
-    if resident and "/" not in resident and args.facility:  # a bare resident id
-        resident = f"{parent}/residents/{resident}"
+    resident = resident_name(args.resident, args.facility) if args.resident else ""
     events = list(itertools.islice(client.audit_events(
         parent, subject=args.subject or "", resident=resident, method=args.method or "",
         since=args.since, page_size=min(args.limit, MAX_PAGE_SIZE)), args.limit))
@@ -57,7 +53,8 @@ def audit_list(client: MedClient, args: argparse.Namespace) -> int:
         for e in events:
             print(MessageToJson(e, indent=None, preserving_proto_field_name=True))
     else:
-        _print_table([_row(e) for e in events])
+        facility = facility_view(client, args.facility) if args.facility else None
+        print_table([_row(e, facility) for e in events], HEADER)
     return 0
 
 

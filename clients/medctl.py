@@ -1,8 +1,8 @@
 """medctl: the medservice command line.
 
 Connection: --target (or MEDSERVICE_TARGET, default localhost:50051) and --token (or
-MEDSERVICE_TOKEN). Errors print one line (plus any field violations) and exit 1; never a
-traceback.
+MEDSERVICE_TOKEN). Errors print one line and exit 1 (a refused call), 2 (input medctl
+cannot use) or 4 (a check that is not OK); never a traceback.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
-from google.protobuf.json_format import MessageToJson
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.alerts_cli import add_alert_commands, add_webhook_commands
@@ -26,11 +25,22 @@ from clients.audit_cli import add_audit_commands
 from clients.card_changes_cli import add_card_change_commands
 from clients.card_checks_cli import add_card_check_commands
 from clients.client import MedClient, MedServiceError
+from clients.defaults import (
+    UsageError,
+    add_resident_options,
+    add_shift_options,
+    facility_view,
+    resident_name,
+)
 from clients.dosage_cli import add_dosage_commands, run_local
+from clients.explain import explain
 from clients.offline_cli import add_offline_commands
+from clients.output import print_json, print_table
+from clients.records_cli import add_records_commands
 from clients.report_cli import add_report_commands, emergency_list
 from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
+from clients.settings_cli import add_settings_commands
 from medservice.domain.vocabulary import drug_text, route_text, unit_words
 from medservice.i18n import LANGUAGES, Arg, Msg, call_language, msg, number, requesting
 from medservice.v1 import common_pb2
@@ -39,17 +49,6 @@ from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as rpb
 
 Handler = Callable[[MedClient, argparse.Namespace], int]
-
-
-def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-
-
-def _print_json(messages: Iterable[Message]) -> None:
-    for m in messages:
-        print(MessageToJson(m, indent=None, preserving_proto_field_name=True))
 
 
 def _masked(person_id: str) -> str:
@@ -63,22 +62,22 @@ def _masked(person_id: str) -> str:
 def facilities_list(client: MedClient, args: argparse.Namespace) -> int:
     items = list(client.list_facilities())
     if args.json:
-        _print_json(items)
+        print_json(items)
     else:
-        _print_table([(f.name.split("/")[-1], f.display_name, f.time_zone,
+        print_table([(f.name.split("/")[-1], f.display_name, f.time_zone,
                        ", ".join(f"{s.shift_id} {s.start_time}-{s.end_time}" for s in f.shifts))
                       for f in items], ("ID", "NAME", "TIME ZONE", "SHIFTS"))
     return 0
 
 
 def facilities_get(client: MedClient, args: argparse.Namespace) -> int:
-    _print_json([client.get_facility(args.id)])
+    print_json([client.get_facility(args.id)])
     return 0
 
 
 def facilities_create(client: MedClient, args: argparse.Namespace) -> int:
     facility = fpb.Facility(display_name=args.name, time_zone=args.time_zone or "")
-    _print_json([client.create_facility(facility, args.id or "")])
+    print_json([client.create_facility(facility, args.id or "")])
     return 0
 
 
@@ -92,7 +91,7 @@ def facilities_update(client: MedClient, args: argparse.Namespace) -> int:
     if not paths:
         print("medctl: nothing to update: give --name or --time-zone", file=sys.stderr)
         return 2
-    _print_json([client.update_facility(facility, paths)])
+    print_json([client.update_facility(facility, paths)])
     return 0
 
 
@@ -102,27 +101,28 @@ def facilities_update(client: MedClient, args: argparse.Namespace) -> int:
 def residents_list(client: MedClient, args: argparse.Namespace) -> int:
     items = list(client.list_residents(args.facility))
     if args.json:
-        _print_json(items)
+        print_json(items)
     else:
-        _print_table([(r.room, r.name, r.display_name, _masked(r.person_id)) for r in items],
-                     ("ROOM", "RESIDENT", "NAME", "PERSON ID"))
+        # The short id: what --resident takes with --facility.
+        print_table([(r.room, r.name.rsplit("/", 1)[-1], r.display_name, _masked(r.person_id))
+                     for r in items], ("ROOM", "RESIDENT", "NAME", "PERSON ID"))
     return 0
 
 
 def residents_get(client: MedClient, args: argparse.Namespace) -> int:
-    _print_json([client.get_resident(args.name)])
+    print_json([client.get_resident(resident_name(args.name, args.facility, "name"))])
     return 0
 
 
 def residents_create(client: MedClient, args: argparse.Namespace) -> int:
     resident = fpb.Resident(person_id=args.person_id, display_name=args.name,
                             room=args.room or "")
-    _print_json([client.create_resident(args.facility, resident, args.id or "")])
+    print_json([client.create_resident(args.facility, resident, args.id or "")])
     return 0
 
 
 def residents_update(client: MedClient, args: argparse.Namespace) -> int:
-    resident = fpb.Resident(name=args.name)
+    resident = fpb.Resident(name=resident_name(args.name, args.facility, "name"))
     paths: list[str] = []
     if args.display_name is not None:
         resident.display_name, paths = args.display_name, [*paths, "display_name"]
@@ -131,7 +131,7 @@ def residents_update(client: MedClient, args: argparse.Namespace) -> int:
     if not paths:
         print("medctl: nothing to update: give --display-name or --room", file=sys.stderr)
         return 2
-    _print_json([client.update_resident(resident, paths)])
+    print_json([client.update_resident(resident, paths)])
     return 0
 
 
@@ -158,12 +158,12 @@ _STATE = {cpb.ORDER_STATE_ACTIVE: "active", cpb.ORDER_STATE_PAUSED: "paused",
 
 
 def card_get(client: MedClient, args: argparse.Namespace) -> int:
-    card = client.get_card(args.resident)
+    card = client.get_card(resident_name(args.resident, args.facility))
     if args.json:
-        _print_json([card])
+        print_json([card])
         return 0
     print(f"card version {card.card_version}")
-    _print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, o.route,
+    print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, o.route,
                    _STATE.get(o.state, "?"),
                    o.dosage.text_da or ("manual schedule" if o.needs_manual_schedule else ""))
                   for o in card.orders], ("ORDER", "DRUG", "STRENGTH", "ROUTE", "STATE", "DOSAGE"))
@@ -208,11 +208,11 @@ def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
     with Progress(transient=True, disable=args.json) as progress:
         task = progress.add_task(f"importing {Path(args.file).name}", total=len(parts))
         for part in parts:
-            results.append(send(args.resident, part,
+            results.append(send(resident_name(args.resident, args.facility), part,
                                 timeout=max(client.timeout, len(part) / 100_000)))
             progress.advance(task)
     if args.json:
-        _print_json(results)
+        print_json(results)
         return 0
     print_import(results)
     return 0 if not any(r.problems for r in results) else 3
@@ -232,7 +232,7 @@ def print_import(results: Sequence[cpb.ImportMedicineCardResponse]) -> None:
     for change in changes:
         counts[_change_word(change.kind)] = counts.get(_change_word(change.kind), 0) + 1
     print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no orders")
-    _print_table([(_change_word(c.kind),
+    print_table([(_change_word(c.kind),
                    c.source_order_id or c.order.rsplit("/", 1)[-1] or "?",
                    str(c.version) if c.version else "", c.reason)
                   for c in changes], ("DONE", "ORDER", "VERSION", "WHY"))
@@ -255,14 +255,23 @@ def import_fhir(client: MedClient, args: argparse.Namespace) -> int:
     return _import(client, args, "fhir")
 
 
+def _shift(client: MedClient, args: argparse.Namespace) -> None:
+    """Fills in --shift and --date: the shift on duty now and the day it started."""
+    facility = facility_view(client, args.facility)
+    shift, day = facility.shift_and_date(args.shift, args.date)
+    args.shift, args.date, args.zone = shift, day.isoformat(), facility.zone
+
+
 def round_list(client: MedClient, args: argparse.Namespace) -> int:
+    _shift(client, args)
     if args.pdf:
         return emergency_list(client, args)
     schedule = client.shift_schedule(args.facility, args.date, args.shift)
     if args.json:
-        _print_json([schedule])
+        print_json([schedule])
         return 0
-    zone = ZoneInfo(client.get_facility(args.facility).time_zone or "Europe/Copenhagen")
+    zone = args.zone
+    print(f"{args.facility}  {args.shift} {args.date}  (times {zone.key})")
     for r in schedule.residents:
         print(f"{r.room:>5}  {r.display_name}")
         for d in r.doses:
@@ -316,9 +325,10 @@ def _dose_status(d: rpb.ScheduledDose, zone: ZoneInfo) -> str:
 
 
 def dispensing(client: MedClient, args: argparse.Namespace) -> int:
+    _shift(client, args)
     lst = client.dispensing_list(args.facility, args.date, args.shift)
     if args.json:
-        _print_json([lst])
+        print_json([lst])
         return 0
     rows = []
     for r in lst.residents:
@@ -331,7 +341,7 @@ def dispensing(client: MedClient, args: argparse.Namespace) -> int:
                              _words(drug_text(i.drug.name, i.drug.strength)),
                              quantity + (_words(msg("cli.max")) if i.includes_range else ""),
                              " ".join(i.times)))
-    _print_table(rows, [_words(msg(key)) for key in (
+    print_table(rows, [_words(msg(key)) for key in (
         "report.room", "report.resident", "report.el_source", "report.drug", "cli.total",
         "cli.times")])
     return 0
@@ -346,9 +356,28 @@ def _words(value: Arg) -> str:
     return value.render(_language()) if isinstance(value, Msg) else str(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the command and what it takes, not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _json_everywhere(parser: argparse.ArgumentParser) -> None:
+    """--json after the command as well as before it, on every command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                if not any("--json" in a.option_strings for a in sub._actions):
+                    sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                                     help="JSON lines instead of a table")
+                _json_everywhere(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medctl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="medctl", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default=os.environ.get("MEDSERVICE_TARGET",
                                                            "localhost:50051"))
     parser.add_argument("--token", default=os.environ.get("MEDSERVICE_TOKEN", ""))
@@ -385,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--facility", required=True)
     p.set_defaults(handler=residents_list)
     p = res.add_parser("get")
-    p.add_argument("name", help="facilities/F/residents/R")
+    p.add_argument("name", help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=residents_get)
     p = res.add_parser("create")
     p.add_argument("--facility", required=True)
@@ -395,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--room")
     p.set_defaults(handler=residents_create)
     p = res.add_parser("update")
-    p.add_argument("name", help="facilities/F/residents/R")
+    p.add_argument("name", help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility")
     p.add_argument("--display-name")
     p.add_argument("--room")
     p.set_defaults(handler=residents_update)
@@ -403,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     card = top.add_parser("card", help="a resident's medicine card").add_subparsers(
         dest="cmd", required=True)
     p = card.add_parser("get")
-    p.add_argument("resident", help="facilities/F/residents/R")
+    p.add_argument("resident", help="facilities/F/residents/R, or R with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=card_get)
     add_card_check_commands(card)
     add_card_change_commands(card)
@@ -413,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     for kind, handler in (("fmk", import_fmk), ("fhir", import_fhir)):
         p = imp_sub.add_parser(kind)
         p.add_argument("file")
-        p.add_argument("--resident", required=True, help="facilities/F/residents/R")
+        add_resident_options(p)
         if kind == "fhir":
             p.add_argument("--unidentified", action="store_true",
                            help="the document names no patient by CPR number and I checked "
@@ -423,9 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (("round", round_list, "the round list of a shift"),
                                 ("dispensing", dispensing, "what to prepare for a shift")):
         p = top.add_parser(name, help=text)
-        p.add_argument("--facility", required=True)
-        p.add_argument("--date", required=True, help="YYYY-MM-DD, the day the shift starts")
-        p.add_argument("--shift", default="day")
+        add_shift_options(p)
         if name == "round":
             p.add_argument("--pdf", metavar="FILE",
                            help="save the emergency list (nødliste) of the shift as PDF")
@@ -439,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_commands(top)
     add_report_commands(top)
     add_dosage_commands(top)
+    add_records_commands(top)
+    add_settings_commands(top, fac)
+    _json_everywhere(parser)
     return parser
 
 
@@ -455,8 +488,11 @@ def main(argv: list[str] | None = None) -> int:
                 handler: Handler = args.handler
                 return handler(client, args)
     except MedServiceError as e:
-        print(f"medctl: {e}", file=sys.stderr)
+        print(f"medctl: {explain(e, args.target)}", file=sys.stderr)
         return 1
+    except UsageError as e:
+        print(f"medctl: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. piped into head
@@ -465,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a file named on the command line: one line, never a traceback
         print(f"medctl: {file_error(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # a fault of medctl's own: still one line, never a traceback
+        print(f"medctl: unexpected error ({type(e).__name__}: {e}); please report it",
+              file=sys.stderr)
+        return 70
 
 
 def file_error(e: OSError) -> str:

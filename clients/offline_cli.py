@@ -38,6 +38,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
 from clients.client import MedClient
+from clients.output import print_object
 from medservice.v1 import rounds_pb2 as pb
 
 _OUTCOMES = {"given": pb.ADMINISTRATION_OUTCOME_GIVEN,
@@ -150,14 +151,21 @@ def record_offline(client: MedClient, args: argparse.Namespace) -> int:
                                   chunk=args.chunk)
     failed = 0
     for (i, _), r in zip(items, results, strict=True):
-        if r.status.code == 0:
+        if args.json:
+            failed += r.status.code != 0
+            print_object({"line": i, "recorded": r.status.code == 0,
+                          "record": r.response.record.name,
+                          "discrepancies": list(r.response.discrepancies),
+                          "error": _why(r.status) if r.status.code else ""})
+        elif r.status.code == 0:
             print(f"{i}: recorded {r.response.record.name}")
             for name in r.response.discrepancies:
                 print(f"{i}:   discrepancy {name}")
         else:
             failed += 1
             print(f"{i}: NOT recorded, {_why(r.status)}")
-    print(f"{len(results) - failed} of {len(items)} recorded")
+    if not args.json:
+        print(f"{len(results) - failed} of {len(items)} recorded")
     return 3 if failed else 0
 
 

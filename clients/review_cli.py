@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from datetime import UTC
 
 import grpc
-from google.protobuf.json_format import MessageToJson
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from clients.client import MedClient, MedServiceError
+from clients.defaults import FacilityViews, facility_child, facility_of, facility_view
+from clients.output import print_json, print_table
 from medservice.v1 import common_pb2
 from medservice.v1 import discrepancies_pb2 as pb
 
@@ -21,21 +18,6 @@ DECISIONS = {d.removeprefix("REVIEW_DECISION_").lower().replace("_", "-"): v
 _DECISION_TEXT = {v: k.replace("-", " ") for k, v in DECISIONS.items()}
 _STATUS = {pb.DISCREPANCY_STATUS_OPEN: "open", pb.DISCREPANCY_STATUS_REVIEWED: "reviewed",
            pb.DISCREPANCY_STATUS_WITHDRAWN: "withdrawn"}
-
-
-def _time(ts: Timestamp) -> str:
-    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M") + "Z"
-
-
-def _print(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
-    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-
-
-def _print_json(messages: Sequence[Message]) -> None:
-    for m in messages:
-        print(MessageToJson(m, indent=None, preserving_proto_field_name=True))
 
 
 def _state(d: pb.Discrepancy) -> str:
@@ -49,11 +31,13 @@ def review_list(client: MedClient, args: argparse.Namespace) -> int:
     parent = f"facilities/{args.facility}" if args.facility else "facilities/-"
     items = list(client.review_queue(parent))
     if args.json:
-        _print_json(items)
+        print_json(items)
         return 0
-    _print([(common_pb2.Severity.Name(d.severity).removeprefix("SEVERITY_").lower(),
+    views = FacilityViews(client)  # times on each discrepancy's facility clock
+    print_table([(common_pb2.Severity.Name(d.severity).removeprefix("SEVERITY_").lower(),
              _state(d), pb.DiscrepancyCode.Name(d.code).removeprefix("DISCREPANCY_CODE_"),
-             _time(d.occurrence_time), d.resident, d.name) for d in items],
+             views.of(d.name).local_text(d.occurrence_time), d.resident, d.name)
+            for d in items],
            ("SEVERITY", "STATE", "CODE", "OCCURRED", "RESIDENT", "DISCREPANCY"))
     return 0
 
@@ -61,6 +45,7 @@ def review_list(client: MedClient, args: argparse.Namespace) -> int:
 def review_decide(client: MedClient, args: argparse.Namespace) -> int:
     """Decide with the etag given, else with the one read now: a review that crossed
     another's is refused, never overwrites it."""
+    args.name = facility_child(args.name, args.facility, "discrepancies", "name")
     etag = args.etag or client.get_discrepancy(args.name).etag
     try:
         done = client.review_discrepancy(args.name, DECISIONS[args.decision], args.note,
@@ -73,18 +58,21 @@ def review_decide(client: MedClient, args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     if args.json:
-        _print_json([done])
+        print_json([done])
     else:
         print(f"reviewed {done.name}: {_DECISION_TEXT[done.review.decision]}")
     return 0
 
 
 def review_history(client: MedClient, args: argparse.Namespace) -> int:
+    args.name = facility_child(args.name, args.facility, "discrepancies", "name")
     events = list(client.discrepancy_events(args.name))
     if args.json:
-        _print_json(events)
+        print_json(events)
         return 0
-    _print([(_time(e.event_time), e.kind.lower(), e.actor, e.detail) for e in events],
+    facility = facility_view(client, facility_of(args.name))
+    print_table([(facility.local_text(e.event_time, "%Y-%m-%d %H:%M:%S"), e.kind.lower(), e.actor,
+             e.detail) for e in events],
            ("TIME", "EVENT", "BY", "DETAIL"))
     return 0
 
@@ -96,11 +84,13 @@ def add_review_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--facility", help="one facility (default: every facility you may see)")
     p.set_defaults(handler=review_list)
     p = sub.add_parser("decide", help="record a decision on a discrepancy")
-    p.add_argument("name", help="facilities/F/discrepancies/D")
+    p.add_argument("name", help="facilities/F/discrepancies/D, or D with --facility")
+    p.add_argument("--facility")
     p.add_argument("--decision", required=True, choices=sorted(DECISIONS))
     p.add_argument("--note", default="")
     p.add_argument("--etag", help="the etag you reviewed (default: the current one)")
     p.set_defaults(handler=review_decide)
     p = sub.add_parser("history", help="what happened to a discrepancy, oldest first")
-    p.add_argument("name", help="facilities/F/discrepancies/D")
+    p.add_argument("name", help="facilities/F/discrepancies/D, or D with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=review_history)

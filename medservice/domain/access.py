@@ -47,8 +47,12 @@ class Principal:
 
     def require_role(self, *roles: Role) -> None:
         if self.role not in roles:
+            # Says which roles may: the caller learns what token to ask for.
+            allowed = ", ".join(r.value for r in roles)
+            needs = f"the role {allowed}" if len(roles) == 1 else f"one of the roles {allowed}"
             raise PermissionDenied(
-                f"role {self.role.value} may not do this", reason="ROLE_NOT_ALLOWED")
+                f"role {self.role.value} may not do this; it takes {needs}",
+                reason="ROLE_NOT_ALLOWED", metadata={"roles": allowed})
 
     def require_facility(self, facility_id: str) -> None:
         """Decided before existence: another facility's data is denied, found or not."""

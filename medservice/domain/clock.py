@@ -96,6 +96,12 @@ class FacilityClock:
         """An instant as the facility's local wall-clock time."""
         return _aware(instant).astimezone(self.zone)
 
+    def text(self, instant: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        """An instant as staff read it: facility time with its zone, "2026-12-05 10:49 CET".
+        Every time in a text staff read is written so: never UTC, never two clocks."""
+        local = self.local(instant)
+        return f"{local.strftime(fmt)} {local.strftime('%Z')}"
+
     def local_date_of(self, instant: datetime) -> date:
         return self.local(instant).date()
 
@@ -168,7 +174,10 @@ class FacilityClock:
         for s in self.shifts:
             if s.shift_id == shift_id:
                 return s
-        raise InvalidArgument([FieldViolation("shift_id", "is not a shift of this facility")])
+        # Names the valid ones: the caller (a front end, medctl) can offer them.
+        raise InvalidArgument([FieldViolation(
+            "shift_id", "is not a shift of this facility; its shifts are "
+            + ", ".join(s.shift_id for s in self.shifts))])
 
     def shift_interval(self, shift_date: date, shift_id: str) -> tuple[datetime, datetime]:
         """[start, end) of a shift in UTC. A shift past midnight belongs to the date it

@@ -191,8 +191,8 @@ def missed_dose(facility_id: str, resident_id: str, order_id: str, dose_id: str,
     Found from the schedule alone by a batch, so it says what the schedule knows (its
     alert adds the drug, `service.alerts.raise_alerts`)."""
     clock = rules.clock
-    message = msg("finding.missed_dose", due=f"{clock.local(due_time):%Y-%m-%d %H:%M}",
-                  closes=f"{clock.local(closes):%H:%M}")
+    message = msg("finding.missed_dose", due=clock.text(due_time),
+                  closes=clock.text(closes, "%H:%M"))
     return Discrepancy(
         key=discrepancy_key(Code.MISSED_DOSE, facility_id, resident_id, order_id, dose_id),
         code=Code.MISSED_DOSE, severity=DEFAULT_SEVERITY[Code.MISSED_DOSE], is_error=True,

@@ -74,7 +74,7 @@ def record_findings(p: Placement, rules: FacilityRules, pn_problem: Msg | None
         assert c.discontinued_at is not None
         out.append(_finding(Code.GIVEN_AFTER_DISCONTINUATION, msg(
             "finding.given_after_discontinuation", at=str(when),
-            discontinued=_local(clock.local(c.discontinued_at)), known=_known_text(known)),
+            discontinued=clock.text(c.discontinued_at), known=_known_text(known)),
             known))
     elif state is OrderState.PAUSED:
         known = _knew(p, lambda k: any(pause.covers(t) for pause in k.pauses))
@@ -100,7 +100,7 @@ def record_findings(p: Placement, rules: FacilityRules, pn_problem: Msg | None
     if p.due is not None and not p.extra:
         out += _timing(p.due, t, rules)
     if p.extra and p.due is not None:
-        due_at = _local(clock.local(p.due.dose.due_time))
+        due_at = clock.text(p.due.dose.due_time)
         out.append(_finding(Code.EXTRA_DOSE, msg("finding.extra_dose_given", due=due_at)))
     elif p.due is None and p.pn is None and not blocked and c.manual_schedule_reason is None:
         out.append(_finding(Code.EXTRA_DOSE, msg("finding.extra_dose_none_left", at=str(when))))
@@ -155,10 +155,6 @@ def _minutes(span: timedelta) -> int:
     return max(1, int(-(-span.total_seconds() // 60)))
 
 
-def _local(local: datetime) -> str:
-    return local.strftime("%Y-%m-%d %H:%M")
-
-
 class _Local:
     """An instant shown on the facility clock when formatted, not before."""
 
@@ -169,7 +165,7 @@ class _Local:
         self.instant = instant
 
     def __format__(self, spec: str) -> str:
-        return _local(self.clock.local(self.instant))
+        return self.clock.text(self.instant)
 
     def __str__(self) -> str:
         return self.__format__("")

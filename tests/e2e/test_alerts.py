@@ -4,6 +4,7 @@ sweep, exactly-once delivery with resume tokens, escalation and acknowledgement.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -328,11 +329,18 @@ def test_medctl_alerts_watch_resumes_from_its_token_file_list_and_ack(
     watch = [*base, "alerts", "watch", "--facility", "f", "--token-file", str(token_file),
              "--count", "1"]
     assert main(watch) == 0
-    first = capsys.readouterr().out.splitlines()
+    shown, said = capsys.readouterr()
+    first = shown.splitlines()
+    assert said.startswith(f"medctl: connected to {server.target}: alerts of f for your "
+                           "role, resuming from --token-file (times Europe/Copenhagen)")
     assert main(watch) == 0  # restarted: resumes after what it showed
     second = capsys.readouterr().out.splitlines()
     assert len(first) == len(second) == 1 and first != second
     assert "MISSED DOSE" in first[0] and "[day " in first[0]
+    # One clock in the line and in its text: facility time with its zone, never UTC.
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (CET|CEST) ", first[0])
+    assert re.search(r"dose due \S+ \d\d:\d\d (CET|CEST) not recorded by \d\d:\d\d "
+                     r"(CET|CEST)", first[0]) and "UTC" not in first[0]
     assert main([*base, "alerts", "list", "--facility", "f", "--open"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
     name = first[0].rsplit("(", 1)[1].rstrip(")")
@@ -363,3 +371,59 @@ def test_a_resident_whose_reconciliation_fails_does_not_stop_the_sweep(
     monkeypatch.setattr(sweep_module, "reconcile_resident", real)
     sweep(server)  # r1's dose was left unswept: the next pass raises it
     assert sorted(a.resident for a in ward["lead"].list_alerts("f")) == [R1, R2]
+
+
+class _Unavailable(grpc.RpcError):
+    """What a dropped connection raises in a stream."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "connection reset"
+
+
+def test_medctl_alerts_watch_says_when_it_connects_and_reconnects(
+        server: ServerFixture, server_clock: TestClock, ward: dict[str, MedClient],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+
+    real = MedClient.watch_alerts
+    opened: list[str] = []
+
+    def flaky(self: MedClient, facility_id: str, resume_token: str = "",
+              audience: int = 0) -> Iterator[apb.WatchAlertsResponse]:
+        stream = real(self, facility_id, resume_token, audience)
+        opened.append(resume_token)
+        if len(opened) > 1:
+            return stream
+
+        def dropped() -> Iterator[apb.WatchAlertsResponse]:
+            yield next(stream)  # the opening heartbeat: the watch stood
+            stream.cancel()
+            raise _Unavailable()
+        return dropped()
+
+    monkeypatch.setattr(MedClient, "watch_alerts", flaky)
+    set_now(server_clock, tomorrow_at(server_clock, 9, 5))
+    done: list[int] = []
+    watcher = threading.Thread(target=lambda: done.append(main([
+        "--target", server.target, "--token", token_for(Role.SHIFT_LEAD, "f"), "--json",
+        "alerts", "watch", "--facility", "f", "--count", "1"])))
+    watcher.start()
+    deadline = datetime.now() + timedelta(seconds=10)
+    while len(opened) < 2 and datetime.now() < deadline:
+        threading.Event().wait(0.05)
+    threading.Event().wait(0.3)  # the second stream's opening heartbeat
+    sweep(server)  # the morning doses are missed now: an alert
+    watcher.join(10)
+    out, err = capsys.readouterr()
+    assert done == [0]
+    lines = err.splitlines()
+    assert lines[0].startswith("medctl: connected to ") and lines[0].endswith(
+        "alerts of f for your role, from now (times Europe/Copenhagen)")
+    assert lines[1] == "medctl: connection lost (UNAVAILABLE); reconnecting in 0.5 s"
+    assert lines[2].startswith("medctl: reconnected to ") and "resuming after the last " \
+        "alert shown" in lines[2]
+    assert opened[1]  # resumed from the token of the first stream's heartbeat
+    assert '"kind": "ALERT_KIND_MISSED_DOSE"' in out  # --json: the alert as JSON

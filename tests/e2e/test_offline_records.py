@@ -247,3 +247,10 @@ def test_medctl_sends_a_file_of_records_once_however_often_it_is_sent(
         assert any(line.startswith("8: NOT recorded, INVALID_ARGUMENT: "
                                    "requests[") for line in out)
     assert len(_records(carer)) == 6
+    # --json: one object a line, the same answers (sent again: recorded once, answered so).
+    assert main([*base, "record-offline", str(path), "--facility", "f", "--json"]) == 3
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["line"] for a in answers if a["recorded"]] == [1, 2, 4, 5, 6, 7]
+    assert [a["error"].startswith("INVALID_ARGUMENT") for a in answers if a["line"] == 8] \
+        == [True]
+    assert len(_records(carer)) == 6

@@ -120,8 +120,8 @@ def test_round_pdf_writes_the_emergency_list(server: ServerFixture, demo: dateti
                      "PN Paracetamol 500 mg 2 tabletter", "Givet kl. Signatur"):
         assert expected in text, expected
     assert _medctl(server, Role.SHIFT_LEAD, "round", "--facility", "demo", "--date",
-                   demo.date().isoformat(), "--shift", "brunch", "--pdf", str(out)) == 1
-    assert "shift_id" in capsys.readouterr().err
+                   demo.date().isoformat(), "--shift", "brunch", "--pdf", str(out)) == 2
+    assert "its shifts are day, evening, night" in capsys.readouterr().err
     assert _medctl(server, Role.INTEGRATION, "round", "--facility", "demo", "--date",
                    demo.date().isoformat(), "--pdf", str(out)) == 1
     assert "PERMISSION_DENIED" in capsys.readouterr().err

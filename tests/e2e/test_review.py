@@ -391,7 +391,10 @@ def test_medctl_review_list_decide_and_history(round_done: Homes,
     assert "changed since it was read" in err and "nothing was recorded" in err
     assert main([*base, "review", "history", wrong]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[2] for line in out[1:]] == ["detected", "reviewed"]
+    # Times on the facility's clock with its zone, never UTC ("2026-12-05 10:49:00 CET").
+    assert [line.split()[2] for line in out[1:]] == ["CET", "CET"] or \
+        [line.split()[2] for line in out[1:]] == ["CEST", "CEST"]
+    assert [line.split()[3] for line in out[1:]] == ["detected", "reviewed"]
     assert "pharmacist-9" in out[2] and "decision=needs_follow_up: ring the GP" in out[2]
     assert main([*base, "review", "list", "--facility", "a"]) == 0
     assert "reviewed (needs follow up)" in capsys.readouterr().out

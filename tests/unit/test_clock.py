@@ -149,6 +149,14 @@ def test_shift_of_is_none_where_the_shifts_leave_a_gap() -> None:
         days_only.shift_interval(SPRING, "night")
 
 
+def test_an_unknown_shift_is_refused_naming_the_facility_s_shifts() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        CLOCK.shift("brunch")
+    [v] = info.value.violations
+    assert (v.field, v.description) == (
+        "shift_id", "is not a shift of this facility; its shifts are day, evening, night")
+
+
 # -- windows -----------------------------------------------------------------------------------
 
 

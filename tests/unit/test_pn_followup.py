@@ -69,10 +69,11 @@ def test_an_unevaluated_pn_dose_is_found_from_its_deadline_on() -> None:
     d = found[0]
     assert (d.severity, d.is_error, d.record_id, d.order_id) == (Severity.LOW, False, "p", "pn")
     assert d.occurred_at == at(10)  # when the dose was given, as for every record finding
-    assert d.description == "effekten af PN-dosen blev ikke vurderet senest 2026-05-04 12:00"
+    assert d.description == (
+        "effekten af PN-dosen blev ikke vurderet senest 2026-05-04 12:00 CEST")
     assert d.message is not None
     assert d.message.render("en") == (
-        "the effect of the PN dose was not evaluated by 2026-05-04 12:00")
+        "the effect of the PN dose was not evaluated by 2026-05-04 12:00 CEST")
     # Found again later: the same key, so stored and alerted once.
     again = [x for x in run(ORDERS, [pn()], now=at(20), rules=RULES)
              if x.code is Code.PN_NOT_EVALUATED]
@@ -83,7 +84,7 @@ def test_an_evaluation_in_time_leaves_nothing_and_a_late_one_says_how_late() -> 
     assert followups([evaluated(pn(), at(11))], at(20)) == []
     assert followups([evaluated(pn(), at(12))], at(20)) == []  # at the deadline is in time
     assert followups([evaluated(pn(), at(12, 30))], at(20)) == [
-        "the effect of the PN dose was evaluated 30 min after 2026-05-04 12:00, when it "
+        "the effect of the PN dose was evaluated 30 min after 2026-05-04 12:00 CEST, when it "
         "was due"]
 
 

@@ -1,0 +1,277 @@
+"""medctl for every task of every role (issue 15), against a real server on SQLite and
+PostgreSQL: the defaults people expect (today and the shift on duty, short resident ids,
+drug by name or ATC code, the decimal comma), --json on every command, and bad input
+answered in one line naming the valid values, the role needed or the --ack to give."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from clients import defaults
+from medservice.domain.access import Role
+from medservice.v1 import common_pb2
+from medservice.v1 import facilities_pb2 as fpb
+from medservice.v1 import medicine_cards_pb2 as cpb
+from medservice.v1 import rounds_pb2 as pb
+from tests.builders import CARD_VALID_FROM, K, dose, morning_evening, order, structured, ts
+from tests.conftest import ServerFixture, TestClock, token_for
+
+ZONE = ZoneInfo("Europe/Copenhagen")
+R1 = "facilities/f/residents/r1"
+ZONED = r"\d{4}-\d\d-\d\d \d\d:\d\d (CET|CEST)"  # a time as staff read it
+
+
+def _drug(o: cpb.Order, atc: str, strength: str) -> cpb.Order:
+    o.drug.atc_code, o.drug.strength = atc, strength
+    return o
+
+
+@pytest.fixture
+def day(server: ServerFixture, server_clock: TestClock,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[datetime]:
+    """Home f with r1 in room 1: paracetamol morning and evening, morphine PN, two
+    ibuprofen orders. The card is mirrored late today; medctl's now is the server's,
+    08:30 tomorrow (the day shift, the morning dose due). Yields that day's midnight."""
+    server_clock.to_late_evening(ZONE)
+    admin = server.client(Role.ADMIN)
+    admin.create_facility(fpb.Facility(display_name="Home"), "f")
+    admin.create_resident("f", fpb.Resident(person_id="010145-1111", display_name="A",
+                                            room="1"), "r1")
+    integration = server.client(Role.INTEGRATION, "f")
+    integration.call(integration.cards.SyncMedicineCard, cpb.SyncMedicineCardRequest(
+        card=cpb.MedicineCard(name=f"{R1}/medicineCard", card_version=1, orders=[
+            _drug(order(R1, "para", "Paracetamol", morning_evening("1")), "N02BE01",
+                  "500 mg"),
+            _drug(order(R1, "pn", "Morfin", structured(
+                [dose(K.DOSE_TIME_KIND_ANY, "5", as_needed=True)] * 2),
+                mode=common_pb2.DISPENSING_MODE_STAFF_POURED), "N02AA01", "5 mg"),
+            _drug(order(R1, "ibu1", "Ibuprofen", morning_evening("1")), "M01AE01", "200 mg"),
+            _drug(order(R1, "ibu2", "Ibuprofen", morning_evening("2")), "M01AE01", "400 mg"),
+        ]), valid_time=ts(CARD_VALID_FROM)))
+    tomorrow = server_clock().astimezone(ZONE).date() + timedelta(days=1)
+    midnight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=ZONE)
+    server_clock.advance(midnight + timedelta(hours=8, minutes=30) - server_clock())
+    monkeypatch.setattr(defaults, "CLOCK", server_clock)
+    yield midnight
+
+
+def _run(server: ServerFixture, role: Role, *args: str) -> int:
+    from clients.medctl import main
+
+    return main(["--target", server.target, "--token", token_for(role, "f", subject="nina"),
+                 *args])
+
+
+def _one_line(err: str) -> str:
+    """The error medctl printed: exactly one line, no traceback."""
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def _morning_dose(server: ServerFixture, day: datetime) -> pb.ScheduledDose:
+    c = server.client(Role.CARER, "f")
+    doses = c.call(c.rounds.ListScheduledDoses, pb.ListScheduledDosesRequest(
+        parent=R1, start_time=ts(day), end_time=ts(day + timedelta(hours=10)))).doses
+    return next(d for d in doses if d.order.endswith("/para"))
+
+
+def test_round_and_dispensing_default_to_today_and_the_shift_on_duty(
+        server: ServerFixture, day: datetime, capsys: pytest.CaptureFixture[str]) -> None:
+    carer, iso = Role.CARER, day.date().isoformat()
+    assert _run(server, carer, "residents", "list", "--facility", "f") == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["1", "r1", "A", "010145-****"]
+    assert _run(server, carer, "round", "--facility", "f") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"f  day {iso}  (times Europe/Copenhagen)") and "Paracetamol" in out
+    # i morgen / tomorrow, DD-MM-YYYY, --json after the command.
+    nxt = (day + timedelta(days=1)).date()
+    for said in ("i morgen", "tomorrow", nxt.strftime("%d-%m-%Y")):
+        assert _run(server, carer, "round", "--facility", "f", "--date", said, "--shift",
+                    "evening", "--json") == 0
+        schedule = json.loads(capsys.readouterr().out)
+        assert (schedule["date"], schedule["shift_id"]) == (nxt.isoformat(), "evening")
+    assert _run(server, carer, "dispensing", "--facility", "f", "--json") == 0
+    lst = json.loads(capsys.readouterr().out)
+    assert (lst["date"], lst["shift_id"]) == (iso, "day")
+    # Bad input: one line naming what is valid.
+    assert _run(server, carer, "round", "--facility", "f", "--date", "32-13-2026") == 2
+    assert "DD-MM-YYYY" in _one_line(capsys.readouterr().err)
+    assert _run(server, carer, "dispensing", "--facility", "f", "--shift", "brunch") == 2
+    assert _one_line(capsys.readouterr().err) == (
+        "medctl: --shift: 'brunch' is not a shift of f; its shifts are day, evening, night\n")
+    with pytest.raises(SystemExit) as exit_:  # argparse's own refusals: one line too
+        _run(server, carer, "round")
+    assert exit_.value.code == 2
+    assert _one_line(capsys.readouterr().err) == (
+        "medctl round: the following arguments are required: --facility (see medctl round "
+        "--help)\n")
+
+
+def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
+        server: ServerFixture, day: datetime, capsys: pytest.CaptureFixture[str]) -> None:
+    carer, r1 = Role.CARER, ["--facility", "f", "--resident", "r1"]
+    for drug in ("paracetamol", "N02BE01"):  # by name (any case) or ATC code
+        assert _run(server, carer, "check", *r1, "--drug", drug, "--quantity", "1,0") == 0
+        out = capsys.readouterr().out
+        assert out.startswith("OK") and re.search(
+            rf"  dose \S+ due {day.date().isoformat()} 08:00 (CET|CEST)\n", out), out
+    assert _run(server, carer, "check", *r1, "--drug", "Paracetamol", "--quantity", "1",
+                "--json") == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "CHECK_VERDICT_OK"
+    # A drug not on the card is the service's to judge; two orders of one drug are not.
+    assert _run(server, carer, "check", *r1, "--drug", "Warfarin", "--quantity", "1") == 4
+    assert "UNORDERED_DRUG" in capsys.readouterr().out
+    assert _run(server, carer, "check", *r1, "--drug", "ibuprofen", "--quantity", "1") == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "ibu1 (Ibuprofen 200 mg" in err and "ibu2 (Ibuprofen 400 mg" in err \
+        and "--order" in err
+    assert _run(server, carer, "check", *r1, "--drug", "Paracetamol", "--quantity",
+                "en halv") == 2
+    assert "--quantity: 'en halv' is not a quantity; write it as 1,5 or 1.5" in \
+        _one_line(capsys.readouterr().err)
+    assert _run(server, carer, "check", "--resident", "r1", "--drug", "Paracetamol") == 2
+    assert "needs --facility" in _one_line(capsys.readouterr().err)
+
+    # Given at twice the dose: refused until acknowledged, and the error says how.
+    dose_id = _morning_dose(server, day).dose_id
+    assert _run(server, carer, "give", dose_id, *r1, "--quantity", "2") == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "[CHECK_NOT_ACKNOWLEDGED]" in err and err.rstrip().endswith(
+        "record it again with --ack WRONG_DOSE")
+    assert _run(server, carer, "give", dose_id, *r1, "--quantity", "2", "--ack",
+                "wrong_dose", "--time", "8.05", "--json") == 0
+    given = json.loads(capsys.readouterr().out)
+    record = given["record"]["name"]
+    assert given["record"]["quantity"] == "2" and given["discrepancies"]
+    assert datetime.fromisoformat(given["record"]["administration_time"]) == \
+        day + timedelta(hours=8, minutes=5)  # --time: facility time, documented afterwards
+
+    assert _run(server, carer, "records", "list", *r1) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[:3] == ["TIME", "DRUG", "OUTCOME"]
+    assert re.match(ZONED, rows[1]) and "Paracetamol 500 mg" in rows[1] and "given" in rows[1]
+    assert _run(server, carer, "correct", record.rsplit("/", 1)[-1], *r1, "--reason",
+                "wrong resident") == 0
+    assert capsys.readouterr().out == f"marked entered-in-error: {record} (wrong resident)\n"
+    assert _run(server, carer, "records", "list", *r1, "--json") == 0
+    [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert listed["state"] == "RECORD_STATE_ENTERED_IN_ERROR"
+    assert _run(server, carer, "correct", "nope", "--reason", "x") == 2
+    assert "--resident" in _one_line(capsys.readouterr().err)
+
+    # PN by name: the order's PN quantity by default, now.
+    assert _run(server, carer, "pn", *r1, "--drug", "morfin", "--reason", "smerter",
+                "--json") == 0
+    pn = json.loads(capsys.readouterr().out)["record"]
+    assert (pn["outcome"], pn["quantity"], pn["order"], pn["pn_reason"]) == (
+        "ADMINISTRATION_OUTCOME_PN_GIVEN", "5", f"{R1}/orders/pn", "smerter")
+    assert _run(server, carer, "evaluate", pn["name"].rsplit("/", 1)[-1], *r1, "--effect",
+                "good") == 0
+    assert capsys.readouterr().out == f"evaluated {pn['name']}: good\n"
+    assert _run(server, carer, "pn", *r1, "--drug", "morfin", "--quantity", "5,0",
+                "--time", "08:15") == 0
+    assert capsys.readouterr().out.startswith(f"recorded {R1}/administrations/")
+    assert _run(server, carer, "pn", *r1, "--drug", "morfin", "--time", "25:00") == 2
+    assert "--time" in _one_line(capsys.readouterr().err)
+
+
+def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
+        server: ServerFixture, day: datetime, capsys: pytest.CaptureFixture[str]) -> None:
+    carer = server.client(Role.CARER, "f")
+    morning = _morning_dose(server, day)
+    carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+        parent=R1, acknowledged_reasons=["WRONG_DOSE"], record=pb.AdministrationRecord(
+            dose_id=morning.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity="3",
+            route="oral", administration_time=morning.due_time)))
+    ph = Role.PHARMACIST
+
+    assert _run(server, ph, "discrepancies", "list", "--facility", "f") == 0
+    out = capsys.readouterr().out.splitlines()
+    [wrong] = [line for line in out if "WRONG_DOSE" in line]
+    assert re.match(ZONED, wrong) and "r1" in wrong and "UTC" not in wrong
+    name = wrong.split()[-1]
+    assert _run(server, ph, "discrepancies", "get", name.rsplit("/", 1)[-1],
+                "--facility", "f") == 0
+    shown = capsys.readouterr().out
+    assert f"discrepancy: {name}" in shown and "code:        WRONG_DOSE" in shown
+    assert _run(server, ph, "review", "history", name.rsplit("/", 1)[-1], "--facility",
+                "f") == 0
+    assert "detected" in capsys.readouterr().out
+    assert _run(server, ph, "review", "history", "D1") == 2
+    assert "--facility" in _one_line(capsys.readouterr().err)
+    assert _run(server, ph, "discrepancies", "list", "--facility", "f", "--code",
+                "wrong_dose", "--date", "today", "--json") == 0
+    [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert listed["name"] == name
+    with pytest.raises(SystemExit):
+        _run(server, ph, "discrepancies", "list", "--code", "BOGUS")
+    assert "MISSED_DOSE" in _one_line(capsys.readouterr().err)  # names the valid codes
+
+    assert _run(server, ph, "error-rate", "--facility", "f", "--date", "today") == 0
+    assert capsys.readouterr().out.endswith(
+        ": error rate 100.00 % (1 error of 1 dose: 1 given, 0 not given)\n")
+    assert _run(server, ph, "error-rate", "--facility", "f", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["errors"] == "1"
+    assert _run(server, ph, "error-rate", "--facility", "f", "--month", "2026-13") == 2
+    assert "YYYY-MM" in _one_line(capsys.readouterr().err)
+
+    assert _run(server, ph, "reconcile", "--facility", "f", "--json") == 0
+    assert "doses_examined" in json.loads(capsys.readouterr().out)
+    assert _run(server, Role.CARER, "reconcile", "--facility", "f") == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "PERMISSION_DENIED" in err and "it takes one of the roles pharmacist, admin" in err
+
+    # Settings: only what is given changes; the role is named when it is the wrong one.
+    assert _run(server, Role.CARER, "facilities", "set", "f", "--morning", "07:30") == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "it takes the role admin" in err and "use a token of that role" in err
+    assert _run(server, Role.ADMIN, "facilities", "set", "f", "--morning", "7.30",
+                "--shift", "day=07-15", "--shift", "late=15:00-07:00", "--window-daily",
+                "90", "--escalation", "20", "--json") == 0
+    f = json.loads(capsys.readouterr().out)
+    assert f["medication_times"] == {"morning": "07:30", "noon": "12:00",
+                                     "evening": "18:00", "night": "22:00"}
+    assert [(s["shift_id"], s["start_time"], s["end_time"]) for s in f["shifts"]] == [
+        ("day", "07:00", "15:00"), ("late", "15:00", "07:00")]
+    assert (f["timing_windows"]["daily_or_less_minutes"],
+            f["timing_windows"]["more_than_daily_minutes"],
+            f["alert_escalation_minutes"]) == (90, 60, 20)
+    assert _run(server, Role.ADMIN, "facilities", "set", "f", "--night", "25:00") == 2
+    assert "--night" in _one_line(capsys.readouterr().err)
+    assert _run(server, Role.ADMIN, "facilities", "set", "f") == 2
+    assert "nothing to change" in _one_line(capsys.readouterr().err)
+
+    # Orders: by drug name or order id (integrations, which feed the mirror).
+    it, r1 = Role.INTEGRATION, ["--facility", "f", "--resident", "r1"]
+    assert _run(server, it, "order", "pause", *r1, "--drug", "paracetamol") == 0
+    assert capsys.readouterr().out == (
+        f"paused {R1}/orders/para (Paracetamol 500 mg): now paused\n")
+    assert _run(server, it, "order", "resume", *r1, "--order", "para", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "ORDER_STATE_ACTIVE"
+    assert _run(server, it, "order", "discontinue", *r1, "--order", "para", "--reason",
+                "stopped by GP") == 0
+    assert capsys.readouterr().out.endswith("now discontinued\n")
+    assert _run(server, it, "order", "reverse-discontinuation", *r1, "--order", "para") == 0
+    assert capsys.readouterr().out.endswith("now active\n")
+    assert _run(server, Role.CARER, "order", "pause", *r1, "--order", "para") == 1
+    assert "it takes the role integration" in _one_line(capsys.readouterr().err)
+    assert _run(server, it, "order", "pause", *r1, "--drug", "ibuprofen") == 2
+    assert "choose one with --order" in _one_line(capsys.readouterr().err)
+
+
+def test_bad_token_and_unreachable_service_are_one_line(
+        server: ServerFixture, day: datetime, capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+
+    assert main(["--target", server.target, "--token", "garbage", "round", "--facility",
+                 "f"]) == 1
+    assert "--token or MEDSERVICE_TOKEN" in _one_line(capsys.readouterr().err)
+    assert main(["--target", "127.0.0.1:1", "--timeout", "1", "--token", "x",
+                 "facilities", "list"]) == 1
+    assert "(--target)" in _one_line(capsys.readouterr().err)
