@@ -91,8 +91,7 @@ def facilities_update(client: MedClient, args: argparse.Namespace) -> int:
     if args.time_zone is not None:
         facility.time_zone, paths = args.time_zone, [*paths, "time_zone"]
     if not paths:
-        print("medctl: nothing to update: give --name or --time-zone", file=sys.stderr)
-        return 2
+        raise UsageError("nothing to update: give --name or --time-zone")
     print_json([client.update_facility(facility, paths)])
     return 0
 
@@ -132,8 +131,7 @@ def residents_update(client: MedClient, args: argparse.Namespace) -> int:
     if args.room is not None:
         resident.room, paths = args.room, [*paths, "room"]
     if not paths:
-        print("medctl: nothing to update: give --display-name or --room", file=sys.stderr)
-        return 2
+        raise UsageError("nothing to update: give --display-name or --room")
     print_json([client.update_resident(resident, paths)])
     return 0
 
@@ -155,6 +153,11 @@ def _quantity(amount: common_pb2.DoseQuantity, unit: cpb.DoseUnit) -> str:
     return f"{shown} {_words(unit_words(unit.singular, unit.plural, count))}".strip()
 
 
+def _dosage_text(o: cpb.Order) -> str:
+    """The order's short dosage text the server wrote in medctl's language."""
+    return (o.dosage.text_en if _language() == "en" else "") or o.dosage.text_da
+
+
 def card_get(client: MedClient, args: argparse.Namespace) -> int:
     card = client.get_card(resident_name(args.resident, args.facility))
     if args.json:
@@ -163,8 +166,8 @@ def card_get(client: MedClient, args: argparse.Namespace) -> int:
     print(_words(msg("cli.card_version", version=card.card_version)))
     print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, route_text(o.route),
                    order_state(o.state),
-                   o.dosage.text_da or (msg("code.NEEDS_MANUAL_SCHEDULE")
-                                        if o.needs_manual_schedule else ""))
+                   _dosage_text(o) or (msg("code.NEEDS_MANUAL_SCHEDULE")
+                                       if o.needs_manual_schedule else ""))
                   for o in card.orders],
                  (msg("cli.col.order"), msg("report.drug"), msg("cli.col.strength"),
                   msg("report.route"), msg("cli.col.state"), msg("cli.col.dosage")))
@@ -450,9 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "that it is about this resident (recorded in the audit trail)")
         p.set_defaults(handler=handler)
 
-    for name, handler, text in (("round", round_list, "the round list of a shift"),
-                                ("dispensing", dispensing, "what to prepare for a shift")):
-        p = top.add_parser(name, help=text)
+    for name, handler, p in (
+            ("round", round_list, top.add_parser("round", help="the round list of a shift")),
+            ("dispensing", dispensing,
+             top.add_parser("dispensing", help="what to prepare for a shift"))):
         add_shift_options(p)
         if name == "round":
             p.add_argument("--pdf", metavar="FILE",
@@ -475,16 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # medctl's own words (its errors' too), and the server's, in the language asked for
+    with requesting(args.language):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        # medctl's own words, and the server's, in the language asked for
-        with requesting(args.language):
-            if getattr(args, "local", None) is not None:
-                return run_local(args)
-            ca = Path(args.ca_file).read_bytes() if args.ca_file else None
-            with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
-                           timeout=args.timeout, language=args.language or "") as client:
-                handler: Handler = args.handler
-                return handler(client, args)
+        if getattr(args, "local", None) is not None:
+            return run_local(args)
+        ca = Path(args.ca_file).read_bytes() if args.ca_file else None
+        with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
+                       timeout=args.timeout, language=args.language or "") as client:
+            handler: Handler = args.handler
+            return handler(client, args)
     except MedServiceError as e:
         print(f"medctl: {explain(e, args.target)}", file=sys.stderr)
         return 1
@@ -500,15 +508,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medctl: {file_error(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # a fault of medctl's own: still one line, never a traceback
-        print(f"medctl: unexpected error ({type(e).__name__}: {e}); please report it",
+        print(f"medctl: {_words(msg('cli.unexpected', error=f'{type(e).__name__}: {e}'))}",
               file=sys.stderr)
         return 70
 
 
 def file_error(e: OSError) -> str:
-    """"cannot read /missing.xml: No such file or directory"."""
-    what = f"cannot read {e.filename}" if e.filename else "cannot read a file"
-    return f"{what}: {e.strerror or e}"
+    """"kan ikke læse /missing.xml: No such file or directory" (the system's reason as it
+    says it)."""
+    why = e.strerror or str(e)
+    return _words(msg("cli.cannot_read", file=str(e.filename), why=why) if e.filename
+                  else msg("cli.cannot_read_a_file", why=why))
 
 
 if __name__ == "__main__":

@@ -201,12 +201,15 @@ def add_settings_commands(top: argparse._SubParsersAction,
     order = top.add_parser("order", help="pause, resume or discontinue an order "
                                          "(integration)")
     sub = order.add_subparsers(dest="cmd", required=True)
-    for name, handler, text in (
-            ("pause", order_pause, "pause an order (from now, open-ended by default)"),
-            ("resume", order_resume, "end an order's pause (now by default)"),
-            ("discontinue", order_discontinue, "discontinue an order (now by default)"),
-            ("reverse-discontinuation", order_reverse, "undo a discontinuation")):
-        p = sub.add_parser(name, help=text)
+    for name, handler, p in (
+            ("pause", order_pause,
+             sub.add_parser("pause", help="pause an order (from now, open-ended by default)")),
+            ("resume", order_resume,
+             sub.add_parser("resume", help="end an order's pause (now by default)")),
+            ("discontinue", order_discontinue,
+             sub.add_parser("discontinue", help="discontinue an order (now by default)")),
+            ("reverse-discontinuation", order_reverse,
+             sub.add_parser("reverse-discontinuation", help="undo a discontinuation"))):
         add_resident_options(p)
         p.add_argument("--order", help="the order's id on the card")
         p.add_argument("--drug", help="or the drug's name or ATC code")

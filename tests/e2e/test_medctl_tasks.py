@@ -276,3 +276,65 @@ def test_bad_token_and_unreachable_service_are_one_line(
     assert main(["--target", "127.0.0.1:1", "--timeout", "1", "--token", "x",
                  "facilities", "list"]) == 1
     assert "(--target)" in _one_line(capsys.readouterr().err)
+
+
+def test_medctl_says_its_words_in_danish_by_default_and_in_english_when_asked(
+        server: ServerFixture, day: datetime, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers, status words and lines from the catalogue: Danish, or English with --lang en
+    (or MEDCTL_LANG=en); --json the same in both."""
+    carer = server.client(Role.CARER, "f")
+    morning = _morning_dose(server, day)
+    carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+        parent=R1, acknowledged_reasons=["WRONG_DOSE"], record=pb.AdministrationRecord(
+            dose_id=morning.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity="1.5",
+            route="oral", administration_time=morning.due_time)))
+    r1 = ["--facility", "f", "--resident", "r1"]
+
+    def shown(role: Role, *args: str) -> list[list[str]]:
+        assert _run(server, role, *args) == 0
+        return [line.split() for line in capsys.readouterr().out.splitlines()]
+
+    for lang, words in (([], {
+            "card": ["ORDINATION", "LÆGEMIDDEL", "STYRKE", "ADM.VEJ", "TILSTAND", "DOSERING"],
+            "para": ["para", "Paracetamol", "500", "mg", "oral", "anvendelse", "aktiv", "1",
+                     "tablet", "morgen", "og", "aften"],
+            "records": ["TIDSPUNKT", "LÆGEMIDDEL", "UDFALD", "MÆNGDE", "AF", "TILSTAND",
+                        "REGISTRERING"],
+            "given": ["givet", "1,5"],
+            "review": ["ALVOR", "TILSTAND", "KODE", "SKET", "BEBOER", "AFVIGELSE"],
+            "open": ["høj", "åben", "WRONG_DOSE"],
+            "rate": "fejlrate 100,00 % (1 fejl af 1 dosis: 1 givet, 0 ikke givet)"}),
+            (["--lang", "en"], {
+            "card": ["ORDER", "DRUG", "STRENGTH", "ROUTE", "STATE", "DOSAGE"],
+            "para": ["para", "Paracetamol", "500", "mg", "oral", "active", "1", "tablet",
+                     "morning", "and", "evening"],
+            "records": ["TIME", "DRUG", "OUTCOME", "QUANTITY", "BY", "STATE", "RECORD"],
+            "given": ["given", "1.5"],
+            "review": ["SEVERITY", "STATE", "CODE", "OCCURRED", "RESIDENT", "DISCREPANCY"],
+            "open": ["high", "open", "WRONG_DOSE"],
+            "rate": "error rate 100.00 % (1 error of 1 dose: 1 given, 0 not given)"})):
+        card = shown(Role.CARER, *lang, "card", "get", "r1", "--facility", "f")
+        assert card[0] == (["kortversion", "1"] if not lang else ["card", "version", "1"])
+        assert card[1] == words["card"] and words["para"] in card
+        records = shown(Role.CARER, *lang, "records", "list", *r1)
+        assert records[0] == words["records"] and records[1][6:8] == words["given"]
+        review = shown(Role.PHARMACIST, *lang, "review", "list", "--facility", "f")
+        assert review[0] == words["review"] and review[1][:3] == words["open"]
+        rate = shown(Role.PHARMACIST, *lang, "error-rate", "--facility", "f", "--date",
+                     "today")
+        assert " ".join(rate[0][2:]) == words["rate"]
+        # medctl's advice after the server's reason (API errors stay English by design).
+        from clients.medctl import main
+        assert main(["--target", server.target, "--token", "garbage", *lang, "round",
+                     "--facility", "f"]) == 1
+        assert _one_line(capsys.readouterr().err).endswith(
+            "giv et gyldigt token med --token eller MEDSERVICE_TOKEN\n" if not lang else
+            "give a valid token with --token or MEDSERVICE_TOKEN\n")
+    # MEDCTL_LANG=en as --lang en; --json is the same in either language.
+    assert _run(server, Role.CARER, "records", "list", *r1, "--json") == 0
+    as_json = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    monkeypatch.setenv("MEDCTL_LANG", "en")
+    assert shown(Role.CARER, "records", "list", *r1)[0][:3] == ["TIME", "DRUG", "OUTCOME"]
+    assert _run(server, Role.CARER, "records", "list", *r1, "--json") == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == as_json
