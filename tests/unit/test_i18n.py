@@ -69,6 +69,9 @@ def test_every_message_is_in_both_languages_with_the_same_placeholders() -> None
         assert names == {f for t in en[key] for f in _fields(t)}, key
 
 
+_CLI_KEY = re.compile(r"cli(\.[a-z_]+)+")
+
+
 def _used_keys() -> tuple[set[str], set[str]]:
     """Keys the code names literally (msg("x"), text("x"), t("x") in reports) and the
     prefixes of those it builds (msg(f"route.{concept}"))."""
@@ -83,6 +86,9 @@ def _used_keys() -> tuple[set[str], set[str]]:
             if isinstance(node, ast.ImportFrom) and node.module == "medservice.i18n"
             for a in node.names if a.name == "text"}
         for node in ast.walk(tree):
+            if ("clients" in path.parts and isinstance(node, ast.Constant)
+                    and isinstance(node.value, str) and _CLI_KEY.fullmatch(node.value)):
+                keys.add(node.value)  # medctl's keys, also where chosen before msg()
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                     and node.args and node.func.id in ours):
                 continue
