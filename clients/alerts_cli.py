@@ -16,11 +16,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from clients.client import MedClient, MedServiceError
 from clients.defaults import FacilityView, facility_child, facility_of, facility_view
 from clients.output import print_json
+from clients.words import decimal_text, enum_word, role, say, severity
+from medservice.i18n import msg
 from medservice.v1 import alerts_pb2 as pb
 from medservice.v1 import common_pb2
 
-_KIND = {pb.ALERT_KIND_MISSED_DOSE: "MISSED DOSE", pb.ALERT_KIND_DISCREPANCY: "DISCREPANCY",
-         pb.ALERT_KIND_ESCALATION: "ESCALATION", pb.ALERT_KIND_CARD_CHANGE: "CARD CHANGE"}
 AUDIENCES = {"shift-lead": common_pb2.ROLE_SHIFT_LEAD,
              "pharmacist": common_pb2.ROLE_PHARMACIST}
 # Errors after which reconnecting cannot help: tell the user and stop.
@@ -36,10 +36,10 @@ def _time(ts: Timestamp) -> str:
 def alert_line(a: pb.Alert, facility: FacilityView) -> str:
     """One alert, its time on the facility's clock with the zone (as its text's times)."""
     shift = f" [{a.shift_id} {a.shift_date}]" if a.shift_id else ""
-    severity = common_pb2.Severity.Name(a.severity).removeprefix("SEVERITY_").lower()
+    kind = say(enum_word("alert", pb.AlertKind.Name(a.kind), "ALERT_KIND_")).upper()
     resident = a.resident.rsplit("/", 1)[-1] if a.resident else "-"
     return (f"{facility.local_text(a.create_time, '%Y-%m-%d %H:%M:%S')}  "
-            f"{_KIND.get(a.kind, '?'):<11}  {severity:<6}  "
+            f"{kind:<14}  {say(severity(a.severity)):<6}  "
             f"{resident:<10}{shift}  {a.summary}  ({a.name})")
 
 
@@ -61,7 +61,8 @@ def watch(client: MedClient, args: argparse.Namespace) -> int:
     token_file = Path(args.token_file) if args.token_file else None
     token = token_file.read_text().strip() if token_file and token_file.exists() else ""
     facility = facility_view(client, args.facility)
-    whose = f"for {args.audience}" if args.audience else "for your role"
+    whose = msg("cli.watch.for_role", role=role(AUDIENCES[args.audience])) if args.audience \
+        else msg("cli.watch.for_your_role")
     seen: set[str] = set()
     delay = 0.5
     attempt = 0  # streams opened
@@ -73,11 +74,13 @@ def watch(client: MedClient, args: argparse.Namespace) -> int:
                 delay = 0.5
                 if not opened:  # the service's first message: the watch stands
                     opened, attempt = True, attempt + 1
-                    where = ("from now" if not token else "resuming after the last alert "
-                             "shown" if attempt > 1 else "resuming from --token-file")
-                    _say(f"{'reconnected' if attempt > 1 else 'connected'} to {args.target}:"
-                         f" alerts of {args.facility} {whose}, {where} (times "
-                         f"{facility.zone.key})")
+                    where = msg("cli.watch.from_now" if not token else
+                                "cli.watch.resuming" if attempt > 1 else
+                                "cli.watch.resuming_file")
+                    _say(say(msg("cli.watch.reconnected" if attempt > 1 else
+                                 "cli.watch.connected", target=args.target,
+                                 facility=args.facility, whose=whose, where=where,
+                                 zone=facility.zone.key)))
                 if event.HasField("alert") and event.alert.name not in seen:
                     seen.add(event.alert.name)
                     _show(event.alert, facility, args.json)
@@ -91,10 +94,10 @@ def watch(client: MedClient, args: argparse.Namespace) -> int:
             error = MedServiceError.from_rpc_error(e)
             if error.code in _FINAL:
                 if error.code == grpc.StatusCode.OUT_OF_RANGE:
-                    print("medctl: the resume token is too old; use `medctl alerts list`",
-                          file=sys.stderr)
+                    print(f"medctl: {say(msg('cli.watch.token_too_old'))}", file=sys.stderr)
                 raise error from None
-            _say(f"connection lost ({error.code.name}); reconnecting in {delay:g} s")
+            _say(say(msg("cli.watch.lost", code=error.code.name,
+                         seconds=decimal_text(f"{delay:g}"))))
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -103,7 +106,8 @@ def list_alerts(client: MedClient, args: argparse.Namespace) -> int:
     facility = facility_view(client, args.facility)
     for a in client.list_alerts(args.facility, unacknowledged_only=args.open,
                                 audience=AUDIENCES.get(args.audience or "", 0)):
-        ack = f"  acknowledged by {a.acknowledged_by}" if a.acknowledged else ""
+        ack = f"  {say(msg('cli.alert.acknowledged_by', who=a.acknowledged_by))}" \
+            if a.acknowledged else ""
         _show(a, facility, args.json, ack)
     return 0
 
@@ -113,7 +117,7 @@ def ack(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json([a])
     else:
-        print(f"acknowledged by {a.acknowledged_by}: "
+        print(f"{say(msg('cli.alert.acknowledged_by', who=a.acknowledged_by))}: "
               f"{alert_line(a, facility_view(client, facility_of(a.name)))}")
     return 0
 
@@ -143,20 +147,20 @@ def add_alert_commands(top: argparse._SubParsersAction) -> None:
 def _webhook_lines(s: pb.WebhookSubscription) -> list[str]:
     """A subscription and how its delivery stands; the secret only when the server shows it
     (the create's answer)."""
-    audience = common_pb2.Role.Name(s.audience).removeprefix("ROLE_").lower()
     if s.HasField("failing_since"):
-        state = (f"FAILING since {_time(s.failing_since)}: {s.last_error} "
-                 f"({s.failed_attempts} attempts, next at {_time(s.next_attempt_time)})")
+        state = msg("cli.webhook.failing", since=_time(s.failing_since), error=s.last_error,
+                    attempts=s.failed_attempts, next=_time(s.next_attempt_time))
     elif s.pending_alerts:
-        state = "delivering"
+        state = msg("cli.webhook.delivering")
     else:
-        state = "caught up"
-    last = (f"last delivered {s.last_delivered_alert.rsplit('/', 1)[-1]} at "
-            f"{_time(s.last_delivery_time)}" if s.last_delivered_alert else "none delivered")
-    lines = [f"{s.name}  {audience}  {s.url}",
-             f"  {state}; {s.pending_alerts} pending; {last}"]
+        state = msg("cli.webhook.caught_up")
+    last = msg("cli.webhook.last", alert=s.last_delivered_alert.rsplit("/", 1)[-1],
+               at=_time(s.last_delivery_time)) if s.last_delivered_alert \
+        else msg("cli.webhook.none_delivered")
+    lines = [f"{s.name}  {say(role(s.audience))}  {s.url}",
+             f"  {say(msg('cli.webhook.state', state=state, pending=s.pending_alerts, last=last))}"]
     if s.secret:
-        lines.append(f"  secret (shown this once): {s.secret}")
+        lines.append(f"  {say(msg('cli.webhook.secret', secret=s.secret))}")
     return lines
 
 
@@ -196,7 +200,7 @@ def webhook_delete(client: MedClient, args: argparse.Namespace) -> int:
     client.call(client.alerts.DeleteWebhookSubscription,
                 pb.DeleteWebhookSubscriptionRequest(name=args.name,
                                                     request_id=str(uuid.uuid4())))
-    print(f"deleted {args.name}")
+    print(say(msg("cli.webhook.deleted", name=args.name)))
     return 0
 
 

@@ -11,11 +11,13 @@ from google.protobuf.json_format import MessageToJson
 from clients.client import MedClient
 from clients.defaults import FacilityView, facility_view, resident_name
 from clients.output import print_table
+from clients.words import role
+from medservice.i18n import Msg, msg
 from medservice.v1 import audit_pb2 as pb
-from medservice.v1 import common_pb2
 
 MAX_PAGE_SIZE = 500
-HEADER = ("TIME", "SUBJECT", "ROLE", "METHOD", "RESOURCE", "REQUEST ID", "OUTCOME")
+HEADER = (msg("cli.col.time"), msg("cli.col.subject"), msg("cli.col.role"), msg("cli.col.method"),
+          msg("cli.col.resource"), msg("cli.col.request_id"), msg("cli.col.outcome"))
 
 
 def _instant(value: str) -> datetime:
@@ -33,14 +35,14 @@ def _positive(value: str) -> int:
     return int(value)
 
 
-def _row(e: pb.AuditEvent, facility: FacilityView | None) -> tuple[str, ...]:
+def _row(e: pb.AuditEvent, facility: FacilityView | None) -> tuple[str | Msg, ...]:
     """One event; its time on the facility's clock with the zone when the list is of one
     facility, else in UTC, said so."""
-    role = common_pb2.Role.Name(e.role).removeprefix("ROLE_").lower()
     method = e.method.rsplit(".", 1)[-1]  # "/medservice.v1.RoundService/X" -> "RoundService/X"
     when = (facility.local_text(e.event_time, "%Y-%m-%d %H:%M:%S") if facility is not None
             else e.event_time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    return (when, e.subject, role, method, e.resource or "-", e.request_id or "-", e.outcome)
+    return (when, e.subject, role(e.role), method, e.resource or "-", e.request_id or "-",
+            e.outcome)
 
 
 def audit_list(client: MedClient, args: argparse.Namespace) -> int:

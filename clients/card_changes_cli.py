@@ -12,6 +12,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from clients.client import MedClient, MedServiceError
+from clients.words import say
+from medservice.i18n import msg
 from medservice.v1 import medicine_cards_pb2 as cpb
 
 
@@ -21,12 +23,13 @@ def _since(change: cpb.CardChange) -> str:
 
 
 def _show(change: cpb.CardChange) -> None:
-    stop = "  (virker straks: doser stoppet)" if change.stops_doses else ""
+    stop = f"  ({say(msg('cli.change.stops_doses'))})" if change.stops_doses else ""
     print(f"{change.name}")
     print(f"  {change.drug_name}: {', '.join(change.aspects_da)}{stop}")
-    print(f"  før: {change.before}")
-    print(f"  nu:  {change.after}")
-    print(f"  siden {_since(change)} ({change.time_zone}); etag {change.etag}")
+    print(f"  {say(msg('cli.change.before', value=change.before))}")
+    print(f"  {say(msg('cli.change.after', value=change.after))}")
+    print(f"  {say(msg('cli.change.since', at=_since(change), zone=change.time_zone))}; "
+          f"etag {change.etag}")
 
 
 def changes(client: MedClient, args: argparse.Namespace) -> int:
@@ -38,7 +41,7 @@ def changes(client: MedClient, args: argparse.Namespace) -> int:
                              ensure_ascii=False))
         return 0
     if not items:
-        print("no changes waiting for approval")
+        print(say(msg("cli.change.none_waiting")))
     for c in items:
         _show(c)
     return 0
@@ -61,8 +64,8 @@ def approve(client: MedClient, args: argparse.Namespace) -> int:
         etag = found.etag
     done = client.approve_card_change(args.name, etag)
     at = done.approve_time.ToDatetime(tzinfo=UTC).astimezone(ZoneInfo(done.time_zone))
-    print(f"approved {done.name} by {done.approved_by} at {at:%d-%m-%Y %H:%M} "
-          f"({done.time_zone})")
+    print(say(msg("cli.change.approved", name=done.name, who=done.approved_by,
+                  at=f"{at:%d-%m-%Y %H:%M}", zone=done.time_zone)))
     return 0
 
 

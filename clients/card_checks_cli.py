@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from google.protobuf.json_format import MessageToJson
 
 from clients.client import MedClient
+from clients.output import print_table
 from clients.report_cli import resident_name, save
+from clients.words import say
+from medservice.i18n import msg
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import reports_pb2 as rpb
 
@@ -40,14 +43,12 @@ def card_checks(client: MedClient, args: argparse.Namespace) -> int:
             print(MessageToJson(f, indent=None, preserving_proto_field_name=True))
         return 0
     if not findings:
-        print("ingen fund")
+        print(say(msg("cli.no_findings")))
         return 0
-    rows = [(f.room, f.resident_display_name, f.drug.name, f.checkpoint_title, f.problem,
-             f.action) for f in findings]
-    header = ("VÆRELSE", "BEBOER", "LÆGEMIDDEL", "PUNKT", "FUND", "HVAD SKAL GØRES")
-    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+    print_table([(f.room, f.resident_display_name, f.drug.name, f.checkpoint_title, f.problem,
+                  f.action) for f in findings],
+                (msg("report.room"), msg("report.resident"), msg("report.drug"),
+                 msg("report.cc_checkpoint"), msg("report.cc_problem"), msg("report.cc_action")))
     return 0
 
 

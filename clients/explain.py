@@ -6,6 +6,8 @@ from __future__ import annotations
 import grpc
 
 from clients.client import MedServiceError
+from clients.words import say
+from medservice.i18n import msg
 
 # ErrorInfo metadata medctl turns into advice; any other key is shown as it is.
 _ADVICE_KEYS = {"reasons", "roles"}
@@ -32,14 +34,14 @@ def explain(error: MedServiceError, target: str = "") -> str:
 def _advice(error: MedServiceError, target: str) -> str:
     if error.reason == "CHECK_NOT_ACKNOWLEDGED":
         codes = [c for c in error.metadata.get("reasons", "").split(",") if c]
-        return "if the dose was given, record it again with " + " ".join(
-            f"--ack {c}" for c in codes or ["CODE"])
+        return say(msg("cli.advice.ack", acks=" ".join(
+            f"--ack {c}" for c in codes or ["CODE"])))
     if error.reason == "ROLE_NOT_ALLOWED" and "roles" in error.metadata:
-        return "use a token of that role (--token or MEDSERVICE_TOKEN)"
+        return say(msg("cli.advice.role"))
     if error.code == grpc.StatusCode.UNAUTHENTICATED:
-        return "give a valid token with --token or MEDSERVICE_TOKEN"
+        return say(msg("cli.advice.token"))
     if error.code == grpc.StatusCode.UNAVAILABLE:
-        return f"is the service running at {target or 'the target'}? (--target)"
+        return say(msg("cli.advice.unavailable", target=target or "--target"))
     if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return "the service did not answer in time; try again or raise --timeout"
+        return say(msg("cli.advice.deadline"))
     return ""

@@ -41,8 +41,9 @@ from clients.report_cli import add_report_commands, emergency_list
 from clients.review_cli import add_review_commands
 from clients.round_cli import add_round_commands
 from clients.settings_cli import add_settings_commands
+from clients.words import enum_word, language, order_state, say
 from medservice.domain.vocabulary import drug_text, route_text, unit_words
-from medservice.i18n import LANGUAGES, Arg, Msg, call_language, msg, number, requesting
+from medservice.i18n import LANGUAGES, msg, number, requesting
 from medservice.v1 import common_pb2
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
@@ -66,7 +67,8 @@ def facilities_list(client: MedClient, args: argparse.Namespace) -> int:
     else:
         print_table([(f.name.split("/")[-1], f.display_name, f.time_zone,
                        ", ".join(f"{s.shift_id} {s.start_time}-{s.end_time}" for s in f.shifts))
-                      for f in items], ("ID", "NAME", "TIME ZONE", "SHIFTS"))
+                      for f in items], ("ID", msg("cli.col.name"), msg("cli.col.time_zone"),
+                                        msg("cli.col.shifts")))
     return 0
 
 
@@ -89,8 +91,7 @@ def facilities_update(client: MedClient, args: argparse.Namespace) -> int:
     if args.time_zone is not None:
         facility.time_zone, paths = args.time_zone, [*paths, "time_zone"]
     if not paths:
-        print("medctl: nothing to update: give --name or --time-zone", file=sys.stderr)
-        return 2
+        raise UsageError("nothing to update: give --name or --time-zone")
     print_json([client.update_facility(facility, paths)])
     return 0
 
@@ -105,7 +106,8 @@ def residents_list(client: MedClient, args: argparse.Namespace) -> int:
     else:
         # The short id: what --resident takes with --facility.
         print_table([(r.room, r.name.rsplit("/", 1)[-1], r.display_name, _masked(r.person_id))
-                     for r in items], ("ROOM", "RESIDENT", "NAME", "PERSON ID"))
+                     for r in items], (msg("report.room"), msg("report.resident"),
+                                       msg("cli.col.name"), msg("cli.col.person_id")))
     return 0
 
 
@@ -129,8 +131,7 @@ def residents_update(client: MedClient, args: argparse.Namespace) -> int:
     if args.room is not None:
         resident.room, paths = args.room, [*paths, "room"]
     if not paths:
-        print("medctl: nothing to update: give --display-name or --room", file=sys.stderr)
-        return 2
+        raise UsageError("nothing to update: give --display-name or --room")
     print_json([client.update_resident(resident, paths)])
     return 0
 
@@ -152,9 +153,9 @@ def _quantity(amount: common_pb2.DoseQuantity, unit: cpb.DoseUnit) -> str:
     return f"{shown} {_words(unit_words(unit.singular, unit.plural, count))}".strip()
 
 
-_STATE = {cpb.ORDER_STATE_ACTIVE: "active", cpb.ORDER_STATE_PAUSED: "paused",
-          cpb.ORDER_STATE_DISCONTINUED: "discontinued", cpb.ORDER_STATE_ENDED: "ended",
-          cpb.ORDER_STATE_NOT_STARTED: "not started"}
+def _dosage_text(o: cpb.Order) -> str:
+    """The order's short dosage text the server wrote in medctl's language."""
+    return (o.dosage.text_en if _language() == "en" else "") or o.dosage.text_da
 
 
 def card_get(client: MedClient, args: argparse.Namespace) -> int:
@@ -162,11 +163,14 @@ def card_get(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json([card])
         return 0
-    print(f"card version {card.card_version}")
-    print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, o.route,
-                   _STATE.get(o.state, "?"),
-                   o.dosage.text_da or ("manual schedule" if o.needs_manual_schedule else ""))
-                  for o in card.orders], ("ORDER", "DRUG", "STRENGTH", "ROUTE", "STATE", "DOSAGE"))
+    print(_words(msg("cli.card_version", version=card.card_version)))
+    print_table([(o.name.rsplit("/", 1)[-1], o.drug.name, o.drug.strength, route_text(o.route),
+                   order_state(o.state),
+                   _dosage_text(o) or (msg("code.NEEDS_MANUAL_SCHEDULE")
+                                       if o.needs_manual_schedule else ""))
+                  for o in card.orders],
+                 (msg("cli.col.order"), msg("report.drug"), msg("cli.col.strength"),
+                  msg("report.route"), msg("cli.col.state"), msg("cli.col.dosage")))
     return 0
 
 
@@ -219,8 +223,8 @@ def _import(client: MedClient, args: argparse.Namespace, kind: str) -> int:
 
 
 def _change_word(kind: cpb.OrderChangeKind.ValueType) -> str:
-    return cpb.OrderChangeKind.Name(kind).removeprefix("ORDER_CHANGE_KIND_").lower() \
-        .replace("_", " ")
+    """"oprettet", "opdateret", ... (the catalogue's cli.import.* keys)."""
+    return _words(enum_word("import", cpb.OrderChangeKind.Name(kind), "ORDER_CHANGE_KIND_"))
 
 
 def print_import(results: Sequence[cpb.ImportMedicineCardResponse]) -> None:
@@ -231,20 +235,21 @@ def print_import(results: Sequence[cpb.ImportMedicineCardResponse]) -> None:
     counts: dict[str, int] = {}
     for change in changes:
         counts[_change_word(change.kind)] = counts.get(_change_word(change.kind), 0) + 1
-    print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no orders")
+    print(", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+          or _words(msg("cli.import.no_orders")))
     print_table([(_change_word(c.kind),
                    c.source_order_id or c.order.rsplit("/", 1)[-1] or "?",
                    str(c.version) if c.version else "", c.reason)
-                  for c in changes], ("DONE", "ORDER", "VERSION", "WHY"))
+                  for c in changes], (msg("cli.col.done"), msg("cli.col.order"),
+                                      msg("cli.col.version"), msg("cli.col.why")))
     reasons = [c.reason for c in changes]
     for p in (p for r in results for p in r.problems):
         said = f"{p.location}: {p.reason}" if p.location else p.reason
         if not any(reason.startswith(said) for reason in reasons):
-            print(f"problem at {p.location or 'the document'}: {p.reason}")
+            print(_words(msg("cli.import.problem_at", at=p.location, reason=p.reason)
+                         if p.location else msg("cli.import.problem", reason=p.reason)))
     if results and results[-1].card.incomplete:
-        print(f"card version {results[-1].card.card_version} was read but not applied whole: "
-              "the unreadable orders are kept as they were and flagged; import the corrected "
-              "card (the same version applies again)")
+        print(_words(msg("cli.import.incomplete", version=results[-1].card.card_version)))
 
 
 def import_fmk(client: MedClient, args: argparse.Namespace) -> int:
@@ -271,7 +276,8 @@ def round_list(client: MedClient, args: argparse.Namespace) -> int:
         print_json([schedule])
         return 0
     zone = args.zone
-    print(f"{args.facility}  {args.shift} {args.date}  (times {zone.key})")
+    print(f"{args.facility}  {args.shift} {args.date}  "
+          f"{_words(msg('cli.times_in', zone=zone.key))}")
     for r in schedule.residents:
         print(f"{r.room:>5}  {r.display_name}")
         for d in r.doses:
@@ -347,13 +353,8 @@ def dispensing(client: MedClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _language() -> str:
-    return call_language()  # --lang, set in main as the calls' accept-language
-
-
-def _words(value: Arg) -> str:
-    """A catalogue message (or a plain value) in medctl's language."""
-    return value.render(_language()) if isinstance(value, Msg) else str(value)
+_language = language  # --lang, set in main as the calls' accept-language
+_words = say  # a catalogue message (or a plain value) in medctl's language
 
 
 class _Parser(argparse.ArgumentParser):
@@ -452,9 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "that it is about this resident (recorded in the audit trail)")
         p.set_defaults(handler=handler)
 
-    for name, handler, text in (("round", round_list, "the round list of a shift"),
-                                ("dispensing", dispensing, "what to prepare for a shift")):
-        p = top.add_parser(name, help=text)
+    for name, handler, p in (
+            ("round", round_list, top.add_parser("round", help="the round list of a shift")),
+            ("dispensing", dispensing,
+             top.add_parser("dispensing", help="what to prepare for a shift"))):
         add_shift_options(p)
         if name == "round":
             p.add_argument("--pdf", metavar="FILE",
@@ -477,16 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # medctl's own words (its errors' too), and the server's, in the language asked for
+    with requesting(args.language):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        # medctl's own words, and the server's, in the language asked for
-        with requesting(args.language):
-            if getattr(args, "local", None) is not None:
-                return run_local(args)
-            ca = Path(args.ca_file).read_bytes() if args.ca_file else None
-            with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
-                           timeout=args.timeout, language=args.language or "") as client:
-                handler: Handler = args.handler
-                return handler(client, args)
+        if getattr(args, "local", None) is not None:
+            return run_local(args)
+        ca = Path(args.ca_file).read_bytes() if args.ca_file else None
+        with MedClient(args.target, args.token, tls=args.tls, root_certificates=ca,
+                       timeout=args.timeout, language=args.language or "") as client:
+            handler: Handler = args.handler
+            return handler(client, args)
     except MedServiceError as e:
         print(f"medctl: {explain(e, args.target)}", file=sys.stderr)
         return 1
@@ -502,15 +508,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"medctl: {file_error(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # a fault of medctl's own: still one line, never a traceback
-        print(f"medctl: unexpected error ({type(e).__name__}: {e}); please report it",
+        print(f"medctl: {_words(msg('cli.unexpected', error=f'{type(e).__name__}: {e}'))}",
               file=sys.stderr)
         return 70
 
 
 def file_error(e: OSError) -> str:
-    """"cannot read /missing.xml: No such file or directory"."""
-    what = f"cannot read {e.filename}" if e.filename else "cannot read a file"
-    return f"{what}: {e.strerror or e}"
+    """"kan ikke læse /missing.xml: No such file or directory" (the system's reason as it
+    says it)."""
+    why = e.strerror or str(e)
+    return _words(msg("cli.cannot_read", file=str(e.filename), why=why) if e.filename
+                  else msg("cli.cannot_read_a_file", why=why))
 
 
 if __name__ == "__main__":

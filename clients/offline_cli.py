@@ -39,6 +39,8 @@ from google.rpc import error_details_pb2
 
 from clients.client import MedClient
 from clients.output import print_object
+from clients.words import say
+from medservice.i18n import msg
 from medservice.v1 import rounds_pb2 as pb
 
 _OUTCOMES = {"given": pb.ADMINISTRATION_OUTCOME_GIVEN,
@@ -158,14 +160,15 @@ def record_offline(client: MedClient, args: argparse.Namespace) -> int:
                           "discrepancies": list(r.response.discrepancies),
                           "error": _why(r.status) if r.status.code else ""})
         elif r.status.code == 0:
-            print(f"{i}: recorded {r.response.record.name}")
+            print(f"{i}: {say(msg('cli.recorded', name=r.response.record.name))}")
             for name in r.response.discrepancies:
-                print(f"{i}:   discrepancy {name}")
+                print(f"{i}:   {say(msg('cli.discrepancy', name=name))}")
         else:
             failed += 1
-            print(f"{i}: NOT recorded, {_why(r.status)}")
+            print(f"{i}: {say(msg('cli.offline.not_recorded', why=_why(r.status)))}")
     if not args.json:
-        print(f"{len(results) - failed} of {len(items)} recorded")
+        print(say(msg("cli.offline.summary", recorded=len(results) - failed,
+                      total=len(items))))
     return 3 if failed else 0
 
 

@@ -9,8 +9,15 @@ from typing import Any
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 
+from clients.words import say
+from medservice.i18n import Arg
 
-def print_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+
+def print_table(rows: Sequence[Sequence[Arg]], header: Sequence[Arg]) -> None:
+    """A catalogue message in a header or cell is shown in medctl's language; headers in
+    capitals, as every medctl table."""
+    header = [say(c).upper() for c in header]
+    rows = [[say(c) for c in row] for row in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
     for row in (header, *rows):
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())

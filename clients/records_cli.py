@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from clients.client import MedClient, new_request_id
 from clients.defaults import (
@@ -30,14 +31,21 @@ from clients.defaults import (
 )
 from clients.output import print_json, print_table
 from clients.round_cli import record_dose
+from clients.words import (
+    decimal_text,
+    decision,
+    discrepancy_status,
+    enum_word,
+    language,
+    say,
+    severity,
+)
+from medservice.i18n import Arg, Msg, msg, number
 from medservice.v1 import common_pb2
 from medservice.v1 import discrepancies_pb2 as dpb
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as rpb
 
-_OUTCOME = {rpb.ADMINISTRATION_OUTCOME_GIVEN: "given",
-            rpb.ADMINISTRATION_OUTCOME_NOT_GIVEN: "not given",
-            rpb.ADMINISTRATION_OUTCOME_PN_GIVEN: "PN given"}
 CODES = {c.removeprefix("DISCREPANCY_CODE_"): v for c, v in dpb.DiscrepancyCode.items() if v}
 STATUSES = {s.removeprefix("DISCREPANCY_STATUS_").lower(): v
             for s, v in dpb.DiscrepancyStatus.items() if v}
@@ -117,7 +125,7 @@ def correct(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json([done])
     else:
-        print(f"marked entered-in-error: {done.name} ({done.correction_reason})")
+        print(say(msg("cli.record.corrected", name=done.name, reason=done.correction_reason)))
     return 0
 
 
@@ -145,21 +153,26 @@ def records_list(client: MedClient, args: argparse.Namespace) -> int:
         return 0
     drugs = _drugs(client, resident)
     print_table([(facility.local_text(r.administration_time),
-                  drugs.get(r.order, r.drug_id or "?"), _OUTCOME.get(r.outcome, "?"),
-                  r.quantity, r.performer,
-                  "entered in error" if r.state == rpb.RECORD_STATE_ENTERED_IN_ERROR else "",
+                  drugs.get(r.order, r.drug_id or "?"),
+                  enum_word("outcome", rpb.AdministrationOutcome.Name(r.outcome),
+                            "ADMINISTRATION_OUTCOME_"),
+                  number(Decimal(r.quantity), language()) if r.quantity else "", r.performer,
+                  msg("cli.entered_in_error")
+                  if r.state == rpb.RECORD_STATE_ENTERED_IN_ERROR else "",
                   r.name.rsplit("/", 1)[-1]) for r in records],
-                ("TIME", "DRUG", "OUTCOME", "QUANTITY", "BY", "STATE", "RECORD"))
+                (msg("cli.col.time"), msg("report.drug"), msg("cli.col.outcome"),
+                 msg("report.quantity"), msg("cli.col.by"), msg("cli.col.state"),
+                 msg("cli.col.record")))
     return 0
 
 
 # -- discrepancies, error rate, reconciliation -------------------------------------------
 
 def discrepancy_row(d: dpb.Discrepancy, facility: FacilityView) -> tuple[str, ...]:
-    status = dpb.DiscrepancyStatus.Name(d.status).removeprefix("DISCREPANCY_STATUS_").lower()
+    """The code stays the code (what --code takes); the description is in words."""
     return (facility.local_text(d.occurrence_time),
             dpb.DiscrepancyCode.Name(d.code).removeprefix("DISCREPANCY_CODE_"),
-            common_pb2.Severity.Name(d.severity).removeprefix("SEVERITY_").lower(), status,
+            say(severity(d.severity)), say(discrepancy_status(d.status)),
             d.resident.rsplit("/", 1)[-1], d.description, d.name)
 
 
@@ -190,7 +203,9 @@ def discrepancies_list(client: MedClient, args: argparse.Namespace) -> int:
         print_json(items)
         return 0
     print_table([discrepancy_row(d, views.of(d.name)) for d in items],
-                ("OCCURRED", "CODE", "SEVERITY", "STATUS", "RESIDENT", "WHAT", "DISCREPANCY"))
+                (msg("cli.col.occurred"), msg("cli.col.code"), msg("cli.col.severity"),
+                 msg("cli.col.status"), msg("report.resident"), msg("cli.col.what"),
+                 msg("cli.col.discrepancy")))
     return 0
 
 
@@ -202,16 +217,20 @@ def discrepancies_get(client: MedClient, args: argparse.Namespace) -> int:
         return 0
     facility = facility_view(client, facility_of(d.name))
     row = discrepancy_row(d, facility)
-    for label, value in (("discrepancy", d.name), ("code", row[1]), ("severity", row[2]),
-                         ("error", "yes" if d.is_error else "no"), ("status", row[3]),
-                         ("occurred", row[0]),
-                         ("detected", facility.local_text(d.detect_time)),
-                         ("resident", d.resident), ("order", d.order or "-"),
-                         ("record", d.record or "-"), ("what", d.description)):
-        print(f"{label + ':':<12} {value}")
+    fields: list[tuple[Msg, Arg]] = [
+        (msg("cli.col.discrepancy"), d.name), (msg("cli.col.code"), row[1]),
+        (msg("cli.col.severity"), row[2]),
+        (msg("cli.col.error"), msg("cli.yes" if d.is_error else "cli.no")),
+        (msg("cli.col.status"), row[3]), (msg("cli.col.occurred"), row[0]),
+        (msg("cli.col.detected"), facility.local_text(d.detect_time)),
+        (msg("report.resident"), d.resident), (msg("cli.col.order"), d.order or "-"),
+        (msg("cli.col.record"), d.record or "-"), (msg("cli.col.what"), d.description)]
+    for label, value in fields:
+        print(f"{say(label).lower() + ':':<12} {say(value)}")
     if d.HasField("review"):
-        print(f"{'review:':<12} {dpb.ReviewDecision.Name(d.review.decision)} by "
-              f"{d.review.reviewer} {facility.local_text(d.review.review_time)} "
+        review = say(msg("cli.review.by", decision=decision(d.review.decision),
+                         who=d.review.reviewer, at=facility.local_text(d.review.review_time)))
+        print(f"{say(msg('cli.col.review')).lower() + ':':<12} {review} "
               f"{d.review.note}".rstrip())
     return 0
 
@@ -237,10 +256,11 @@ def error_rate(client: MedClient, args: argparse.Namespace) -> int:
     last_day = facility.clock.local_date_of(end - timedelta(microseconds=1))
     first_day = facility.clock.local_date_of(start)
     doses = rate.doses_given + rate.doses_not_given
-    errors = "error" if rate.errors == 1 else "errors"
-    print(f"{args.facility} {first_day}..{last_day}: error rate {rate.error_rate_percent} % "
-          f"({rate.errors} {errors} of {doses} {'dose' if doses == 1 else 'doses'}: "
-          f"{rate.doses_given} given, {rate.doses_not_given} not given)")
+    percent = decimal_text(rate.error_rate_percent or "0")
+    print(f"{args.facility} {first_day}..{last_day}: " + say(msg(
+        "cli.error_rate", percent=percent, errors=msg("cli.errors", rate.errors),
+        doses=msg("cli.doses", doses), given=rate.doses_given,
+        not_given=rate.doses_not_given)))
     return 0
 
 
@@ -254,9 +274,9 @@ def reconcile(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json([done])
         return 0
-    print(f"reconciled {args.facility}: {done.doses_examined} doses and "
-          f"{done.records_examined} records examined, {done.discrepancies_found} "
-          f"discrepancies found, {done.discrepancies_new} new")
+    print(say(msg("cli.reconciled", facility=args.facility, doses=done.doses_examined,
+                  records=done.records_examined, found=done.discrepancies_found,
+                  new=done.discrepancies_new)))
     return 0
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 from google.protobuf.json_format import MessageToJson
 
 from clients.client import MedClient
+from clients.output import print_table
+from clients.words import say
+from medservice.i18n import Msg, msg
 from medservice.v1 import reports_pb2 as pb
 
 
@@ -33,7 +36,8 @@ def write_whole(content: bytes, output: str) -> bool:
             f.write(content)
         os.replace(tmp, target)
     except OSError as e:
-        print(f"medctl: cannot write {output}: {e.strerror or e}", file=sys.stderr)
+        print(f"medctl: {say(msg('cli.cannot_write', file=output, why=e.strerror or str(e)))}",
+              file=sys.stderr)
         return False
     return True
 
@@ -48,8 +52,7 @@ def save(document: pb.Document, output: str, as_json: bool) -> int:
         print(json.dumps({"output": str(target), "filename": document.filename,
                           "page_count": document.page_count, "bytes": len(document.content)}))
     else:
-        pages = "page" if document.page_count == 1 else "pages"
-        print(f"wrote {target} ({document.page_count} {pages})")
+        print(say(msg("cli.wrote_pages", document.page_count, file=str(target))))
     return 0
 
 
@@ -74,9 +77,16 @@ def error_rate_report(client: MedClient, args: argparse.Namespace) -> int:
     return save(document, args.output or document.filename, args.json)
 
 
-# The categories as the table shows them: "MEDICINE_NOT_GIVEN" -> "medicine not given".
-_CATEGORY = {v: k.removeprefix("DPSD_CATEGORY_").lower().replace("_", " ")
-             for k, v in pb.DpsdCategory.items()}
+
+def _category(category: pb.DpsdCategory.ValueType) -> Msg | str:
+    """A DPSD category in the words of the printed report (report.dp_cat_*)."""
+    name = pb.DpsdCategory.Name(category).removeprefix("DPSD_CATEGORY_").lower()
+    return msg(f"report.dp_cat_{name}") if category else "?"
+
+
+def _area(area: str) -> Msg | str:
+    """"administration", "dispensing" in the printed report's words; another as it is."""
+    return msg(f"report.dp_area_{area}") if area in ("administration", "dispensing") else area
 
 
 def dpsd_report(client: MedClient, args: argparse.Namespace) -> int:
@@ -95,20 +105,19 @@ def dpsd_report(client: MedClient, args: argparse.Namespace) -> int:
         shown.ClearField("pdf")
         print(MessageToJson(shown, indent=None, preserving_proto_field_name=True))
         return 0
-    rows = [(c.area, _CATEGORY[c.category], str(c.confirmed), str(c.awaiting_review))
-            for c in report.counts]
-    rows.append(("total", "", str(report.confirmed_total), str(report.awaiting_review_total)))
-    header = ("AREA", "CATEGORY", "CONFIRMED", "AWAITING REVIEW")
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    rows: list[tuple[str | Msg, ...]] = [
+        (_area(c.area), _category(c.category), str(c.confirmed), str(c.awaiting_review))
+        for c in report.counts]
+    rows.append((msg("report.dp_total"), "", str(report.confirmed_total),
+                 str(report.awaiting_review_total)))
     print(f"DPSD {report.month} {report.facility} ({report.time_zone})")
-    for row in (header, *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    print(f"confirmed errors outside the categories: {report.confirmed_outside_categories}")
-    print(f"high-severity confirmed errors to consider reporting individually: "
-          f"{len(report.individual)}")
+    print_table(rows, (msg("report.dp_area"), msg("report.dp_category"),
+                       msg("report.dp_confirmed"), msg("report.dp_awaiting")))
+    print(say(msg("cli.dpsd.outside", n=report.confirmed_outside_categories)))
+    print(say(msg("cli.dpsd.individual", n=len(report.individual))))
     for output in (args.csv, args.pdf):
         if output:
-            print(f"wrote {output}")
+            print(say(msg("cli.wrote", file=output)))
     return 0
 
 

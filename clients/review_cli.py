@@ -10,20 +10,18 @@ import grpc
 from clients.client import MedClient, MedServiceError
 from clients.defaults import FacilityViews, facility_child, facility_of, facility_view
 from clients.output import print_json, print_table
-from medservice.v1 import common_pb2
+from clients.words import decision, discrepancy_status, enum_word, say, severity
+from medservice.i18n import msg
 from medservice.v1 import discrepancies_pb2 as pb
 
 DECISIONS = {d.removeprefix("REVIEW_DECISION_").lower().replace("_", "-"): v
              for d, v in pb.ReviewDecision.items() if v}
-_DECISION_TEXT = {v: k.replace("-", " ") for k, v in DECISIONS.items()}
-_STATUS = {pb.DISCREPANCY_STATUS_OPEN: "open", pb.DISCREPANCY_STATUS_REVIEWED: "reviewed",
-           pb.DISCREPANCY_STATUS_WITHDRAWN: "withdrawn"}
 
 
 def _state(d: pb.Discrepancy) -> str:
-    state = _STATUS.get(d.status, "?")
+    state = say(discrepancy_status(d.status))
     if d.HasField("review"):
-        state += f" ({_DECISION_TEXT.get(d.review.decision, '?')})"
+        state += f" ({say(decision(d.review.decision))})"
     return state
 
 
@@ -34,11 +32,12 @@ def review_list(client: MedClient, args: argparse.Namespace) -> int:
         print_json(items)
         return 0
     views = FacilityViews(client)  # times on each discrepancy's facility clock
-    print_table([(common_pb2.Severity.Name(d.severity).removeprefix("SEVERITY_").lower(),
-             _state(d), pb.DiscrepancyCode.Name(d.code).removeprefix("DISCREPANCY_CODE_"),
-             views.of(d.name).local_text(d.occurrence_time), d.resident, d.name)
-            for d in items],
-           ("SEVERITY", "STATE", "CODE", "OCCURRED", "RESIDENT", "DISCREPANCY"))
+    print_table([(severity(d.severity),
+                  _state(d), pb.DiscrepancyCode.Name(d.code).removeprefix("DISCREPANCY_CODE_"),
+                  views.of(d.name).local_text(d.occurrence_time), d.resident, d.name)
+                 for d in items],
+                (msg("cli.col.severity"), msg("cli.col.state"), msg("cli.col.code"),
+                 msg("cli.col.occurred"), msg("report.resident"), msg("cli.col.discrepancy")))
     return 0
 
 
@@ -53,14 +52,13 @@ def review_decide(client: MedClient, args: argparse.Namespace) -> int:
     except MedServiceError as e:
         if e.code != grpc.StatusCode.ABORTED:
             raise
-        print(f"medctl: {args.name} changed since it was read (another review?); nothing "
-              f"was recorded. See `medctl review history {args.name}` and decide again.",
-              file=sys.stderr)
+        print(f"medctl: {say(msg('cli.review.changed', name=args.name))}", file=sys.stderr)
         return 1
     if args.json:
         print_json([done])
     else:
-        print(f"reviewed {done.name}: {_DECISION_TEXT[done.review.decision]}")
+        print(say(msg("cli.review.done", name=done.name,
+                      decision=decision(done.review.decision))))
     return 0
 
 
@@ -71,9 +69,10 @@ def review_history(client: MedClient, args: argparse.Namespace) -> int:
         print_json(events)
         return 0
     facility = facility_view(client, facility_of(args.name))
-    print_table([(facility.local_text(e.event_time, "%Y-%m-%d %H:%M:%S"), e.kind.lower(), e.actor,
-             e.detail) for e in events],
-           ("TIME", "EVENT", "BY", "DETAIL"))
+    print_table([(facility.local_text(e.event_time, "%Y-%m-%d %H:%M:%S"),
+                  enum_word("event", e.kind, ""), e.actor, e.detail) for e in events],
+                (msg("cli.col.time"), msg("cli.col.event"), msg("cli.col.by"),
+                 msg("cli.col.detail")))
     return 0
 
 

@@ -25,6 +25,8 @@ from clients.defaults import (
     timestamp,
 )
 from clients.output import print_json
+from clients.words import say
+from medservice.i18n import msg
 from medservice.v1 import rounds_pb2 as pb
 
 REASONS = {r.removeprefix("NOT_GIVEN_REASON_").lower().replace("_", "-"): v
@@ -94,10 +96,10 @@ def record_dose(client: MedClient, args: argparse.Namespace, resident: str,
     if args.json:
         print_json([done])
         return 0
-    print(f"recorded {done.record.name}")
+    print(say(msg("cli.recorded", name=done.record.name)))
     _print_reasons(list(done.reasons))
     for name in done.discrepancies:
-        print(f"  discrepancy {name}")
+        print(f"  {say(msg('cli.discrepancy', name=name))}")
     return 0
 
 
@@ -121,9 +123,9 @@ def check(client: MedClient, args: argparse.Namespace) -> int:
         if result.HasField("matched_dose"):
             d = result.matched_dose
             due = facility_view(client, facility_of(resident)).local_text(d.due_time)
-            print(f"  dose {d.dose_id} due {due}")
+            print(f"  {say(msg('cli.check.dose_due', dose=d.dose_id, due=due))}")
         if result.HasField("pn_doses_left"):
-            print(f"  PN doses left: {result.pn_doses_left}")
+            print(f"  {say(msg('cli.check.pn_left', n=result.pn_doses_left))}")
     return 0 if result.verdict == pb.CHECK_VERDICT_OK else 4
 
 
@@ -148,7 +150,7 @@ def evaluate(client: MedClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json([done])
     else:
-        print(f"evaluated {done.name}: {args.effect}")
+        print(say(msg("cli.evaluated", name=done.name, effect=msg(f"cli.effect.{args.effect}"))))
     return 0
 
 

@@ -21,6 +21,8 @@ from clients.defaults import (
     timestamp,
 )
 from clients.output import print_json
+from clients.words import order_state, say
+from medservice.i18n import msg
 from medservice.v1 import facilities_pb2 as fpb
 from medservice.v1 import medicine_cards_pb2 as cpb
 
@@ -98,13 +100,12 @@ def facilities_set(client: MedClient, args: argparse.Namespace) -> int:
         print_json([done])
         return 0
     m, w = done.medication_times, done.timing_windows
-    print(f"{done.name.rsplit('/', 1)[-1]}: times {m.morning} {m.noon} {m.evening} {m.night}; "
-          "shifts " + ", ".join(f"{s.shift_id} {s.start_time}-{s.end_time}"
-                                for s in done.shifts)
-          + f"; windows ±{w.time_critical_minutes}/±{w.more_than_daily_minutes}/"
-          f"±{w.daily_or_less_minutes} min, late documentation after "
-          f"{w.late_documentation_minutes} min; escalation after "
-          f"{done.alert_escalation_minutes} min")
+    print(f"{done.name.rsplit('/', 1)[-1]}: " + say(msg(
+        "cli.settings", times=f"{m.morning} {m.noon} {m.evening} {m.night}",
+        shifts=", ".join(f"{s.shift_id} {s.start_time}-{s.end_time}" for s in done.shifts),
+        windows=f"±{w.time_critical_minutes}/±{w.more_than_daily_minutes}/"
+                f"±{w.daily_or_less_minutes}",
+        late=w.late_documentation_minutes, escalation=done.alert_escalation_minutes)))
     return 0
 
 
@@ -128,12 +129,13 @@ def _instant(client: MedClient, args: argparse.Namespace, value: str | None, opt
 
 
 def _done(args: argparse.Namespace, order: cpb.Order, what: str) -> int:
+    """"sat på pause ...: nu pauseret"; `what` is a cli.order.* message key."""
     if args.json:
         print_json([order])
     else:
-        state = cpb.OrderState.Name(order.state).removeprefix("ORDER_STATE_").lower()
-        print(f"{what} {order.name} ({order.drug.name} {order.drug.strength}".rstrip()
-              + f"): now {state}")
+        print(say(msg(what, name=order.name,
+                      drug=f"{order.drug.name} {order.drug.strength}".rstrip(),
+                      state=order_state(order.state))))
     return 0
 
 
@@ -144,7 +146,7 @@ def order_pause(client: MedClient, args: argparse.Namespace) -> int:
         ts = _instant(client, args, value, option)
         if ts is not None:
             getattr(request, field).CopyFrom(ts)
-    return _done(args, client.call(client.cards.PauseOrder, request), "paused")
+    return _done(args, client.call(client.cards.PauseOrder, request), "cli.order.paused")
 
 
 def order_resume(client: MedClient, args: argparse.Namespace) -> int:
@@ -152,7 +154,7 @@ def order_resume(client: MedClient, args: argparse.Namespace) -> int:
     ts = _instant(client, args, args.at, "--at")
     if ts is not None:
         request.resume_time.CopyFrom(ts)
-    return _done(args, client.call(client.cards.ResumeOrder, request), "resumed")
+    return _done(args, client.call(client.cards.ResumeOrder, request), "cli.order.resumed")
 
 
 def order_discontinue(client: MedClient, args: argparse.Namespace) -> int:
@@ -161,13 +163,14 @@ def order_discontinue(client: MedClient, args: argparse.Namespace) -> int:
     ts = _instant(client, args, args.at, "--at")
     if ts is not None:
         request.discontinue_time.CopyFrom(ts)
-    return _done(args, client.call(client.cards.DiscontinueOrder, request), "discontinued")
+    return _done(args, client.call(client.cards.DiscontinueOrder, request),
+                 "cli.order.discontinued")
 
 
 def order_reverse(client: MedClient, args: argparse.Namespace) -> int:
     order = client.call(client.cards.ReverseDiscontinuation, cpb.ReverseDiscontinuationRequest(
         name=_order(client, args), request_id=new_request_id()))
-    return _done(args, order, "reversed the discontinuation of")
+    return _done(args, order, "cli.order.reversed")
 
 
 def add_settings_commands(top: argparse._SubParsersAction,
@@ -198,12 +201,15 @@ def add_settings_commands(top: argparse._SubParsersAction,
     order = top.add_parser("order", help="pause, resume or discontinue an order "
                                          "(integration)")
     sub = order.add_subparsers(dest="cmd", required=True)
-    for name, handler, text in (
-            ("pause", order_pause, "pause an order (from now, open-ended by default)"),
-            ("resume", order_resume, "end an order's pause (now by default)"),
-            ("discontinue", order_discontinue, "discontinue an order (now by default)"),
-            ("reverse-discontinuation", order_reverse, "undo a discontinuation")):
-        p = sub.add_parser(name, help=text)
+    for name, handler, p in (
+            ("pause", order_pause,
+             sub.add_parser("pause", help="pause an order (from now, open-ended by default)")),
+            ("resume", order_resume,
+             sub.add_parser("resume", help="end an order's pause (now by default)")),
+            ("discontinue", order_discontinue,
+             sub.add_parser("discontinue", help="discontinue an order (now by default)")),
+            ("reverse-discontinuation", order_reverse,
+             sub.add_parser("reverse-discontinuation", help="undo a discontinuation"))):
         add_resident_options(p)
         p.add_argument("--order", help="the order's id on the card")
         p.add_argument("--drug", help="or the drug's name or ATC code")

@@ -391,7 +391,7 @@ def test_medctl_check_give_and_a_second_give(ward: dict[str, MedClient],
                  "1"]) == 4
     assert "UNORDERED_DRUG" in capsys.readouterr().out
     assert main([*base, "not-given", dose_id, "--resident", R2, "--reason", "refused"]) == 0
-    assert "recorded facilities/f/residents/r2/administrations/" in capsys.readouterr().out
+    assert "registreret facilities/f/residents/r2/administrations/" in capsys.readouterr().out
     assert main([*base, "not-given", dose_id, "--resident", R2, "--reason", "refused"]) == 1
     err = capsys.readouterr().err
     assert "DOSE_ALREADY_RECORDED" in err and "record: facilities/f/residents/r2/" in err

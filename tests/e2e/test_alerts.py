@@ -331,21 +331,21 @@ def test_medctl_alerts_watch_resumes_from_its_token_file_list_and_ack(
     assert main(watch) == 0
     shown, said = capsys.readouterr()
     first = shown.splitlines()
-    assert said.startswith(f"medctl: connected to {server.target}: alerts of f for your "
-                           "role, resuming from --token-file (times Europe/Copenhagen)")
+    assert said.startswith(f"medctl: forbundet til {server.target}: alarmer for f til din "
+                           "rolle, fortsætter fra --token-file (tider Europe/Copenhagen)")
     assert main(watch) == 0  # restarted: resumes after what it showed
     second = capsys.readouterr().out.splitlines()
     assert len(first) == len(second) == 1 and first != second
-    assert "MISSED DOSE" in first[0] and "[day " in first[0]
+    assert "GLEMT DOSIS" in first[0] and "[day " in first[0]
     # One clock in the line and in its text: facility time with its zone, never UTC.
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (CET|CEST) ", first[0])
-    assert re.search(r"dose due \S+ \d\d:\d\d (CET|CEST) not recorded by \d\d:\d\d "
-                     r"(CET|CEST)", first[0]) and "UTC" not in first[0]
+    assert re.search(r"dosis med tid \S+ \d\d:\d\d (CET|CEST) ikke dokumenteret senest "
+                     r"\d\d:\d\d (CET|CEST)", first[0]) and "UTC" not in first[0]
     assert main([*base, "alerts", "list", "--facility", "f", "--open"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
     name = first[0].rsplit("(", 1)[1].rstrip(")")
     assert main([*base, "alerts", "ack", name]) == 0
-    assert capsys.readouterr().out.startswith("acknowledged by lead-7")
+    assert capsys.readouterr().out.startswith("kvitteret af lead-7")
     assert main([*base, "alerts", "list", "--facility", "f", "--open"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
 
@@ -409,7 +409,7 @@ def test_medctl_alerts_watch_says_when_it_connects_and_reconnects(
     done: list[int] = []
     watcher = threading.Thread(target=lambda: done.append(main([
         "--target", server.target, "--token", token_for(Role.SHIFT_LEAD, "f"), "--json",
-        "alerts", "watch", "--facility", "f", "--count", "1"])))
+        "--lang", "en", "alerts", "watch", "--facility", "f", "--count", "1"])))
     watcher.start()
     deadline = datetime.now() + timedelta(seconds=10)
     while len(opened) < 2 and datetime.now() < deadline:

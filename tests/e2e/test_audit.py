@@ -421,12 +421,12 @@ def test_medctl_audit_list(server: ServerFixture, home: MedClient,
     assert main([*base, "audit", "list", "--facility", "a", "--resident", "r1",
                  "--method", "GetResident"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["TIME", "SUBJECT", "ROLE", "METHOD", "RESOURCE",
-                                "REQUEST", "ID", "OUTCOME"]
+    assert lines[0].split() == ["TIDSPUNKT", "BRUGER", "ROLLE", "METODE", "RESSOURCE",
+                                "REQUEST-ID", "UDFALD"]
     assert len(lines) == 2
     # One facility: its clock, with the zone.
     assert lines[1].split()[2] in ("CET", "CEST")
-    assert lines[1].split()[3:] == ["nurse-1", "carer", "FacilityService/GetResident", R1,
+    assert lines[1].split()[3:] == ["nurse-1", "plejer", "FacilityService/GetResident", R1,
                                     "-", "OK"]
     assert main([*base, "--json", "audit", "list", "--limit", "3", "--since",
                  "2000-01-01"]) == 0

@@ -302,9 +302,9 @@ def test_medctl_lists_and_approves_a_change(ward: dict[str, MedClient], server: 
     assert main([*base, "approve", name, "--etag", "9"]) == 1  # not the etag read
     assert "ETAG_MISMATCH" in capsys.readouterr().err
     assert main([*base, "approve", name]) == 0
-    assert f"approved {name} by lead-1 at " in capsys.readouterr().out
+    assert f"godkendt {name} af lead-1 " in capsys.readouterr().out
     assert main([*base, "changes", "--facility", "f"]) == 0
-    assert capsys.readouterr().out.strip() == "no changes waiting for approval"
+    assert capsys.readouterr().out.strip() == "ingen ændringer venter på godkendelse"
 
 
 def test_the_overdue_setting_is_a_facility_setting(ward: dict[str, MedClient],

@@ -304,7 +304,7 @@ def test_medctl_card_checks_table_json_and_pdf(home: MedClient, server: ServerFi
     out = tmp_path / "tilsyn.pdf"
     assert _medctl(server, Role.PHARMACIST, "card", "checks", "--facility", "f", "--pdf",
                    str(out)) == 0
-    assert capsys.readouterr().out.startswith(f"wrote {out}")
+    assert capsys.readouterr().out.startswith(f"skrev {out}")
     pdf = PdfReader(io.BytesIO(out.read_bytes()))
     text = " ".join(" ".join(p.extract_text() for p in pdf.pages).split())
     for expected in ("Tilsynstjek af medicinkort", "Beboere gennemgået: 2. Fund: 9.",
@@ -324,7 +324,7 @@ def test_medctl_card_checks_bad_cases_are_one_line(home: MedClient, server: Serv
     assert "RESIDENT_NOT_FOUND" in capsys.readouterr().err
     assert _medctl(server, Role.CARER, "card", "checks", "--facility", "f", "--pdf",
                    str(tmp_path / "missing" / "x.pdf")) == 2
-    assert "cannot write" in capsys.readouterr().err
+    assert "kan ikke skrive" in capsys.readouterr().err
 
 
 def test_the_report_rpc_for_a_clean_facility(server: ServerFixture) -> None:

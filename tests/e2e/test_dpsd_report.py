@@ -315,13 +315,13 @@ def test_medctl_report_dpsd_writes_the_files(march: Month, tmp_path: Path,
                    "--month", "2026-03", "--csv", str(out_csv), "--pdf", str(out_pdf)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "DPSD 2026-03 facilities/f (Europe/Copenhagen)"
-    assert out[1].split() == ["AREA", "CATEGORY", "CONFIRMED", "AWAITING", "REVIEW"]
-    assert out[2].split() == ["administration", "medicine", "not", "given", "3", "0"]
-    assert out[9].split() == ["total", "10", "2"]
+    assert out[1].split() == ["OMRÅDE", "KATEGORI", "BEKRÆFTET", "AFVENTER", "VURDERING"]
+    assert out[2].split() == ["Administration", "Medicin", "ikke", "givet", "3", "0"]
+    assert out[9].split() == ["I", "alt", "10", "2"]
     assert out[10:] == [
-        "confirmed errors outside the categories: 1",
-        "high-severity confirmed errors to consider reporting individually: 9",
-        f"wrote {out_csv}", f"wrote {out_pdf}"]
+        "bekræftede fejl uden for kategorierne: 1",
+        "bekræftede fejl med høj alvorlighed til overvejelse for enkeltrapportering: 9",
+        f"skrev {out_csv}", f"skrev {out_pdf}"]
     assert out_csv.read_bytes().decode("utf-8-sig").splitlines()[-1] == \
         "Solbakken;2026-03;I alt;;;10;2"
     assert "Samlerapportering til DPSD" in _pdf_text(out_pdf.read_bytes())[0]
@@ -362,7 +362,7 @@ def test_an_unwritable_file_is_one_line_and_exit_2(
     out = tmp_path / "no-such-dir" / "m.pdf"
     assert _medctl(server, Role.PHARMACIST, "report", "dpsd", "--facility", "f", "--month",
                    "2026-03", "--pdf", str(out)) == 2
-    assert capsys.readouterr().err.strip().startswith(f"medctl: cannot write {out}")
+    assert capsys.readouterr().err.strip().startswith(f"medctl: kan ikke skrive {out}")
 
 
 def test_the_rpc_refuses_bad_fields_by_name(server: ServerFixture) -> None:

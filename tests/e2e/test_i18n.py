@@ -175,14 +175,14 @@ def test_a_missed_dose_names_the_drug_with_its_strength_in_either_language(
         parent="facilities/f", audience=common_pb2.ROLE_SHIFT_LEAD)).alerts
     due = dose.due_time.ToDatetime(tzinfo=UTC).astimezone(ZONE)
     assert [a.summary for a in alerts] == [
-        f"Glemt dosis: værelse 1, Metformin 500 mg: dosis med tid {due:%Y-%m-%d %H:%M} ikke "
-        f"dokumenteret senest {due + timedelta(hours=1):%H:%M}"]
+        f"Glemt dosis: værelse 1, Metformin 500 mg: dosis med tid {due:%Y-%m-%d %H:%M %Z} ikke "
+        f"dokumenteret senest {due + timedelta(hours=1):%H:%M %Z}"]
     english = _client(ward, Role.SHIFT_LEAD, "en")
     alerts = english.call(english.alerts.ListAlerts, apb.ListAlertsRequest(
         parent="facilities/f", audience=common_pb2.ROLE_SHIFT_LEAD)).alerts
     assert [a.summary for a in alerts] == [
-        f"Missed dose: room 1, Metformin 500 mg: dose due {due:%Y-%m-%d %H:%M} not recorded by "
-        f"{due + timedelta(hours=1):%H:%M}"]
+        f"Missed dose: room 1, Metformin 500 mg: dose due {due:%Y-%m-%d %H:%M %Z} not recorded "
+        f"by {due + timedelta(hours=1):%H:%M %Z}"]
 
 
 def test_the_http_front_end_passes_the_browsers_accept_language(
@@ -227,16 +227,16 @@ def test_medctls_dispensing_list_counts_units_and_shows_strength_in_its_language
 
     def dispensing(*lang: str) -> list[str]:
         code = medctl(["--target", ward.target, "--token", token_for(Role.CARER, "f"),
-                       *lang, "dispensing", "--facility", "f", "--date", day])
+                       *lang, "dispensing", "--facility", "f", "--date", day, "--shift", "day"])
         assert code == 0
         return [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
 
     assert dispensing() == [
-        "Værelse Beboer Dosispose / hældt Lægemiddel I alt Tider",
+        "VÆRELSE BEBOER DOSISPOSE / HÆLDT LÆGEMIDDEL I ALT TIDER",
         "1 A Dosispose Metformin 500 mg 1 tablet 08:00",
         "1 A Dosispose Paracetamol 500 mg 2 tabletter 08:00"]
     assert dispensing("--lang", "en") == [
-        "Room Resident Pouch / poured Drug Total Times",
+        "ROOM RESIDENT POUCH / POURED DRUG TOTAL TIMES",
         "1 A Pouch Metformin 500 mg 1 tablet 08:00",
         "1 A Pouch Paracetamol 500 mg 2 tablets 08:00"]
 
@@ -261,7 +261,10 @@ def test_round_list_notes_in_the_facilitys_language_or_the_callers(
     day = server_clock().astimezone(ZONE).date().isoformat()
 
     def notes(c: MedClient) -> list[str]:
-        return [n.text for r in c.shift_schedule("f", day, "day").residents for n in r.notes]
+        """The pause's note (the inspection checks' and the unapproved change's are tested
+        in test_card_checks and test_card_approval)."""
+        return [n.text for r in c.shift_schedule("f", day, "day").residents for n in r.notes
+                if n.kind == pb.ORDER_NOTE_KIND_PAUSED]
 
     assert notes(_client(ward, Role.CARER)) == ["pauseret: doser i pausen skal ikke gives"]
     assert notes(_client(ward, Role.CARER, "en")) == [
@@ -305,7 +308,7 @@ def test_medctls_round_list_in_its_language(
 
     def round_list(*lang: str) -> str:
         assert medctl(["--target", ward.target, "--token", token_for(Role.CARER, "f"),
-                       *lang, "round", "--facility", "f", "--date", day]) == 0
+                       *lang, "round", "--facility", "f", "--date", day, "--shift", "day"]) == 0
         return " ".join(capsys.readouterr().out.split())
 
     dansk = round_list()

@@ -131,8 +131,8 @@ def test_a_large_fhir_bundle_is_sent_in_chunks(server: ServerFixture, tmp_path: 
     assert main(["--target", server.target, "--token", token, "import", "fhir", str(path),
                  "--resident", RESIDENT, "--unidentified"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[0] == "250 created"
-    assert sum(line.startswith("created") for line in out[1:]) == 250  # one line per order
+    assert out[0] == "250 oprettet"
+    assert sum(line.startswith("oprettet") for line in out[1:]) == 250  # one line per order
     assert len(integration.get_card(RESIDENT).orders) == 250
 
 

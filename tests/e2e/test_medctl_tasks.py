@@ -88,7 +88,7 @@ def test_round_and_dispensing_default_to_today_and_the_shift_on_duty(
     assert capsys.readouterr().out.splitlines()[1].split() == ["1", "r1", "A", "010145-****"]
     assert _run(server, carer, "round", "--facility", "f") == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"f  day {iso}  (times Europe/Copenhagen)") and "Paracetamol" in out
+    assert out.startswith(f"f  day {iso}  (tider Europe/Copenhagen)") and "Paracetamol" in out
     # i morgen / tomorrow, DD-MM-YYYY, --json after the command.
     nxt = (day + timedelta(days=1)).date()
     for said in ("i morgen", "tomorrow", nxt.strftime("%d-%m-%Y")):
@@ -120,7 +120,7 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
         assert _run(server, carer, "check", *r1, "--drug", drug, "--quantity", "1,0") == 0
         out = capsys.readouterr().out
         assert out.startswith("OK") and re.search(
-            rf"  dose \S+ due {day.date().isoformat()} 08:00 (CET|CEST)\n", out), out
+            rf"  dosis \S+ skal gives {day.date().isoformat()} 08:00 (CET|CEST)\n", out), out
     assert _run(server, carer, "check", *r1, "--drug", "Paracetamol", "--quantity", "1",
                 "--json") == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "CHECK_VERDICT_OK"
@@ -143,7 +143,7 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
     assert _run(server, carer, "give", dose_id, *r1, "--quantity", "2") == 1
     err = _one_line(capsys.readouterr().err)
     assert "[CHECK_NOT_ACKNOWLEDGED]" in err and err.rstrip().endswith(
-        "record it again with --ack WRONG_DOSE")
+        "registrér den igen med --ack WRONG_DOSE")
     assert _run(server, carer, "give", dose_id, *r1, "--quantity", "2", "--ack",
                 "wrong_dose", "--time", "8.05", "--json") == 0
     given = json.loads(capsys.readouterr().out)
@@ -154,11 +154,12 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
 
     assert _run(server, carer, "records", "list", *r1) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].split()[:3] == ["TIME", "DRUG", "OUTCOME"]
-    assert re.match(ZONED, rows[1]) and "Paracetamol 500 mg" in rows[1] and "given" in rows[1]
+    assert rows[0].split()[:3] == ["TIDSPUNKT", "LÆGEMIDDEL", "UDFALD"]
+    assert re.match(ZONED, rows[1]) and "Paracetamol 500 mg" in rows[1] and "givet" in rows[1]
     assert _run(server, carer, "correct", record.rsplit("/", 1)[-1], *r1, "--reason",
                 "wrong resident") == 0
-    assert capsys.readouterr().out == f"marked entered-in-error: {record} (wrong resident)\n"
+    assert capsys.readouterr().out == \
+        f"markeret som fejlregistreret: {record} (wrong resident)\n"
     assert _run(server, carer, "records", "list", *r1, "--json") == 0
     [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert listed["state"] == "RECORD_STATE_ENTERED_IN_ERROR"
@@ -173,10 +174,10 @@ def test_check_give_correct_and_pn_by_drug_name_with_short_ids(
         "ADMINISTRATION_OUTCOME_PN_GIVEN", "5", f"{R1}/orders/pn", "smerter")
     assert _run(server, carer, "evaluate", pn["name"].rsplit("/", 1)[-1], *r1, "--effect",
                 "good") == 0
-    assert capsys.readouterr().out == f"evaluated {pn['name']}: good\n"
+    assert capsys.readouterr().out == f"effekt vurderet {pn['name']}: god\n"
     assert _run(server, carer, "pn", *r1, "--drug", "morfin", "--quantity", "5,0",
                 "--time", "08:15") == 0
-    assert capsys.readouterr().out.startswith(f"recorded {R1}/administrations/")
+    assert capsys.readouterr().out.startswith(f"registreret {R1}/administrations/")
     assert _run(server, carer, "pn", *r1, "--drug", "morfin", "--time", "25:00") == 2
     assert "--time" in _one_line(capsys.readouterr().err)
 
@@ -199,10 +200,10 @@ def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
     assert _run(server, ph, "discrepancies", "get", name.rsplit("/", 1)[-1],
                 "--facility", "f") == 0
     shown = capsys.readouterr().out
-    assert f"discrepancy: {name}" in shown and "code:        WRONG_DOSE" in shown
+    assert f"afvigelse:   {name}" in shown and "kode:        WRONG_DOSE" in shown
     assert _run(server, ph, "review", "history", name.rsplit("/", 1)[-1], "--facility",
                 "f") == 0
-    assert "detected" in capsys.readouterr().out
+    assert "opdaget" in capsys.readouterr().out
     assert _run(server, ph, "review", "history", "D1") == 2
     assert "--facility" in _one_line(capsys.readouterr().err)
     assert _run(server, ph, "discrepancies", "list", "--facility", "f", "--code",
@@ -215,7 +216,7 @@ def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
 
     assert _run(server, ph, "error-rate", "--facility", "f", "--date", "today") == 0
     assert capsys.readouterr().out.endswith(
-        ": error rate 100.00 % (1 error of 1 dose: 1 given, 0 not given)\n")
+        ": fejlrate 100,00 % (1 fejl af 1 dosis: 1 givet, 0 ikke givet)\n")
     assert _run(server, ph, "error-rate", "--facility", "f", "--json") == 0
     assert json.loads(capsys.readouterr().out)["errors"] == "1"
     assert _run(server, ph, "error-rate", "--facility", "f", "--month", "2026-13") == 2
@@ -230,7 +231,7 @@ def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
     # Settings: only what is given changes; the role is named when it is the wrong one.
     assert _run(server, Role.CARER, "facilities", "set", "f", "--morning", "07:30") == 1
     err = _one_line(capsys.readouterr().err)
-    assert "it takes the role admin" in err and "use a token of that role" in err
+    assert "it takes the role admin" in err and "brug et token med den rolle" in err
     assert _run(server, Role.ADMIN, "facilities", "set", "f", "--morning", "7.30",
                 "--shift", "day=07-15", "--shift", "late=15:00-07:00", "--window-daily",
                 "90", "--escalation", "20", "--json") == 0
@@ -251,14 +252,14 @@ def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
     it, r1 = Role.INTEGRATION, ["--facility", "f", "--resident", "r1"]
     assert _run(server, it, "order", "pause", *r1, "--drug", "paracetamol") == 0
     assert capsys.readouterr().out == (
-        f"paused {R1}/orders/para (Paracetamol 500 mg): now paused\n")
+        f"sat på pause {R1}/orders/para (Paracetamol 500 mg): nu pauseret\n")
     assert _run(server, it, "order", "resume", *r1, "--order", "para", "--json") == 0
     assert json.loads(capsys.readouterr().out)["state"] == "ORDER_STATE_ACTIVE"
     assert _run(server, it, "order", "discontinue", *r1, "--order", "para", "--reason",
                 "stopped by GP") == 0
-    assert capsys.readouterr().out.endswith("now discontinued\n")
+    assert capsys.readouterr().out.endswith("nu seponeret\n")
     assert _run(server, it, "order", "reverse-discontinuation", *r1, "--order", "para") == 0
-    assert capsys.readouterr().out.endswith("now active\n")
+    assert capsys.readouterr().out.endswith("nu aktiv\n")
     assert _run(server, Role.CARER, "order", "pause", *r1, "--order", "para") == 1
     assert "it takes the role integration" in _one_line(capsys.readouterr().err)
     assert _run(server, it, "order", "pause", *r1, "--drug", "ibuprofen") == 2
@@ -271,7 +272,69 @@ def test_bad_token_and_unreachable_service_are_one_line(
 
     assert main(["--target", server.target, "--token", "garbage", "round", "--facility",
                  "f"]) == 1
-    assert "--token or MEDSERVICE_TOKEN" in _one_line(capsys.readouterr().err)
+    assert "--token eller MEDSERVICE_TOKEN" in _one_line(capsys.readouterr().err)
     assert main(["--target", "127.0.0.1:1", "--timeout", "1", "--token", "x",
                  "facilities", "list"]) == 1
     assert "(--target)" in _one_line(capsys.readouterr().err)
+
+
+def test_medctl_says_its_words_in_danish_by_default_and_in_english_when_asked(
+        server: ServerFixture, day: datetime, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers, status words and lines from the catalogue: Danish, or English with --lang en
+    (or MEDCTL_LANG=en); --json the same in both."""
+    carer = server.client(Role.CARER, "f")
+    morning = _morning_dose(server, day)
+    carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+        parent=R1, acknowledged_reasons=["WRONG_DOSE"], record=pb.AdministrationRecord(
+            dose_id=morning.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN, quantity="1.5",
+            route="oral", administration_time=morning.due_time)))
+    r1 = ["--facility", "f", "--resident", "r1"]
+
+    def shown(role: Role, *args: str) -> list[list[str]]:
+        assert _run(server, role, *args) == 0
+        return [line.split() for line in capsys.readouterr().out.splitlines()]
+
+    for lang, words in (([], {
+            "card": ["ORDINATION", "LÆGEMIDDEL", "STYRKE", "ADM.VEJ", "TILSTAND", "DOSERING"],
+            "para": ["para", "Paracetamol", "500", "mg", "oral", "anvendelse", "aktiv", "1",
+                     "tablet", "morgen", "og", "aften"],
+            "records": ["TIDSPUNKT", "LÆGEMIDDEL", "UDFALD", "MÆNGDE", "AF", "TILSTAND",
+                        "REGISTRERING"],
+            "given": ["givet", "1,5"],
+            "review": ["ALVOR", "TILSTAND", "KODE", "SKET", "BEBOER", "AFVIGELSE"],
+            "open": ["høj", "åben", "WRONG_DOSE"],
+            "rate": "fejlrate 100,00 % (1 fejl af 1 dosis: 1 givet, 0 ikke givet)"}),
+            (["--lang", "en"], {
+            "card": ["ORDER", "DRUG", "STRENGTH", "ROUTE", "STATE", "DOSAGE"],
+            "para": ["para", "Paracetamol", "500", "mg", "oral", "active", "1", "tablet",
+                     "morning", "and", "evening"],
+            "records": ["TIME", "DRUG", "OUTCOME", "QUANTITY", "BY", "STATE", "RECORD"],
+            "given": ["given", "1.5"],
+            "review": ["SEVERITY", "STATE", "CODE", "OCCURRED", "RESIDENT", "DISCREPANCY"],
+            "open": ["high", "open", "WRONG_DOSE"],
+            "rate": "error rate 100.00 % (1 error of 1 dose: 1 given, 0 not given)"})):
+        card = shown(Role.CARER, *lang, "card", "get", "r1", "--facility", "f")
+        assert card[0] == (["kortversion", "1"] if not lang else ["card", "version", "1"])
+        assert card[1] == words["card"] and words["para"] in card
+        records = shown(Role.CARER, *lang, "records", "list", *r1)
+        assert records[0] == words["records"] and records[1][6:8] == words["given"]
+        review = shown(Role.PHARMACIST, *lang, "review", "list", "--facility", "f")
+        assert review[0] == words["review"] and review[1][:3] == words["open"]
+        rate = shown(Role.PHARMACIST, *lang, "error-rate", "--facility", "f", "--date",
+                     "today")
+        assert " ".join(rate[0][2:]) == words["rate"]
+        # medctl's advice after the server's reason (API errors stay English by design).
+        from clients.medctl import main
+        assert main(["--target", server.target, "--token", "garbage", *lang, "round",
+                     "--facility", "f"]) == 1
+        assert _one_line(capsys.readouterr().err).endswith(
+            "giv et gyldigt token med --token eller MEDSERVICE_TOKEN\n" if not lang else
+            "give a valid token with --token or MEDSERVICE_TOKEN\n")
+    # MEDCTL_LANG=en as --lang en; --json is the same in either language.
+    assert _run(server, Role.CARER, "records", "list", *r1, "--json") == 0
+    as_json = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    monkeypatch.setenv("MEDCTL_LANG", "en")
+    assert shown(Role.CARER, "records", "list", *r1)[0][:3] == ["TIME", "DRUG", "OUTCOME"]
+    assert _run(server, Role.CARER, "records", "list", *r1, "--json") == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == as_json

@@ -241,10 +241,10 @@ def test_medctl_sends_a_file_of_records_once_however_often_it_is_sent(
         assert main([*base, "record-offline", str(path), "--facility", "f", "--chunk",
                      "4"]) == 3
         out = capsys.readouterr().out.splitlines()
-        assert out[-1] == "6 of 7 recorded"
-        assert [line.split(":")[0] for line in out if "recorded f" in line] == [
+        assert out[-1] == "6 af 7 registreret"
+        assert [line.split(":")[0] for line in out if "registreret f" in line] == [
             "1", "2", "4", "5", "6", "7"]
-        assert any(line.startswith("8: NOT recorded, INVALID_ARGUMENT: "
+        assert any(line.startswith("8: IKKE registreret, INVALID_ARGUMENT: "
                                    "requests[") for line in out)
     assert len(_records(carer)) == 6
     # --json: one object a line, the same answers (sent again: recorded once, answered so).

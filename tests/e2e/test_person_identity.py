@@ -235,4 +235,4 @@ def test_medctl_import_fhir_imports_an_unidentified_document_when_told(
     err = capsys.readouterr().err
     assert "--unidentified" in err and "subject" in err
     assert main([*base, "--unidentified"]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[0] == "1 created"
+    assert capsys.readouterr().out.strip().splitlines()[0] == "1 oprettet"

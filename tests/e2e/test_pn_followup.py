@@ -191,7 +191,7 @@ def test_medctl_evaluates_a_pn_dose(ward: dict[str, MedClient], server: ServerFi
     dose = _pn(ward["carer"], "7d0f6f1c-4b43-4f1e-9a55-3f5f2b0e0005")
     base = ["--target", server.target, "--token", token_for(Role.CARER, "f")]
     assert main([*base, "evaluate", dose.name, "--effect", "partial", "--note", "calmer"]) == 0
-    assert capsys.readouterr().out.strip() == f"evaluated {dose.name}: partial"
+    assert capsys.readouterr().out.strip() == f"effekt vurderet {dose.name}: delvis"
     [record] = [r for r in ward["carer"].call(
         ward["carer"].rounds.ListAdministrationRecords,
         pb.ListAdministrationRecordsRequest(parent=R1)).records if r.name == dose.name]

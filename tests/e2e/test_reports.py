@@ -55,8 +55,8 @@ def test_chart_mar_writes_the_residents_month(server: ServerFixture, demo: datet
     assert _medctl(server, Role.CARER, "chart", "mar", "--resident", "r01", "--facility",
                    "demo", "--month", f"{demo:%Y-%m}", "--output", str(out)) == 0
     text, pages = _text(out)
-    assert capsys.readouterr().out.strip() == f"wrote {out} ({pages} page" + \
-        ("s)" if pages > 1 else ")")
+    assert capsys.readouterr().out.strip() == f"skrev {out} ({pages} side" + \
+        ("r)" if pages > 1 else ")")
     for expected in ("Medicinskema", "Karen Testesen (r01)", "Værelse: 101",
                      "Solhaven Demo Care Home", "Metformin", "Paracetamol 500 mg",
                      f"{demo:%H:%M}", "smerter", "AH = anne.hansen", f"Side 1 af {pages}"):
@@ -103,7 +103,7 @@ def test_an_unwritable_output_is_one_line(server: ServerFixture, demo: datetime,
     out = tmp_path / "no-such-dir" / "chart.pdf"
     assert _medctl(server, Role.CARER, "chart", "mar", "--resident", R01, "--month",
                    f"{demo:%Y-%m}", "--output", str(out)) == 2
-    assert capsys.readouterr().err.strip().startswith(f"medctl: cannot write {out}")
+    assert capsys.readouterr().err.strip().startswith(f"medctl: kan ikke skrive {out}")
 
 
 def test_round_pdf_writes_the_emergency_list(server: ServerFixture, demo: datetime,
@@ -112,7 +112,7 @@ def test_round_pdf_writes_the_emergency_list(server: ServerFixture, demo: dateti
     out = tmp_path / "noedliste.pdf"
     assert _medctl(server, Role.SHIFT_LEAD, "round", "--facility", "demo", "--date",
                    demo.date().isoformat(), "--shift", "evening", "--pdf", str(out)) == 0
-    assert capsys.readouterr().out.startswith(f"wrote {out}")
+    assert capsys.readouterr().out.startswith(f"skrev {out}")
     text, _ = _text(out)
     for expected in ("Nødliste", "Vagt: Evening 15:00-23:00",
                      f"Dato: {demo.date().isoformat()}", "Værelse 101 · Karen Testesen (r01)",
@@ -134,7 +134,7 @@ def test_report_error_rate_writes_the_months(server: ServerFixture, demo: dateti
     month = f"{demo:%Y-%m}"
     assert _medctl(server, Role.PHARMACIST, "report", "error-rate", "--facility", "demo",
                    "--from", month, "--to", month, "--output", str(out)) == 0
-    assert capsys.readouterr().out.startswith(f"wrote {out} (1 page)")
+    assert capsys.readouterr().out.startswith(f"skrev {out} (1 side)")
     text, _ = _text(out)
     for expected in ("Fejlrate for medicingivning", "Solhaven Demo Care Home",
                      "Givne doser 1", "Doser med fejl", "Side 1 af 1"):

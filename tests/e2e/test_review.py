@@ -376,25 +376,24 @@ def test_medctl_review_list_decide_and_history(round_done: Homes,
             token_for(Role.PHARMACIST, "a", subject="pharmacist-9")]
     assert main([*base, "review", "list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["SEVERITY", "STATE", "CODE", "OCCURRED", "RESIDENT",
-                              "DISCREPANCY"]
+    assert out[0].split() == ["ALVOR", "TILSTAND", "KODE", "SKET", "BEBOER", "AFVIGELSE"]
     assert [line.split()[2] for line in out[1:]] == ["WRONG_DOSE", "MISSED_DOSE",
                                                      "NEEDS_MANUAL_SCHEDULE"]
     wrong = out[1].split()[-1]
     stale = round_done.pharmacist.get_discrepancy(wrong).etag
     assert main([*base, "review", "decide", wrong, "--decision", "needs-follow-up",
                  "--note", "ring the GP"]) == 0
-    assert capsys.readouterr().out.strip() == f"reviewed {wrong}: needs follow up"
+    assert capsys.readouterr().out.strip() == f"vurderet {wrong}: kræver opfølgning"
     assert main([*base, "review", "decide", wrong, "--decision", "confirmed-error",
                  "--etag", stale]) == 1
     err = capsys.readouterr().err
-    assert "changed since it was read" in err and "nothing was recorded" in err
+    assert "er ændret, siden den blev læst" in err and "intet blev registreret" in err
     assert main([*base, "review", "history", wrong]) == 0
     out = capsys.readouterr().out.splitlines()
     # Times on the facility's clock with its zone, never UTC ("2026-12-05 10:49:00 CET").
     assert [line.split()[2] for line in out[1:]] == ["CET", "CET"] or \
         [line.split()[2] for line in out[1:]] == ["CEST", "CEST"]
-    assert [line.split()[3] for line in out[1:]] == ["detected", "reviewed"]
+    assert [line.split()[3] for line in out[1:]] == ["opdaget", "vurderet"]
     assert "pharmacist-9" in out[2] and "decision=needs_follow_up: ring the GP" in out[2]
     assert main([*base, "review", "list", "--facility", "a"]) == 0
-    assert "reviewed (needs follow up)" in capsys.readouterr().out
+    assert "vurderet (kræver opfølgning)" in capsys.readouterr().out

@@ -94,4 +94,4 @@ def test_medctl_names_a_missing_file_in_one_line(tmp_path: Path) -> None:
     line = _one_line_refusal([*MEDCTL, "--target", "127.0.0.1:1", "import", "fmk",
                               str(tmp_path / "missing.xml"), "--resident",
                               "facilities/demo/residents/r1"], env, tmp_path)
-    assert line == f"medctl: cannot read {tmp_path / 'missing.xml'}: No such file or directory"
+    assert line == f"medctl: kan ikke læse {tmp_path / 'missing.xml'}: No such file or directory"

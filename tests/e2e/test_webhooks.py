@@ -441,14 +441,14 @@ def test_medctl_webhooks(server: ServerFixture, receiver: Receiver,
     assert main([*base, "webhooks", "create", "--facility", "f", "--audience", "shift-lead",
                  "--url", receiver.url(), "--secret-file", str(tmp_path / "secret")]) == 0
     out = capsys.readouterr().out
-    assert f"secret (shown this once): {SECRET}" in out
+    assert f"hemmelighed (vises kun denne ene gang): {SECRET}" in out
     name = out.split()[0]
     _append(server.uow, _alerts("f", range(2)))
     _wait(lambda: len(receiver.accepted()) == 2, what="two deliveries")
     _wait(lambda: _get(server.client(Role.ADMIN), name).pending_alerts == 0, what="caught up")
     assert main([*base, "webhooks", "list", "--facility", "f"]) == 0
     out = capsys.readouterr().out
-    assert name in out and "caught up; 0 pending; last delivered" in out and SECRET not in out
+    assert name in out and "ajour; 0 venter; sidst leveret" in out and SECRET not in out
     assert main([*base, "webhooks", "delete", name]) == 0
     assert main([*base, "webhooks", "get", name]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err

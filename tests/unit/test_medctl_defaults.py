@@ -21,6 +21,7 @@ from clients.defaults import (
     resident_name,
 )
 from clients.explain import explain
+from medservice import i18n
 from medservice.api.convert import facility_to_proto
 from medservice.domain.clock import FacilityClock
 from medservice.domain.facility import Facility
@@ -108,7 +109,9 @@ def test_an_error_is_one_line_with_its_violations_once_and_advice() -> None:
     ack = MedServiceError(grpc.StatusCode.FAILED_PRECONDITION, "the check found WRONG_DOSE, "
                           "LATE_DOSE", "CHECK_NOT_ACKNOWLEDGED",
                           metadata={"reasons": "WRONG_DOSE,LATE_DOSE"})
-    assert explain(ack).endswith("record it again with --ack WRONG_DOSE --ack LATE_DOSE")
+    assert explain(ack).endswith("registrér den igen med --ack WRONG_DOSE --ack LATE_DOSE")
+    with i18n.requesting("en"):  # medctl --lang en
+        assert explain(ack).endswith("record it again with --ack WRONG_DOSE --ack LATE_DOSE")
     done = MedServiceError(grpc.StatusCode.ALREADY_EXISTS, "already recorded",
                            "DOSE_ALREADY_RECORDED", metadata={"record": "facilities/f/x"})
     assert explain(done) == ("ALREADY_EXISTS: already recorded [DOSE_ALREADY_RECORDED] "
