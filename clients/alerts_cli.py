@@ -7,7 +7,6 @@ import argparse
 import sys
 import time
 import uuid
-from datetime import UTC
 from pathlib import Path
 
 import grpc
@@ -27,10 +26,6 @@ AUDIENCES = {"shift-lead": common_pb2.ROLE_SHIFT_LEAD,
 _FINAL = {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
           grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
           grpc.StatusCode.OUT_OF_RANGE}
-
-
-def _time(ts: Timestamp) -> str:
-    return ts.ToDatetime(tzinfo=UTC).astimezone().strftime("%H:%M:%S")
 
 
 def alert_line(a: pb.Alert, facility: FacilityView) -> str:
@@ -144,9 +139,12 @@ def add_alert_commands(top: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=ack)
 
 
-def _webhook_lines(s: pb.WebhookSubscription) -> list[str]:
-    """A subscription and how its delivery stands; the secret only when the server shows it
-    (the create's answer)."""
+def _webhook_lines(s: pb.WebhookSubscription, facility: FacilityView) -> list[str]:
+    """A subscription and how its delivery stands, times on the facility's clock with its
+    zone; the secret only when the server shows it (the create's answer)."""
+    def _time(ts: Timestamp) -> str:
+        return facility.local_text(ts, "%Y-%m-%d %H:%M:%S")
+
     if s.HasField("failing_since"):
         state = msg("cli.webhook.failing", since=_time(s.failing_since), error=s.last_error,
                     attempts=s.failed_attempts, next=_time(s.next_attempt_time))
@@ -172,27 +170,37 @@ def webhook_create(client: MedClient, args: argparse.Namespace) -> int:
                         webhook_subscription=pb.WebhookSubscription(
                             audience=AUDIENCES[args.audience], url=args.url, secret=secret),
                         request_id=str(uuid.uuid4())))
-    print("\n".join(_webhook_lines(s)))
+    _print_webhooks([s], facility_view(client, args.facility), args.json)
     return 0
+
+
+def _print_webhooks(subscriptions: list[pb.WebhookSubscription], facility: FacilityView,
+                    as_json: bool) -> None:
+    if as_json:
+        print_json(subscriptions)
+        return
+    for s in subscriptions:
+        print("\n".join(_webhook_lines(s, facility)))
 
 
 def webhook_list(client: MedClient, args: argparse.Namespace) -> int:
     token = ""
+    facility = facility_view(client, args.facility)
     while True:
         page = client.call(client.alerts.ListWebhookSubscriptions,
                            pb.ListWebhookSubscriptionsRequest(
                                parent=f"facilities/{args.facility}", page_token=token))
-        for s in page.webhook_subscriptions:
-            print("\n".join(_webhook_lines(s)))
+        _print_webhooks(list(page.webhook_subscriptions), facility, args.json)
         token = page.next_page_token
         if not token:
             return 0
 
 
 def webhook_get(client: MedClient, args: argparse.Namespace) -> int:
+    name = facility_child(args.name, args.facility, "webhookSubscriptions", "name")
     s = client.call(client.alerts.GetWebhookSubscription,
-                    pb.GetWebhookSubscriptionRequest(name=args.name))
-    print("\n".join(_webhook_lines(s)))
+                    pb.GetWebhookSubscriptionRequest(name=name))
+    _print_webhooks([s], facility_view(client, facility_of(name)), args.json)
     return 0
 
 
@@ -218,7 +226,8 @@ def add_webhook_commands(top: argparse._SubParsersAction) -> None:
     p.add_argument("--facility", required=True)
     p.set_defaults(handler=webhook_list)
     p = sub.add_parser("get", help="one subscription and its state")
-    p.add_argument("name", help="facilities/F/webhookSubscriptions/S")
+    p.add_argument("name", help="facilities/F/webhookSubscriptions/S, or S with --facility")
+    p.add_argument("--facility")
     p.set_defaults(handler=webhook_get)
     p = sub.add_parser("delete", help="stop delivering")
     p.add_argument("name", help="facilities/F/webhookSubscriptions/S")

@@ -12,6 +12,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from clients.defaults import UsageError, parse_date
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import FreeTextDosage, needs_manual_schedule
 from medservice.domain.dosage_text import Language, short_text
@@ -95,10 +96,10 @@ def _expand(dosage: Dosage, start: date | None, first: date, days: int, zone: st
 
 
 def expand_command(args: argparse.Namespace) -> int:
-    try:
-        first = date.fromisoformat(args.from_date)
-    except ValueError:
-        raise DosageRefused("--from must be a date YYYY-MM-DD") from None
+    try:  # as medctl reads dates elsewhere (YYYY-MM-DD, DD-MM-YYYY, "i dag" ...)
+        first = parse_date(args.from_date, date.today(), "--from")
+    except UsageError:
+        raise DosageRefused("--from must be a date YYYY-MM-DD or DD-MM-YYYY") from None
     if not 1 <= args.days <= 366:
         raise DosageRefused("--days must be between 1 and 366")
     if validate_time_zone(args.zone):

@@ -119,7 +119,14 @@ def residents_get(client: MedClient, args: argparse.Namespace) -> int:
 def residents_create(client: MedClient, args: argparse.Namespace) -> int:
     resident = fpb.Resident(person_id=args.person_id, display_name=args.name,
                             room=args.room or "")
-    print_json([client.create_resident(args.facility, resident, args.id or "")])
+    created = client.create_resident(args.facility, resident, args.id or "")
+    if args.json:
+        print_json([created])
+    else:  # as the list shows it: the CPR number masked on a terminal
+        print_table([(created.room, created.name.rsplit("/", 1)[-1], created.display_name,
+                      _masked(created.person_id))],
+                    (msg("report.room"), msg("report.resident"), msg("cli.col.name"),
+                     msg("cli.col.person_id")))
     return 0
 
 

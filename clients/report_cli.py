@@ -13,6 +13,7 @@ from pathlib import Path
 from google.protobuf.json_format import MessageToJson
 
 from clients.client import MedClient
+from clients.defaults import facility_of, facility_view, parse_date, parse_month
 from clients.output import print_table
 from clients.words import say
 from medservice.i18n import Msg, msg
@@ -56,11 +57,17 @@ def save(document: pb.Document, output: str, as_json: bool) -> int:
     return 0
 
 
+def _month(value: str, option: str) -> str:
+    """A month as people write it ("2026-03", "3-2026"), as the API takes it: "2026-03"."""
+    year, month = parse_month(value, option)
+    return f"{year:04d}-{month:02d}"
+
+
 def chart_mar(client: MedClient, args: argparse.Namespace) -> int:
     document = client.call(client.reports.GetAdministrationChart,
                            pb.GetAdministrationChartRequest(
                                resident=resident_name(args.resident, args.facility),
-                               month=args.month))
+                               month=_month(args.month, "--month")))
     return save(document, args.output or document.filename, args.json)
 
 
@@ -72,8 +79,8 @@ def emergency_list(client: MedClient, args: argparse.Namespace) -> int:
 
 def error_rate_report(client: MedClient, args: argparse.Namespace) -> int:
     document = client.call(client.reports.GetErrorRateReport, pb.GetErrorRateReportRequest(
-        facility=f"facilities/{args.facility}", from_month=args.from_month,
-        to_month=args.to_month))
+        facility=f"facilities/{args.facility}", from_month=_month(args.from_month, "--from"),
+        to_month=_month(args.to_month, "--to")))
     return save(document, args.output or document.filename, args.json)
 
 
@@ -93,7 +100,7 @@ def dpsd_report(client: MedClient, args: argparse.Namespace) -> int:
     """The month's counts on stdout (a table, or the whole report as JSON without the
     documents); --csv and --pdf write the files."""
     report = client.call(client.reports.GetDpsdReport, pb.GetDpsdReportRequest(
-        facility=f"facilities/{args.facility}", month=args.month,
+        facility=f"facilities/{args.facility}", month=_month(args.month, "--month"),
         include_csv=bool(args.csv), include_pdf=bool(args.pdf)))
     for output, document in ((args.csv, report.csv), (args.pdf, report.pdf)):
         if output and not write_whole(document.content, output):
@@ -123,9 +130,11 @@ def dpsd_report(client: MedClient, args: argparse.Namespace) -> int:
 
 def fhir_export(client: MedClient, args: argparse.Namespace) -> int:
     """The Bundle's JSON on stdout (or --output)."""
+    resident = resident_name(args.resident, args.facility)
+    today = facility_view(client, facility_of(resident)).today()
     document = client.call(client.reports.ExportFhir, pb.ExportFhirRequest(
-        resident=resident_name(args.resident, args.facility), start_date=args.from_date,
-        end_date=args.to_date))
+        resident=resident, start_date=parse_date(args.from_date, today, "--from").isoformat(),
+        end_date=parse_date(args.to_date, today, "--to").isoformat()))
     if args.output:
         return save(document, args.output, args.json)
     sys.stdout.write(document.content.decode() + "\n")

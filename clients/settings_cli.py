@@ -72,8 +72,20 @@ def facilities_set(client: MedClient, args: argparse.Namespace) -> int:
                 setattr(facility.medication_times, t, _hhmm(getattr(args, t), f"--{t}"))
         paths.append("medication_times")
     if args.shift:
-        shifts = [_shift(s) for s in args.shift]
-        facility.shifts.extend(shifts)
+        given = [_shift(s) for s in args.shift]
+        # A shift given replaces the one with its id and keeps its name; the others stay
+        # (changing the day shift must not drop the night), unless --replace-shifts.
+        kept = [] if args.replace_shifts else list(current.shifts)
+        ids = [s.shift_id for s in kept]
+        for new in given:
+            if new.shift_id in ids:
+                old = kept[ids.index(new.shift_id)]
+                new.display_name = old.display_name or new.display_name
+                kept[ids.index(new.shift_id)] = new
+            else:
+                kept.append(new)
+                ids.append(new.shift_id)
+        facility.shifts.extend(kept)
         paths.append("shifts")
     if any(getattr(args, o) is not None for o in _WINDOWS):
         facility.timing_windows.CopyFrom(current.timing_windows)
@@ -181,7 +193,10 @@ def add_settings_commands(top: argparse._SubParsersAction,
     for t in _TIMES:
         p.add_argument(f"--{t}", help=f"the {t} dose time, HH:MM")
     p.add_argument("--shift", action="append", metavar="ID=HH:MM-HH:MM",
-                   help="a shift; repeat for each: the shifts given replace all shifts")
+                   help="a shift; repeat for each: each replaces the shift with its id, the "
+                        "others stay")
+    p.add_argument("--replace-shifts", action="store_true",
+                   help="the shifts given are all the facility's shifts")
     p.add_argument("--window-time-critical", type=int, metavar="MIN",
                    help="half-width of a time-critical dose's window")
     p.add_argument("--window-more-than-daily", type=int, metavar="MIN",

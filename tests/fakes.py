@@ -58,6 +58,8 @@ class Stored:
     discrepancies: dict[str, tuple[Discrepancy, Status]] = field(default_factory=dict)
     decisions: dict[str, tuple[Decision, str]] = field(default_factory=dict)  # and note
     alerts: list[NewAlert] = field(default_factory=list)
+    # alert id -> (who, when) of its first acknowledgement
+    acknowledged: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     # Subscription id -> (subscription, secret, state, lease holder, lease until).
     webhooks: dict[str, tuple[WebhookSubscription, str, DeliveryState, str | None,
                               datetime | None]] = field(default_factory=dict)
@@ -402,8 +404,18 @@ class FakeAlertLog:
                       summary=a.summary, created_at=a.created_at, shift_id=a.shift_id,
                       shift_date=a.shift_date, discrepancy_id=a.discrepancy_id,
                       resident_id=a.resident_id, escalates=a.escalates,
-                      acknowledged_at=None, acknowledged_by="")
+                      acknowledged_at=self._db.acknowledged.get(a.alert_id, ("", None))[1],
+                      acknowledged_by=self._db.acknowledged.get(a.alert_id, ("", None))[0])
                 for i, a in enumerate(mine, start=1)]
+
+    def acknowledge(self, facility_id: str, alert_id: str, by: str, now: datetime) -> bool:
+        """Acknowledge once; False when it already was (or there is no such alert)."""
+        known = any(a.alert_id == alert_id and a.facility_id == facility_id
+                    for a in self._db.alerts)
+        if not known or alert_id in self._db.acknowledged:
+            return False
+        self._db.acknowledged[alert_id] = (by, now)
+        return True
 
     def after(self, facility_id: str, position: int, limit: int) -> list[Alert]:
         return [a for a in self._log(facility_id) if a.position > position][:limit]
@@ -411,7 +423,7 @@ class FakeAlertLog:
     def bounds(self, facility_id: str) -> tuple[int, int]:
         return 0, len(self._log(facility_id))
 
-    acknowledge = claim_escalations = facilities_with_logs = _not_faked
+    claim_escalations = facilities_with_logs = _not_faked
     get = page = prune = _not_faked
 
 

@@ -56,7 +56,11 @@ class NewAlert:
     @property
     def alert_id(self) -> str:
         """The same source gives the same id in every replica."""
-        return hashlib.sha256(self.source_key.encode()).hexdigest()[:32]
+        return NewAlert.id_of(self.source_key)
+
+    @staticmethod
+    def id_of(source_key: str) -> str:
+        return hashlib.sha256(source_key.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -131,13 +135,23 @@ def card_change_alert(change: PendingChange, version: int, clock: FacilityClock,
     what = ", ".join(DA_ASPECT[a] for a in change.aspects)
     message = msg("alert.card_change", drug=change.drug_name, what=what)
     return NewAlert(
-        source_key=(f"card_change:{change.facility_id}/{change.resident_id}/"
-                    f"{change.order_id}/v{version}"),
+        source_key=_card_change_key(change, version),
         facility_id=change.facility_id, kind=AlertKind.CARD_CHANGE,
         audience=Role.SHIFT_LEAD, severity=Severity.HIGH if change.stops else Severity.MEDIUM,
         summary=message.render(language)[:1000], message=message,
         created_at=now, shift_id=shift_id, shift_date=_iso(shift_date),
         resident_id=change.resident_id)
+
+
+def _card_change_key(change: PendingChange, version: int) -> str:
+    return f"card_change:{change.facility_id}/{change.resident_id}/{change.order_id}/v{version}"
+
+
+def card_change_alert_ids(change: PendingChange) -> list[str]:
+    """The ids of the alerts raised for the versions a change took in: approving the
+    change answers them."""
+    return [NewAlert.id_of(_card_change_key(change, v))
+            for v in range(change.first_version, change.version + 1)]
 
 
 def alert_text(d: Discrepancy, drug: Drug | None, room: str) -> Msg:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from medservice.domain.alerts import card_change_alert
+from medservice.domain.alerts import card_change_alert, card_change_alert_ids
 from medservice.domain.card_changes import (
     ChangeStatus,
     PendingChange,
@@ -93,4 +93,7 @@ def approve_change(uow: UnitOfWork, facility_id: str, resident_id: str, order_id
                       reason="ETAG_MISMATCH")
     approved = uow.card_changes.get(facility_id, resident_id, order_id, first_version)
     assert approved is not None
+    # The shift lead's alerts for it are answered by the approval: off the board and lists.
+    for alert_id in card_change_alert_ids(approved):
+        uow.alerts.acknowledge(facility_id, alert_id, by, now)
     return zone, approved

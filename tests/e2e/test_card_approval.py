@@ -150,6 +150,10 @@ def test_a_clinical_change_warns_until_a_nurse_or_shift_lead_approves_it(
     assert ("Paracetamol", pb.ORDER_NOTE_KIND_CHANGE_NOT_APPROVED) not in _notes(
         carer, server_clock)
     assert list(pharmacist.list_card_changes("f")) == []
+    # The shift lead's alert for it is answered by the approval (off the board).
+    answered = _card_alerts(lead)
+    assert answered and all(a.acknowledged and a.acknowledged_by == "lead-1"
+                            for a in answered)
     # The approval is in the audit trail, naming the change.
     admin = server.client(Role.ADMIN)
     events = [e for e in admin.audit_events("facilities/f")

@@ -112,6 +112,11 @@ def test_give_refuse_correct_review_then_export(server: ServerFixture, server_cl
                  "--resident", "r1", "--facility", "f", "--from", start.isoformat(),
                  "--to", (today + timedelta(days=1)).isoformat()]) == 0
     assert json.loads(capsys.readouterr().out) == bundle
+    # Dates as medctl reads them elsewhere: the Danish order too.
+    assert main(["--target", server.target, "--token", token, "fhir", "export",
+                 "--resident", "r1", "--facility", "f", "--from", f"{start:%d-%m-%Y}",
+                 "--to", f"{today + timedelta(days=1):%d.%m.%Y}"]) == 0
+    assert json.loads(capsys.readouterr().out) == bundle
     carer_token = carer._metadata[0][1].split()[1]  # carers do not export
     assert main(["--target", server.target, "--token", carer_token, "fhir", "export",
                  "--resident", RESIDENT, "--from", start.isoformat(),

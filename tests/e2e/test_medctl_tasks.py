@@ -232,9 +232,15 @@ def test_pharmacist_admin_and_integration_tasks_and_the_role_each_needs(
     assert _run(server, Role.CARER, "facilities", "set", "f", "--morning", "07:30") == 1
     err = _one_line(capsys.readouterr().err)
     assert "it takes the role admin" in err and "brug et token med den rolle" in err
+    # A shift given replaces its namesake only: the evening and night stay.
+    assert _run(server, Role.ADMIN, "facilities", "set", "f", "--shift", "day=07:00-14:45",
+                "--json") == 0
+    f = json.loads(capsys.readouterr().out)
+    assert [s["shift_id"] for s in f["shifts"]] == ["day", "evening", "night"]
+    assert f["shifts"][0]["end_time"] == "14:45"
     assert _run(server, Role.ADMIN, "facilities", "set", "f", "--morning", "7.30",
-                "--shift", "day=07-15", "--shift", "late=15:00-07:00", "--window-daily",
-                "90", "--escalation", "20", "--json") == 0
+                "--replace-shifts", "--shift", "day=07-15", "--shift", "late=15:00-07:00",
+                "--window-daily", "90", "--escalation", "20", "--json") == 0
     f = json.loads(capsys.readouterr().out)
     assert f["medication_times"] == {"morning": "07:30", "noon": "12:00",
                                      "evening": "18:00", "night": "22:00"}
@@ -338,3 +344,16 @@ def test_medctl_says_its_words_in_danish_by_default_and_in_english_when_asked(
     assert shown(Role.CARER, "records", "list", *r1)[0][:3] == ["TIME", "DRUG", "OUTCOME"]
     assert _run(server, Role.CARER, "records", "list", *r1, "--json") == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == as_json
+
+
+def test_a_new_resident_is_shown_with_the_cpr_number_masked(
+        day: datetime, server: ServerFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """The terminal shows what the list shows: never the whole CPR number; --json gives the
+    resource as the API does."""
+    assert _run(server, Role.ADMIN, "residents", "create", "--facility", "f",
+                "--person-id", "020245-2222", "--name", "B", "--room", "2", "--id", "r2") == 0
+    out = capsys.readouterr().out
+    assert "020245-****" in out and "2222" not in out and "r2" in out
+    assert _run(server, Role.ADMIN, "--json", "residents", "create", "--facility", "f",
+                "--person-id", "030345-3333", "--name", "C", "--id", "r3") == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "facilities/f/residents/r3"

@@ -74,24 +74,25 @@ def test_the_chart_rpc_returns_a_named_pdf(server: ServerFixture, demo: datetime
         PdfReader(io.BytesIO(doc.content)).pages)
 
 
-@pytest.mark.parametrize(("args", "role", "facility", "said"), [
-    (("--month", "2026-13"), Role.CARER, "demo", "month: must be a month YYYY-MM"),
-    (("--month", "13-2026"), Role.CARER, "demo", "month: must be a month YYYY-MM"),
-    (("--resident", "nobody"), Role.CARER, "demo", "RESIDENT_NOT_FOUND"),
-    ((), Role.INTEGRATION, "demo", "PERMISSION_DENIED"),
-    ((), Role.CARER, "elsewhere", "PERMISSION_DENIED"),
+@pytest.mark.parametrize(("args", "role", "facility", "said", "code"), [
+    # A month medctl cannot read is refused before any call, naming its option.
+    (("--month", "2026-13"), Role.CARER, "demo", "--month: cannot read '2026-13'", 2),
+    (("--month", "13-2026"), Role.CARER, "demo", "--month: cannot read '13-2026'", 2),
+    (("--resident", "nobody"), Role.CARER, "demo", "RESIDENT_NOT_FOUND", 1),
+    ((), Role.INTEGRATION, "demo", "PERMISSION_DENIED", 1),
+    ((), Role.CARER, "elsewhere", "PERMISSION_DENIED", 1),
 ])
 def test_chart_mar_bad_inputs_end_in_one_error(server: ServerFixture, demo: datetime,
                                                tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str],
                                                args: tuple[str, ...], role: Role,
-                                               facility: str, said: str) -> None:
+                                               facility: str, said: str, code: int) -> None:
     given = {"--resident": "r01", "--month": f"{demo:%Y-%m}"}
     given.update(dict(zip(args[::2], args[1::2], strict=True)))
     out = tmp_path / "chart.pdf"
     assert _medctl(server, role, "chart", "mar", "--facility", "demo",
                    *[x for kv in given.items() for x in kv], "--output", str(out),
-                   facility=facility) == 1
+                   facility=facility) == code
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err
     assert not out.exists()
@@ -139,12 +140,14 @@ def test_report_error_rate_writes_the_months(server: ServerFixture, demo: dateti
     for expected in ("Fejlrate for medicingivning", "Solhaven Demo Care Home",
                      "Givne doser 1", "Doser med fejl", "Side 1 af 1"):
         assert expected in text, expected
-    for args, role, said in (
-            (("--from", month, "--to", "2020-01"), Role.PHARMACIST, "to_month: must not be"),
-            (("--from", "2026-00", "--to", month), Role.PHARMACIST, "from_month: must be a"),
-            (("--from", month, "--to", month), Role.CARER, "PERMISSION_DENIED")):
+    for args, role, said, code in (
+            (("--from", month, "--to", "2020-01"), Role.PHARMACIST, "to_month: must not be",
+             1),
+            (("--from", "2026-00", "--to", month), Role.PHARMACIST,
+             "--from: cannot read '2026-00'", 2),
+            (("--from", month, "--to", month), Role.CARER, "PERMISSION_DENIED", 1)):
         assert _medctl(server, role, "report", "error-rate", "--facility", "demo", *args,
-                       "--output", str(tmp_path / "bad.pdf")) == 1
+                       "--output", str(tmp_path / "bad.pdf")) == code
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err
     assert not (tmp_path / "bad.pdf").exists()

@@ -449,6 +449,12 @@ def test_medctl_webhooks(server: ServerFixture, receiver: Receiver,
     assert main([*base, "webhooks", "list", "--facility", "f"]) == 0
     out = capsys.readouterr().out
     assert name in out and "ajour; 0 venter; sidst leveret" in out and SECRET not in out
+    # Times on the facility's clock with its zone (Europe/Copenhagen: CET or CEST).
+    assert re.search(r"\d{2}:\d{2}:\d{2} CES?T", out), out
+    short = name.rsplit("/", 1)[-1]
+    assert main([*base, "--json", "webhooks", "get", short, "--facility", "f"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == name and "secret" not in shown
     assert main([*base, "webhooks", "delete", name]) == 0
     assert main([*base, "webhooks", "get", name]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err

@@ -320,6 +320,10 @@ def test_a_clinical_sync_waits_for_an_approval_guarded_by_its_etag() -> None:
     assert (approved.status, approved.approved_by, approved.approved_at) == (
         ChangeStatus.APPROVED, "nurse-1", at(10))
     assert _pending_now(db) == []
+    # Its two alerts (one per version it took in) are answered by the approval.
+    with db(write=False) as u:
+        log = u.alerts.after(FACILITY, 0, 10)
+    assert [(a.acknowledged_by, a.acknowledged_at) for a in log] == [("nurse-1", at(10))] * 2
     with db() as u, pytest.raises(FailedPrecondition):
         card_changes.approve_change(u, FACILITY, RESIDENT, "o1", joined.first_version,
                                     approved.etag, "nurse-2", at(11))

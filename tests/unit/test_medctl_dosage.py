@@ -61,9 +61,13 @@ def test_expand_as_json_lines_across_the_spring_dst_day(
 
 def test_bad_options_name_themselves(capsys: pytest.CaptureFixture[str]) -> None:
     path = _need(FMK / "Dosage-2 tabletter 3 gange daglig.xml")
-    assert main(["dosage", "expand", "--fmk-xml", str(path), "--from", "28-03-2026",
+    assert main(["dosage", "expand", "--fmk-xml", str(path), "--from", "30-02-2026",
                  "--days", "1"]) == 2
     assert "--from" in capsys.readouterr().err
+    # The Danish order of a date is read as elsewhere in medctl.
+    assert main(["dosage", "expand", "--fmk-xml", str(path), "--from", "28-03-2026",
+                 "--days", "1"]) == 0
+    assert "2026-03-28" in capsys.readouterr().out
     assert main(["dosage", "expand", "--fmk-xml", str(path), "--from", "2026-03-28",
                  "--days", "1", "--zone", "Mars/Olympus"]) == 2
     assert "--zone" in capsys.readouterr().err

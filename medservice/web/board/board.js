@@ -33,6 +33,7 @@
       ALERT_KIND_MISSED_DOSE: "Glemt dosis",
       ALERT_KIND_DISCREPANCY: "Afvigelse",
       ALERT_KIND_ESCALATION: "Eskalering: ikke kvitteret i tide",
+      ALERT_KIND_CARD_CHANGE: "Ændring fra FMK skal godkendes",
     },
     kindOther: "Alarm",
     discrepancyCode: "Afvigelse: {code}",
@@ -89,7 +90,8 @@
   }
 
   async function api(method, path, body) {
-    const headers = { authorization: `Bearer ${session.token}` };
+    // The page is Danish: the server's texts in Danish too, whatever the browser's language.
+    const headers = { authorization: `Bearer ${session.token}`, "accept-language": "da" };
     if (body !== undefined) headers["content-type"] = "application/json";
     const response = await fetch(path, {
       method, headers, cache: "no-store", signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
@@ -304,7 +306,8 @@
   async function readStream(mine, retryMs) {
     const controller = new AbortController();
     session.abort = () => controller.abort();
-    const headers = { authorization: `Bearer ${session.token}`, accept: "text/event-stream" };
+    const headers = { authorization: `Bearer ${session.token}`, accept: "text/event-stream",
+                      "accept-language": "da" };
     if (lastEventId) headers["last-event-id"] = lastEventId;
     const response = await fetch(`/v1/facilities/${encodeURIComponent(session.facility)}/alerts:watch`,
       { headers, cache: "no-store", signal: controller.signal });
