@@ -58,10 +58,11 @@ class Shift:
 
 
 def default_shifts() -> tuple[Shift, ...]:
+    # Staff read the names (Danish first, issue 15); APIs and medctl take the ids.
     return (
-        Shift("day", "Day", time(7, 0), time(15, 0)),
-        Shift("evening", "Evening", time(15, 0), time(23, 0)),
-        Shift("night", "Night", time(23, 0), time(7, 0)),
+        Shift("day", "Dag", time(7, 0), time(15, 0)),
+        Shift("evening", "Aften", time(15, 0), time(23, 0)),
+        Shift("night", "Nat", time(23, 0), time(7, 0)),
     )
 
 

@@ -115,7 +115,7 @@ def test_round_pdf_writes_the_emergency_list(server: ServerFixture, demo: dateti
                    demo.date().isoformat(), "--shift", "evening", "--pdf", str(out)) == 0
     assert capsys.readouterr().out.startswith(f"skrev {out}")
     text, _ = _text(out)
-    for expected in ("Nødliste", "Vagt: Evening 15:00-23:00",
+    for expected in ("Nødliste", "Vagt: Aften 15:00-23:00",
                      f"Dato: {demo.date().isoformat()}", "Værelse 101 · Karen Testesen (r01)",
                      "18:00 Metformin 500 mg 1 tablet oral anvendelse Dosispose",
                      "PN Paracetamol 500 mg 2 tabletter", "Givet kl. Signatur"):
