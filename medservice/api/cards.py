@@ -17,7 +17,7 @@ from medservice.imports.result import ImportResult
 from medservice.service import card_changes as uc_changes
 from medservice.service import cards as uc
 from medservice.service.card_checks import card_checks, page_of
-from medservice.service.paging import next_token, read_page
+from medservice.service.paging import Page, next_token, read_page
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.v1 import medicine_cards_pb2 as pb
 from medservice.v1 import medicine_cards_pb2_grpc
@@ -185,16 +185,7 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
     @rpc(*CHECK_READERS)
     def ListCardFindings(self, request: pb.ListCardFindingsRequest, context: Any,
                          principal: Principal) -> pb.ListCardFindingsResponse:
-        facility_id = names.parse_facility_name(request.parent, "parent")
-        principal.require_facility(facility_id)
-        resident_id = None
-        if request.resident:
-            f, resident_id = names.parse_resident_name(request.resident, "resident")
-            if f != facility_id:
-                raise InvalidArgument([FieldViolation("resident",
-                                                      "names a resident of another facility")])
-        page = read_page(request.page_size, request.page_token,
-                         {"parent": request.parent, "resident": request.resident})
+        facility_id, resident_id, page = _facility_listing(request, principal)
         with self._uow(write=False) as uow:
             checks = card_checks(uow, facility_id, self._clock(), resident_id=resident_id)
         items, token = page_of(checks, page)
@@ -205,16 +196,7 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
     @rpc(*READERS)
     def ListCardChanges(self, request: pb.ListCardChangesRequest, context: Any,
                         principal: Principal) -> pb.ListCardChangesResponse:
-        facility_id = names.parse_facility_name(request.parent, "parent")
-        principal.require_facility(facility_id)
-        resident_id = None
-        if request.resident:
-            f, resident_id = names.parse_resident_name(request.resident, "resident")
-            if f != facility_id:
-                raise InvalidArgument([FieldViolation("resident",
-                                                      "names a resident of another facility")])
-        page = read_page(request.page_size, request.page_token,
-                         {"parent": request.parent, "resident": request.resident})
+        facility_id, resident_id, page = _facility_listing(request, principal)
         with self._uow(write=False) as uow:
             zone, pending = uc_changes.pending_changes(uow, facility_id, resident_id)
         after = _page_key(page.after)
@@ -240,6 +222,23 @@ class MedicineCardServicer(medicine_cards_pb2_grpc.MedicineCardServiceServicer):
 
         return run_idempotent(self._uow, principal, _SERVICE + "ApproveCardChange", request,
                               request.request_id, pb.CardChange, work, now)
+
+
+def _facility_listing(request: pb.ListCardFindingsRequest | pb.ListCardChangesRequest,
+                      principal: Principal) -> tuple[str, str | None, Page]:
+    """A facility-wide list, optionally of one of its residents: the facility (in the
+    caller's scope), the resident and the page asked for."""
+    facility_id = names.parse_facility_name(request.parent, "parent")
+    principal.require_facility(facility_id)
+    resident_id = None
+    if request.resident:
+        f, resident_id = names.parse_resident_name(request.resident, "resident")
+        if f != facility_id:
+            raise InvalidArgument([FieldViolation("resident",
+                                                  "names a resident of another facility")])
+    page = read_page(request.page_size, request.page_token,
+                     {"parent": request.parent, "resident": request.resident})
+    return facility_id, resident_id, page
 
 
 def _page_key(after: Any) -> tuple[str, str, str, int] | None:

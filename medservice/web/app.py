@@ -15,7 +15,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -34,6 +34,7 @@ from medservice.web.routes import Route, build_request, to_json
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+M = TypeVar("M", bound=Message)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # gRPC's own default limit for a request message
 CALL_TIMEOUT_SECONDS = 60.0
@@ -172,19 +173,28 @@ class HttpApi:
             status = self._refusal(authorization) or st.from_grpc_status(status_for(e))
             await _answer_fhir_status(send, status)
             return
+        document = await self._fhir_call(fhir.EXPORT_METHOD, request,
+                                         reports_pb2.Document.FromString, authorization, send)
+        if document is not None:
+            await _answer(send, 200, fhir.bundle_of(document), fhir.CONTENT_TYPE)
+
+    async def _fhir_call(self, method: str, request: Message,
+                         deserialize: Callable[[bytes], M], authorization: str | None,
+                         send: Send) -> M | None:
+        """The gRPC call behind a FHIR route, with the caller's token; None when it was
+        refused (answered already, as an OperationOutcome)."""
         metadata = (("authorization", authorization),) if authorization else ()
-        call = self._callables.get(fhir.EXPORT_METHOD)
+        call = self._callables.get(method)
         if call is None:
-            call = self.channels[0].unary_unary(
-                fhir.EXPORT_METHOD, request_serializer=_serialize,
-                response_deserializer=reports_pb2.Document.FromString)
-            self._callables[fhir.EXPORT_METHOD] = call
+            call = self.channels[0].unary_unary(method, request_serializer=_serialize,
+                                                response_deserializer=deserialize)
+            self._callables[method] = call
         try:
-            document = await call(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
+            response: M = await call(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
         except grpc.aio.AioRpcError as e:
             await _answer_fhir_status(send, st.from_rpc_error(e))
-            return
-        await _answer(send, 200, fhir.bundle_of(document), fhir.CONTENT_TYPE)
+            return None
+        return response
 
     async def _fhir_record(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A POSTed MedicationAdministration: the RecordDose call (medservice.web.fhir)."""
@@ -198,17 +208,10 @@ class HttpApi:
             status = self._refusal(authorization) or st.from_grpc_status(status_for(e))
             await _answer_fhir_status(send, status)
             return
-        metadata = (("authorization", authorization),) if authorization else ()
-        call = self._callables.get(fhir.RECORD_METHOD)
-        if call is None:
-            call = self.channels[0].unary_unary(
-                fhir.RECORD_METHOD, request_serializer=_serialize,
-                response_deserializer=rounds_pb2.RecordDoseResponse.FromString)
-            self._callables[fhir.RECORD_METHOD] = call
-        try:
-            response = await call(request, metadata=metadata, timeout=CALL_TIMEOUT_SECONDS)
-        except grpc.aio.AioRpcError as e:
-            await _answer_fhir_status(send, st.from_rpc_error(e))
+        response = await self._fhir_call(fhir.RECORD_METHOD, request,
+                                         rounds_pb2.RecordDoseResponse.FromString,
+                                         authorization, send)
+        if response is None:
             return
         record_id = response.record.name.rsplit("/", 1)[-1]
         answer = {**json.loads(body or b"{}"), "id": record_id}
