@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -78,6 +79,14 @@ def _value(metadata: Any, name: str) -> str | None:
     return None
 
 
+def _ended_by_transport(context: grpc.ServicerContext) -> bool:
+    """Whether a call whose body never arrived was ended by gRPC itself (a body over the
+    server's maximum): the end can reach us just after the missing body does, so wait
+    for it briefly. A client that sent no message keeps its call open."""
+    ended = threading.Event()
+    return not context.add_callback(ended.set) or ended.wait(_TRANSPORT_END_GRACE_S)
+
+
 def _bearer(metadata: Any) -> str | None:
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
@@ -90,6 +99,12 @@ def _bearer(metadata: Any) -> str | None:
 # The commonest refusal in a flood, made once.
 _MISSING_TOKEN = simple_status(code_pb2.UNAUTHENTICATED, "MISSING_TOKEN",
                                "a bearer token is required")
+# gRPC has already answered such a call; this status only ends the handler.
+_MISSING_BODY = simple_status(code_pb2.RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE",
+                              "the request is larger than the server accepts")
+_TRANSPORT_END_GRACE_S = 0.2
+
+
 class CallObserver(Protocol):
     """Told of every finished call and every audit event not written (metrics)."""
 
@@ -189,6 +204,8 @@ class CallInterceptor(grpc.ServerInterceptor):
                 "too many calls from this caller; retry after the delay given", wait),
                 "RATE_LIMITED")
         raw = next(messages, None)  # a cancelled call raises its own RpcError: quiet
+        if not isinstance(raw, bytes) and _ended_by_transport(context):
+            abort(context, _MISSING_BODY)  # gRPC refused the body (too large) and said so
         if not isinstance(raw, bytes):  # a client that sent no message at all
             self._refuse_audited(method, principal, context, simple_status(
                 code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the request has no message"),

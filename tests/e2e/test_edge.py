@@ -224,3 +224,18 @@ def test_the_document_limit_holds_the_largest_document_the_importers_take() -> N
     for largest in (fmk.MAX_DOCUMENT_BYTES, fhir.MAX_DOCUMENT_BYTES):
         assert settings.max_document_request_bytes > largest
     assert settings.max_request_bytes >= 16 * 1024
+
+
+def test_a_call_with_no_message_is_refused_as_malformed(
+        server: ServerFixture, log_text: io.StringIO) -> None:
+    """A client that opens a call and sends no body is told so, and it is logged; a body
+    gRPC refuses as too large is not (see test_request_sizes_are_per_method)."""
+    channel = grpc.insecure_channel(server.target)
+    call = channel.stream_stream(CHECK_DOSE)
+    metadata = (("authorization", f"Bearer {token_for(Role.INTEGRATION, 'f')}"),)
+    with pytest.raises(grpc.RpcError) as info:
+        list(call(iter(()), metadata=metadata, timeout=10))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _reason(info.value) == "MALFORMED_REQUEST"
+    refused = [r for r in _records(log_text) if r.get("event") == "call refused"]
+    assert [(r["reason"], r.get("size")) for r in refused] == [("MALFORMED_REQUEST", 0)]
