@@ -12,7 +12,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 import structlog
@@ -35,7 +35,6 @@ from medservice.api.limits import CallRates, RequestSizes
 from medservice.api.reports import ReportServicer
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
-from medservice.reports.ahead import EmergencyListWriter
 from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.service.webhooks import DeliveryTerms
@@ -63,6 +62,9 @@ from medservice.web.metrics import Metrics, watch_metrics
 from medservice.web.openapi import openapi_document
 from medservice.web.routes import api_routes
 from medservice.web.server import HttpListenError, HttpServer, add_internal_port, start_http
+
+if TYPE_CHECKING:
+    from medservice.reports.ahead import EmergencyListWriter
 
 log = structlog.get_logger("medservice.server")
 SQLITE_WORKERS_POLL_SECONDS = 0.5
@@ -205,6 +207,9 @@ def build_server(
         sweeper.start()
     emergency_lists = None
     if settings.emergency_dir:
+        # Imported only when on: reportlab is memory a server without it never needs.
+        from medservice.reports.ahead import EmergencyListWriter
+
         emergency_lists = EmergencyListWriter(uow, clock, Path(settings.emergency_dir),
                                               settings.emergency_interval_seconds)
         emergency_lists.start()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import psycopg
 import structlog
 from sqlalchemy.engine import make_url
 
@@ -40,6 +39,9 @@ class PgListener:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        # Imported here: a server on SQLite never listens, and never loads the driver.
+        import psycopg
+
         while not self._stopped.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True) as conn:

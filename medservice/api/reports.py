@@ -1,11 +1,14 @@
 """ReportService: printable documents as PDF bytes. Each call reads its use case's data in
 a read-only unit of work and renders after it has ended (no transaction held while a
-document is laid out)."""
+document is laid out).
+
+The renderers (reportlab) are imported by the call that renders: they are memory a server
+doing rounds only never needs (issue 19)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medservice.api.convert import timestamp
 from medservice.api.convert_review import discrepancy_to_proto
@@ -15,18 +18,15 @@ from medservice.domain import names
 from medservice.domain.access import Principal, Role
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.reconcile.dpsd import Category, counts_rows
-from medservice.reports.card_checks import card_checks_filename, card_checks_pdf
-from medservice.reports.dpsd import dpsd_csv, dpsd_filename, dpsd_pdf
-from medservice.reports.emergency import emergency_filename, emergency_pdf
-from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
-from medservice.reports.mar import chart_filename, chart_pdf
-from medservice.reports.pdf import Pdf
 from medservice.service import charts, dpsd_report, error_report, fhir_export
 from medservice.service import rounds as rounds_uc
 from medservice.service.card_checks import card_checks
 from medservice.service.unit_of_work import UnitOfWorkFactory
 from medservice.v1 import reports_pb2 as pb
 from medservice.v1 import reports_pb2_grpc
+
+if TYPE_CHECKING:
+    from medservice.reports.pdf import Pdf
 
 # Who reads the round's documents: whoever reads the round list.
 ROUND_READERS = (Role.CARER, Role.SHIFT_LEAD, Role.PHARMACIST, Role.ADMIN)
@@ -63,6 +63,8 @@ def dpsd_to_proto(report: dpsd_report.DpsdReport, with_csv: bool, with_pdf: bool
             category=CATEGORY[i.category] if i.category else pb.DPSD_CATEGORY_UNSPECIFIED,
             drug=i.drug) for i in report.individual],
         report_time=timestamp(report.as_of))
+    from medservice.reports.dpsd import dpsd_csv, dpsd_filename, dpsd_pdf
+
     if with_csv:
         content = dpsd_csv(report)
         out.csv.CopyFrom(pb.Document(content_type=CSV, filename=dpsd_filename(report, "csv"),
@@ -88,6 +90,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         with self._uow(write=False) as uow:
             chart = charts.administration_chart(uow, facility_id, resident_id, month,
                                                 self._clock())
+        from medservice.reports.mar import chart_filename, chart_pdf
+
         return document(chart_pdf(chart), chart_filename(chart))
 
     @rpc(*ROUND_READERS)
@@ -101,6 +105,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         with self._uow(write=False) as uow:
             lst = rounds_uc.emergency_list(uow, facility_id, day, request.shift_id,
                                            self._clock())
+        from medservice.reports.emergency import emergency_filename, emergency_pdf
+
         return document(emergency_pdf(lst), emergency_filename(lst))
 
     @rpc(*FHIR_READERS)
@@ -128,6 +134,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         with self._uow(write=False) as uow:
             report = error_report.monthly_error_rates(uow, facility_id, first, last,
                                                       self._clock())
+        from medservice.reports.error_rate import error_rate_filename, error_rate_pdf
+
         return document(error_rate_pdf(report), error_rate_filename(report))
 
     @rpc(*RATE_READERS)
@@ -147,4 +155,6 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         principal.require_facility(facility_id)
         with self._uow(write=False) as uow:
             checks = card_checks(uow, facility_id, self._clock())
+        from medservice.reports.card_checks import card_checks_filename, card_checks_pdf
+
         return document(card_checks_pdf(checks), card_checks_filename(checks))

@@ -31,10 +31,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.detectedissue import DetectedIssue
-from fhir.resources.R4B.medicationadministration import MedicationAdministration
-
 from medservice.domain import names
 from medservice.domain.administration import AdministrationRecord, NotGivenReason, Outcome
 from medservice.domain.clock import FacilityClock
@@ -116,7 +112,7 @@ def medication_administration(record: AdministrationRecord, order: OrderContent 
         notes.append({"text": record.reason_text})
     if notes:
         resource["note"] = notes
-    return _valid(MedicationAdministration, resource)
+    return _valid(resource)
 
 
 def _medication(record: AdministrationRecord, order: OrderContent | None) -> Json:
@@ -169,7 +165,7 @@ def detected_issue(entry: DiscrepancyEntry, clock: FacilityClock) -> Json:
         if entry.reviewer:
             mitigation["author"] = _staff(entry.reviewer)
         resource["mitigation"] = [mitigation]
-    return _valid(DetectedIssue, resource)
+    return _valid(resource)
 
 
 def searchset(resources: Sequence[Json]) -> Json:
@@ -177,9 +173,14 @@ def searchset(resources: Sequence[Json]) -> Json:
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
               "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r,
                          "search": {"mode": "match"}} for r in resources]}
-    return _valid(Bundle, bundle)
+    return _valid(bundle)
 
 
-def _valid(model: Any, resource: Json) -> Json:
-    """The resource as JSON, once the R4 model accepts it (a failure is a bug here)."""
+def _valid(resource: Json) -> Json:
+    """The resource as JSON, once the R4 model of its type accepts it (a failure is a bug
+    here). The models load with the first FHIR document: they are some 20 MB that a server
+    doing rounds only never needs (issue 19)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    model = get_fhir_model_class(resource["resourceType"])
     return dict(model.model_validate(resource).model_dump(mode="json", exclude_none=True))

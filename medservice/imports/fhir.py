@@ -80,7 +80,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from fhir.resources.R4B.medicationrequest import MedicationRequest
 from pydantic import ValidationError
 
 from medservice.domain.dosage import Amount, DoseUnit, FreeTextDosage
@@ -349,7 +348,10 @@ def _read_request(res: Json, prefix: str, doc: _Document
 def _validation_problems(res: Json) -> list[tuple[str, str]]:
     """Where the resource breaks the R4 structure (types, required elements, formats).
 
-    pydantic's messages are used without the input values: they could be a person's."""
+    pydantic's messages are used without the input values: they could be a person's.
+    The model loads with the first document, not with every server (issue 19)."""
+    from fhir.resources.R4B.medicationrequest import MedicationRequest
+
     try:
         MedicationRequest.model_validate(res)
     except ValidationError as error:

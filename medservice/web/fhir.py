@@ -22,7 +22,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from google.rpc import code_pb2, status_pb2
 from pydantic import ValidationError
 
@@ -101,6 +100,9 @@ def record_request(body: bytes) -> rpb.RecordDoseRequest:
             "MedicationAdministration":
         raise InvalidArgument([FieldViolation("resourceType",
                                               "a MedicationAdministration is expected")])
+    # The model loads with the first POST, not with every server (issue 19).
+    from fhir.resources.R4B.medicationadministration import MedicationAdministration
+
     try:
         MedicationAdministration.model_validate(resource)
     except (ValidationError, ValueError, TypeError) as e:
