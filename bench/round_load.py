@@ -7,18 +7,28 @@ Seeding, as a care system would: one facility, 40 residents, 7 daily orders each
 mirrored (valid) from a month back, so that every dose of the last four weeks is on the
 cards and a record of it is reconciled, as in a home that has used medservice a while.
 
+A second facility is a morning round in progress: ROUND_RESIDENTS residents, each with
+the demo's scheduled drugs (up to 7) due once a day at this very minute, on cards mirrored
+two hours ago (so nothing earlier is due or missed).
+
 Phases, each `--seconds` long: Health/Check (no authentication, no database: the stack's
-floor), an authenticated echo (the interceptor, no database), CheckDose over the four
-weeks' doses, RecordDose of fresh doses (each recorded once; the phase ends early should
-they run out, and says so), Health/Check again (drift on a shared machine); then CheckDose
-and RecordDose in open loop at half of their peak (calls started on schedule, latency from
-when each was due).
+floor), an authenticated echo (the interceptor, no database), the same echo audited (the
+interceptor writes its audit event, as for every API call: the floor of any answer the
+service may give), CheckDose over the four weeks' doses, RecordDose at the round (each dose
+due now recorded once, given, with its dose and route, at the time of the call; the phase
+ends early should they run out, and says so), RecordDose of an old dose (each of the four
+weeks' doses recorded once as refused, weeks late: reconciled, with its discrepancies,
+events and alerts, the worst case), Health/Check again (drift on a shared machine); then
+the calls in open loop at half of their peak (calls started on schedule, latency from when
+each was due).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import dataclasses
 import itertools
 import json
 import statistics
@@ -27,17 +37,26 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.round_server import ECHO_METHOD
+from bench.round_server import AUDITED_ECHO_METHOD, ECHO_METHOD
 from medservice.api.auth import mint_token
 from medservice.demo import demo_cards
 from medservice.domain import names
 from medservice.domain.access import Role
+from medservice.domain.dosage import (
+    DosageDay,
+    DosageDose,
+    DosagePeriod,
+    StructuredDosage,
+    TimeKind,
+)
+from medservice.domain.facility import DEFAULT_TIME_ZONE
 from medservice.domain.order_codec import content_to_dict
 from medservice.domain.orders import OrderContent
 from medservice.v1 import facilities_pb2 as fpb
@@ -49,6 +68,9 @@ FACILITY = "bench"
 RESIDENTS = 40
 ORDERS_PER_RESIDENT = 7
 DAYS = 28
+ROUND_FACILITY = "bench-round"
+ROUND_RESIDENTS = 900
+SEEDING_IN_FLIGHT = 16
 
 Call = Callable[[int], Awaitable[bool]]  # False: nothing left to call with
 
@@ -69,8 +91,58 @@ def _order(resident: str, content: OrderContent) -> cpb.Order:
 
 def _md(secret: str, role: Role) -> tuple[tuple[str, str], ...]:
     token = mint_token(secret, subject=f"bench-{role.value}", role=role,
-                       facilities=[FACILITY])
+                       facilities=[FACILITY, ROUND_FACILITY])
     return (("authorization", f"Bearer {token}"),)
+
+
+def due_now(order: OrderContent, now: datetime) -> OrderContent | None:
+    """The order given once a day at `now`'s minute on the facility's clock, from today
+    (its first fixed dose's amount); None for an order with no fixed dose (PN, free text)."""
+    dosage = order.dosage
+    if not isinstance(dosage, StructuredDosage):
+        return None
+    fixed = [d for p in dosage.periods for d in p.fixed_doses]
+    if not fixed:
+        return None
+    local = now.astimezone(ZoneInfo(DEFAULT_TIME_ZONE))
+    dose = DosageDose(TimeKind.CLOCK, local.time().replace(second=0, microsecond=0),
+                      fixed[0].amount)
+    return dataclasses.replace(order, dosage=StructuredDosage(dosage.unit, (DosagePeriod(
+        local.date(), None, 1, "", (DosageDay(1, (dose,)),)),)))
+
+
+async def seed_round(channel: grpc.aio.Channel, secret: str, now: datetime, count: int
+                     ) -> list[str]:
+    """The round facility, its residents and their cards, through the public API (many
+    at once); the residents' names."""
+    admin, integration = _md(secret, Role.ADMIN), _md(secret, Role.INTEGRATION)
+    facilities = facilities_pb2_grpc.FacilityServiceStub(channel)
+    cards = medicine_cards_pb2_grpc.MedicineCardServiceStub(channel)
+    await facilities.CreateFacility(fpb.CreateFacilityRequest(
+        facility=fpb.Facility(display_name="Bench Round", time_zone=DEFAULT_TIME_ZONE),
+        facility_id=ROUND_FACILITY, request_id=str(uuid.uuid4())), metadata=admin)
+    shapes = [o for orders in demo_cards(now.date()).values() for o in orders]
+    orders = [o for o in ({o.order_id: due_now(o, now) for o in shapes}.values())
+              if o is not None][:ORDERS_PER_RESIDENT]
+    gate = asyncio.Semaphore(SEEDING_IN_FLIGHT)
+
+    async def one(i: int) -> str:
+        rid = f"r{i:03d}"
+        resident = names.resident_name(ROUND_FACILITY, rid)
+        async with gate:
+            await facilities.CreateResident(fpb.CreateResidentRequest(
+                parent=f"facilities/{ROUND_FACILITY}", resident_id=rid,
+                request_id=str(uuid.uuid4()), resident=fpb.Resident(
+                    person_id=f"0202{i // 100:02d}-{2000 + i}", display_name=rid,
+                    room=f"{1000 + i}")), metadata=admin)
+            await cards.SyncMedicineCard(cpb.SyncMedicineCardRequest(
+                card=cpb.MedicineCard(name=f"{resident}/medicineCard", card_version=1,
+                                      orders=[_order(resident, o) for o in orders]),
+                valid_time=_ts(now - timedelta(hours=2)), request_id=str(uuid.uuid4())),
+                metadata=integration)
+        return resident
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
 async def seed(channel: grpc.aio.Channel, secret: str, now: datetime) -> list[str]:
@@ -105,22 +177,27 @@ async def seed(channel: grpc.aio.Channel, secret: str, now: datetime) -> list[st
 
 
 async def scheduled_doses(stub: rounds_pb2_grpc.RoundServiceStub, md: tuple[tuple[str, str], ...],
-                          residents: list[str], now: datetime
+                          residents: list[str], start: datetime, end: datetime
                           ) -> list[tuple[str, pb.ScheduledDose]]:
-    """Every resident's doses of the last four weeks, in due order across residents (so
-    that the calls in flight are for different residents, as in a round)."""
-    out: list[tuple[str, pb.ScheduledDose]] = []
-    for r in residents:
+    """Every resident's doses due from `start` until `end`, in due order across residents
+    (so that the calls in flight are for different residents, as in a round)."""
+    gate = asyncio.Semaphore(SEEDING_IN_FLIGHT)
+
+    async def one(r: str) -> list[tuple[str, pb.ScheduledDose]]:
+        found: list[tuple[str, pb.ScheduledDose]] = []
         token = ""
-        while True:
-            page = await stub.ListScheduledDoses(pb.ListScheduledDosesRequest(
-                parent=r, start_time=_ts(now - timedelta(days=DAYS)),
-                end_time=_ts(now - timedelta(hours=1)), page_size=500, page_token=token),
-                metadata=md)
-            out += [(r, d) for d in page.doses]
-            token = page.next_page_token
-            if not token:
-                break
+        async with gate:
+            while True:
+                page = await stub.ListScheduledDoses(pb.ListScheduledDosesRequest(
+                    parent=r, start_time=_ts(start), end_time=_ts(end), page_size=500,
+                    page_token=token), metadata=md)
+                found += [(r, d) for d in page.doses]
+                token = page.next_page_token
+                if not token:
+                    return found
+
+    out = [pair for found in await asyncio.gather(*(one(r) for r in residents))
+           for pair in found]
     out.sort(key=lambda pair: (pair[1].due_time.ToDatetime(), pair[0]))
     return out
 
@@ -132,6 +209,7 @@ class Phase:
     latencies_ms: list[float]
     errors: int
     ran_out: bool = False
+    error_codes: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def figures(self) -> dict[str, float | int | bool]:
         out: dict[str, float | int | bool] = {
@@ -141,6 +219,8 @@ class Phase:
             "p99_ms": _p(self.latencies_ms, 0.99), "errors": self.errors}
         if self.ran_out:
             out["ran_out_of_doses"] = True
+        for code, n in sorted(self.error_codes.items()):
+            out[f"errors_{code}"] = n
         return out
 
 
@@ -157,26 +237,32 @@ async def closed_loop(call: Call, seconds: float, inflight: int) -> Phase:
     loop = asyncio.get_running_loop()
     counter = itertools.count()
     latencies: list[float] = []
-    errors = 0
+    codes: collections.Counter[str] = collections.Counter()
     ran_out = False
     stop = loop.time() + seconds
 
     async def worker() -> None:
-        nonlocal errors, ran_out
+        nonlocal ran_out
         while loop.time() < stop and not ran_out:
             started = loop.time()
             try:
                 if not await call(next(counter)):
                     ran_out = True
                     return
-            except grpc.RpcError:
-                errors += 1
+            except grpc.RpcError as e:
+                codes[_code(e)] += 1
                 continue
             latencies.append((loop.time() - started) * 1000)
 
     began = loop.time()
     await asyncio.gather(*(worker() for _ in range(inflight)))
-    return Phase(len(latencies), loop.time() - began, latencies, errors, ran_out)
+    return Phase(len(latencies), loop.time() - began, latencies, codes.total(), ran_out,
+                 dict(codes))
+
+
+def _code(error: grpc.RpcError) -> str:
+    code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
+    return code.name if code is not None else "UNKNOWN"
 
 
 async def open_loop(call: Call, rate: float, seconds: float) -> Phase:
@@ -184,17 +270,17 @@ async def open_loop(call: Call, rate: float, seconds: float) -> Phase:
     call's latency counts from when it was due, so a queue shows."""
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
-    errors = 0
+    codes: collections.Counter[str] = collections.Counter()
     ran_out = False
 
     async def one(i: int, due: float) -> None:
-        nonlocal errors, ran_out
+        nonlocal ran_out
         try:
             if not await call(i):
                 ran_out = True
                 return
-        except grpc.RpcError:
-            errors += 1
+        except grpc.RpcError as e:
+            codes[_code(e)] += 1
             return
         latencies.append((loop.time() - due) * 1000)
 
@@ -209,25 +295,35 @@ async def open_loop(call: Call, rate: float, seconds: float) -> Phase:
             break
         tasks.append(asyncio.create_task(one(i, due)))
     await asyncio.gather(*tasks)
-    return Phase(len(latencies), loop.time() - began, latencies, errors, ran_out)
+    return Phase(len(latencies), loop.time() - began, latencies, codes.total(), ran_out,
+                 dict(codes))
 
 
-PHASES = ("health", "echo", "check_dose", "record_dose", "health_again")
+PHASES = ("health", "echo", "audited_echo", "check_dose", "record_dose", "record_old_dose",
+          "health_again")
+HALF_PEAK = ("echo", "audited_echo", "check_dose", "record_dose", "record_old_dose")
 
 
 async def measure(target: str, secret: str, seconds: float, inflight: int,
-                  phases: tuple[str, ...] = PHASES, half_peak: bool = True
-                  ) -> dict[str, object]:
+                  phases: tuple[str, ...] = PHASES, half_peak: bool = True,
+                  round_residents: int = ROUND_RESIDENTS) -> dict[str, object]:
     now = datetime.now(UTC)
     async with grpc.aio.insecure_channel(target) as channel:
         await channel.channel_ready()
         residents = await seed(channel, secret, now)
+        at_the_round = await seed_round(channel, secret, now, round_residents) \
+            if round_residents else []
         carer = _md(secret, Role.CARER)
         stub = rounds_pb2_grpc.RoundServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
         echo = channel.unary_unary(ECHO_METHOD)
-        doses = await scheduled_doses(stub, carer, residents, now)
-        fresh = iter(doses)
+        audited_echo = channel.unary_unary(AUDITED_ECHO_METHOD)
+        doses = await scheduled_doses(stub, carer, residents, now - timedelta(days=DAYS),
+                                      now - timedelta(hours=1))
+        old = iter(doses)
+        round_doses = await scheduled_doses(stub, carer, at_the_round,
+                                            now - timedelta(hours=1), now + timedelta(hours=1))
+        at_round = iter(round_doses)
 
         async def call_health(i: int) -> bool:
             await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
@@ -235,6 +331,10 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
 
         async def call_echo(i: int) -> bool:
             await echo(b"x" * 64, metadata=carer, timeout=10)
+            return True
+
+        async def call_audited_echo(i: int) -> bool:
+            await audited_echo(b"x" * 64, metadata=carer, timeout=10)
             return True
 
         async def call_check(i: int) -> bool:
@@ -246,7 +346,20 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
             return True
 
         async def call_record(i: int) -> bool:
-            pair = next(fresh, None)
+            pair = next(at_round, None)
+            if pair is None:
+                return False
+            resident, d = pair
+            await stub.RecordDose(pb.RecordDoseRequest(
+                parent=resident, request_id=str(uuid.uuid4()), record=pb.AdministrationRecord(
+                    dose_id=d.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_GIVEN,
+                    quantity=d.amount.quantity or d.amount.max_quantity, route=d.route,
+                    administration_time=_ts(datetime.now(UTC)))), metadata=carer,
+                timeout=10)
+            return True
+
+        async def call_record_old(i: int) -> bool:
+            pair = next(old, None)
             if pair is None:
                 return False
             resident, d = pair
@@ -260,15 +373,15 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
         # Warm-up, not measured: the first call of each resident fills what is kept.
         await closed_loop(call_echo, 0.5, inflight)
         await closed_loop(call_check, 1.0, inflight)
-        calls = {"health": call_health, "echo": call_echo, "check_dose": call_check,
-                 "record_dose": call_record, "health_again": call_health}
+        calls = {"health": call_health, "echo": call_echo, "audited_echo": call_audited_echo,
+                 "check_dose": call_check, "record_dose": call_record,
+                 "record_old_dose": call_record_old, "health_again": call_health}
         peak = {name: await closed_loop(calls[name], seconds, inflight) for name in phases}
         half = {name: await open_loop(calls[name], peak[name].calls / peak[name].seconds / 2,
                                       seconds)
-                for name in ("echo", "check_dose", "record_dose")
-                if half_peak and name in peak}
+                for name in HALF_PEAK if half_peak and name in peak}
     out: dict[str, object] = {
-        "doses_available": len(doses),
+        "doses_available": len(doses), "round_doses_available": len(round_doses),
         "peak": {name: p.figures() for name, p in peak.items()},
         "half_peak": {name: p.figures() for name, p in half.items()},
     }
@@ -284,9 +397,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--phases", default=",".join(PHASES),
                         help="closed-loop phases to run, in order (profiling runs one)")
     parser.add_argument("--no-half-peak", action="store_true")
+    parser.add_argument("--round-residents", type=int, default=ROUND_RESIDENTS,
+                        help="residents of the round facility (0: none, the issue's set-up)")
     args = parser.parse_args(argv)
     figures = asyncio.run(measure(args.target, args.secret, args.seconds, args.inflight,
-                                  tuple(args.phases.split(",")), not args.no_half_peak))
+                                  tuple(args.phases.split(",")), not args.no_half_peak,
+                                  args.round_residents))
     print(json.dumps(figures), flush=True)
     return 0
 

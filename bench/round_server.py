@@ -4,8 +4,11 @@ Run as `python -m bench.round_server` with the MEDSERVICE_* environment a user w
 (README); it serves exactly as `medservice serve` does (settings, migrations on SQLite,
 settled heap, sweeper, alert feed) and adds /medservice.bench.Echo/Echo, which goes through
 the same interceptor (authentication, log context) and thread pool, but is not audited and
-touches no database: the floor an authenticated call of this stack costs. Prints
-"PORT <n>" once serving.
+touches no database: the floor an authenticated call of this stack costs. And
+/medservice.v1.BenchAudit/Echo, the same echo under the API's audited prefix: the
+interceptor writes its audit event as it does for every API call (a read's goes through
+the group commit, as CheckDose's does), the floor of any call the service may answer.
+Prints "PORT <n>" once serving.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from medservice.settings import load_settings
 from medservice.store.migrate import upgrade
 
 ECHO_METHOD = "/medservice.bench.Echo/Echo"
+AUDITED_ECHO_METHOD = "/medservice.v1.BenchAudit/Echo"
 
 
-def echo_handler() -> grpc.GenericRpcHandler:
-    return grpc.method_handlers_generic_handler("medservice.bench.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: request)})
+def echo_handlers() -> list[grpc.GenericRpcHandler]:
+    echo = {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: request)}
+    return [grpc.method_handlers_generic_handler("medservice.bench.Echo", echo),
+            grpc.method_handlers_generic_handler("medservice.v1.BenchAudit", echo)]
 
 
 def main() -> int:
@@ -37,7 +42,7 @@ def main() -> int:
     def ready(running: object) -> None:
         print(f"PORT {getattr(running, 'port', 0)}", flush=True)
 
-    serve(settings, on_ready=ready, extra_handlers=[echo_handler()])
+    serve(settings, on_ready=ready, extra_handlers=echo_handlers())
     return 0
 
 
