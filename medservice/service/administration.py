@@ -28,7 +28,8 @@ from medservice.domain.errors import (
 )
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderContent, OrderVersion
-from medservice.domain.rounds import DoseWithOrder
+from medservice.domain.rounds import DOSE_ID_REACH, DoseWithOrder, resident_dose
+from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import (
     CheckResult,
     FacilityRules,
@@ -97,6 +98,15 @@ def checked(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> Checked:
     at = proposal.administered_at
     ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
                    dose_id=proposal.dose_id)
+    dose_id = proposal.dose_id
+    if dose_id and all(d.dose_id != dose_id for d, _ in ctx.doses):
+        real = _real_dose(ctx.rules, ctx.orders, dose_id, at, now)
+        if real is None:
+            # Answered as RecordDose answers it: a made-up id is not a dose not due now.
+            raise NotFound("no such dose for this resident", reason="DOSE_NOT_FOUND")
+        if proposal.order_id is None and not proposal.drug_id:
+            # A real dose at another time: checked against its order (DOSE_NOT_DUE).
+            proposal = dataclasses.replace(proposal, order_id=real.order_id)
     result = check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
                         rules=ctx.rules, now=now, unapproved=ctx.unapproved)
     dose = result.matched_dose
@@ -123,6 +133,16 @@ def _unapproved(uow: UnitOfWork, base: ResidentOrders, facility_id: str, residen
     if not base.pending_changes:
         return {}
     return {c.order_id: c for c in uow.card_changes.pending(facility_id, resident_id)}
+
+
+def _real_dose(rules: FacilityRules, orders: dict[str, list[OrderVersion]], dose_id: str,
+               at: datetime, now: datetime) -> ScheduledDose | None:
+    """The resident's dose the id names within DOSE_ID_REACH of `at`, due now or not
+    (asked only when it is none of the doses around `at`); None: never scheduled."""
+    clock = rules.clock
+    return resident_dose(orders.values(), clock, dose_id,
+                         clock.local_date_of(at - DOSE_ID_REACH),
+                         clock.local_date_of(at + DOSE_ID_REACH), now)
 
 
 def _refuse_future(at: datetime, now: datetime, field: str) -> None:
@@ -158,7 +178,11 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
         raise FailedPrecondition("the dose belongs to another resident",
                                  reason="DOSE_OF_OTHER_RESIDENT")
     if match.kind is MatchKind.NOT_DUE:
-        raise NotFound("no such due dose for this resident", reason="DOSE_NOT_FOUND")
+        assert record.dose_id is not None
+        if _real_dose(ctx.rules, ctx.orders, record.dose_id, at, now) is None:
+            raise NotFound("no such dose for this resident", reason="DOSE_NOT_FOUND")
+        raise NotFound("the dose is not due around the administration time",
+                       reason="DOSE_NOT_FOUND")
     matched = match.dose
     record = dataclasses.replace(
         record, order_id=record.order_id or match.order_id,

@@ -450,3 +450,35 @@ def test_the_round_list_shows_what_happened_to_each_dose(
     listed = {d.dose_id: d.status for d in _doses(carer, day)}
     assert (listed[morning.dose_id], listed[evening.dose_id]) == (
         pb.DOSE_STATUS_MISSED, pb.DOSE_STATUS_NOT_GIVEN)
+
+
+def test_a_dose_id_never_scheduled_is_not_found_and_a_real_one_not_due(
+        ward: dict[str, MedClient], server_clock: TestClock, server: ServerFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+    from tests.conftest import token_for
+
+    carer = ward["carer"]
+    made_up = "00000000-0000-5000-8000-000000000000"
+    morning = _doses(carer, _today(server_clock))[0]
+    checked = _fails(carer.call, carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, dose_id=made_up, quantity="2", administration_time=morning.due_time))
+    recorded = _fails(_record, carer, at=morning.due_time.ToDatetime(tzinfo=UTC),
+                      dose_id=made_up)
+    assert (checked.code, checked.reason) == (recorded.code, recorded.reason) == (
+        grpc.StatusCode.NOT_FOUND, "DOSE_NOT_FOUND")
+    # A real dose of next week, held at this morning's round: not due, checked against
+    # the order (this morning's dose), as before.
+    next_week = _doses(carer, _today(server_clock) + timedelta(days=7))[0]
+    early = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, dose_id=next_week.dose_id, quantity="2", route="oral",
+        administration_time=morning.due_time))
+    assert early.verdict == pb.CHECK_VERDICT_WARN
+    assert [r.code for r in early.reasons] == ["DOSE_NOT_DUE"]
+    assert early.matched_dose.dose_id == morning.dose_id
+    # medctl check says which in one line (the refusal) or in its reasons.
+    base = ["--target", server.target, "--token", token_for(Role.CARER, "f")]
+    assert main([*base, "check", "--resident", R1, "--dose", made_up]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert "NOT_FOUND: no such dose for this resident [DOSE_NOT_FOUND]" in out.err
