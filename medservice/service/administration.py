@@ -52,7 +52,12 @@ from medservice.service.reconciliation import (
     reconcile_resident,
     reconciled_range,
 )
-from medservice.service.round_context import ResidentOrders, doses_around, orders_and_records
+from medservice.service.round_context import (
+    ResidentOrders,
+    doses_around,
+    orders_and_records,
+    resident_orders,
+)
 from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import discrepancy_id
 
@@ -151,12 +156,16 @@ def _refuse_future(at: datetime, now: datetime, field: str) -> None:
 
 
 def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set[str],
-                now: datetime) -> Recorded:
+                now: datetime, *, dated: bool = True) -> Recorded:
     """Document a dose. The check warns; the record documents: a dose that was given is
     recorded even when the check says STOP, but only with every reason acknowledged, and
     then reconciliation raises the discrepancy. A scheduled dose is settled by one record
     only: a second one (another carer at the same moment) gets ALREADY_EXISTS naming the
-    first."""
+    first. `dated` False: the caller gave no time (the record holds `now`); a dose not
+    given is then dated at its due time (see `_not_given_at`)."""
+    if not dated and record.outcome is Outcome.NOT_GIVEN and record.dose_id:
+        record = dataclasses.replace(record, administered_at=_not_given_at(
+            uow, record, record.dose_id, now))
     _refuse_future(record.administered_at, now, "record.administration_time")
     at = record.administered_at
     # One read of the resident for both the check and the reconciliation after the insert:
@@ -234,6 +243,19 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
         anchor_first_dose(uow, record.facility_id, record.resident_id,
                           base.orders[record.order_id], at, now)
     return Recorded(record, verdict or _no_check(), ids)
+
+
+def _not_given_at(uow: UnitOfWork, record: AdministrationRecord, dose_id: str,
+                  now: datetime) -> datetime:
+    """When a dose not given, sent without a time, happened: the decision is about that
+    dose, so its due time (not the moment it was documented, which may be hours later or
+    after midnight: another shift, day or month in every report); `now` for a dose still
+    to come (a time in the future is refused) or an id that is no dose of the resident
+    (refused as such after)."""
+    base = resident_orders(uow, record.facility_id, record.resident_id,
+                           orders_unchanged=True)
+    dose = _real_dose(base.rules, base.orders, dose_id, now, now)
+    return now if dose is None else min(dose.due_time, now)
 
 
 def _already_recorded(existing: AdministrationRecord | None) -> NoReturn:

@@ -482,3 +482,30 @@ def test_a_dose_id_never_scheduled_is_not_found_and_a_real_one_not_due(
     out = capsys.readouterr()
     assert out.out == "" and out.err.count("\n") == 1
     assert "NOT_FOUND: no such dose for this resident [DOSE_NOT_FOUND]" in out.err
+
+
+def test_a_dose_not_given_without_a_time_is_dated_at_its_due_time(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    morning, evening = _doses(carer, _today(server_clock))[:2]
+    set_now(server_clock, _today(server_clock) + timedelta(hours=10, minutes=30))
+
+    def not_given(d: pb.ScheduledDose) -> pb.AdministrationRecord:
+        return carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+            parent=R1, record=pb.AdministrationRecord(
+                dose_id=d.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+                not_given_reason=pb.NOT_GIVEN_REASON_REFUSED))).record
+
+    # Documented at 10:30 for the 08:00 dose: the decision is dated 08:00.
+    assert not_given(morning).administration_time == morning.due_time
+    # A dose still to come cannot be dated in the future: it is dated now.
+    absent = not_given(evening).administration_time.ToDatetime(tzinfo=UTC)
+    assert evening.due_time.ToDatetime(tzinfo=UTC) > absent and abs(
+        absent - server_clock()) < timedelta(seconds=1)
+    # A given dose without a time is given now, as before.
+    pn = carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+        parent=R1, record=pb.AdministrationRecord(
+            order=f"{R1}/orders/pn", quantity="5", route="oral", pn_reason="smerter",
+            outcome=pb.ADMINISTRATION_OUTCOME_PN_GIVEN))).record
+    assert abs(pn.administration_time.ToDatetime(tzinfo=UTC) - server_clock()) < timedelta(
+        seconds=1)
