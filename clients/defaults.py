@@ -72,9 +72,13 @@ def parse_month(value: str, option: str) -> tuple[int, int]:
 
 
 def parse_instant(value: str, zone: ZoneInfo, today: date, option: str) -> datetime:
-    """An instant: "HH:MM" (today, facility time), a date and "HH:MM", or ISO 8601 with its
-    offset. Local times are on the facility's clock."""
+    """An instant: "HH:MM" (today, facility time), a date and "HH:MM", or ISO 8601 (with
+    its offset, or without one on the facility's clock). Local times are on the facility's
+    clock: fold 0, so a time the autumn night repeats is its first occurrence and one the
+    spring night skips moves on by the gap (DOMAIN.md §5)."""
     text = value.strip()
+    unreadable = UsageError(f"{option}: cannot read {value!r}; give HH:MM (facility time), "
+                            "a date and HH:MM, or ISO 8601")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -84,13 +88,15 @@ def parse_instant(value: str, zone: ZoneInfo, today: date, option: str) -> datet
     day, clock = today, text
     if parsed is None and " " in text:
         day_text, _, clock = text.rpartition(" ")
-        day = parse_date(day_text, today, option)
+        try:
+            day = parse_date(day_text, today, option)
+        except UsageError:
+            raise unreadable from None  # the whole value, not the part before the time
     elif parsed is not None:
         return parsed.replace(tzinfo=zone).astimezone(UTC)
     m = re.fullmatch(r"(\d{1,2})[:.](\d{2})", clock)
     if not m or int(m[1]) > 23 or int(m[2]) > 59:
-        raise UsageError(f"{option}: cannot read {value!r}; give HH:MM (facility time), "
-                         "a date and HH:MM, or ISO 8601 with its offset")
+        raise unreadable
     return datetime.combine(day, time(int(m[1]), int(m[2])), zone).astimezone(UTC)
 
 

@@ -12,8 +12,12 @@ skipped):
 - outcome: given, not-given or pn-given; quantity (a decimal string) when given;
   reason (refused, clinical-hold, drug-unavailable, resident-absent, other) and
   reason_text when not given; pn_reason for a PN dose; route; source (pouch, poured);
-- time: when it was given, ISO 8601 with its UTC offset (a time without one is refused:
-  it would be ambiguous on the DST night);
+- time: when it was given, as medctl reads times elsewhere, on the facility's clock:
+  "14:30" (today), "05-12-2026 14:30" (or another date medctl reads), or ISO 8601
+  ("2026-12-05T14:30", with its UTC offset if it has one). A local time in the hour the
+  clock skips in spring moves on by the gap; one the autumn night repeats is its first
+  occurrence. "14:30" means the day the file is sent: a file entered another day carries
+  dates;
 - ack: the check reasons acknowledged (["WRONG_DOSE"]), for a dose given although a check
   would have said STOP;
 - request_id: optional. Without one the line's content names it (a UUID derived from the
@@ -22,22 +26,24 @@ skipped):
   twice).
 
 Prints one line per record, by its line number (recorded, or why not), and exits 0 when
-all were recorded, 3 when any was not, 2 when the file cannot be read.
+all were recorded, 3 when any was not, 2 when the file cannot be read (one line naming the
+line and the field).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import uuid
-from datetime import datetime
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
 from clients.client import MedClient
+from clients.defaults import UsageError, facility_view, parse_instant
 from clients.output import print_object
 from clients.words import say
 from medservice.i18n import msg
@@ -55,17 +61,19 @@ _FIELDS = {"resident", "order", "drug_id", "dose_id", "outcome", "quantity", "ro
 _NAMESPACE = uuid.UUID("6f1c8f55-0c8e-4e37-9d51-6a2f5f0e1a16")
 
 
-class LineError(ValueError):
-    """A line of the file that cannot be sent: its number and what is wrong."""
+class LineError(UsageError):
+    """A line of the file that cannot be sent: its number and what is wrong (medctl
+    prints it as one line and exits 2)."""
 
 
 def _name(value: str, prefix: str) -> str:
     return value if "/" in value else f"{prefix}/{value}"
 
 
-def item_from_line(line: dict[str, Any], facility_id: str, number: int
-                   ) -> pb.RecordDoseRequest:
-    """One line of the file as a RecordDose request."""
+def item_from_line(line: dict[str, Any], facility_id: str, number: int, zone: ZoneInfo,
+                   today: date) -> pb.RecordDoseRequest:
+    """One line of the file as a RecordDose request; its local times on the facility's
+    clock (`zone`, `today` there)."""
     def fail(what: str) -> LineError:
         return LineError(f"line {number}: {what}")
 
@@ -86,11 +94,9 @@ def item_from_line(line: dict[str, Any], facility_id: str, number: int
     if not line.get("time"):
         raise fail("time is required")
     try:
-        at = datetime.fromisoformat(line["time"])
-    except ValueError:
-        raise fail("time is not an ISO 8601 date and time") from None
-    if at.tzinfo is None:
-        raise fail("time needs its UTC offset (+01:00, +02:00 or Z)")
+        at = parse_instant(line["time"], zone, today, f"line {number}: time")
+    except UsageError as e:
+        raise LineError(str(e)) from None
     ack = line.get("ack", [])
     if not isinstance(ack, list) or any(not isinstance(a, str) for a in ack):
         raise fail("ack is a list of reason codes")
@@ -119,8 +125,10 @@ def item_from_line(line: dict[str, Any], facility_id: str, number: int
     return item
 
 
-def read_items(path: str, facility_id: str) -> list[tuple[int, pb.RecordDoseRequest]]:
-    """The file's records, each with its line number."""
+def read_items(path: str, facility_id: str, zone: ZoneInfo, today: date
+               ) -> list[tuple[int, pb.RecordDoseRequest]]:
+    """The file's records, each with its line number (times as item_from_line reads
+    them)."""
     items = []
     with open(path, encoding="utf-8") as f:
         for number, raw in enumerate(f, 1):
@@ -130,7 +138,7 @@ def read_items(path: str, facility_id: str) -> list[tuple[int, pb.RecordDoseRequ
                 line = json.loads(raw)
             except json.JSONDecodeError as e:
                 raise LineError(f"line {number}: not JSON ({e.msg})") from None
-            items.append((number, item_from_line(line, facility_id, number)))
+            items.append((number, item_from_line(line, facility_id, number, zone, today)))
     return items
 
 
@@ -144,11 +152,8 @@ def _why(status: Any) -> str:
 
 
 def record_offline(client: MedClient, args: argparse.Namespace) -> int:
-    try:
-        items = read_items(args.file, args.facility)
-    except LineError as e:
-        print(f"medctl: {e}", file=sys.stderr)
-        return 2
+    facility = facility_view(client, args.facility)  # its clock reads the file's times
+    items = read_items(args.file, args.facility, facility.zone, facility.today())
     results = client.record_doses(args.facility, [item for _, item in items],
                                   chunk=args.chunk)
     failed = 0

@@ -4,7 +4,7 @@ the command line."""
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -79,10 +79,17 @@ def not_given(client: MedClient, args: argparse.Namespace) -> int:
     if args.reason == "other" and not args.text:
         raise UsageError("--text: say why, with --reason other")
     resident = resident_name(args.resident, args.facility)
+    if args.time:
+        at = _given_at(client, resident, args)
+    else:
+        # The decision is about that dose: dated at its due time, not when it is typed in
+        # (the service's own default; a dose still to come is dated now).
+        due = _find_dose(client, resident, args.dose_id).due_time
+        at = due if due.ToDatetime(tzinfo=UTC) <= now() else _now()
     record = pb.AdministrationRecord(
         dose_id=args.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
         not_given_reason=REASONS[args.reason], reason_text=args.text or "",
-        administration_time=_given_at(client, resident, args))
+        administration_time=at)
     return record_dose(client, args, resident, record)
 
 
@@ -169,7 +176,7 @@ def add_round_commands(top: argparse._SubParsersAction) -> None:
     add_resident_options(p)
     p.add_argument("--reason", required=True, choices=sorted(REASONS))
     p.add_argument("--text", help="required with --reason other")
-    p.add_argument("--time", help="when it should have been given, HH:MM (default now)")
+    p.add_argument("--time", help="when it was decided, HH:MM (default the dose's due time)")
     p.set_defaults(handler=not_given, ack=[])
     p = top.add_parser("check", help="check a dose before giving it (exit 4 unless OK)")
     add_resident_options(p)

@@ -208,7 +208,9 @@ class RoundServicer(rounds_pb2_grpc.RoundServiceServicer):
         acknowledged = convert_rounds.acknowledged_reasons(request.acknowledged_reasons)
 
         def work(uow: UnitOfWork) -> pb.RecordDoseResponse:
-            done = admin_uc.record_dose(uow, record, acknowledged, now)
+            done = admin_uc.record_dose(
+                uow, record, acknowledged, now,
+                dated=request.record.HasField("administration_time"))
             return pb.RecordDoseResponse(
                 record=convert_rounds.record_to_proto(done.record),
                 reasons=reasons_to_proto(done.check),

@@ -7,8 +7,8 @@ functions decide what is due, what is allowed as needed, and what staff must be 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -106,6 +106,29 @@ def doses_on_dates(versions: list[OrderVersion], clock: FacilityClock, first: da
         doses += [DoseWithOrder(d, content) for d in schedule_terms(terms, clock, first, last)]
     doses.sort(key=lambda pair: (pair.dose.due_time, pair.dose.dose_id))
     return doses
+
+
+# How far either side of a check's time a dose id is still told apart as one of the
+# resident's doses (an id from a list or chart of the past or coming month): an id that
+# names no dose of the resident's orders in that reach is one the service never gave out.
+DOSE_ID_REACH = timedelta(days=31)
+
+
+def resident_dose(histories: Iterable[list[OrderVersion]], clock: FacilityClock,
+                  dose_id: str, first: date, last: date, known_at: datetime | None
+                  ) -> ScheduledDose | None:
+    """The dose `dose_id` names if some version of these orders (one resident's) schedules
+    it on local dates first..last, before any pause, discontinuation or later version took
+    it away: a real dose, due or not. None: an id never scheduled for the resident
+    (mistyped, invented, or another resident's)."""
+    for versions in histories:
+        for _, terms in terms_pieces(list(versions), known_at):
+            whole = replace(terms, pauses=(), discontinued_at=None, valid_from=None,
+                            valid_until=None)
+            for d in schedule_terms(whole, clock, first, last):
+                if d.dose_id == dose_id:
+                    return d
+    return None
 
 
 def _doses_in(pieces: Pieces, clock: FacilityClock, start: datetime, end: datetime

@@ -18,6 +18,8 @@ Decisions:
   reason as a note and who corrected it (a correction is a mark on the record; the
   service keeps no link from a later record to it).
 - Time: `effectiveDateTime` is the instant with the facility's UTC offset of that moment.
+- Dose: the quantity with the order's unit in the form it takes (singular up to 1, as
+  staff read it everywhere), in Danish.
 - DetectedIssue: code in the service's code system, severity high/moderate/low (info and
   low are low), `implicated` the record and the order, `detail` the description (it never
   names a person), status preliminary until a pharmacist's review, then final with the
@@ -36,6 +38,8 @@ from medservice.domain.administration import AdministrationRecord, NotGivenReaso
 from medservice.domain.clock import FacilityClock
 from medservice.domain.discrepancy import Severity
 from medservice.domain.orders import OrderContent
+from medservice.domain.vocabulary import unit_words
+from medservice.i18n import rendered
 from medservice.store.discrepancies import DiscrepancyEntry
 
 Json = dict[str, Any]
@@ -74,6 +78,15 @@ def _number(value: Decimal) -> Decimal:
     return value.normalize() if value == value.to_integral_value() else value
 
 
+def _unit(order: OrderContent | None, quantity: Decimal) -> str:
+    """The order's unit in the form the quantity takes, as everywhere staff read it: "1
+    tablet", "0,5 tablet", "2 tabletter" (vocabulary.unit_words), in Danish."""
+    dose_unit = getattr(order.dosage, "unit", None) if order is not None else None
+    if dose_unit is None:
+        return ""
+    return rendered(unit_words(dose_unit.singular, dose_unit.plural, quantity))
+
+
 def medication_administration(record: AdministrationRecord, order: OrderContent | None,
                               clock: FacilityClock) -> Json:
     """One administration record as a MedicationAdministration (see the module docstring)."""
@@ -96,8 +109,7 @@ def medication_administration(record: AdministrationRecord, order: OrderContent 
     if record.route:
         dosage["route"] = {"text": record.route}
     if record.quantity is not None:
-        unit = order.dosage.unit.plural if order is not None and hasattr(
-            order.dosage, "unit") else ""
+        unit = _unit(order, record.quantity)
         dosage["dose"] = {"value": _number(record.quantity), **({"unit": unit} if unit else {})}
     if dosage:
         resource["dosage"] = dosage

@@ -28,7 +28,8 @@ from medservice.domain.errors import (
 )
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderContent, OrderVersion
-from medservice.domain.rounds import DoseWithOrder
+from medservice.domain.rounds import DOSE_ID_REACH, DoseWithOrder, resident_dose
+from medservice.domain.schedule import ScheduledDose
 from medservice.reconcile import (
     CheckResult,
     FacilityRules,
@@ -51,7 +52,12 @@ from medservice.service.reconciliation import (
     reconcile_resident,
     reconciled_range,
 )
-from medservice.service.round_context import ResidentOrders, doses_around, orders_and_records
+from medservice.service.round_context import (
+    ResidentOrders,
+    doses_around,
+    orders_and_records,
+    resident_orders,
+)
 from medservice.service.unit_of_work import UnitOfWork
 from medservice.store.discrepancies import discrepancy_id
 
@@ -97,6 +103,15 @@ def checked(uow: UnitOfWork, proposal: ProposedDose, now: datetime) -> Checked:
     at = proposal.administered_at
     ctx = _context(uow, proposal.facility_id, proposal.resident_id, at, at, now,
                    dose_id=proposal.dose_id)
+    dose_id = proposal.dose_id
+    if dose_id and all(d.dose_id != dose_id for d, _ in ctx.doses):
+        real = _real_dose(ctx.rules, ctx.orders, dose_id, at, now)
+        if real is None:
+            # Answered as RecordDose answers it: a made-up id is not a dose not due now.
+            raise NotFound("no such dose for this resident", reason="DOSE_NOT_FOUND")
+        if proposal.order_id is None and not proposal.drug_id:
+            # A real dose at another time: checked against its order (DOSE_NOT_DUE).
+            proposal = dataclasses.replace(proposal, order_id=real.order_id)
     result = check_dose(proposal, doses=ctx.doses, records=ctx.records, orders=ctx.orders,
                         rules=ctx.rules, now=now, unapproved=ctx.unapproved)
     dose = result.matched_dose
@@ -125,18 +140,32 @@ def _unapproved(uow: UnitOfWork, base: ResidentOrders, facility_id: str, residen
     return {c.order_id: c for c in uow.card_changes.pending(facility_id, resident_id)}
 
 
+def _real_dose(rules: FacilityRules, orders: dict[str, list[OrderVersion]], dose_id: str,
+               at: datetime, now: datetime) -> ScheduledDose | None:
+    """The resident's dose the id names within DOSE_ID_REACH of `at`, due now or not
+    (asked only when it is none of the doses around `at`); None: never scheduled."""
+    clock = rules.clock
+    return resident_dose(orders.values(), clock, dose_id,
+                         clock.local_date_of(at - DOSE_ID_REACH),
+                         clock.local_date_of(at + DOSE_ID_REACH), now)
+
+
 def _refuse_future(at: datetime, now: datetime, field: str) -> None:
     if at > now + CLOCK_SKEW:
         raise InvalidArgument([FieldViolation(field, "lies in the future")])
 
 
 def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set[str],
-                now: datetime) -> Recorded:
+                now: datetime, *, dated: bool = True) -> Recorded:
     """Document a dose. The check warns; the record documents: a dose that was given is
     recorded even when the check says STOP, but only with every reason acknowledged, and
     then reconciliation raises the discrepancy. A scheduled dose is settled by one record
     only: a second one (another carer at the same moment) gets ALREADY_EXISTS naming the
-    first."""
+    first. `dated` False: the caller gave no time (the record holds `now`); a dose not
+    given is then dated at its due time (see `_not_given_at`)."""
+    if not dated and record.outcome is Outcome.NOT_GIVEN and record.dose_id:
+        record = dataclasses.replace(record, administered_at=_not_given_at(
+            uow, record, record.dose_id, now))
     _refuse_future(record.administered_at, now, "record.administration_time")
     at = record.administered_at
     # One read of the resident for both the check and the reconciliation after the insert:
@@ -158,7 +187,11 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
         raise FailedPrecondition("the dose belongs to another resident",
                                  reason="DOSE_OF_OTHER_RESIDENT")
     if match.kind is MatchKind.NOT_DUE:
-        raise NotFound("no such due dose for this resident", reason="DOSE_NOT_FOUND")
+        assert record.dose_id is not None
+        if _real_dose(ctx.rules, ctx.orders, record.dose_id, at, now) is None:
+            raise NotFound("no such dose for this resident", reason="DOSE_NOT_FOUND")
+        raise NotFound("the dose is not due around the administration time",
+                       reason="DOSE_NOT_FOUND")
     matched = match.dose
     record = dataclasses.replace(
         record, order_id=record.order_id or match.order_id,
@@ -210,6 +243,19 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
         anchor_first_dose(uow, record.facility_id, record.resident_id,
                           base.orders[record.order_id], at, now)
     return Recorded(record, verdict or _no_check(), ids)
+
+
+def _not_given_at(uow: UnitOfWork, record: AdministrationRecord, dose_id: str,
+                  now: datetime) -> datetime:
+    """When a dose not given, sent without a time, happened: the decision is about that
+    dose, so its due time (not the moment it was documented, which may be hours later or
+    after midnight: another shift, day or month in every report); `now` for a dose still
+    to come (a time in the future is refused) or an id that is no dose of the resident
+    (refused as such after)."""
+    base = resident_orders(uow, record.facility_id, record.resident_id,
+                           orders_unchanged=True)
+    dose = _real_dose(base.rules, base.orders, dose_id, now, now)
+    return now if dose is None else min(dose.due_time, now)
 
 
 def _already_recorded(existing: AdministrationRecord | None) -> NoReturn:

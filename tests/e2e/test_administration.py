@@ -450,3 +450,62 @@ def test_the_round_list_shows_what_happened_to_each_dose(
     listed = {d.dose_id: d.status for d in _doses(carer, day)}
     assert (listed[morning.dose_id], listed[evening.dose_id]) == (
         pb.DOSE_STATUS_MISSED, pb.DOSE_STATUS_NOT_GIVEN)
+
+
+def test_a_dose_id_never_scheduled_is_not_found_and_a_real_one_not_due(
+        ward: dict[str, MedClient], server_clock: TestClock, server: ServerFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from clients.medctl import main
+    from tests.conftest import token_for
+
+    carer = ward["carer"]
+    made_up = "00000000-0000-5000-8000-000000000000"
+    morning = _doses(carer, _today(server_clock))[0]
+    checked = _fails(carer.call, carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, dose_id=made_up, quantity="2", administration_time=morning.due_time))
+    recorded = _fails(_record, carer, at=morning.due_time.ToDatetime(tzinfo=UTC),
+                      dose_id=made_up)
+    assert (checked.code, checked.reason) == (recorded.code, recorded.reason) == (
+        grpc.StatusCode.NOT_FOUND, "DOSE_NOT_FOUND")
+    # A real dose of next week, held at this morning's round: not due, checked against
+    # the order (this morning's dose), as before.
+    next_week = _doses(carer, _today(server_clock) + timedelta(days=7))[0]
+    early = carer.call(carer.rounds.CheckDose, pb.CheckDoseRequest(
+        resident=R1, dose_id=next_week.dose_id, quantity="2", route="oral",
+        administration_time=morning.due_time))
+    assert early.verdict == pb.CHECK_VERDICT_WARN
+    assert [r.code for r in early.reasons] == ["DOSE_NOT_DUE"]
+    assert early.matched_dose.dose_id == morning.dose_id
+    # medctl check says which in one line (the refusal) or in its reasons.
+    base = ["--target", server.target, "--token", token_for(Role.CARER, "f")]
+    assert main([*base, "check", "--resident", R1, "--dose", made_up]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert "NOT_FOUND: no such dose for this resident [DOSE_NOT_FOUND]" in out.err
+
+
+def test_a_dose_not_given_without_a_time_is_dated_at_its_due_time(
+        ward: dict[str, MedClient], server_clock: TestClock) -> None:
+    carer = ward["carer"]
+    morning, evening = _doses(carer, _today(server_clock))[:2]
+    set_now(server_clock, _today(server_clock) + timedelta(hours=10, minutes=30))
+
+    def not_given(d: pb.ScheduledDose) -> pb.AdministrationRecord:
+        return carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+            parent=R1, record=pb.AdministrationRecord(
+                dose_id=d.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+                not_given_reason=pb.NOT_GIVEN_REASON_REFUSED))).record
+
+    # Documented at 10:30 for the 08:00 dose: the decision is dated 08:00.
+    assert not_given(morning).administration_time == morning.due_time
+    # A dose still to come cannot be dated in the future: it is dated now.
+    absent = not_given(evening).administration_time.ToDatetime(tzinfo=UTC)
+    assert evening.due_time.ToDatetime(tzinfo=UTC) > absent and abs(
+        absent - server_clock()) < timedelta(seconds=1)
+    # A given dose without a time is given now, as before.
+    pn = carer.call(carer.rounds.RecordDose, pb.RecordDoseRequest(
+        parent=R1, record=pb.AdministrationRecord(
+            order=f"{R1}/orders/pn", quantity="5", route="oral", pn_reason="smerter",
+            outcome=pb.ADMINISTRATION_OUTCOME_PN_GIVEN))).record
+    assert abs(pn.administration_time.ToDatetime(tzinfo=UTC) - server_clock()) < timedelta(
+        seconds=1)

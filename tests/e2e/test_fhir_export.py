@@ -93,6 +93,10 @@ def test_give_refuse_correct_review_then_export(server: ServerFixture, server_cl
     assert len(administrations) == len(records) == 3
     assert sorted(a["status"] for a in administrations) == [
         "completed", "entered-in-error", "not-done"]
+    # The order's unit in the form its quantity takes: 1 tablet, 3 tabletter.
+    assert sorted((a["status"], a["dosage"]["dose"]["value"], a["dosage"]["dose"]["unit"])
+                  for a in administrations if "dose" in a.get("dosage", {})) == [
+        ("completed", 1, "tablet"), ("entered-in-error", 3, "tabletter")]
     issues = [e["resource"] for e in bundle["entry"]
               if e["resource"]["resourceType"] == "DetectedIssue"]
     held = [d for d in pharmacist.call(pharmacist.discrepancies.ListDiscrepancies,

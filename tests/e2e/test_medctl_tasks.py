@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -357,3 +357,31 @@ def test_a_new_resident_is_shown_with_the_cpr_number_masked(
     assert _run(server, Role.ADMIN, "--json", "residents", "create", "--facility", "f",
                 "--person-id", "030345-3333", "--name", "C", "--id", "r3") == 0
     assert json.loads(capsys.readouterr().out)["name"] == "facilities/f/residents/r3"
+
+
+def test_not_given_is_dated_at_the_dose_unless_a_time_is_given(
+        server: ServerFixture, day: datetime, server_clock: TestClock,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    r1 = ["--facility", "f", "--resident", "r1", "--reason", "refused"]
+    c = server.client(Role.CARER, "f")
+    doses = c.call(c.rounds.ListScheduledDoses, pb.ListScheduledDosesRequest(
+        parent=R1, start_time=ts(day), end_time=ts(day + timedelta(days=1)))).doses
+    para = [d for d in doses if d.order.endswith("/para")]
+    ibu = next(d for d in doses if d.order.endswith("/ibu1"))
+    server_clock.advance(timedelta(hours=3))  # typed in at 11:30, after the 08:00 round
+
+    def recorded(dose: pb.ScheduledDose) -> datetime:
+        records = c.call(c.rounds.ListAdministrationRecords,
+                         pb.ListAdministrationRecordsRequest(parent=R1)).records
+        [r] = [r for r in records if r.dose_id == dose.dose_id]
+        return r.administration_time.ToDatetime(tzinfo=UTC)
+
+    assert _run(server, Role.CARER, "not-given", para[0].dose_id, *r1) == 0
+    assert recorded(para[0]) == para[0].due_time.ToDatetime(tzinfo=UTC)  # 08:00, its time
+    assert _run(server, Role.CARER, "not-given", ibu.dose_id, *r1, "--time", "9.15") == 0
+    assert recorded(ibu) == day + timedelta(hours=9, minutes=15)  # the time given
+    # A dose still to come (the evening's, the resident leaves for hospital) is dated now.
+    assert _run(server, Role.CARER, "not-given", para[1].dose_id, "--facility", "f",
+                "--resident", "r1", "--reason", "resident-absent") == 0
+    assert abs(recorded(para[1]) - server_clock()) < timedelta(seconds=1)
+    capsys.readouterr()

@@ -217,21 +217,25 @@ def test_medctl_sends_a_file_of_records_once_however_often_it_is_sent(
     from clients.medctl import main
 
     carer, outage = home
-    lines = []
-    for item in _emergency_list(carer, outage)[:6]:
+    lines, written = [], _emergency_list(carer, outage)[:6]
+    for i, item in enumerate(written):
         at = item.record.administration_time.ToDatetime(tzinfo=UTC).astimezone(ZONE)
+        # Times as staff write them (facility time), ISO with and without its offset.
+        said = [f"{at:%d-%m-%Y %H:%M}", at.isoformat(), at.replace(tzinfo=None).isoformat()]
         lines.append(json.dumps({"resident": item.parent.rsplit("/", 1)[1], "order": "para",
                                  "outcome": "given", "quantity": "1", "route": "oral",
-                                 "time": at.isoformat()}))
+                                 "time": said[i % 3]}))
     lines.insert(2, "# page 2 of the emergency list")
     lines.append(json.dumps({"resident": "r1", "order": "para", "outcome": "not-given",
-                             "reason": "refused", "time": "2026-01-01T08:00:00"}))
+                             "reason": "refused", "time": "kl. otte"}))
     path = tmp_path / "outage.jsonl"
     path.write_text("\n".join(lines) + "\n")
     base = ["--target", server.target, "--token", token_for(Role.CARER, "f")]
-    # A time without its offset is refused before anything is sent.
+    # A time medctl cannot read is refused before anything is sent, in one line.
     assert main([*base, "record-offline", str(path), "--facility", "f"]) == 2
-    assert "line 8: time needs its UTC offset" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("medctl: line 8: time: cannot read 'kl. otte'; give HH:MM")
+    assert err.count("\n") == 1
     assert _records(carer) == []
     lines[-1] = json.dumps({"resident": "r1", "order": "para", "outcome": "given",
                             "quantity": "1", "route": "oral",
@@ -246,7 +250,9 @@ def test_medctl_sends_a_file_of_records_once_however_often_it_is_sent(
             "1", "2", "4", "5", "6", "7"]
         assert any(line.startswith("8: IKKE registreret, INVALID_ARGUMENT: "
                                    "requests[") for line in out)
-    assert len(_records(carer)) == 6
+    # Each at the time written, whichever way it was written.
+    assert sorted(r.administration_time.ToDatetime(tzinfo=UTC) for r in _records(carer)) \
+        == sorted(i.record.administration_time.ToDatetime(tzinfo=UTC) for i in written)
     # --json: one object a line, the same answers (sent again: recorded once, answered so).
     assert main([*base, "record-offline", str(path), "--facility", "f", "--json"]) == 3
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -58,6 +58,19 @@ def test_a_given_dose_is_a_completed_administration() -> None:
     assert winter["effectiveDateTime"] == "2026-12-01T08:00:00+01:00"
 
 
+@pytest.mark.parametrize(("quantity", "unit"), [
+    ("1", "tablet"), ("0.5", "tablet"), ("2", "tabletter"), ("1.5", "tabletter")])
+def test_the_dose_unit_is_singular_up_to_one_as_staff_read_it(quantity: str, unit: str
+                                                              ) -> None:
+    ma = medication_administration(_record(quantity=Decimal(quantity)), ORDER, CLOCK)
+    assert ma["dosage"]["dose"]["unit"] == unit
+    # A unit the vocabulary does not know keeps the source's own singular or plural.
+    own = OrderContent("rx1", Drug("Creme"), TimingDosage(
+        unit=DoseUnit("strimmel", "strimler"), amount=None, as_needed=True))
+    assert medication_administration(_record(quantity=Decimal(quantity)), own, CLOCK)[
+        "dosage"]["dose"]["unit"] == ("strimmel" if unit == "tablet" else "strimler")
+
+
 def test_a_dose_not_given_is_not_done_with_its_reason_coded() -> None:
     away = medication_administration(_record(
         outcome=Outcome.NOT_GIVEN, not_given_reason=NotGivenReason.RESIDENT_ABSENT,

@@ -143,3 +143,38 @@ def test_a_shift_or_date_given_is_taken_and_a_wrong_shift_names_the_shifts(
     assert view.shift_and_date(None, "i morgen") == ("day", date(2026, 12, 6))
     with pytest.raises(UsageError, match=r"its shifts are day, evening, night$"):
         view.shift_and_date("brunch", None)
+
+
+def _offline_time(said: str) -> datetime:
+    from clients.offline_cli import item_from_line
+
+    item = item_from_line({"resident": "r1", "order": "para", "outcome": "not-given",
+                           "reason": "refused", "time": said}, "f", 3, ZONE, TODAY)
+    return item.record.administration_time.ToDatetime(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("said", "utc"), [
+    ("14:30", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),  # today, facility time (CET)
+    ("8.05", datetime(2026, 12, 5, 7, 5, tzinfo=UTC)),
+    ("05-12-2026 14:30", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),
+    ("i går 22:00", datetime(2026, 12, 4, 21, 0, tzinfo=UTC)),
+    ("01-07-2026 08:00", datetime(2026, 7, 1, 6, 0, tzinfo=UTC)),  # summer time (CEST)
+    ("2026-12-05T14:30", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),
+    ("2026-12-05T14:30:00+01:00", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),  # ISO as before
+    ("2026-12-05T13:30:00Z", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),
+    # The autumn night's repeated 02:30 is its first occurrence (CEST).
+    ("25-10-2026 02:30", datetime(2026, 10, 25, 0, 30, tzinfo=UTC))])
+def test_offline_record_times_as_staff_write_them_on_the_facility_clock(
+        said: str, utc: datetime) -> None:
+    assert _offline_time(said) == utc
+
+
+@pytest.mark.parametrize("said", ["kl. 14", "25:00", "32-12-2026 08:00", "14:30 i dag"])
+def test_an_unreadable_offline_time_names_the_line_and_field(said: str) -> None:
+    from clients.offline_cli import LineError
+
+    with pytest.raises(LineError) as info:
+        _offline_time(said)
+    assert isinstance(info.value, UsageError)  # medctl: one line, exit 2
+    text = str(info.value)
+    assert text.startswith(f"line 3: time: cannot read {said!r}") and "\n" not in text

@@ -12,9 +12,14 @@ import pytest
 
 from medservice.domain.access import Role
 from medservice.domain.administration import AdministrationRecord, NotGivenReason, Outcome
-from medservice.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from medservice.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from medservice.domain.facility import Facility, Resident
-from medservice.domain.rounds import DoseStatus
+from medservice.domain.rounds import DOSE_ID_REACH, DoseStatus
 from medservice.reconcile import Code, ProposedDose, Verdict
 from medservice.service import administration as admin
 from medservice.service import cards, facilities, reconciliation, rounds
@@ -90,6 +95,47 @@ def test_check_then_record_on_time_stores_nothing_and_settles_the_dose() -> None
     assert (done.record.dose_id, done.discrepancy_ids) == (dose, [])
     assert db.open_discrepancies() == []
     assert _status(db, at(10)) is DoseStatus.GIVEN
+
+
+def _dose_on(db: FakeDatabase, days: int) -> str:
+    """The id of the first dose `days` after DAY's."""
+    start = at(0) + timedelta(days=days)
+    with db(write=False) as u:
+        doses, _, _ = rounds.resident_doses(u, F, R, start, start + timedelta(days=1),
+                                         start + timedelta(days=3))
+    return doses[0][0].dose_id
+
+
+def _check_id(db: FakeDatabase, dose_id: str) -> admin.CheckResult:
+    with db(write=False) as u:
+        return admin.checked(u, ProposedDose(F, R, "drug-a", at(8), dose_id=dose_id,
+                                             quantity=Decimal(1)), at(8)).result
+
+
+def test_a_dose_id_never_scheduled_is_not_found_by_the_check_as_by_the_record() -> None:
+    db = _home()
+    for made_up in ("00000000-0000-5000-8000-000000000000", "nonsense",
+                    _dose_on(db, DOSE_ID_REACH.days + 2)):  # a real id, but beyond reach
+        with pytest.raises(NotFound) as checked:
+            _check_id(db, made_up)
+        with pytest.raises(NotFound) as recorded:
+            _record_dose(db, _record(made_up, at(8)), at(8))
+        assert checked.value.reason == recorded.value.reason == "DOSE_NOT_FOUND"
+        assert "no such dose" in str(checked.value) and "no such dose" in str(recorded.value)
+    assert db.stored.records == {}
+
+
+def test_a_real_dose_outside_its_time_is_not_due_and_checked_against_the_order() -> None:
+    db = _home()
+    next_week = _dose_on(db, 7)  # the carer holds next week's morning dose
+    result = _check_id(db, next_week)
+    assert (result.verdict, [r.code.value for r in result.reasons]) == (
+        Verdict.WARN, ["DOSE_NOT_DUE"])
+    assert result.matched_dose is not None and result.matched_dose.dose_id == _morning(db)
+    # RecordDose keeps refusing a dose id that is not due then, saying which it is.
+    with pytest.raises(NotFound) as recorded:
+        _record_dose(db, _record(next_week, at(8)), at(8))
+    assert recorded.value.reason == "DOSE_NOT_FOUND" and "not due" in str(recorded.value)
 
 
 def test_a_second_record_of_one_dose_is_refused_naming_the_first() -> None:
