@@ -73,7 +73,9 @@ def record_to_proto(r: AdministrationRecord) -> pb.AdministrationRecord:
         else pb.RECORD_STATE_ACTIVE,
         correction_reason=r.correction_reason, corrected_by=r.corrected_by,
         correction_time=timestamp(r.corrected_at), etag=r.etag,
-        pn_evaluation=evaluation_to_proto(r.evaluation))
+        pn_evaluation=evaluation_to_proto(r.evaluation),
+        replaces_record=names.record_name(r.facility_id, r.resident_id, r.replaces_record_id)
+        if r.replaces_record_id else "")
 
 
 def evaluation_to_proto(e: PnEvaluation | None) -> pb.PnEvaluation | None:
