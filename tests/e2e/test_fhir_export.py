@@ -73,6 +73,10 @@ def test_give_refuse_correct_review_then_export(server: ServerFixture, server_cl
     nurse = server.client(Role.SHIFT_LEAD, "f", subject="lead-1")
     nurse.call(nurse.rounds.CorrectRecord, rpb.CorrectRecordRequest(
         name=wrong.record.name, reason="wrong quantity typed"))
+    # The dose is open again; its new record names the one it replaces.
+    assert not wrong.record.replaces_record
+    replacement = record(corrected, outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN, quantity="1")
+    assert replacement.record.replaces_record == wrong.record.name
     pharmacist = server.client(Role.PHARMACIST, "f", subject="pharm-1")
     queue = list(pharmacist.review_queue("facilities/f"))
     assert queue, "the late documentation and missed doses are there to review"
@@ -90,9 +94,17 @@ def test_give_refuse_correct_review_then_export(server: ServerFixture, server_cl
                        if e["resource"]["resourceType"] == "MedicationAdministration"]
     records = list(carer.call(carer.rounds.ListAdministrationRecords,
                               rpb.ListAdministrationRecordsRequest(parent=RESIDENT)).records)
-    assert len(administrations) == len(records) == 3
+    assert len(administrations) == len(records) == 4
     assert sorted(a["status"] for a in administrations) == [
-        "completed", "entered-in-error", "not-done"]
+        "completed", "completed", "entered-in-error", "not-done"]
+    wrong_id = wrong.record.name.rsplit("/", 1)[1]
+    by_id = {a["id"]: a for a in administrations}
+    assert by_id[wrong_id]["status"] == "entered-in-error"
+    assert "extension" not in by_id[wrong_id]  # it stays as it was: who and why
+    assert by_id[replacement.record.name.rsplit("/", 1)[1]]["extension"] == [{
+        "url": "https://medservice.dk/fhir/StructureDefinition/replaces-record",
+        "valueReference": {"reference": f"MedicationAdministration/{wrong_id}"}}]
+    assert sum("extension" in a for a in administrations) == 1
     issues = [e["resource"] for e in bundle["entry"]
               if e["resource"]["resourceType"] == "DetectedIssue"]
     held = [d for d in pharmacist.call(pharmacist.discrepancies.ListDiscrepancies,

@@ -77,6 +77,19 @@ def test_a_corrected_record_is_entered_in_error_saying_by_whom() -> None:
     assert ma["status"] == "entered-in-error"
     assert ma["note"][0]["text"] == "entered in error: wrong resident"
     assert ma["note"][0]["authorReference"]["identifier"]["value"] == "nurse-2"
+    assert "extension" not in ma  # it replaces nothing itself
+
+
+def test_a_correction_s_replacement_references_the_record_it_replaces() -> None:
+    ma = medication_administration(_record(record_id="rec2", replaces_record_id="rec1"),
+                                   ORDER, CLOCK)
+    parsed = MedicationAdministration.model_validate(ma)
+    [ext] = parsed.extension or []
+    assert ext.url == "https://medservice.dk/fhir/StructureDefinition/replaces-record"
+    assert ext.valueReference is not None
+    assert ext.valueReference.reference == "MedicationAdministration/rec1"
+    assert ma["status"] == "completed"
+    assert "extension" not in medication_administration(_record(), ORDER, CLOCK)
 
 
 def _entry(decision: Decision | None) -> DiscrepancyEntry:
