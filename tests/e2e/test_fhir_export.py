@@ -196,11 +196,11 @@ def test_a_medication_administration_posted_twice_records_one_dose(
     http.grpc_client(Role.INTEGRATION, "f").import_fhir(
         RESIDENT, _order((now.date() - timedelta(days=1)).isoformat()))
     carer = http.grpc_client(Role.CARER, "f")
-    [dose, second, *_] = carer.call(carer.rounds.ListScheduledDoses,
-                                    rpb.ListScheduledDosesRequest(
-                                        parent=RESIDENT, start_time=ts(now),
-                                        end_time=ts(now + timedelta(days=1)))).doses
-    server_clock.advance(timedelta(days=1, hours=1))
+    [dose, second, third, *_] = carer.call(carer.rounds.ListScheduledDoses,
+                                           rpb.ListScheduledDosesRequest(
+                                               parent=RESIDENT, start_time=ts(now),
+                                               end_time=ts(now + timedelta(days=2)))).doses
+    server_clock.advance(timedelta(days=2, hours=1))  # the three are past now
     due = dose.due_time.ToDatetime().replace(tzinfo=None).isoformat() + "+00:00"
     given = {
         "resourceType": "MedicationAdministration", "status": "completed",
@@ -248,3 +248,42 @@ def test_a_medication_administration_posted_twice_records_one_dose(
         assert refused.status_code == code, (resource, refused.text)
         outcome = refused.json()
         OperationOutcome.model_validate(outcome)
+
+    # A STOP (three tablets, one ordered) is refused naming the reason, as RecordDose
+    # refuses it; the same resource acknowledging it records the dose, once.
+    wrong = {**given, "identifier": [{"system": "urn:front-end:mar", "value": "adm-50"}],
+             "effectiveDateTime": _instant(third.due_time),
+             "dosage": {"dose": {"value": 3, "unit": "tablet"}, "route": {"text": "oral"}}}
+    stop = post(wrong)
+    assert stop.status_code == 400, stop.text
+    OperationOutcome.model_validate(stop.json())
+    [issue] = stop.json()["issue"]
+    assert issue["code"] == "business-rule" and "WRONG_DOSE" in issue["diagnostics"]
+    assert _records_of(carer, third.dose_id) == []
+    unknown = post({**wrong, "extension": [_ack("WRONG_DOSE"), _ack("NOT_A_REASON")]})
+    assert unknown.status_code == 400, unknown.text
+    OperationOutcome.model_validate(unknown.json())
+    assert "extension[1].valueCode" in unknown.json()["issue"][0]["diagnostics"]
+    other = {"url": "https://example.org/fhir/StructureDefinition/anything",
+             "valueString": "another system's extension is left alone"}
+    acknowledged = {**wrong, "extension": [other, _ack("WRONG_DOSE")]}
+    first, again = post(acknowledged), post(acknowledged)
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["id"] == again.json()["id"]
+    [stored] = _records_of(carer, third.dose_id)
+    assert (stored.quantity, stored.name.rsplit("/", 1)[1]) == ("3", first.json()["id"])
+
+
+def _ack(code: str) -> dict[str, str]:
+    return {"url": "https://medservice.dk/fhir/StructureDefinition/acknowledged-reason",
+            "valueCode": code}
+
+
+def _instant(at: Any) -> str:
+    return str(at.ToDatetime().isoformat()) + "+00:00"
+
+
+def _records_of(client: Any, dose_id: str) -> list[rpb.AdministrationRecord]:
+    return [r for r in client.call(client.rounds.ListAdministrationRecords,
+                                   rpb.ListAdministrationRecordsRequest(parent=RESIDENT)
+                                   ).records if r.dose_id == dose_id]
