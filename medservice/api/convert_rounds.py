@@ -18,7 +18,6 @@ from medservice.domain.administration import (
     PnEffect,
     PnEvaluation,
 )
-from medservice.domain.discrepancy import Code
 from medservice.domain.dosage import Amount, DoseUnit, TimeKind
 from medservice.domain.errors import FieldViolation, require
 from medservice.domain.orders import DispensingMode, Drug, OrderContent
@@ -34,7 +33,7 @@ from medservice.domain.rounds import (
 )
 from medservice.domain.schedule import ScheduledDose
 from medservice.i18n import call_language, rendered
-from medservice.reconcile import CheckCode, CheckResult, Verdict
+from medservice.reconcile import REASON_CODES, CheckResult, Verdict
 from medservice.v1 import common_pb2
 from medservice.v1 import medicine_cards_pb2 as cpb
 from medservice.v1 import rounds_pb2 as pb
@@ -73,7 +72,9 @@ def record_to_proto(r: AdministrationRecord) -> pb.AdministrationRecord:
         else pb.RECORD_STATE_ACTIVE,
         correction_reason=r.correction_reason, corrected_by=r.corrected_by,
         correction_time=timestamp(r.corrected_at), etag=r.etag,
-        pn_evaluation=evaluation_to_proto(r.evaluation))
+        pn_evaluation=evaluation_to_proto(r.evaluation),
+        replaces_record=names.record_name(r.facility_id, r.resident_id, r.replaces_record_id)
+        if r.replaces_record_id else "")
 
 
 def evaluation_to_proto(e: PnEvaluation | None) -> pb.PnEvaluation | None:
@@ -127,13 +128,9 @@ def record_from_proto(p: pb.AdministrationRecord, facility_id: str, resident_id:
         reason_text=p.reason_text, pn_reason=p.pn_reason)
 
 
-# What acknowledged_reasons may name: every code a check can give (CheckReason.code).
-_REASON_CODES = frozenset(c.value for c in Code) | frozenset(c.value for c in CheckCode)
-
-
 def acknowledged_reasons(codes: Sequence[str]) -> set[str]:
     require([FieldViolation(f"acknowledged_reasons[{i}]", "is not a check reason code")
-             for i, c in enumerate(codes) if c not in _REASON_CODES])
+             for i, c in enumerate(codes) if c not in REASON_CODES])
     return set(codes)
 
 

@@ -1,11 +1,13 @@
 """What happened at a round: administration records (DOMAIN.md §7).
 
 A record is never deleted: a mistaken one is marked entered-in-error, with a reason and who
-did it, and a new record is made.
+did it, and a new record is made; the new record of a scheduled dose names the one it
+replaces (`replaced_on_dose`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -85,6 +87,9 @@ class AdministrationRecord:
     corrected_at: datetime | None = None
     evaluation: PnEvaluation | None = None  # a PN dose's follow-up (issue 16)
     etag: str = ""  # changes with every change to the record (correction, evaluation)
+    # The entered-in-error record of the same scheduled dose this one replaces (issue 20);
+    # None for a first record, and always for one on no scheduled dose (PN, unmatched).
+    replaces_record_id: str | None = None
 
     @property
     def active(self) -> bool:
@@ -93,3 +98,28 @@ class AdministrationRecord:
     @property
     def was_given(self) -> bool:
         return self.outcome in (Outcome.GIVEN, Outcome.PN_GIVEN)
+
+
+def corrected_by_dose(records: Iterable[AdministrationRecord]
+                      ) -> dict[str, AdministrationRecord]:
+    """Dose id -> the latest entered-in-error record on that scheduled dose (latest by
+    correction time, then record id): what reopened the dose, shown on the round list and
+    named by the record that replaces it. Records on no scheduled dose have none."""
+    latest: dict[str, AdministrationRecord] = {}
+    for r in sorted((r for r in records if r.entered_in_error and r.dose_id),
+                    key=lambda r: (r.corrected_at or r.recorded_at, r.record_id)):
+        assert r.dose_id is not None
+        latest[r.dose_id] = r
+    return latest
+
+
+def replaced_on_dose(dose_id: str | None, settled: bool,
+                     records: Iterable[AdministrationRecord]) -> str | None:
+    """The record id a new record on scheduled dose `dose_id` replaces: the latest
+    entered-in-error record on that dose, when no active record settles the dose (one that
+    does, e.g. a refusal later given, was the replacement already). None on no dose (a PN
+    or unmatched record replaces nothing: there is no dose to tie the two together)."""
+    if dose_id is None or settled:
+        return None
+    corrected = corrected_by_dose(records).get(dose_id)
+    return corrected.record_id if corrected is not None else None

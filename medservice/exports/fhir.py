@@ -15,8 +15,10 @@ Decisions:
 - Status: given -> completed; not given -> not-done with `statusReason` coded: a resident
   away is the FHIR value set's "b" (Away), the other reasons the service's own code
   system. A record marked entered-in-error -> entered-in-error, with the correction's
-  reason as a note and who corrected it (a correction is a mark on the record; the
-  service keeps no link from a later record to it).
+  reason as a note and who corrected it. The record made in its place (the same
+  scheduled dose) references it: R4 MedicationAdministration has no `replaces`, so an
+  extension `REPLACES_EXTENSION` on the resource with a valueReference to
+  MedicationAdministration/{id}.
 - Time: `effectiveDateTime` is the instant with the facility's UTC offset of that moment.
 - Dose: the quantity with the order's unit in the form it takes (singular up to 1, as
   staff read it everywhere), in Danish.
@@ -52,6 +54,10 @@ RESIDENT_SYSTEM = f"{BASE}/resident"
 NOT_GIVEN_SYSTEM = f"{BASE}/CodeSystem/not-given-reason"
 DISCREPANCY_CODE_SYSTEM = f"{BASE}/CodeSystem/discrepancy-code"
 REVIEW_SYSTEM = f"{BASE}/CodeSystem/review-decision"
+# The service's own extensions on MedicationAdministration: the record a correction's
+# replacement replaces (export), the check reasons a POSTed dose acknowledges (import).
+REPLACES_EXTENSION = f"{BASE}/StructureDefinition/replaces-record"
+ACKNOWLEDGED_EXTENSION = f"{BASE}/StructureDefinition/acknowledged-reason"
 FHIR_NOT_GIVEN = "http://terminology.hl7.org/CodeSystem/reason-medication-not-given"
 ATC_SYSTEM = "http://www.whocc.no/atc"
 # The FHIR value set "SNOMED CT Reason Medication Not Given Codes" example codes that fit.
@@ -93,6 +99,9 @@ def medication_administration(record: AdministrationRecord, order: OrderContent 
     resource: Json = {
         "resourceType": "MedicationAdministration",
         "id": record.record_id,
+        **({"extension": [{"url": REPLACES_EXTENSION, "valueReference": {
+            "reference": f"MedicationAdministration/{record.replaces_record_id}"}}]}
+           if record.replaces_record_id else {}),
         "identifier": [{"system": RECORD_SYSTEM, "value": record.record_id}],
         "status": ("entered-in-error" if record.entered_in_error
                    else "completed" if record.was_given else "not-done"),

@@ -18,6 +18,7 @@ from medservice.domain.discrepancy import (
     discrepancy_key,
 )
 from medservice.reconcile.check import (
+    REASON_CODES,
     CheckCode,
     CheckResult,
     MatchKind,
@@ -34,6 +35,7 @@ from medservice.reconcile.rate import DoseCounts, ErrorRate, dose_counts, error_
 
 __all__ = [
     "DEFAULT_SEVERITY",
+    "REASON_CODES",
     "CheckCode",
     "CheckResult",
     "Code",

@@ -49,6 +49,11 @@ class CheckCode(Enum):
     CHANGE_NOT_APPROVED = "CHANGE_NOT_APPROVED"
 
 
+# What a caller may acknowledge (RecordDose's acknowledged_reasons, a POSTed FHIR
+# MedicationAdministration's extension): every code a check can give.
+REASON_CODES = frozenset(c.value for c in Code) | frozenset(c.value for c in CheckCode)
+
+
 class Verdict(Enum):
     OK = "ok"
     WARN = "warn"

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from medservice.domain.administration import AdministrationRecord
+from medservice.domain.administration import AdministrationRecord, corrected_by_dose
 from medservice.domain.clock import FacilityClock
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import DUE, DoseState, DoseStatus, DoseWithOrder, PnLine
@@ -47,11 +47,7 @@ def resident_ledger(facility_id: str, resident_id: str,
     records = list(records)
     ledger = Ledger(facility_id, resident_id, orders, doses, rules, now)
     placements = place_all(ledger, active_records(records))
-    corrected: dict[str, AdministrationRecord] = {}
-    for r in sorted((r for r in records if r.entered_in_error and r.dose_id),
-                    key=lambda r: (r.corrected_at or r.recorded_at, r.record_id)):
-        assert r.dose_id is not None
-        corrected[r.dose_id] = r  # the latest correction wins
+    corrected = corrected_by_dose(records)  # the latest correction on each dose
     states: dict[str, DoseState] = {}
     for dose_id, due in ledger.dues.items():
         state = dose_state(due, ledger.views.get(due.dose.order_id), rules.clock, now)

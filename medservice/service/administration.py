@@ -16,6 +16,7 @@ from medservice.domain.administration import (
     Outcome,
     PnEffect,
     PnEvaluation,
+    replaced_on_dose,
 )
 from medservice.domain.card_changes import PendingChange
 from medservice.domain.errors import (
@@ -225,6 +226,10 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
                 "record a dose that was given", reason="CHECK_NOT_ACKNOWLEDGED",
                 metadata={"reasons": ",".join(missing)})
     settles = record.dose_id is not None and settled_by is None
+    # A correction's replacement names the record it replaces (issue 20). The records
+    # read cover the dose's: both were matched to it, so lie within a day of its due time.
+    record = dataclasses.replace(record, replaces_record_id=replaced_on_dose(
+        record.dose_id, settled_by is not None, wide_records))
     # Only a given record on no scheduled dose can be a PN dose: the sweep looks at it
     # again at its evaluation deadline (reconciliation decides whether it is one).
     followup = (pn_evaluation_deadline(at, record.recorded_at, base.rules)

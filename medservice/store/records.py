@@ -78,7 +78,7 @@ def stored_record(row: Any) -> AdministrationRecord:
         corrected_at=_utc(row.corrected_at) if row.corrected_at else None,
         evaluation=PnEvaluation(PnEffect(row.pn_effect), row.pn_effect_note, row.evaluated_by,
                                 _utc(row.evaluated_at), _utc(row.first_evaluated_at))
-        if row.pn_effect else None, etag=row.etag)
+        if row.pn_effect else None, etag=row.etag, replaces_record_id=row.replaces_record_id)
 
 
 def _row(r: AdministrationRecord, settles: bool, followup_due: datetime | None = None
@@ -95,7 +95,7 @@ def _row(r: AdministrationRecord, settles: bool, followup_due: datetime | None =
         performer=r.performer, entered_in_error=False, correction_reason="",
         corrected_by="", corrected_at=None, pn_effect=None, pn_effect_note="",
         evaluated_by="", evaluated_at=None, first_evaluated_at=None, etag=r.etag or new_etag(),
-        followup_due_at=followup_due)
+        followup_due_at=followup_due, replaces_record_id=r.replaces_record_id)
 
 
 class RecordRepository:

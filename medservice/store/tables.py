@@ -184,6 +184,9 @@ administration_records = Table(
     # set for a given record on no scheduled dose (only such a record can be a PN dose),
     # moved when the facility's setting changes, cleared when swept.
     Column("followup_due_at", UtcDateTime()),
+    # The entered-in-error record of the same dose this one replaces (issue 20, migration
+    # 0018); NULL for a first record, a record on no dose, and records made before 0018.
+    Column("replaces_record_id", String(36)),
     ForeignKeyConstraint(["facility_id", "resident_id"],
                          ["residents.facility_id", "residents.resident_id"]),
     Index("ix_records_resident_time", "facility_id", "resident_id", "administered_at"),

@@ -12,7 +12,10 @@ export writes it); the order `request` MedicationRequest/{order id}; completed i
 not-done not given with its `statusReason` (the service's code, or FHIR's "b" Away);
 `effectiveDateTime`, `dosage.dose.value` and `dosage.route.text` as recorded. The
 resource's first identifier names the request (a UUID derived from system|value), so a
-resend records once and is answered with the first record.
+resend records once and is answered with the first record. A dose whose check says STOP is
+recorded as RecordDose records it, with each reason acknowledged: the extension
+`shapes.ACKNOWLEDGED_EXTENSION` on the resource, once per reason, its valueCode a
+CheckReason code (RecordDose's `acknowledged_reasons`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pydantic import ValidationError
 from medservice.domain import names
 from medservice.domain.errors import FieldViolation, InvalidArgument
 from medservice.exports import fhir as shapes
+from medservice.reconcile import REASON_CODES
 from medservice.service.fhir_export import RESOURCE_TYPES
 from medservice.v1 import reports_pb2 as pb
 from medservice.v1 import rounds_pb2 as rpb
@@ -139,7 +143,28 @@ def record_request(body: bytes) -> rpb.RecordDoseRequest:
     if route:
         record.route = route
     return rpb.RecordDoseRequest(parent=parent, record=record,
+                                 acknowledged_reasons=_acknowledged(resource),
                                  request_id=str(uuid.uuid5(_REQUEST_NAMESPACE, key)))
+
+
+def _acknowledged(resource: dict[str, Any]) -> list[str]:
+    """The check reasons the resource acknowledges: the valueCode of each acknowledgement
+    extension; InvalidArgument naming each one that is no check reason code (as RecordDose
+    names acknowledged_reasons[i])."""
+    codes: list[str] = []
+    violations: list[FieldViolation] = []
+    for i, extension in enumerate(resource.get("extension", [])):
+        if extension.get("url") != shapes.ACKNOWLEDGED_EXTENSION:
+            continue  # another extension: not ours to read
+        code = extension.get("valueCode")
+        if isinstance(code, str) and code in REASON_CODES:
+            codes.append(code)
+        else:
+            violations.append(FieldViolation(f"extension[{i}].valueCode",
+                                             "is not a check reason code"))
+    if violations:
+        raise InvalidArgument(violations)
+    return codes
 
 
 def _resident(resource: dict[str, Any]) -> str:

@@ -73,6 +73,10 @@ def test_give_refuse_correct_review_then_export(server: ServerFixture, server_cl
     nurse = server.client(Role.SHIFT_LEAD, "f", subject="lead-1")
     nurse.call(nurse.rounds.CorrectRecord, rpb.CorrectRecordRequest(
         name=wrong.record.name, reason="wrong quantity typed"))
+    # The dose is open again; its new record names the one it replaces.
+    assert not wrong.record.replaces_record
+    replacement = record(corrected, outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN, quantity="1")
+    assert replacement.record.replaces_record == wrong.record.name
     pharmacist = server.client(Role.PHARMACIST, "f", subject="pharm-1")
     queue = list(pharmacist.review_queue("facilities/f"))
     assert queue, "the late documentation and missed doses are there to review"
@@ -90,13 +94,22 @@ def test_give_refuse_correct_review_then_export(server: ServerFixture, server_cl
                        if e["resource"]["resourceType"] == "MedicationAdministration"]
     records = list(carer.call(carer.rounds.ListAdministrationRecords,
                               rpb.ListAdministrationRecordsRequest(parent=RESIDENT)).records)
-    assert len(administrations) == len(records) == 3
+    assert len(administrations) == len(records) == 4
     assert sorted(a["status"] for a in administrations) == [
-        "completed", "entered-in-error", "not-done"]
+        "completed", "completed", "entered-in-error", "not-done"]
     # The order's unit in the form its quantity takes: 1 tablet, 3 tabletter.
     assert sorted((a["status"], a["dosage"]["dose"]["value"], a["dosage"]["dose"]["unit"])
                   for a in administrations if "dose" in a.get("dosage", {})) == [
-        ("completed", 1, "tablet"), ("entered-in-error", 3, "tabletter")]
+        ("completed", 1, "tablet"), ("completed", 1, "tablet"),
+        ("entered-in-error", 3, "tabletter")]
+    wrong_id = wrong.record.name.rsplit("/", 1)[1]
+    by_id = {a["id"]: a for a in administrations}
+    assert by_id[wrong_id]["status"] == "entered-in-error"
+    assert "extension" not in by_id[wrong_id]  # it stays as it was: who and why
+    assert by_id[replacement.record.name.rsplit("/", 1)[1]]["extension"] == [{
+        "url": "https://medservice.dk/fhir/StructureDefinition/replaces-record",
+        "valueReference": {"reference": f"MedicationAdministration/{wrong_id}"}}]
+    assert sum("extension" in a for a in administrations) == 1
     issues = [e["resource"] for e in bundle["entry"]
               if e["resource"]["resourceType"] == "DetectedIssue"]
     held = [d for d in pharmacist.call(pharmacist.discrepancies.ListDiscrepancies,
@@ -188,11 +201,11 @@ def test_a_medication_administration_posted_twice_records_one_dose(
     http.grpc_client(Role.INTEGRATION, "f").import_fhir(
         RESIDENT, _order((now.date() - timedelta(days=1)).isoformat()))
     carer = http.grpc_client(Role.CARER, "f")
-    [dose, second, *_] = carer.call(carer.rounds.ListScheduledDoses,
-                                    rpb.ListScheduledDosesRequest(
-                                        parent=RESIDENT, start_time=ts(now),
-                                        end_time=ts(now + timedelta(days=1)))).doses
-    server_clock.advance(timedelta(days=1, hours=1))
+    [dose, second, third, *_] = carer.call(carer.rounds.ListScheduledDoses,
+                                           rpb.ListScheduledDosesRequest(
+                                               parent=RESIDENT, start_time=ts(now),
+                                               end_time=ts(now + timedelta(days=2)))).doses
+    server_clock.advance(timedelta(days=2, hours=1))  # the three are past now
     due = dose.due_time.ToDatetime().replace(tzinfo=None).isoformat() + "+00:00"
     given = {
         "resourceType": "MedicationAdministration", "status": "completed",
@@ -240,3 +253,42 @@ def test_a_medication_administration_posted_twice_records_one_dose(
         assert refused.status_code == code, (resource, refused.text)
         outcome = refused.json()
         OperationOutcome.model_validate(outcome)
+
+    # A STOP (three tablets, one ordered) is refused naming the reason, as RecordDose
+    # refuses it; the same resource acknowledging it records the dose, once.
+    wrong = {**given, "identifier": [{"system": "urn:front-end:mar", "value": "adm-50"}],
+             "effectiveDateTime": _instant(third.due_time),
+             "dosage": {"dose": {"value": 3, "unit": "tablet"}, "route": {"text": "oral"}}}
+    stop = post(wrong)
+    assert stop.status_code == 400, stop.text
+    OperationOutcome.model_validate(stop.json())
+    [issue] = stop.json()["issue"]
+    assert issue["code"] == "business-rule" and "WRONG_DOSE" in issue["diagnostics"]
+    assert _records_of(carer, third.dose_id) == []
+    unknown = post({**wrong, "extension": [_ack("WRONG_DOSE"), _ack("NOT_A_REASON")]})
+    assert unknown.status_code == 400, unknown.text
+    OperationOutcome.model_validate(unknown.json())
+    assert "extension[1].valueCode" in unknown.json()["issue"][0]["diagnostics"]
+    other = {"url": "https://example.org/fhir/StructureDefinition/anything",
+             "valueString": "another system's extension is left alone"}
+    acknowledged = {**wrong, "extension": [other, _ack("WRONG_DOSE")]}
+    first, again = post(acknowledged), post(acknowledged)
+    assert first.status_code == again.status_code == 201, first.text
+    assert first.json()["id"] == again.json()["id"]
+    [stored] = _records_of(carer, third.dose_id)
+    assert (stored.quantity, stored.name.rsplit("/", 1)[1]) == ("3", first.json()["id"])
+
+
+def _ack(code: str) -> dict[str, str]:
+    return {"url": "https://medservice.dk/fhir/StructureDefinition/acknowledged-reason",
+            "valueCode": code}
+
+
+def _instant(at: Any) -> str:
+    return str(at.ToDatetime().isoformat()) + "+00:00"
+
+
+def _records_of(client: Any, dose_id: str) -> list[rpb.AdministrationRecord]:
+    return [r for r in client.call(client.rounds.ListAdministrationRecords,
+                                   rpb.ListAdministrationRecordsRequest(parent=RESIDENT)
+                                   ).records if r.dose_id == dose_id]

@@ -90,6 +90,19 @@ def test_a_corrected_record_is_entered_in_error_saying_by_whom() -> None:
     assert ma["status"] == "entered-in-error"
     assert ma["note"][0]["text"] == "entered in error: wrong resident"
     assert ma["note"][0]["authorReference"]["identifier"]["value"] == "nurse-2"
+    assert "extension" not in ma  # it replaces nothing itself
+
+
+def test_a_correction_s_replacement_references_the_record_it_replaces() -> None:
+    ma = medication_administration(_record(record_id="rec2", replaces_record_id="rec1"),
+                                   ORDER, CLOCK)
+    parsed = MedicationAdministration.model_validate(ma)
+    [ext] = parsed.extension or []
+    assert ext.url == "https://medservice.dk/fhir/StructureDefinition/replaces-record"
+    assert ext.valueReference is not None
+    assert ext.valueReference.reference == "MedicationAdministration/rec1"
+    assert ma["status"] == "completed"
+    assert "extension" not in medication_administration(_record(), ORDER, CLOCK)
 
 
 def _entry(decision: Decision | None) -> DiscrepancyEntry:
@@ -141,3 +154,35 @@ def test_the_specifications_examples_parse_with_the_export_models() -> None:
         MedicationAdministration.model_validate(json.loads(path.read_text()))
     for path in issues:
         DetectedIssue.model_validate(json.loads(path.read_text()))
+
+
+def _posted(**fields: object) -> bytes:
+    return json.dumps({
+        "resourceType": "MedicationAdministration", "status": "completed",
+        "identifier": [{"system": "urn:front-end:mar", "value": "adm-1"}],
+        "medicationCodeableConcept": {"text": "Panodil 500 mg"},
+        "subject": {"identifier": {"system": "https://medservice.dk/fhir/resident",
+                                   "value": "facilities/f/residents/r1"}},
+        "effectiveDateTime": "2026-06-01T08:00:00+02:00", **fields}).encode()
+
+
+def _ack(code: object, kind: str = "valueCode") -> dict[str, object]:
+    return {"url": "https://medservice.dk/fhir/StructureDefinition/acknowledged-reason",
+            kind: code}
+
+
+def test_a_posted_administration_acknowledges_check_reasons_by_extension() -> None:
+    from medservice.domain.errors import InvalidArgument
+    from medservice.web.fhir import record_request
+
+    assert list(record_request(_posted()).acknowledged_reasons) == []
+    other = {"url": "https://example.org/x", "valueString": "not ours"}
+    request = record_request(_posted(extension=[_ack("WRONG_DOSE"), other,
+                                                _ack("DOSE_OF_OTHER_RESIDENT")]))
+    assert list(request.acknowledged_reasons) == ["WRONG_DOSE", "DOSE_OF_OTHER_RESIDENT"]
+    for extension, field in (([_ack("wrong_dose")], "extension[0].valueCode"),
+                             ([other, _ack("NOPE")], "extension[1].valueCode"),
+                             ([_ack("WRONG_DOSE", "valueString")], "extension[0].valueCode")):
+        with pytest.raises(InvalidArgument) as info:
+            record_request(_posted(extension=extension))
+        assert [v.field for v in info.value.violations] == [field]

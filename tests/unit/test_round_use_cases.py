@@ -216,3 +216,62 @@ def test_a_record_in_the_future_is_refused_naming_the_field() -> None:
         _record_dose(db, _record(None, at(9)), at(8))
     assert [v.field for v in info.value.violations] == ["record.administration_time"]
     assert db.stored.records == {}
+
+
+def _correct(db: FakeDatabase, record_id: str, now: datetime) -> None:
+    with db() as u:
+        admin.correct_record(u, F, R, record_id, "wrong quantity typed", "nurse-2", now)
+        u.commit()
+
+
+def test_a_record_after_a_correction_names_the_latest_record_it_replaces() -> None:
+    db = _home()
+    dose = _morning(db)
+    first = _record_dose(db, _record(dose, at(8)), at(8)).record
+    assert first.replaces_record_id is None  # a first record replaces nothing
+    _correct(db, "a", at(8, 5))
+    second = _record_dose(db, _record(dose, at(8), record_id="b"), at(8, 10)).record
+    assert second.replaces_record_id == "a"
+    assert db.stored.records["b"][0].replaces_record_id == "a"  # as stored
+    # Corrected again: the next record replaces the latest one, not the first.
+    _correct(db, "b", at(8, 15))
+    third = _record_dose(db, _record(dose, at(8), record_id="c"), at(8, 20)).record
+    assert third.replaces_record_id == "b"
+
+
+def test_a_record_on_a_dose_already_settled_or_on_no_dose_replaces_nothing() -> None:
+    db = _home()
+    dose = _morning(db)
+    _record_dose(db, _record(dose, at(8), outcome=Outcome.NOT_GIVEN, quantity=None), at(8))
+    _correct(db, "a", at(8, 5))
+    refused = _record_dose(db, _record(dose, at(8), record_id="b", outcome=Outcome.NOT_GIVEN,
+                                       quantity=None), at(8, 10)).record
+    assert refused.replaces_record_id == "a"
+    # Given after the refusal: "b" settles the dose and was the replacement already.
+    given = _record_dose(db, _record(dose, at(8, 30), record_id="c"), at(8, 30)).record
+    assert given.replaces_record_id is None
+    # A PN dose (no scheduled dose) replaces nothing, even right after a correction.
+    _correct(db, "c", at(8, 40))
+    pn = _record_dose(db, _record(None, at(13), record_id="d", outcome=Outcome.PN_GIVEN),
+                      at(13)).record
+    assert pn.dose_id is None and pn.replaces_record_id is None
+
+
+def test_the_replaced_record_is_the_latest_corrected_not_the_highest_id() -> None:
+    from dataclasses import replace
+
+    from medservice.domain.administration import replaced_on_dose
+
+    early = replace(_record("d1", at(8), record_id="z"), entered_in_error=True,
+                    corrected_at=at(8, 5))
+    late = replace(_record("d1", at(8), record_id="b"), entered_in_error=True,
+                   corrected_at=at(8, 20))
+    other = replace(_record("d2", at(8), record_id="c"), entered_in_error=True,
+                    corrected_at=at(9))
+    active = _record("d1", at(8), record_id="y")
+    records = [late, other, early, active]
+    assert replaced_on_dose("d1", False, records) == "b"
+    assert replaced_on_dose("d2", False, records) == "c"
+    assert replaced_on_dose("d3", False, records) is None
+    assert replaced_on_dose("d1", True, records) is None  # settled: replaced already
+    assert replaced_on_dose(None, False, records) is None  # PN: no dose to tie them
