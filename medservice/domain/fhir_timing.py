@@ -250,7 +250,8 @@ class TimingSlot(NamedTuple):
     timing ("MORN", "any-1of2", "09:00"; an interval dose in the repeated hour of the
     autumn DST night gets "02:00-2"). `due_time` is the UTC instant: use it rather than
     clock.instant(local_date, local_time), which cannot tell the two 02:00s of that night
-    apart. `one_time` marks a course of one dose (no window, DOMAIN.md §6)."""
+    apart. `one_time` marks a course of one dose (no window, DOMAIN.md §6); `open_ended`
+    the first dose of a course that begins at its first administration: due until given."""
 
     local_date: date
     local_time: time
@@ -260,6 +261,7 @@ class TimingSlot(NamedTuple):
     time_kind: TimeKind
     due_time: datetime
     one_time: bool
+    open_ended: bool = False
 
 
 class _DayTime(NamedTuple):
@@ -748,8 +750,11 @@ def expand_timing(timing: TimingDosage, clock: FacilityClock, first: date, last:
 
     A course that `awaits_first_dose`: once given (`first_given`, the instant of its first
     recorded administration) its doses follow from that instant, the first of them that
-    one; until then one dose is due, at `first_due` (the order's valid time), a one-time
-    dose that no window closes early; with neither, none is known. PN timings give none.
+    one; until then one dose is due, at `first_due` (the order's valid time), open-ended
+    (`TimingSlot.open_ended`: no window closes it; it stays due until given). That dose is
+    in the expansion of every range of dates its open span meets, from its own date to the
+    date it was given (to `last` while not given), so that a record on it days later
+    finds it. With neither, none is known. PN timings give none.
     Raises InvalidArgument with the reason when the timing cannot be scheduled (see
     `timing_violation`)."""
     waiting = awaits_first_dose(timing, order_start=order_start)
@@ -908,14 +913,16 @@ def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: d
     plan = t.plan
     assert isinstance(plan, _Plan)
     slots: list[TimingSlot] = []
+    given = first_given.astimezone(UTC) if first_given is not None else None
     if first_due is not None:  # the first dose keeps its place (and id) once given
         local = clock.local(first_due.astimezone(UTC))
-        if first <= local.date() <= last:
+        # Open from its own date until the date it was given (see `expand_timing`).
+        until = clock.local_date_of(given) if given is not None else last
+        if local.date() <= last and first <= max(until, local.date()):
             slots.append(TimingSlot(local.date(), local.time(), "first", t.amount, 1,
-                                    TimeKind.CLOCK, first_due.astimezone(UTC), True))
-    if first_given is None:
+                                    TimeKind.CLOCK, first_due.astimezone(UTC), True, True))
+    if given is None:
         return slots
-    given = first_given.astimezone(UTC)
     skip = 1 if first_due is not None else 0  # the dose given is the one at first_due
     if plan.interval is not None:
         return slots + [s for s in _from_instant(t, plan, given, clock, first, last)

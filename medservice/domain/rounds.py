@@ -28,6 +28,7 @@ from medservice.domain.orders import (
     OrderVersion,
     effective_content,
     latest_known,
+    not_to_give,
     order_state,
     order_timeline,
     treatment_dates,
@@ -89,10 +90,48 @@ class DoseWithOrder(NamedTuple):
 Pieces = list[tuple[OrderContent, OrderTerms]]
 
 
+def open_span_meets(dose: ScheduledDose, content: OrderContent, start: datetime,
+                    end: datetime) -> bool:
+    """Whether an open-ended dose (ScheduledDose.open_ended: the first dose of a course
+    that begins at its first administration) is due at some time in [start, end): it is
+    due from its due time until given (the order's anchor, `first_given_at`), so it
+    belongs to every range that span meets, not only to the one holding its due time. A
+    record on it days later is then placed on it, by any path that reads the range."""
+    if not dose.open_ended or dose.due_time >= end:
+        return False
+    given = content.first_given_at
+    return given is None or start <= max(given, dose.due_time)
+
+
+def due_in(pair: DoseWithOrder, start: datetime, end: datetime) -> bool:
+    """Whether a dose is due in [start, end): its due time is in it, or it is open-ended
+    and open then (`open_span_meets`)."""
+    d = pair.dose
+    return start <= d.due_time < end or open_span_meets(d, pair.content, start, end)
+
+
+def on_shift(pair: DoseWithOrder, start: datetime, end: datetime, now: datetime,
+             clock: FacilityClock) -> bool:
+    """Whether a dose is on the round list of the shift [start, end) as seen at `now`:
+    its due time is in the shift. An open-ended dose is on one list at a time: until
+    given, the current shift's (the one holding `now`; its own shift's while its time is
+    still to come), every shift, as long as its order says to give then (not
+    discontinued, paused or ended: then it is on none, and never missed); once given, the
+    list of the shift it was given in."""
+    d = pair.dose
+    if not d.open_ended:
+        return start <= d.due_time < end
+    given = pair.content.first_given_at
+    if given is not None:
+        return start <= max(given, d.due_time) < end
+    at = max(now, d.due_time)
+    return start <= at < end and not not_to_give(pair.content, at, clock)
+
+
 def doses_between(versions: list[OrderVersion], clock: FacilityClock, start: datetime,
                   end: datetime, known_at: datetime | None) -> list[DoseWithOrder]:
-    """The order's doses due in [start, end), each with the order content it was
-    scheduled from: as ordered at its time."""
+    """The order's doses due in [start, end) (`due_in`: an open-ended dose while it is
+    open), each with the order content it was scheduled from: as ordered at its time."""
     return _doses_in(terms_pieces(versions, known_at), clock, start, end)
 
 
@@ -137,7 +176,7 @@ def _doses_in(pieces: Pieces, clock: FacilityClock, start: datetime, end: dateti
     doses = []
     for content, terms in pieces:
         doses += [DoseWithOrder(d, content) for d in schedule_terms(terms, clock, first, last)
-                  if start <= d.due_time < end]
+                  if start <= d.due_time < end or open_span_meets(d, content, start, end)]
     doses.sort(key=lambda pair: (pair.dose.due_time, pair.dose.dose_id))
     return doses
 
@@ -292,7 +331,8 @@ def build_shift_schedule(facility_id: str, clock: FacilityClock, shift_date: dat
             if content is None:
                 entry.notes += approval  # off the card, still to be acknowledged
                 continue
-            entry.doses += [pair for pair in around if start <= pair.dose.due_time < end]
+            entry.doses += [pair for pair in around
+                            if on_shift(pair, start, end, known_at, clock)]
             notes, pn = _notes_and_pn(content, order_id, clock, shift_date, start, end)
             entry.notes += notes + approval
             if pn is not None:

@@ -84,7 +84,9 @@ class ScheduledDose(NamedTuple):
 
     `slot` labels the dose within its order's day ("morning", "12:30", "any-1of3"); with
     resident, order and local date it identifies the dose, and `dose_id` is derived from
-    them. `window_start`/`window_end` are None for a one-time dose.
+    them. `window_start`/`window_end` are None for a one-time dose. `open_ended`: due from
+    `due_time` until a record settles it, never closed by time alone, so never missed (the
+    first dose of a course that begins at its first administration; see `open_span`).
     """
 
     resident_id: str
@@ -100,6 +102,7 @@ class ScheduledDose(NamedTuple):
     unit: DoseUnit
     supplementary_text: str
     time_critical: bool
+    open_ended: bool = False
 
     @property
     def dose_id(self) -> str:
@@ -191,7 +194,7 @@ def _place(
                 start, end = due - half, due + half
             doses.append(new(ScheduledDose, (
                 resident_id, order_id, on, slot, local_time, dose.time_kind, due, start, end,
-                dose.amount, unit, text, critical,
+                dose.amount, unit, text, critical, False,
             )))
     return doses
 

@@ -52,5 +52,5 @@ def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: 
         doses.append(ScheduledDose(
             terms.resident_id, terms.order_id, slot.local_date, slot.slot, slot.local_time,
             slot.time_kind, due, start, end, slot.amount, timing.unit, "",
-            terms.time_critical))
+            terms.time_critical, slot.open_ended))
     return doses

@@ -13,7 +13,7 @@ record_id); every record with a dose id before any without):
 2. A record without a usable dose id is placed on its order's unsettled dose whose
    matching window holds the administration time (the nearest; ties: earlier due, then
    dose id). A one-time dose, which has no window, matches inside the window it would
-   have as a daily dose.
+   have as a daily dose; an open-ended dose from that window's start on.
 3. A given record that is not placed so, of an order whose dosage allows PN doses on the
    local date, is a PN dose (a PN_GIVEN record is a PN dose before step 2).
 4. Otherwise it is placed on the order's nearest unsettled dose of the same local date,
@@ -199,13 +199,23 @@ class Placement:
     extra: bool = False
 
 
-def matching_window(due: Due, clock: FacilityClock) -> tuple[datetime, datetime]:
-    """The dose's window; a one-time dose's is the one a daily dose would have."""
+def matching_window(due: Due, clock: FacilityClock) -> tuple[datetime, datetime | None]:
+    """The dose's window; a one-time dose's is the one a daily dose would have. An
+    open-ended dose's (ScheduledDose.open_ended) opens so and never closes (None): it is
+    due until a record settles it, whenever that is, and is never missed. Every path that
+    asks whether a dose has closed asks this (the engine and the round list through
+    `missed_at` and `status.dose_state`, the materialised schedule the sweep and the
+    batch's SQL use through `materialise.due_doses`, which leaves open-ended doses out)."""
     d = due.dose
     if d.window_start is not None and d.window_end is not None:
         return d.window_start, d.window_end
     half = clock.half_width(d.time_critical, 1, due.content.window_minutes)
-    return d.due_time - half, d.due_time + half
+    return d.due_time - half, None if d.open_ended else d.due_time + half
+
+
+def holds(window: tuple[datetime, datetime | None], t: datetime) -> bool:
+    """Whether `t` is inside a matching window (an open-ended one from its start on)."""
+    return window[0] <= t and (window[1] is None or t <= window[1])
 
 
 def missed_at(due: Due, view: OrderView | None, clock: FacilityClock, now: datetime
@@ -213,12 +223,12 @@ def missed_at(due: Due, view: OrderView | None, clock: FacilityClock, now: datet
     """When a dose was missed: the instant its (matching) window closed, if that is by
     `now` with no active record on the dose and the dose was due once the mirror knew its
     order (DOMAIN.md §6; a dose due before the mirror first knew its order was documented
-    elsewhere, if at all). None when it was not missed. The engine's MISSED_DOSE and the
-    round list's status both ask this."""
+    elsewhere, if at all). None when it was not missed; an open-ended dose never is. The
+    engine's MISSED_DOSE and the round list's status both ask this."""
     if due.settled_by is not None or before_mirroring(due, view):
         return None
     closes = matching_window(due, clock)[1]
-    return closes if closes <= now else None
+    return closes if closes is not None and closes <= now else None
 
 
 def before_mirroring(due: Due, view: OrderView | None) -> bool:
@@ -285,8 +295,7 @@ class Ledger:
             placement.pn = pn
             return placement
         open_doses = [d for d in self.by_order.get(order_id, ()) if d.settled_by is None]
-        inside = [d for d in open_doses
-                  if (w := matching_window(d, clock))[0] <= t <= w[1]]
+        inside = [d for d in open_doses if holds(matching_window(d, clock), t)]
         if inside:
             return self._settle(placement, _nearest(inside, t))
         if pn is not None:

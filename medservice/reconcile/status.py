@@ -8,7 +8,8 @@ check and reconciliation use, so the three never disagree.
   knew its order): exactly the doses reconciliation raises MISSED_DOSE for;
 - NOT_DOCUMENTED: window closed with nothing on it, but due before the mirror first knew
   its order (never missed);
-- DUE: anything else; with the entered-in-error record that reopened it, if any.
+- DUE: anything else (an open-ended dose until a record settles it); with the
+  entered-in-error record that reopened it, if any.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def dose_state(due: Due, view: OrderView | None, clock: FacilityClock, now: date
     if record is not None and record is not ignoring:
         return DoseState(DoseStatus.NOT_GIVEN, record)
     closes = matching_window(due, clock)[1]
-    if closes > now:
+    if closes is None or closes > now:  # open-ended: due until a record settles it
         return DUE
     if before_mirroring(due, view):
         return DoseState(DoseStatus.NOT_DOCUMENTED)

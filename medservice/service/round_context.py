@@ -29,7 +29,7 @@ from medservice.domain.administration import AdministrationRecord
 from medservice.domain.errors import NotFound
 from medservice.domain.facility import Facility
 from medservice.domain.orders import OrderVersion
-from medservice.domain.rounds import DoseWithOrder, doses_on_dates
+from medservice.domain.rounds import DoseWithOrder, doses_on_dates, due_in
 from medservice.domain.schedule import KeptDose
 from medservice.reconcile import FacilityRules
 from medservice.service.facilities import get_facility
@@ -136,7 +136,7 @@ def kept_resident_doses(caches: Caches, base: ResidentOrders, resident_id: str,
         doses = [pair for h in base.orders.values()
                  for pair in _dated_doses(caches, f, rules, h, first, last, now)]
         caches.resident_doses.put(key, doses)
-    return [pair for pair in doses if start <= pair.dose.due_time < end]
+    return [pair for pair in doses if due_in(pair, start, end)]
 
 
 def _dates(rules: FacilityRules, start: datetime, end: datetime) -> tuple[date, date]:
@@ -151,7 +151,7 @@ def kept_order_doses(caches: Caches, facility: Facility, rules: FacilityRules,
     """rounds.doses_between(versions, rules.clock, start, end, now), from the cache when
     the same versions were expanded over the same local dates before."""
     doses = _dated_doses(caches, facility, rules, versions, *_dates(rules, start, end), now)
-    return [pair for pair in doses if start <= pair.dose.due_time < end]
+    return [pair for pair in doses if due_in(pair, start, end)]
 
 
 def _dated_doses(caches: Caches, facility: Facility, rules: FacilityRules,

@@ -239,3 +239,66 @@ def test_a_course_with_no_start_begins_at_its_first_dose(
     again = client.import_fhir(RESIDENT, json.dumps(q6h).encode())
     assert [c.kind for c in again.changes] == [cpb.ORDER_CHANGE_KIND_UNCHANGED]
     assert [d.dose_id for d in doses()] == [d.dose_id for d in after]
+
+
+def test_the_first_dose_of_a_course_with_no_start_is_due_until_given(
+        server: ServerFixture, server_clock: Any) -> None:
+    """Every 6 hours, no start, no count: the first dose is open from the import on, on the
+    current shift's round list every shift, and no sweep calls it missed or alerts anyone;
+    a check of it a day later is OK (not late). Once given, the next one has the ordinary
+    window, and missing it is alerted as any missed dose."""
+    import json
+
+    from medservice.domain.clock import FacilityClock
+    from medservice.domain.facility import Facility
+    from medservice.v1 import discrepancies_pb2 as dpb
+    from medservice.v1 import discrepancies_pb2_grpc
+
+    client = _home(server, "010145-1234")
+    imported_at = server_clock()
+    q6h = _request("q6h", _instruction(1, {"frequency": 1, "period": 6, "periodUnit": "h"}))
+    assert not client.import_fhir(RESIDENT, json.dumps(q6h).encode()).problems
+    carer = server.client(Role.CARER, "f")
+    lead = server.client(Role.SHIFT_LEAD, "f")
+    findings = discrepancies_pb2_grpc.DiscrepancyServiceStub(lead.channel)
+    clock = FacilityClock.from_facility(Facility("f", "Home"))  # the home's defaults
+
+    def current_round() -> list[rpb.ScheduledDose]:
+        found = clock.shift_of(server_clock())
+        assert found is not None
+        shift_id, shift_date = found
+        [resident] = carer.shift_schedule("f", shift_date.isoformat(), shift_id).residents
+        return list(resident.doses)
+
+    def raised() -> list[tuple[int, str]]:
+        listed = lead.call(findings.ListDiscrepancies, dpb.ListDiscrepanciesRequest(
+            parent="facilities/f")).discrepancies
+        return [(d.code, d.dose_id) for d in listed]
+
+    [first] = current_round()
+    assert first.status == rpb.DOSE_STATUS_DUE and not first.HasField("window_end")
+    for hours in (3, 10, 30):
+        server_clock.advance(timedelta(hours=hours) - (server_clock() - imported_at))
+        server.running.sweeper.run_once()
+        assert raised() == [] and list(lead.list_alerts("f")) == []
+        assert [(d.dose_id, d.status) for d in current_round()] == [
+            (first.dose_id, rpb.DOSE_STATUS_DUE)]
+    given_at = server_clock() - timedelta(minutes=1)
+    check = carer.call(carer.rounds.CheckDose, rpb.CheckDoseRequest(
+        resident=RESIDENT, dose_id=first.dose_id, quantity="1",
+        administration_time=ts(given_at)))
+    assert (check.verdict, list(check.reasons)) == (rpb.CHECK_VERDICT_OK, [])
+    assert check.matched_dose.dose_id == first.dose_id
+    carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(parent=RESIDENT, record=(
+        rpb.AdministrationRecord(dose_id=first.dose_id, outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN,
+                                 quantity="1", administration_time=ts(given_at)))))
+    assert raised() == []
+    doses = carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+        parent=RESIDENT, start_time=ts(given_at), end_time=ts(given_at + timedelta(hours=7))
+    )).doses
+    nxt = next(d for d in doses if d.dose_id != first.dose_id)
+    assert nxt.due_time.ToDatetime(UTC) == given_at + timedelta(hours=6)
+    server_clock.advance(timedelta(hours=7, minutes=2))  # its ±60 minute window closed
+    server.running.sweeper.run_once()
+    assert raised() == [(dpb.DISCREPANCY_CODE_MISSED_DOSE, nxt.dose_id)]
+    assert len(list(lead.list_alerts("f"))) == 1

@@ -255,3 +255,41 @@ def test_a_pruned_range_is_materialised_again(uow: UnitOfWorkFactory) -> None:
         assert stamps and all(s.covers_from >= end + batch.MARGIN for s in stamps.values())
     # Trusting the stamps now would find no missed dose at all: the rows are gone.
     _same(_batch(uow, start, end).found, expected)
+
+
+def test_an_open_first_dose_is_missed_neither_by_sql_nor_by_the_engine(
+        uow: UnitOfWorkFactory) -> None:
+    """A course with no start (every 6 hours) mirrored during the day: its first dose is
+    due until given (issue 20). The batch's SQL over the materialised schedule and the
+    engine agree that it is not missed, and a record on it hours later is not late."""
+    from medservice.domain.fhir_timing import TimingDosage
+
+    rules, start, end = _seed(uow, 7)
+    clock = rules["home-a"].clock
+    valid = clock.instant(DAY, time(9, 17))
+    q6h = OrderContent("o7", Drug("Drug g", "drug-g"),
+                       TimingDosage(UNIT, Amount.exact(Decimal(1)), frequency=1,
+                                    period=Decimal(6), period_unit="h"), route="oral")
+    for resident_id in ("r0", "r1"):
+        with uow() as u:
+            sync_card(u, "home-a", resident_id, None, [q6h], valid, valid, whole_card=False)
+            u.commit()
+    with uow(write=False) as u:
+        history = u.cards.resident_versions("home-a", "r1")["o7"]
+    [(first, _)] = doses_between(history, clock, valid, valid + timedelta(minutes=1), NOW)
+    assert first.open_ended
+    with uow() as u:  # r1's is given ten hours on; r0's is still open
+        u.records.add(AdministrationRecord(
+            record_id=str(uuid.uuid4()), facility_id="home-a", resident_id="r1",
+            drug_id="drug-g", administered_at=valid + timedelta(hours=10),
+            recorded_at=valid + timedelta(hours=10), performer="nurse", order_id="o7",
+            dose_id=first.dose_id, quantity=Decimal(1), route="oral",
+            outcome=Outcome.GIVEN), settles=True)
+        u.commit()
+    expected = _as_engine_finds(uow, start, end)
+    assert not [d for d in expected if d.order_id == "o7"]
+    _same(_batch(uow, start, end).found, expected)
+    with uow(write=False) as u:  # nothing of it materialised for the sweep to claim
+        assert not [d for d in u.schedule.claim_closed(NOW, 10_000, facility_id="home-a",
+                                                       resident_id="r0")
+                    if d.order_id == "o7"]

@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medservice.domain.administration import AdministrationRecord, Outcome
-from medservice.domain.dosage import TimeKind
+from medservice.domain.dosage import Amount, DoseUnit, TimeKind
 from medservice.domain.errors import DomainError
 from medservice.domain.facility import Facility, MedicationTimes, Resident
+from medservice.domain.fhir_timing import TimingDosage
 from medservice.reconcile import FacilityRules
 from medservice.reconcile.check import ProposedDose
 from medservice.service import administration as admin_uc
@@ -47,10 +48,18 @@ HOUR = timedelta(hours=1)
 Factory = Callable[..., UnitOfWork]
 
 
-def _order(order_id: str, kinds: tuple[TimeKind, ...], quantity: str, pn: bool) -> Any:
-    if pn:
+# Every 6 hours with no start: its first dose is due until given (issue 20), and the
+# first record anchors the course (a new version written by RecordDose).
+Q6H = TimingDosage(DoseUnit("tablet", "tabletter"), Amount.exact("1"), frequency=1,
+                   period=Decimal(6), period_unit="h")
+
+
+def _order(order_id: str, kinds: tuple[TimeKind, ...], quantity: str, shape: str) -> Any:
+    if shape == "pn":
         return content(order_id, dosage(dose(pn=True), dose(pn=True)),
                        drug_id=f"drug-{order_id}")
+    if shape == "first":
+        return content(order_id, Q6H, drug_id=f"drug-{order_id}", treatment_start=None)
     return content(order_id, dosage(*(dose(k, quantity) for k in kinds)),
                    drug_id=f"drug-{order_id}")
 
@@ -59,7 +68,7 @@ orders_st = st.lists(
     st.tuples(st.sampled_from(ORDER_IDS),
               st.lists(st.sampled_from(KINDS), min_size=1, max_size=3, unique=True)
               .map(lambda ks: tuple(sorted(ks, key=KINDS.index))),
-              st.sampled_from(("1", "2")), st.booleans()),
+              st.sampled_from(("1", "2")), st.sampled_from(("fixed", "pn", "first"))),
     min_size=1, max_size=3, unique_by=lambda t: t[0])
 
 step_st = st.one_of(

@@ -606,9 +606,21 @@ def test_an_interval_without_a_start_awaits_its_first_dose() -> None:
     # Until given: one dose, due from the order's valid time, a one-time dose (no window).
     [first] = expand_timing(q6h, CLOCK, MONDAY, MONDAY + timedelta(days=2), order_start=None,
                             first_due=utc(2026, 3, 2, 9, 17))
-    assert (first.due_time, first.slot, first.one_time) == (utc(2026, 3, 2, 9, 17), "first",
-                                                            True)
+    assert (first.due_time, first.slot, first.one_time, first.open_ended) == (
+        utc(2026, 3, 2, 9, 17), "first", True, True)
     assert _from_first(q6h, MONDAY, MONDAY) == []  # neither known: nothing is due
+    # Open until given: a later run of dates holds it too, and, once given, those up to
+    # the date it was given, not later ones.
+    due = utc(2026, 3, 2, 9, 17)
+    later = MONDAY + timedelta(days=3)
+    assert _from_first(q6h, later, later, due=due) == [("2026-03-02T09:17:00+00:00", "first")]
+    given = utc(2026, 3, 5, 7, 0)
+    assert ("2026-03-02T09:17:00+00:00", "first") in _from_first(q6h, later, later, due=due,
+                                                                  given=given)
+    assert ("2026-03-02T09:17:00+00:00", "first") not in _from_first(
+        q6h, later + timedelta(days=1), later + timedelta(days=1), due=due, given=given)
+    assert _from_first(q6h, MONDAY - timedelta(days=2), MONDAY - timedelta(days=1),
+                       due=due) == []  # not before its time
 
 
 def test_an_interval_follows_the_first_dose_in_real_time_across_spring_dst() -> None:

@@ -1,0 +1,213 @@
+"""The first dose of a course with no start (issue 20): due from the order's valid time
+until given, never missed by time alone, on the current shift's round list until then,
+and the same answer from the engine, the round list, the check and the materialised
+schedule the sweep and the batch's SQL work from. Once given, later doses follow from it
+and are missed by their ordinary window."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from medservice.domain.dosage import Amount
+from medservice.domain.facility import Facility, Resident
+from medservice.domain.fhir_timing import TimingDosage
+from medservice.domain.orders import OrderVersion
+from medservice.domain.rounds import DoseStatus, build_shift_schedule, dispensing_list
+from medservice.reconcile import Code, ProposedDose, Verdict, check_dose, context_range
+from medservice.reconcile.status import resident_ledger
+from medservice.service.materialise import due_doses
+from tests.unit.test_reconcile_builders import (
+    CLOCK,
+    DAY,
+    FACILITY,
+    HOUR,
+    MINUTE,
+    RESIDENT,
+    RULES,
+    UNIT,
+    changed,
+    content,
+    doses_of,
+    local,
+    orders_of,
+    record,
+    run,
+    version,
+)
+
+Q6H = TimingDosage(UNIT, Amount.exact("1"), frequency=1, period=Decimal(6), period_unit="h")
+V = local(DAY, 9, 17)  # the order's valid time: imported then
+HOME = Facility(FACILITY, "Home")
+
+
+def imported(at: datetime = V) -> list[OrderVersion]:
+    """An every-6-hours order with no start, imported (valid and recorded) at `at`."""
+    return [version(content(dosage_=Q6H, treatment_start=None), valid_from=at)]
+
+
+def statuses(orders: dict[str, list[OrderVersion]], records: list, now: datetime
+             ) -> dict[datetime, DoseStatus]:
+    """due time -> status of every dose of the order from V to `now` + a day, as the
+    round list's ledger sees them."""
+    lo, hi = context_range(now, now, orders.values())
+    states, _ = resident_ledger(FACILITY, RESIDENT, orders, doses_of(orders, lo, hi, now),
+                                records, RULES, now)
+    return {d.due_time: states[d.dose_id].status
+            for d, _ in doses_of(orders, lo, hi, now)}
+
+
+def first_dose(orders: dict[str, list[OrderVersion]], now: datetime) -> str:
+    [(dose, _)] = [p for p in doses_of(orders, V - HOUR, V + HOUR, now)
+                   if p.dose.slot == "first"]
+    assert dose.open_ended and dose.window_end is None
+    return dose.dose_id
+
+
+def round_list_ids(orders: dict[str, list[OrderVersion]], at: datetime, now: datetime
+                   ) -> list[str]:
+    """Dose ids on the round list of the shift holding `at`, seen at `now`."""
+    found = CLOCK.shift_of(at)
+    assert found is not None
+    shift_id, shift_date = found
+    schedule = build_shift_schedule(FACILITY, CLOCK, shift_date, shift_id,
+                                    [Resident(RESIDENT, FACILITY, "p", "R")],
+                                    {RESIDENT: orders}, now)
+    return [d.dose_id for d, _ in schedule.residents[0].doses]
+
+
+def test_until_given_the_first_dose_is_due_and_never_missed() -> None:
+    orders = orders_of(imported())
+    first = first_dose(orders, V)
+    for later in (3 * HOUR, 10 * HOUR, 30 * HOUR, timedelta(days=9)):
+        now = V + later
+        # Reconciliation (the incremental path, the sweep's and the batch's engine).
+        assert run(orders, [], start=V - HOUR, end=now, now=now) == []
+        # The round list: open, on the current shift's list (every shift), not on V's own.
+        assert statuses(orders, [], now) == {V: DoseStatus.DUE}
+        assert round_list_ids(orders, now, now) == [first]
+        if CLOCK.shift_of(now) != CLOCK.shift_of(V):
+            assert round_list_ids(orders, V, now) == []
+        # The materialised schedule the sweep claims and the batch's SQL calls missed
+        # from holds no row for it: nothing to claim, ever.
+        assert due_doses(HOME, list(orders.values()), V - HOUR, now + HOUR, now) == []
+
+
+def test_the_current_shift_prepares_the_open_first_dose() -> None:
+    orders = orders_of(imported())
+    now = V + 30 * HOUR
+    found = CLOCK.shift_of(now)
+    assert found is not None
+    schedule = build_shift_schedule(FACILITY, CLOCK, found[1], found[0],
+                                    [Resident(RESIDENT, FACILITY, "p", "R")],
+                                    {RESIDENT: orders}, now)
+    [prepared] = dispensing_list(schedule)[0].staff_poured
+    assert (prepared.order_id, prepared.dose_count) == ("o1", 1)
+
+
+def test_checking_and_giving_the_first_dose_days_later_is_ok_not_late() -> None:
+    orders = orders_of(imported())
+    first = first_dose(orders, V)
+    at = V + 30 * HOUR
+    lo, hi = context_range(at, at, orders.values())
+    result = check_dose(ProposedDose(FACILITY, RESIDENT, "drug-a", at, "o1", first,
+                                     Decimal(1)),
+                        doses=doses_of(orders, lo, hi, at), records=[], orders=orders,
+                        rules=RULES, now=at)
+    assert (result.verdict, result.reasons) == (Verdict.OK, ())
+    assert result.matched_dose is not None and result.matched_dose.dose_id == first
+    # Without a dose id the record finds it too (its matching window stays open).
+    bare = check_dose(ProposedDose(FACILITY, RESIDENT, "drug-a", at, "o1"),
+                      doses=doses_of(orders, lo, hi, at), records=[], orders=orders,
+                      rules=RULES, now=at)
+    assert bare.verdict is Verdict.OK and bare.matched_dose is not None
+    assert bare.matched_dose.dose_id == first
+    given = record("g1", at, dose_id=first)
+    assert run(orders, [given], start=V - HOUR, end=at + HOUR, now=at + HOUR) == []
+
+
+def test_once_given_the_next_dose_follows_and_is_missed_by_its_window() -> None:
+    given_at = V + 10 * HOUR
+    history = imported()
+    first = first_dose(orders_of(history), V)
+    # RecordDose anchors the course: a version valid from then records the instant.
+    orders = orders_of(changed(history, given_at + MINUTE, first_given_at=given_at))
+    given = record("g1", given_at, dose_id=first)
+    now = given_at + MINUTE
+    doses = sorted(p.dose.due_time for p in doses_of(orders, V - HOUR, V + 2 * 24 * HOUR, now))
+    assert doses[:3] == [V, given_at + 6 * HOUR, given_at + 12 * HOUR]
+    assert statuses(orders, [given], now)[V] is DoseStatus.GIVEN
+    # The first dose is on the list of the shift it was given in, not on today's others.
+    assert first in round_list_ids(orders, given_at, now)
+    assert first not in round_list_ids(orders, given_at + 12 * HOUR, now)
+    # The next one (V+16h) has the ordinary window: ±60 minutes for doses more often than
+    # daily. Inside it nothing; once it closed unrecorded, MISSED_DOSE.
+    nxt = given_at + 6 * HOUR
+    assert run(orders, [given], start=V - HOUR, end=nxt, now=nxt + HOUR - MINUTE) == []
+    later = nxt + HOUR + MINUTE
+    found = run(orders, [given], start=V - HOUR, end=later, now=later)
+    assert [(d.code, d.occurred_at) for d in found] == [(Code.MISSED_DOSE, nxt)]
+    assert statuses(orders, [given], later)[nxt] is DoseStatus.MISSED
+    assert [(d.due_at, d.closes_at) for d in due_doses(
+        HOME, list(orders.values()), V - HOUR, nxt + HOUR, later)] == [(nxt, nxt + HOUR)]
+
+
+def test_a_dst_night_first_dose_stays_open_and_the_next_follows_in_real_time() -> None:
+    # Autumn night in Europe/Copenhagen: 03:00 CEST becomes 02:00 CET on 25 October.
+    night = date(2026, 10, 24)
+    valid = local(night, 23, 30)
+    history = imported(valid)
+    orders = orders_of(history)
+    [(first, _)] = doses_of(orders, valid - HOUR, valid + HOUR, valid)
+    for hours in (3 * HOUR, 10 * HOUR):  # across the repeated hour
+        now = valid + hours
+        assert run(orders, [], start=valid - HOUR, end=now, now=now) == []
+        lo, hi = context_range(now, now, orders.values())
+        states, _ = resident_ledger(FACILITY, RESIDENT, orders, doses_of(orders, lo, hi, now),
+                                    [], RULES, now)
+        assert states[first.dose_id].status is DoseStatus.DUE
+    # Given at 02:30 CEST (the first 02:30): the next is six real hours later, 07:30 CET.
+    given_at = datetime.fromisoformat("2026-10-25T00:30:00+00:00")
+    assert CLOCK.local(given_at).strftime("%H:%M %Z") == "02:30 CEST"
+    anchored = orders_of(changed(history, given_at + MINUTE, first_given_at=given_at))
+    nxt = [p.dose for p in doses_of(anchored, given_at, given_at + 7 * HOUR, given_at + MINUTE)
+           if p.dose.slot != "first"]
+    assert [(d.due_time - given_at, CLOCK.local(d.due_time).strftime("%H:%M %Z"))
+            for d in nxt] == [(6 * HOUR, "07:30 CET")]
+    closed = given_at + 7 * HOUR + MINUTE  # its ±60 minute window closed
+    given = record("g1", given_at, dose_id=first.dose_id)
+    found = run(anchored, [given], start=valid - HOUR, end=closed, now=closed)
+    assert [(d.code, d.dose_id) for d in found] == [(Code.MISSED_DOSE, nxt[0].dose_id)]
+
+
+def test_a_discontinuation_before_the_first_dose_leaves_nothing_missed_or_due() -> None:
+    history = imported()
+    first = first_dose(orders_of(history), V)
+    stopped = V + 5 * HOUR
+    orders = orders_of(changed(history, stopped, discontinued_at=stopped))
+    for now in (V + 3 * HOUR, V + 30 * HOUR):
+        assert run(orders, [], start=V - HOUR, end=now, now=now) == []
+        assert due_doses(HOME, list(orders.values()), V - HOUR, now + HOUR, now) == []
+    assert round_list_ids(orders, V + 3 * HOUR, V + 3 * HOUR) == [first]  # before it
+    assert round_list_ids(orders, V + 30 * HOUR, V + 30 * HOUR) == []  # after it: gone
+    # Given after the discontinuation it is what any dose then is: a STOP.
+    at = V + 30 * HOUR
+    lo, hi = context_range(at, at, orders.values())
+    result = check_dose(ProposedDose(FACILITY, RESIDENT, "drug-a", at, "o1", first),
+                        doses=doses_of(orders, lo, hi, at), records=[], orders=orders,
+                        rules=RULES, now=at)
+    assert result.verdict is Verdict.STOP
+    assert Code.GIVEN_AFTER_DISCONTINUATION in {r.code for r in result.reasons}
+
+
+def test_during_a_pause_the_first_dose_is_off_the_list_and_back_after_it() -> None:
+    history = imported()
+    first = first_dose(orders_of(history), V)
+    pause_from, pause_to = V + 2 * HOUR, V + 20 * HOUR
+    from medservice.domain.orders import Pause
+
+    orders = orders_of(changed(history, pause_from,
+                               pauses=(Pause(pause_from, pause_to),)))
+    assert round_list_ids(orders, V + 10 * HOUR, V + 10 * HOUR) == []
+    assert round_list_ids(orders, V + 30 * HOUR, V + 30 * HOUR) == [first]
+    assert run(orders, [], start=V - HOUR, end=V + 30 * HOUR, now=V + 30 * HOUR) == []
