@@ -12,12 +12,14 @@ skipped):
 - outcome: given, not-given or pn-given; quantity (a decimal string) when given;
   reason (refused, clinical-hold, drug-unavailable, resident-absent, other) and
   reason_text when not given; pn_reason for a PN dose; route; source (pouch, poured);
-- time: when it was given, as medctl reads times elsewhere, on the facility's clock:
-  "14:30" (today), "05-12-2026 14:30" (or another date medctl reads), or ISO 8601
-  ("2026-12-05T14:30", with its UTC offset if it has one). A local time in the hour the
-  clock skips in spring moves on by the gap; one the autumn night repeats is its first
-  occurrence. "14:30" means the day the file is sent: a file entered another day carries
-  dates;
+- time: when it was given, a calendar date and a time of day on the facility's clock:
+  "05-12-2026 14:30" (or another date medctl reads: 2026-12-05, 05.12.2026, 05/12/2026),
+  or ISO 8601 ("2026-12-05T14:30", with its UTC offset if it has one). Paper from an
+  outage is often typed in a day later, so a time with no date ("14:30"), a date with no
+  time, or a date relative to the day the file is sent ("i går 22:00") is refused: the
+  line would land on the wrong day, and the same file sent on two days would name two
+  records. A local time in the hour the clock skips in spring moves on by the gap; one
+  the autumn night repeats is its first occurrence;
 - ack: the check reasons acknowledged (["WRONG_DOSE"]), for a dose given although a check
   would have said STOP;
 - request_id: optional. Without one the line's content names it (a UUID derived from the
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import uuid
 from datetime import date
 from typing import Any
@@ -59,6 +62,10 @@ _FIELDS = {"resident", "order", "drug_id", "dose_id", "outcome", "quantity", "ro
            "reason", "reason_text", "pn_reason", "source", "ack", "request_id"}
 # Names the request_id of a line without one: uuid5 of its content under this namespace.
 _NAMESPACE = uuid.UUID("6f1c8f55-0c8e-4e37-9d51-6a2f5f0e1a16")
+# A calendar date (year first or last, - . or / between) and a time of day, with seconds,
+# fraction and offset as ISO 8601 allows: what a line's time must be.
+_DATED = re.compile(r"(\d{4}-\d{2}-\d{2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})[T ]\d{1,2}[:.]\d{2}"
+                    r"([:.]\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 
 
 class LineError(UsageError):
@@ -93,6 +100,9 @@ def item_from_line(line: dict[str, Any], facility_id: str, number: int, zone: Zo
         raise fail("outcome must be one of " + ", ".join(_OUTCOMES))
     if not line.get("time"):
         raise fail("time is required")
+    if not _DATED.fullmatch(line["time"].strip()):
+        raise fail(f"time {line['time']!r} needs its calendar date and time of day, "
+                   "e.g. 05-12-2026 14:30 or 2026-12-05T14:30")
     try:
         at = parse_instant(line["time"], zone, today, f"line {number}: time")
     except UsageError as e:

@@ -234,7 +234,7 @@ def test_medctl_sends_a_file_of_records_once_however_often_it_is_sent(
     # A time medctl cannot read is refused before anything is sent, in one line.
     assert main([*base, "record-offline", str(path), "--facility", "f"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("medctl: line 8: time: cannot read 'kl. otte'; give HH:MM")
+    assert err.startswith("medctl: line 8: time 'kl. otte' needs its calendar date")
     assert err.count("\n") == 1
     assert _records(carer) == []
     lines[-1] = json.dumps({"resident": "r1", "order": "para", "outcome": "given",

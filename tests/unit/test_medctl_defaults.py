@@ -154,10 +154,8 @@ def _offline_time(said: str) -> datetime:
 
 
 @pytest.mark.parametrize(("said", "utc"), [
-    ("14:30", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),  # today, facility time (CET)
-    ("8.05", datetime(2026, 12, 5, 7, 5, tzinfo=UTC)),
-    ("05-12-2026 14:30", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),
-    ("i går 22:00", datetime(2026, 12, 4, 21, 0, tzinfo=UTC)),
+    ("05-12-2026 14:30", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),  # facility time (CET)
+    ("04.12.2026 8.05", datetime(2026, 12, 4, 7, 5, tzinfo=UTC)),
     ("01-07-2026 08:00", datetime(2026, 7, 1, 6, 0, tzinfo=UTC)),  # summer time (CEST)
     ("2026-12-05T14:30", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),
     ("2026-12-05T14:30:00+01:00", datetime(2026, 12, 5, 13, 30, tzinfo=UTC)),  # ISO as before
@@ -169,7 +167,23 @@ def test_offline_record_times_as_staff_write_them_on_the_facility_clock(
     assert _offline_time(said) == utc
 
 
-@pytest.mark.parametrize("said", ["kl. 14", "25:00", "32-12-2026 08:00", "14:30 i dag"])
+@pytest.mark.parametrize("said", ["14:30", "8.05", "i går 22:00", "i dag 14:30", "2026-12-05",
+                                  "05-12-2026", "kl. 14"])
+def test_an_offline_time_without_its_calendar_date_is_refused(said: str) -> None:
+    """Paper is often typed in a day later: a bare time, a date relative to the day the
+    file is sent, or a date alone would land the record on the wrong day (and name
+    another record each day the file is sent)."""
+    from clients.offline_cli import LineError
+
+    with pytest.raises(LineError) as info:
+        _offline_time(said)
+    assert isinstance(info.value, UsageError)  # medctl: one line, exit 2
+    text = str(info.value)
+    assert text.startswith(f"line 3: time {said!r} needs its calendar date and time of day")
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("said", ["25-12-2026 25:00", "32-12-2026 08:00"])
 def test_an_unreadable_offline_time_names_the_line_and_field(said: str) -> None:
     from clients.offline_cli import LineError
 
