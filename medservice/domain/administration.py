@@ -113,13 +113,20 @@ def corrected_by_dose(records: Iterable[AdministrationRecord]
     return latest
 
 
-def replaced_on_dose(dose_id: str | None, settled: bool,
-                     records: Iterable[AdministrationRecord]) -> str | None:
+def replaced_on_dose(dose_id: str | None, records: Iterable[AdministrationRecord]
+                     ) -> str | None:
     """The record id a new record on scheduled dose `dose_id` replaces: the latest
-    entered-in-error record on that dose, when no active record settles the dose (one that
-    does, e.g. a refusal later given, was the replacement already). None on no dose (a PN
-    or unmatched record replaces nothing: there is no dose to tie the two together)."""
-    if dose_id is None or settled:
+    entered-in-error record on that dose, unless a record on the dose was made after that
+    correction (it was the replacement already). Records made before the correction, a
+    refusal later given for one, do not count. None on no dose (a PN or unmatched record
+    replaces nothing: there is no dose to tie the two together)."""
+    if dose_id is None:
         return None
-    corrected = corrected_by_dose(records).get(dose_id)
-    return corrected.record_id if corrected is not None else None
+    on_dose = [r for r in records if r.dose_id == dose_id]
+    corrected = corrected_by_dose(on_dose).get(dose_id)
+    if corrected is None:
+        return None
+    since = corrected.corrected_at or corrected.recorded_at
+    if any(r.recorded_at > since for r in on_dose if r.record_id != corrected.record_id):
+        return None
+    return corrected.record_id

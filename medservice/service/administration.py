@@ -229,7 +229,7 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     # A correction's replacement names the record it replaces (issue 20). The records
     # read cover the dose's: both were matched to it, so lie within a day of its due time.
     record = dataclasses.replace(record, replaces_record_id=replaced_on_dose(
-        record.dose_id, settled_by is not None, wide_records))
+        record.dose_id, wide_records))
     # Only a given record on no scheduled dose can be a PN dose: the sweep looks at it
     # again at its evaluation deadline (reconciliation decides whether it is one).
     followup = (pn_evaluation_deadline(at, record.recorded_at, base.rules)

@@ -245,7 +245,7 @@ def test_a_record_on_a_dose_already_settled_or_on_no_dose_replaces_nothing() -> 
     _record_dose(db, _record(dose, at(8), outcome=Outcome.NOT_GIVEN, quantity=None), at(8))
     _correct(db, "a", at(8, 5))
     refused = _record_dose(db, _record(dose, at(8), record_id="b", outcome=Outcome.NOT_GIVEN,
-                                       quantity=None), at(8, 10)).record
+                                       quantity=None, recorded=at(8, 10)), at(8, 10)).record
     assert refused.replaces_record_id == "a"
     # Given after the refusal: "b" settles the dose and was the replacement already.
     given = _record_dose(db, _record(dose, at(8, 30), record_id="c"), at(8, 30)).record
@@ -255,6 +255,19 @@ def test_a_record_on_a_dose_already_settled_or_on_no_dose_replaces_nothing() -> 
     pn = _record_dose(db, _record(None, at(13), record_id="d", outcome=Outcome.PN_GIVEN),
                       at(13)).record
     assert pn.dose_id is None and pn.replaces_record_id is None
+
+
+def test_a_record_replaces_a_corrected_one_though_a_refusal_before_it_settles_the_dose(
+        ) -> None:
+    """Refused (a), then given (b), b corrected: the dose is still settled by the refusal,
+    and the next given record (c) replaces b; the refusal came before the correction."""
+    db = _home()
+    dose = _morning(db)
+    _record_dose(db, _record(dose, at(8), outcome=Outcome.NOT_GIVEN, quantity=None), at(8))
+    _record_dose(db, _record(dose, at(8, 30), record_id="b"), at(8, 30))
+    _correct(db, "b", at(8, 40))
+    again = _record_dose(db, _record(dose, at(8, 30), record_id="c"), at(8, 45)).record
+    assert again.replaces_record_id == "b"
 
 
 def test_the_replaced_record_is_the_latest_corrected_not_the_highest_id() -> None:
@@ -270,8 +283,10 @@ def test_the_replaced_record_is_the_latest_corrected_not_the_highest_id() -> Non
                     corrected_at=at(9))
     active = _record("d1", at(8), record_id="y")
     records = [late, other, early, active]
-    assert replaced_on_dose("d1", False, records) == "b"
-    assert replaced_on_dose("d2", False, records) == "c"
-    assert replaced_on_dose("d3", False, records) is None
-    assert replaced_on_dose("d1", True, records) is None  # settled: replaced already
-    assert replaced_on_dose(None, False, records) is None  # PN: no dose to tie them
+    assert replaced_on_dose("d1", records) == "b"
+    assert replaced_on_dose("d2", records) == "c"
+    assert replaced_on_dose("d3", records) is None
+    assert replaced_on_dose(None, records) is None  # PN: no dose to tie them
+    # A record made after the latest correction was its replacement already.
+    after = _record("d1", at(8), record_id="x", recorded=at(8, 25))
+    assert replaced_on_dose("d1", [*records, after]) is None
