@@ -4,7 +4,7 @@ the command line."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -79,17 +79,13 @@ def not_given(client: MedClient, args: argparse.Namespace) -> int:
     if args.reason == "other" and not args.text:
         raise UsageError("--text: say why, with --reason other")
     resident = resident_name(args.resident, args.facility)
-    if args.time:
-        at = _given_at(client, resident, args)
-    else:
-        # The decision is about that dose: dated at its due time, not when it is typed in
-        # (the service's own default; a dose still to come is dated now).
-        due = _find_dose(client, resident, args.dose_id).due_time
-        at = due if due.ToDatetime(tzinfo=UTC) <= now() else _now()
     record = pb.AdministrationRecord(
         dose_id=args.dose_id, outcome=pb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
-        not_given_reason=REASONS[args.reason], reason_text=args.text or "",
-        administration_time=at)
+        not_given_reason=REASONS[args.reason], reason_text=args.text or "")
+    if args.time:
+        record.administration_time.CopyFrom(_given_at(client, resident, args))
+    # Without --time the service dates it at the dose's due time (the decision is about
+    # that dose; a dose still to come is dated now): one rule, the service's.
     return record_dose(client, args, resident, record)
 
 

@@ -63,6 +63,8 @@ def dpsd_to_proto(report: dpsd_report.DpsdReport, with_csv: bool, with_pdf: bool
             category=CATEGORY[i.category] if i.category else pb.DPSD_CATEGORY_UNSPECIFIED,
             drug=i.drug) for i in report.individual],
         report_time=timestamp(report.as_of))
+    if not (with_csv or with_pdf):
+        return out
     from medservice.reports.dpsd import dpsd_csv, dpsd_filename, dpsd_pdf
 
     if with_csv:

@@ -205,7 +205,9 @@ class CallInterceptor(grpc.ServerInterceptor):
                 "RATE_LIMITED")
         raw = next(messages, None)  # a cancelled call raises its own RpcError: quiet
         if not isinstance(raw, bytes) and _ended_by_transport(context):
-            abort(context, _MISSING_BODY)  # gRPC refused the body (too large) and said so
+            # gRPC refused the body (too large) and said so: counted, not logged.
+            self._observer.observe_call(method, "RESOURCE_EXHAUSTED", 0.0)
+            abort(context, _MISSING_BODY)
         if not isinstance(raw, bytes):  # a client that sent no message at all
             self._refuse_audited(method, principal, context, simple_status(
                 code_pb2.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the request has no message"),

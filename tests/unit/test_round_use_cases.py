@@ -290,3 +290,26 @@ def test_the_replaced_record_is_the_latest_corrected_not_the_highest_id() -> Non
     # A record made after the latest correction was its replacement already.
     after = _record("d1", at(8), record_id="x", recorded=at(8, 25))
     assert replaced_on_dose("d1", [*records, after]) is None
+
+
+@pytest.mark.parametrize(("typed_after", "late"), [(timedelta(hours=1), False),
+                                                   (timedelta(hours=5), True)])
+def test_a_not_given_sent_without_a_time_is_dated_at_its_dose_and_late_if_typed_in_late(
+        typed_after: timedelta, late: bool) -> None:
+    """Dated at the dose's due time, not when typed in; typed in past the facility's
+    late-documentation limit (240 minutes by default) it is LATE_DOCUMENTATION."""
+    db = _home()
+    dose = _morning(db)
+    with db(write=False) as u:
+        doses, _, _ = rounds.resident_doses(u, F, R, at(0), at(0) + timedelta(days=1),
+                                            at(0) + timedelta(days=3))
+    due = next(d.due_time for d, _ in doses if d.dose_id == dose)
+    typed = due + typed_after
+    with db() as u:
+        done = admin.record_dose(u, _record(dose, typed, outcome=Outcome.NOT_GIVEN,
+                                            quantity=None, recorded=typed),
+                                 set(), typed, dated=False)
+        u.commit()
+    assert done.record.administered_at == due
+    codes = {d.code for d in db.open_discrepancies()}
+    assert (Code.LATE_DOCUMENTATION in codes) is late
