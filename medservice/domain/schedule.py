@@ -67,9 +67,10 @@ class OrderTerms:
     first_due: datetime | None = None
     first_given: datetime | None = None
 
-    def excluded_intervals(self) -> list[Interval]:
-        """Every UTC interval in which this version makes no dose due."""
-        excluded = list(self.pauses)
+    def excluded_intervals(self, *, pauses: bool = True) -> list[Interval]:
+        """Every UTC interval in which this version makes no dose due; `pauses` False
+        leaves the pauses out (the discontinuation and the version's valid time only)."""
+        excluded = list(self.pauses) if pauses else []
         if self.discontinued_at is not None:
             excluded.append((self.discontinued_at, None))
         if self.valid_from is not None:

@@ -327,3 +327,25 @@ def test_a_refusal_of_the_first_dose_sent_without_a_time_is_dated_now() -> None:
     assert done.record.administered_at == now
     assert {d.code for d in db.open_discrepancies()} == {Code.NOT_GIVEN}  # not late
 
+
+def test_a_pause_back_dated_over_the_valid_time_leaves_the_first_dose_due_after_it() -> None:
+    history = imported()
+    first = first_dose(orders_of(history), V)
+    from medservice.domain.orders import Pause
+
+    # Registered an hour after the import, from two hours before it.
+    orders = orders_of(changed(history, V + HOUR, pauses=(Pause(V - 2 * HOUR, V + 20 * HOUR),)))
+    assert round_list_ids(orders, V + 10 * HOUR, V + 10 * HOUR) == []
+    now = V + 30 * HOUR
+    assert round_list_ids(orders, now, now) == [first]
+    assert statuses(orders, [], now) == {V: DoseStatus.DUE}
+    assert run(orders, [], start=V - HOUR, end=now, now=now) == []
+    # Given during the pause it is what any dose then is.
+    at = V + 10 * HOUR
+    lo, hi = context_range(at, at, orders.values())
+    result = check_dose(ProposedDose(FACILITY, RESIDENT, "drug-a", at, "o1", first, Decimal(1)),
+                        doses=doses_of(orders, lo, hi, at), records=[], orders=orders,
+                        rules=RULES, now=at)
+    assert result.matched_dose is not None and result.matched_dose.dose_id == first
+    assert Code.GIVEN_DURING_PAUSE in {r.code for r in result.reasons}
+
