@@ -19,7 +19,7 @@ from medservice.domain.card_changes import PendingChange
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import DoseUnit, StructuredDosage
 from medservice.domain.facility import Resident
-from medservice.domain.fhir_timing import TimingDosage
+from medservice.domain.fhir_timing import TimingDosage, awaits_first_dose
 from medservice.domain.orders import (
     DispensingMode,
     Drug,
@@ -55,13 +55,16 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
     if latest is None:
         return []
     pieces = []
-    first_due: datetime | None = None  # the order's valid time: when it came into the mirror
+    # When the course that waits for its first dose came into the mirror: the start of the
+    # run of versions, up to this one, whose dosage waits so (an order changed from fixed
+    # times to "every 6 hours" waits from the change, not from its first version).
+    first_due: datetime | None = None
     for piece in order_timeline(versions, known_at):
         v = piece.version
         if v.removed:
             continue
-        first_due = first_due or piece.start
         content = effective_content(v, latest)
+        first_due = (first_due or piece.start) if _waits(content) else None
         pieces.append((content, OrderTerms(
             resident_id=resident_key(v.facility_id, v.resident_id),
             order_id=v.order_id,
@@ -79,6 +82,13 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
             first_given=content.first_given_at,
         )))
     return pieces
+
+
+def _waits(content: OrderContent) -> bool:
+    """Whether the order's course begins at its first administration."""
+    dosage = content.dosage
+    return isinstance(dosage, TimingDosage) and awaits_first_dose(
+        dosage, order_start=treatment_dates(content)[0])
 
 
 class DoseWithOrder(NamedTuple):

@@ -349,3 +349,14 @@ def test_a_pause_back_dated_over_the_valid_time_leaves_the_first_dose_due_after_
     assert result.matched_dose is not None and result.matched_dose.dose_id == first
     assert Code.GIVEN_DURING_PAUSE in {r.code for r in result.reasons}
 
+
+def test_an_order_changed_from_fixed_times_to_every_6_hours_waits_from_the_change() -> None:
+    fixed = [version(content(), valid_from=V - 3 * 24 * HOUR)]
+    orders = orders_of(changed(fixed, V, dosage=Q6H, treatment_start=None))
+    first = first_dose(orders, V)
+    now = V + 30 * HOUR
+    assert statuses(orders, [], now) == {V: DoseStatus.DUE}
+    assert round_list_ids(orders, now, now) == [first]
+    # The fixed-time doses before the change keep their own schedule.
+    before = [p.dose.slot for p in doses_of(orders, V - 24 * HOUR, V, now)]
+    assert before and "first" not in before
