@@ -86,8 +86,9 @@ class ScheduledDose(NamedTuple):
     `slot` labels the dose within its order's day ("morning", "12:30", "any-1of3"); with
     resident, order and local date it identifies the dose, and `dose_id` is derived from
     them. `window_start`/`window_end` are None for a one-time dose. `open_ended`: due from
-    `due_time` until a record settles it, never closed by time alone, so never missed (the
-    first dose of a course that begins at its first administration; see `open_span`).
+    `due_time` until given (`administration.settles_dose`), never closed by time alone,
+    so never missed (the first dose of a course that begins at its first administration;
+    see `fhir_timing.open_span_end`).
     """
 
     resident_id: str
