@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medservice.domain.schedule import ScheduledDose
 
 # A record time in the future is refused, allowing this much clock skew (DOMAIN.md §6).
 CLOCK_SKEW = timedelta(minutes=2)
@@ -98,6 +102,16 @@ class AdministrationRecord:
     @property
     def was_given(self) -> bool:
         return self.outcome in (Outcome.GIVEN, Outcome.PN_GIVEN)
+
+
+def settles_dose(record: AdministrationRecord, dose: ScheduledDose) -> bool:
+    """Whether `record`, the first active record on `dose`, settles it (DOMAIN.md §7):
+    any outcome settles a dose with a window, but only a given one settles an open-ended
+    dose (`ScheduledDose.open_ended`, due until given, issue 20). A refusal of that dose
+    closes nothing: it stays due (refusals may repeat, each raising NOT_GIVEN) until it is
+    given, which anchors the course. The ledger (and so the check, the round list's status
+    and the engine) and RecordDose's settling flag in the store all ask this."""
+    return record.was_given or not dose.open_ended
 
 
 def corrected_by_dose(records: Iterable[AdministrationRecord]

@@ -902,6 +902,16 @@ def _interval_slots(t: TimingDosage, plan: _Plan, step: timedelta, course: _Cour
                              due, t.count == 1)
 
 
+def open_span_end(due: datetime, first_given: datetime | None) -> datetime | None:
+    """Where the open span of a course's first dose (`TimingSlot.open_ended`, due from
+    `due` until given) ends: the instant it was given (its due time if given ahead of it);
+    None while not given: open to any later time. The one statement of that span: the
+    expansion, the ranges a dose is due in and the round lists all read it."""
+    if first_given is None:
+        return None
+    return max(first_given.astimezone(UTC), due.astimezone(UTC))
+
+
 def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: date,
                      first_given: datetime | None, first_due: datetime | None
                      ) -> list[TimingSlot]:
@@ -916,9 +926,10 @@ def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: d
     given = first_given.astimezone(UTC) if first_given is not None else None
     if first_due is not None:  # the first dose keeps its place (and id) once given
         local = clock.local(first_due.astimezone(UTC))
-        # Open from its own date until the date it was given (see `expand_timing`).
-        until = clock.local_date_of(given) if given is not None else last
-        if local.date() <= last and first <= max(until, local.date()):
+        # In every date of its open span (see `expand_timing`).
+        ends = open_span_end(first_due, given)
+        until = last if ends is None else clock.local_date_of(ends)
+        if local.date() <= last and first <= until:
             slots.append(TimingSlot(local.date(), local.time(), "first", t.amount, 1,
                                     TimeKind.CLOCK, first_due.astimezone(UTC), True, True))
     if given is None:

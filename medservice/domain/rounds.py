@@ -19,7 +19,7 @@ from medservice.domain.card_changes import PendingChange
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import DoseUnit, StructuredDosage
 from medservice.domain.facility import Resident
-from medservice.domain.fhir_timing import TimingDosage
+from medservice.domain.fhir_timing import TimingDosage, awaits_first_dose, open_span_end
 from medservice.domain.orders import (
     DispensingMode,
     Drug,
@@ -55,13 +55,16 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
     if latest is None:
         return []
     pieces = []
-    first_due: datetime | None = None  # the order's valid time: when it came into the mirror
+    # When the course that waits for its first dose came into the mirror: the start of the
+    # run of versions, up to this one, whose dosage waits so (an order changed from fixed
+    # times to "every 6 hours" waits from the change, not from its first version).
+    first_due: datetime | None = None
     for piece in order_timeline(versions, known_at):
         v = piece.version
         if v.removed:
             continue
-        first_due = first_due or piece.start
         content = effective_content(v, latest)
+        first_due = (first_due or piece.start) if _waits(content) else None
         pieces.append((content, OrderTerms(
             resident_id=resident_key(v.facility_id, v.resident_id),
             order_id=v.order_id,
@@ -79,6 +82,13 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
             first_given=content.first_given_at,
         )))
     return pieces
+
+
+def _waits(content: OrderContent) -> bool:
+    """Whether the order's course begins at its first administration."""
+    dosage = content.dosage
+    return isinstance(dosage, TimingDosage) and awaits_first_dose(
+        dosage, order_start=treatment_dates(content)[0])
 
 
 class DoseWithOrder(NamedTuple):
@@ -99,8 +109,8 @@ def open_span_meets(dose: ScheduledDose, content: OrderContent, start: datetime,
     record on it days later is then placed on it, by any path that reads the range."""
     if not dose.open_ended or dose.due_time >= end:
         return False
-    given = content.first_given_at
-    return given is None or start <= max(given, dose.due_time)
+    ends = open_span_end(dose.due_time, content.first_given_at)
+    return ends is None or start <= ends
 
 
 def due_in(pair: DoseWithOrder, start: datetime, end: datetime) -> bool:
@@ -121,9 +131,9 @@ def on_shift(pair: DoseWithOrder, start: datetime, end: datetime, now: datetime,
     d = pair.dose
     if not d.open_ended:
         return start <= d.due_time < end
-    given = pair.content.first_given_at
-    if given is not None:
-        return start <= max(given, d.due_time) < end
+    ends = open_span_end(d.due_time, pair.content.first_given_at)
+    if ends is not None:  # given: on the list of the shift it was given in
+        return start <= ends < end
     at = max(now, d.due_time)
     return start <= at < end and not not_to_give(pair.content, at, clock)
 
@@ -175,8 +185,8 @@ def _doses_in(pieces: Pieces, clock: FacilityClock, start: datetime, end: dateti
     first, last = clock.local_date_of(start), clock.local_date_of(end - timedelta(microseconds=1))
     doses = []
     for content, terms in pieces:
-        doses += [DoseWithOrder(d, content) for d in schedule_terms(terms, clock, first, last)
-                  if start <= d.due_time < end or open_span_meets(d, content, start, end)]
+        doses += [pair for d in schedule_terms(terms, clock, first, last)
+                  if due_in(pair := DoseWithOrder(d, content), start, end)]
     doses.sort(key=lambda pair: (pair.dose.due_time, pair.dose.dose_id))
     return doses
 

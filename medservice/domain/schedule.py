@@ -67,9 +67,10 @@ class OrderTerms:
     first_due: datetime | None = None
     first_given: datetime | None = None
 
-    def excluded_intervals(self) -> list[Interval]:
-        """Every UTC interval in which this version makes no dose due."""
-        excluded = list(self.pauses)
+    def excluded_intervals(self, *, pauses: bool = True) -> list[Interval]:
+        """Every UTC interval in which this version makes no dose due; `pauses` False
+        leaves the pauses out (the discontinuation and the version's valid time only)."""
+        excluded = list(self.pauses) if pauses else []
         if self.discontinued_at is not None:
             excluded.append((self.discontinued_at, None))
         if self.valid_from is not None:
@@ -85,8 +86,9 @@ class ScheduledDose(NamedTuple):
     `slot` labels the dose within its order's day ("morning", "12:30", "any-1of3"); with
     resident, order and local date it identifies the dose, and `dose_id` is derived from
     them. `window_start`/`window_end` are None for a one-time dose. `open_ended`: due from
-    `due_time` until a record settles it, never closed by time alone, so never missed (the
-    first dose of a course that begins at its first administration; see `open_span`).
+    `due_time` until given (`administration.settles_dose`), never closed by time alone,
+    so never missed (the first dose of a course that begins at its first administration;
+    see `fhir_timing.open_span_end`).
     """
 
     resident_id: str

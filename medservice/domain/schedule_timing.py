@@ -36,12 +36,16 @@ def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: 
         return []
     first, last = span
     excluded = terms.excluded_intervals()
+    # A pause does not take away the open first dose (due at the valid time until given):
+    # it is due again once the pause ends; meanwhile the round list hides it
+    # (rounds.on_shift) and a record then is GIVEN_DURING_PAUSE.
+    ending = terms.excluded_intervals(pauses=False)
     doses = []
     for slot in expand_timing(timing, clock, first, last, order_start=terms.treatment_start,
                               first_given=terms.first_given, first_due=terms.first_due):
         # The slot's own instant: clock.instant cannot tell the two 02:00s of autumn apart.
         due = slot.due_time
-        if excluded and _inside_any(due, excluded):
+        if _inside_any(due, ending if slot.open_ended else excluded):
             continue
         if slot.one_time:
             start, end = None, None

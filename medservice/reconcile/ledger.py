@@ -9,7 +9,8 @@ record_id); every record with a dose id before any without):
 
 1. A record with the id of one of the resident's due doses (of its own order, when the
    record names one) is on that dose. The first active record settles the dose; a given
-   record after an earlier given one on the same dose is an EXTRA_DOSE.
+   record after an earlier given one on the same dose is an EXTRA_DOSE. A not-given
+   record never settles an open-ended dose (`administration.settles_dose`): it stays due.
 2. A record without a usable dose id is placed on its order's unsettled dose whose
    matching window holds the administration time (the nearest; ties: earlier due, then
    dose id). A one-time dose, which has no window, matches inside the window it would
@@ -38,7 +39,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
-from medservice.domain.administration import AdministrationRecord, Outcome
+from medservice.domain.administration import AdministrationRecord, Outcome, settles_dose
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import Amount
 from medservice.domain.facility import Facility, PnDayMode
@@ -180,7 +181,7 @@ class Due:
         self.dose = dose
         self.content = content
         self.dose_id = dose_id
-        self.settled_by: AdministrationRecord | None = None  # the first active record
+        self.settled_by: AdministrationRecord | None = None  # first active settling one
         self.given: list[AdministrationRecord] = []
 
 
@@ -202,10 +203,11 @@ class Placement:
 def matching_window(due: Due, clock: FacilityClock) -> tuple[datetime, datetime | None]:
     """The dose's window; a one-time dose's is the one a daily dose would have. An
     open-ended dose's (ScheduledDose.open_ended) opens so and never closes (None): it is
-    due until a record settles it, whenever that is, and is never missed. Every path that
-    asks whether a dose has closed asks this (the engine and the round list through
-    `missed_at` and `status.dose_state`, the materialised schedule the sweep and the
-    batch's SQL use through `materialise.due_doses`, which leaves open-ended doses out)."""
+    due until given (a refusal does not settle it), whenever that is, and is never
+    missed. Every path that asks whether a dose has closed asks this (the engine and the
+    round list through `missed_at` and `status.dose_state`, the materialised schedule the
+    sweep and the batch's SQL use through `materialise.due_doses`, which leaves open-ended
+    doses out)."""
     d = due.dose
     if d.window_start is not None and d.window_end is not None:
         return d.window_start, d.window_end
@@ -271,7 +273,7 @@ class Ledger:
         if content is None and t < due.dose.due_time:
             content = due.content  # given early, before the order's first version applied
         placement = Placement(record, order_id, view, content, due)
-        if due.settled_by is None:
+        if due.settled_by is None and settles_dose(record, due.dose):
             due.settled_by = record
         if record.was_given:
             placement.extra = bool(due.given)
@@ -308,7 +310,8 @@ class Ledger:
         return placement
 
     def _settle(self, placement: Placement, due: Due) -> Placement:
-        due.settled_by = placement.record
+        if settles_dose(placement.record, due.dose):
+            due.settled_by = placement.record
         if placement.record.was_given:
             due.given.append(placement.record)
         placement.due = due

@@ -3,12 +3,13 @@ dose status and PN lines, answered from the same placement of records (`ledger`)
 check and reconciliation use, so the three never disagree.
 
 - GIVEN: a given record is on the dose (also after one documenting it as not given);
-- NOT_GIVEN: the active record that settles the dose documents it as not given;
+- NOT_GIVEN: the active record that settles the dose documents it as not given (never
+  an open-ended dose's: only a given record settles that, `administration.settles_dose`);
 - MISSED: `ledger.missed_at` says so (window closed, nothing on it, due once the mirror
   knew its order): exactly the doses reconciliation raises MISSED_DOSE for;
 - NOT_DOCUMENTED: window closed with nothing on it, but due before the mirror first knew
   its order (never missed);
-- DUE: anything else (an open-ended dose until a record settles it); with the
+- DUE: anything else (an open-ended dose until given, refused or not); with the
   entered-in-error record that reopened it, if any.
 """
 
@@ -69,7 +70,7 @@ def dose_state(due: Due, view: OrderView | None, clock: FacilityClock, now: date
     if record is not None and record is not ignoring:
         return DoseState(DoseStatus.NOT_GIVEN, record)
     closes = matching_window(due, clock)[1]
-    if closes is None or closes > now:  # open-ended: due until a record settles it
+    if closes is None or closes > now:  # open-ended: due until given
         return DUE
     if before_mirroring(due, view):
         return DoseState(DoseStatus.NOT_DOCUMENTED)

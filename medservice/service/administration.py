@@ -17,6 +17,7 @@ from medservice.domain.administration import (
     PnEffect,
     PnEvaluation,
     replaced_on_dose,
+    settles_dose,
 )
 from medservice.domain.card_changes import PendingChange
 from medservice.domain.errors import (
@@ -225,9 +226,15 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
                 "the check found " + ", ".join(missing) + "; acknowledge each reason to "
                 "record a dose that was given", reason="CHECK_NOT_ACKNOWLEDGED",
                 metadata={"reasons": ",".join(missing)})
-    settles = record.dose_id is not None and settled_by is None
+    # The store's settling index holds only records that settle (`settles_dose`): a
+    # refusal of an open-ended dose, however long ago and unread here, never blocks the
+    # dose being given later.
+    settles = (matched is not None and settled_by is None
+               and settles_dose(record, matched))
     # A correction's replacement names the record it replaces (issue 20). The records
-    # read cover the dose's: both were matched to it, so lie within a day of its due time.
+    # read cover it when both lie within a day of each other: true for a dose with a
+    # window; an open-ended dose's records may lie further apart (a correction of an
+    # older one is then not named: left for later).
     record = dataclasses.replace(record, replaces_record_id=replaced_on_dose(
         record.dose_id, wide_records))
     # Only a given record on no scheduled dose can be a PN dose: the sweep looks at it
@@ -255,12 +262,16 @@ def _not_given_at(uow: UnitOfWork, record: AdministrationRecord, dose_id: str,
     """When a dose not given, sent without a time, happened: the decision is about that
     dose, so its due time (not the moment it was documented, which may be hours later or
     after midnight: another shift, day or month in every report); `now` for a dose still
-    to come (a time in the future is refused) or an id that is no dose of the resident
-    (refused as such after)."""
+    to come (a time in the future is refused), an open-ended dose (due until given) or an
+    id that is no dose of the resident (refused as such after)."""
     base = resident_orders(uow, record.facility_id, record.resident_id,
                            orders_unchanged=True)
     dose = _real_dose(base.rules, base.orders, dose_id, now, now)
-    return now if dose is None else min(dose.due_time, now)
+    if dose is None or dose.open_ended:
+        # An open-ended dose's due time is its order's valid time, maybe days ago: the
+        # refusal is a decision of now.
+        return now
+    return min(dose.due_time, now)
 
 
 def _already_recorded(existing: AdministrationRecord | None) -> NoReturn:

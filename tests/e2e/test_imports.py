@@ -302,3 +302,54 @@ def test_the_first_dose_of_a_course_with_no_start_is_due_until_given(
     server.running.sweeper.run_once()
     assert raised() == [(dpb.DISCREPANCY_CODE_MISSED_DOSE, nxt.dose_id)]
     assert len(list(lead.list_alerts("f"))) == 1
+
+
+def test_a_refused_first_dose_can_be_given_days_later_and_starts_the_course(
+        server: ServerFixture, server_clock: Any) -> None:
+    """Every 6 hours, no start: refused soon after the import (sent without a time: dated
+    when sent), the first dose stays due; two days later, far outside any records read
+    around the new one, it is given: recorded (no DOSE_ALREADY_RECORDED), it anchors the
+    course and the next dose follows six hours later."""
+    import json
+
+    from medservice.v1 import discrepancies_pb2 as dpb
+    from medservice.v1 import discrepancies_pb2_grpc
+
+    client = _home(server, "010145-1234")
+    imported_at = server_clock()
+    q6h = _request("q6h", _instruction(1, {"frequency": 1, "period": 6, "periodUnit": "h"}))
+    assert not client.import_fhir(RESIDENT, json.dumps(q6h).encode()).problems
+    carer = server.client(Role.CARER, "f")
+    lead = server.client(Role.SHIFT_LEAD, "f")
+    findings = discrepancies_pb2_grpc.DiscrepancyServiceStub(lead.channel)
+
+    def doses(start: datetime, end: datetime) -> list[rpb.ScheduledDose]:
+        return list(carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
+            parent=RESIDENT, start_time=ts(start), end_time=ts(end))).doses)
+
+    [first] = doses(imported_at - timedelta(hours=1), imported_at + timedelta(hours=1))
+    server_clock.advance(timedelta(hours=2))
+    sent = server_clock()
+    refused = carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(
+        parent=RESIDENT, record=rpb.AdministrationRecord(
+            dose_id=first.dose_id, outcome=rpb.ADMINISTRATION_OUTCOME_NOT_GIVEN,
+            not_given_reason=rpb.NOT_GIVEN_REASON_REFUSED)))
+    # Not the order's valid time two hours earlier: when it was sent.
+    assert sent <= refused.record.administration_time.ToDatetime(UTC) <= server_clock()
+    listed = lead.call(findings.ListDiscrepancies, dpb.ListDiscrepanciesRequest(
+        parent="facilities/f")).discrepancies
+    assert [d.code for d in listed] == [dpb.DISCREPANCY_CODE_NOT_GIVEN]
+    server_clock.advance(timedelta(hours=48))
+    now = server_clock()
+    [still] = doses(now - timedelta(hours=1), now + timedelta(hours=1))
+    assert (still.dose_id, still.status) == (first.dose_id, rpb.DOSE_STATUS_DUE)
+    given_at = now - timedelta(minutes=1)
+    given = carer.call(carer.rounds.RecordDose, rpb.RecordDoseRequest(
+        parent=RESIDENT, record=rpb.AdministrationRecord(
+            dose_id=first.dose_id, outcome=rpb.ADMINISTRATION_OUTCOME_GIVEN, quantity="1",
+            administration_time=ts(given_at))))
+    assert given.record.dose_id == first.dose_id
+    after = doses(given_at, given_at + timedelta(hours=7))
+    assert [(d.dose_id, d.status) for d in after][:1] == [
+        (first.dose_id, rpb.DOSE_STATUS_GIVEN)]
+    assert [d.due_time.ToDatetime(UTC) for d in after[1:]] == [given_at + timedelta(hours=6)]

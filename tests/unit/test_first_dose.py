@@ -9,14 +9,27 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
+from medservice.domain.administration import (
+    AdministrationRecord,
+    NotGivenReason,
+    Outcome,
+    settles_dose,
+)
 from medservice.domain.dosage import Amount
+from medservice.domain.errors import AlreadyExists
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.fhir_timing import TimingDosage
 from medservice.domain.orders import OrderVersion
 from medservice.domain.rounds import DoseStatus, build_shift_schedule, dispensing_list
 from medservice.reconcile import Code, ProposedDose, Verdict, check_dose, context_range
+from medservice.reconcile.check import MatchKind, match_record
 from medservice.reconcile.status import resident_ledger
+from medservice.service import administration as admin
+from medservice.service import cards, facilities, rounds
 from medservice.service.materialise import due_doses
+from tests.fakes import FakeDatabase
 from tests.unit.test_reconcile_builders import (
     CLOCK,
     DAY,
@@ -211,3 +224,139 @@ def test_during_a_pause_the_first_dose_is_off_the_list_and_back_after_it() -> No
     assert round_list_ids(orders, V + 10 * HOUR, V + 10 * HOUR) == []
     assert round_list_ids(orders, V + 30 * HOUR, V + 30 * HOUR) == [first]
     assert run(orders, [], start=V - HOUR, end=V + 30 * HOUR, now=V + 30 * HOUR) == []
+
+
+# -- review of issue 20: refusals, pauses and version changes (the open first dose) --------
+
+
+def _q6h_home(valid: datetime = V) -> FakeDatabase:
+    """A home whose resident's card holds the every-6-hours order, mirrored at `valid`."""
+    db = FakeDatabase()
+    with db() as u:
+        facilities.create_facility(u, HOME, valid)
+        facilities.create_resident(u, Resident(RESIDENT, FACILITY, "010145-1234", "A", "1"),
+                                   valid)
+        cards.sync_card(u, FACILITY, RESIDENT, 1, [content(dosage_=Q6H, treatment_start=None)],
+                        valid, valid)
+        u.commit()
+    return db
+
+
+def _doses(db: FakeDatabase, start: datetime, end: datetime, now: datetime
+           ) -> list[tuple[str, datetime, DoseStatus]]:
+    with db(write=False) as u:
+        doses, states, _ = rounds.resident_doses(u, FACILITY, RESIDENT, start, end, now)
+    return [(d.dose_id, d.due_time, states[d.dose_id].status) for d, _ in doses]
+
+
+def _record_dose(db: FakeDatabase, r: AdministrationRecord, now: datetime, *,
+                 dated: bool = True) -> admin.Recorded:
+    with db() as u:
+        done = admin.record_dose(u, r, set(), now, dated=dated)
+        u.commit()
+    return done
+
+
+def test_only_a_given_record_settles_an_open_ended_dose() -> None:
+    first = next(d for d, _ in doses_of(orders_of(imported()), V - HOUR, V + HOUR, V))
+    fixed = next(d for d, _ in doses_of(orders_of([version(content())]), local(DAY, 7),
+                                        local(DAY, 10), V))
+    refused = record("n1", V + HOUR, dose_id=first.dose_id, outcome=Outcome.NOT_GIVEN,
+                     quantity=None, reason=NotGivenReason.REFUSED)
+    assert not settles_dose(refused, first)
+    assert settles_dose(record("g1", V + HOUR, dose_id=first.dose_id), first)
+    assert settles_dose(refused, fixed)  # a dose with a window: any outcome settles it
+
+
+def test_a_refused_first_dose_stays_due_each_refusal_counts_and_giving_it_settles_it() -> None:
+    orders = orders_of(imported())
+    first = first_dose(orders, V)
+    refusals = [record(f"n{i}", V + hours, dose_id=first, outcome=Outcome.NOT_GIVEN,
+                       quantity=None, reason=NotGivenReason.REFUSED)
+                for i, hours in enumerate((HOUR, 10 * HOUR))]
+    now = V + 11 * HOUR
+    assert statuses(orders, refusals, now) == {V: DoseStatus.DUE}
+    assert round_list_ids(orders, now, now) == [first]
+    found = run(orders, refusals, start=V - HOUR, end=now, now=now)
+    assert sorted((d.code, d.record_id) for d in found) == [
+        (Code.NOT_GIVEN, "n0"), (Code.NOT_GIVEN, "n1")]
+    # Given two days later, it is still the open dose: nothing settles it before.
+    at = V + 48 * HOUR
+    lo, hi = context_range(V, at, orders.values())
+    match = match_record(record("g1", at, dose_id=first), doses=doses_of(orders, lo, hi, at),
+                         records=refusals, orders=orders, rules=RULES, now=at)
+    assert (match.kind, match.settled_by) == (MatchKind.SCHEDULED, None)
+    anchored = orders_of(changed(imported(), at + MINUTE, first_given_at=at))
+    given = [*refusals, record("g1", at, dose_id=first)]
+    assert statuses(anchored, given, at + MINUTE)[V] is DoseStatus.GIVEN
+
+
+def test_refused_then_given_two_days_later_is_recorded_and_anchors_the_course() -> None:
+    """The refusal is long out of the records the use case reads when the dose is given:
+    it must not hold the store's settling index (DOSE_ALREADY_RECORDED, nothing anchored)."""
+    db = _q6h_home()
+    [(first, due, _)] = _doses(db, V - HOUR, V + HOUR, V + HOUR)
+    assert due == V
+    refused_at = V + HOUR
+    done = _record_dose(db, record("n1", refused_at, dose_id=first, outcome=Outcome.NOT_GIVEN,
+                                   quantity=None, reason=NotGivenReason.REFUSED), refused_at)
+    assert done.record.dose_id == first and done.discrepancy_ids
+    assert [c.code for c in db.open_discrepancies()] == [Code.NOT_GIVEN]
+    assert _doses(db, V + 30 * HOUR, V + 31 * HOUR, V + 30 * HOUR) == [
+        (first, V, DoseStatus.DUE)]
+    given_at = V + 48 * HOUR
+    done = _record_dose(db, record("g1", given_at, dose_id=first), given_at)
+    assert done.record.dose_id == first
+    now = given_at + MINUTE
+    later = _doses(db, given_at, given_at + 7 * HOUR, now)
+    assert later[0] == (first, V, DoseStatus.GIVEN)
+    assert [(due, status) for _, due, status in later[1:]] == [
+        (given_at + 6 * HOUR, DoseStatus.DUE)]
+    # Given once, it is settled: a second given record is refused naming the first.
+    with pytest.raises(AlreadyExists):
+        _record_dose(db, record("g2", now, dose_id=first), now)
+
+
+def test_a_refusal_of_the_first_dose_sent_without_a_time_is_dated_now() -> None:
+    db = _q6h_home()
+    [(first, _, _)] = _doses(db, V - HOUR, V + HOUR, V + HOUR)
+    now = V + 50 * HOUR
+    done = _record_dose(db, record("n1", now, dose_id=first, outcome=Outcome.NOT_GIVEN,
+                                   quantity=None, reason=NotGivenReason.REFUSED),
+                        now, dated=False)
+    assert done.record.administered_at == now
+    assert {d.code for d in db.open_discrepancies()} == {Code.NOT_GIVEN}  # not late
+
+
+def test_a_pause_back_dated_over_the_valid_time_leaves_the_first_dose_due_after_it() -> None:
+    history = imported()
+    first = first_dose(orders_of(history), V)
+    from medservice.domain.orders import Pause
+
+    # Registered an hour after the import, from two hours before it.
+    orders = orders_of(changed(history, V + HOUR, pauses=(Pause(V - 2 * HOUR, V + 20 * HOUR),)))
+    assert round_list_ids(orders, V + 10 * HOUR, V + 10 * HOUR) == []
+    now = V + 30 * HOUR
+    assert round_list_ids(orders, now, now) == [first]
+    assert statuses(orders, [], now) == {V: DoseStatus.DUE}
+    assert run(orders, [], start=V - HOUR, end=now, now=now) == []
+    # Given during the pause it is what any dose then is.
+    at = V + 10 * HOUR
+    lo, hi = context_range(at, at, orders.values())
+    result = check_dose(ProposedDose(FACILITY, RESIDENT, "drug-a", at, "o1", first, Decimal(1)),
+                        doses=doses_of(orders, lo, hi, at), records=[], orders=orders,
+                        rules=RULES, now=at)
+    assert result.matched_dose is not None and result.matched_dose.dose_id == first
+    assert Code.GIVEN_DURING_PAUSE in {r.code for r in result.reasons}
+
+
+def test_an_order_changed_from_fixed_times_to_every_6_hours_waits_from_the_change() -> None:
+    fixed = [version(content(), valid_from=V - 3 * 24 * HOUR)]
+    orders = orders_of(changed(fixed, V, dosage=Q6H, treatment_start=None))
+    first = first_dose(orders, V)
+    now = V + 30 * HOUR
+    assert statuses(orders, [], now) == {V: DoseStatus.DUE}
+    assert round_list_ids(orders, now, now) == [first]
+    # The fixed-time doses before the change keep their own schedule.
+    before = [p.dose.slot for p in doses_of(orders, V - 24 * HOUR, V, now)]
+    assert before and "first" not in before
