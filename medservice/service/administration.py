@@ -16,6 +16,7 @@ from medservice.domain.administration import (
     Outcome,
     PnEffect,
     PnEvaluation,
+    anchors_course,
     replaced_on_dose,
     settles_dose,
 )
@@ -250,7 +251,7 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     found = reconcile_around(uow, base, record.resident_id, *later, wide,
                              [*wide_records, stored], now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]
-    if record.was_given and record.order_id in base.orders:
+    if anchors_course(record, matched) and record.order_id in base.orders:
         # The first dose of a course with no start: its later doses follow from it.
         anchor_first_dose(uow, record.facility_id, record.resident_id,
                           base.orders[record.order_id], at, now)
