@@ -165,7 +165,8 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     then reconciliation raises the discrepancy. A scheduled dose is settled by one record
     only: a second one (another carer at the same moment) gets ALREADY_EXISTS naming the
     first. `dated` False: the caller gave no time (the record holds `now`); a dose not
-    given is then dated at its due time (see `_not_given_at`)."""
+    given is then dated at its due time, or now for a dose still to come or an open-ended
+    one (see `_not_given_at`)."""
     if not dated and record.outcome is Outcome.NOT_GIVEN and record.dose_id:
         record = dataclasses.replace(record, administered_at=_not_given_at(
             uow, record, record.dose_id, now))

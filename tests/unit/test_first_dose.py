@@ -19,7 +19,7 @@ from medservice.domain.administration import (
     settles_dose,
 )
 from medservice.domain.dosage import Amount
-from medservice.domain.errors import AlreadyExists
+from medservice.domain.errors import AlreadyExists, NotFound
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.fhir_timing import TimingDosage
 from medservice.domain.orders import OrderVersion
@@ -37,6 +37,7 @@ from tests.unit.test_reconcile_builders import (
     FACILITY,
     HOUR,
     MINUTE,
+    MORNING_EVENING,
     RESIDENT,
     RULES,
     UNIT,
@@ -52,6 +53,7 @@ from tests.unit.test_reconcile_builders import (
 
 Q6H = TimingDosage(UNIT, Amount.exact("1"), frequency=1, period=Decimal(6), period_unit="h")
 V = local(DAY, 9, 17)  # the order's valid time: imported then
+DAY_SPAN = 24 * HOUR
 HOME = Facility(FACILITY, "Home")
 
 
@@ -418,3 +420,46 @@ def test_a_dose_of_the_old_schedule_documented_late_does_not_anchor_the_new_cour
 def db_orders(db: FakeDatabase) -> dict[str, list[OrderVersion]]:
     with db(write=False) as u:
         return {"o1": list(u.cards.order_versions(FACILITY, RESIDENT, "o1"))}
+
+
+def test_an_open_first_dose_ends_where_its_order_stops_waiting() -> None:
+    """Every 6 hours imported at V, changed to fixed 08:00/20:00 at V+5h, nothing given:
+    from then the open dose is due nowhere; the fixed doses are."""
+    change = V + 5 * HOUR
+    history = imported()
+    first = first_dose(orders_of(history), V)
+    orders = orders_of(changed(history, change, dosage=MORNING_EVENING,
+                               treatment_start=date(2026, 1, 1)))
+    # Before the change it is on the current shift's list, as before.
+    assert round_list_ids(orders, V + 3 * HOUR, V + 3 * HOUR) == [first]
+    for now in (change + HOUR, V + 30 * HOUR, V + 9 * 24 * HOUR):
+        on_list = round_list_ids(orders, now, now)
+        assert first not in on_list
+        later = doses_of(orders, change, now + DAY_SPAN, now)
+        assert first not in {p.dose.dose_id for p in later}
+        assert later and {p.dose.slot for p in later} <= {"morning", "evening"}
+        # Never missed (nothing closed it while due); never in the materialised schedule.
+        missed = run(orders, [], start=V - HOUR, end=now, now=now)
+        assert first not in {d.dose_id for d in missed if d.code is Code.MISSED_DOSE}
+        assert first not in {d.dose_id for d in
+                             due_doses(HOME, list(orders.values()), V - HOUR, now, now)}
+    # A range holding the time it waited still holds it (it was due then).
+    assert first in {p.dose.dose_id for p in doses_of(orders, V, change, change + HOUR)}
+    # The use cases: resident doses (ListScheduledDoses) and RecordDose.
+    db = _q6h_home()
+    with db() as u:
+        cards.sync_card(u, FACILITY, RESIDENT, 2, [content()], change, change)
+        u.commit()
+    now = V + 30 * HOUR
+    listed = _doses(db, change, now + DAY_SPAN, now)
+    assert first not in {i for i, _, _ in listed}
+    assert listed and all(s in (DoseStatus.DUE, DoseStatus.MISSED) for _, _, s in listed)
+    with pytest.raises(NotFound):
+        _record_dose(db, record("g1", now, dose_id=first), now)
+    # A record sent without a dose id lands on a fixed dose, or none: never the old one.
+    evening = local(DAY, 18, 30)
+    done = _record_dose(db, record("g2", evening), evening + MINUTE)
+    assert done.record.dose_id == next(i for i, due, _ in _doses(
+        db, change, evening + HOUR, evening + MINUTE) if due == local(DAY, 18))
+    late = local(DAY, 21)
+    assert _record_dose(db, record("g3", late), late + MINUTE).record.dose_id is None
