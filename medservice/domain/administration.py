@@ -114,6 +114,16 @@ def settles_dose(record: AdministrationRecord, dose: ScheduledDose) -> bool:
     return record.was_given or not dose.open_ended
 
 
+def anchors_course(record: AdministrationRecord, dose: ScheduledDose | None) -> bool:
+    """Whether `record` begins its order's course (sets OrderContent.first_given_at): a
+    given record on the open first dose (`ScheduledDose.open_ended`), the one that settles
+    it. A given record on any other dose does not, even on an order that waits: a dose of
+    an earlier schedule documented after a change to "every 6 hours" lies before the new
+    course's first dose, and anchoring there would leave that dose due, on no record, for
+    good (issue 20)."""
+    return record.was_given and dose is not None and dose.open_ended
+
+
 def corrected_by_dose(records: Iterable[AdministrationRecord]
                       ) -> dict[str, AdministrationRecord]:
     """Dose id -> the latest entered-in-error record on that scheduled dose (latest by

@@ -744,7 +744,8 @@ class _Course(NamedTuple):
 
 def expand_timing(timing: TimingDosage, clock: FacilityClock, first: date, last: date, *,
                   order_start: date | None, first_given: datetime | None = None,
-                  first_due: datetime | None = None) -> list[TimingSlot]:
+                  first_due: datetime | None = None, first_due_until: datetime | None = None
+                  ) -> list[TimingSlot]:
     """The fixed doses of a timing due on local dates first..last (inclusive), by date and
     local time.
 
@@ -754,7 +755,8 @@ def expand_timing(timing: TimingDosage, clock: FacilityClock, first: date, last:
     (`TimingSlot.open_ended`: no window closes it; it stays due until given). That dose is
     in the expansion of every range of dates its open span meets, from its own date to the
     date it was given (to `last` while not given), so that a record on it days later
-    finds it. With neither, none is known. PN timings give none.
+    finds it, and no further than `first_due_until` (the end of the run of versions that
+    wait for it, `open_span_end`). With neither, none is known. PN timings give none.
     Raises InvalidArgument with the reason when the timing cannot be scheduled (see
     `timing_violation`)."""
     waiting = awaits_first_dose(timing, order_start=order_start)
@@ -764,7 +766,8 @@ def expand_timing(timing: TimingDosage, clock: FacilityClock, first: date, last:
     if timing.as_needed or first > last:
         return []
     if waiting:
-        return _from_first_dose(timing, clock, first, last, first_given, first_due)
+        return _from_first_dose(timing, clock, first, last, first_given, first_due,
+                                first_due_until)
     if timing.then:
         steps = timing.steps
         slots = [s for i, step in enumerate(steps) for s in expand_timing(
@@ -902,19 +905,32 @@ def _interval_slots(t: TimingDosage, plan: _Plan, step: timedelta, course: _Cour
                              due, t.count == 1)
 
 
-def open_span_end(due: datetime, first_given: datetime | None) -> datetime | None:
+def open_span_end(due: datetime, first_given: datetime | None,
+                  until: datetime | None = None) -> datetime | None:
     """Where the open span of a course's first dose (`TimingSlot.open_ended`, due from
-    `due` until given) ends: the instant it was given (its due time if given ahead of it);
-    None while not given: open to any later time. The one statement of that span: the
-    expansion, the ranges a dose is due in and the round lists all read it."""
-    if first_given is None:
-        return None
-    return max(first_given.astimezone(UTC), due.astimezone(UTC))
+    `due` until given) ends: the instant it was given (its due time if given ahead of it),
+    but no later than `until`, where the run of order versions that wait for it ends (the
+    order changed to fixed times or got a start: the new version's doses replace it, given
+    or not); None while not given and still waiting: open to any later time. The one
+    statement of that span: the expansion, the ranges a dose is due in and the round lists
+    all read it."""
+    ends = None if first_given is None else max(first_given.astimezone(UTC),
+                                                due.astimezone(UTC))
+    if until is None:
+        return ends
+    return until.astimezone(UTC) if ends is None else min(ends, until.astimezone(UTC))
+
+
+def given_in_open_span(due: datetime, first_given: datetime | None,
+                       until: datetime | None = None) -> bool:
+    """Whether the open first dose was given (the anchor lies in its span): not when the
+    run of waiting versions ended first (`open_span_end`'s `until`)."""
+    return first_given is not None and (until is None or first_given < until)
 
 
 def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: date,
-                     first_given: datetime | None, first_due: datetime | None
-                     ) -> list[TimingSlot]:
+                     first_given: datetime | None, first_due: datetime | None,
+                     first_due_until: datetime | None = None) -> list[TimingSlot]:
     """A course that begins at its first administration (see `expand_timing`). An interval
     runs in real elapsed time from the instant given; every few days keeps the wall time it
     was given at, on local dates (the DST rules of the facility clock); a count caps the
@@ -927,7 +943,7 @@ def _from_first_dose(t: TimingDosage, clock: FacilityClock, first: date, last: d
     if first_due is not None:  # the first dose keeps its place (and id) once given
         local = clock.local(first_due.astimezone(UTC))
         # In every date of its open span (see `expand_timing`).
-        ends = open_span_end(first_due, given)
+        ends = open_span_end(first_due, given, first_due_until)
         until = last if ends is None else clock.local_date_of(ends)
         if local.date() <= last and first <= until:
             slots.append(TimingSlot(local.date(), local.time(), "first", t.amount, 1,

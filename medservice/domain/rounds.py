@@ -19,7 +19,12 @@ from medservice.domain.card_changes import PendingChange
 from medservice.domain.clock import FacilityClock
 from medservice.domain.dosage import DoseUnit, StructuredDosage
 from medservice.domain.facility import Resident
-from medservice.domain.fhir_timing import TimingDosage, awaits_first_dose, open_span_end
+from medservice.domain.fhir_timing import (
+    TimingDosage,
+    awaits_first_dose,
+    given_in_open_span,
+    open_span_end,
+)
 from medservice.domain.orders import (
     DispensingMode,
     Drug,
@@ -81,7 +86,28 @@ def terms_pieces(versions: list[OrderVersion], known_at: datetime | None
             first_due=first_due,
             first_given=content.first_given_at,
         )))
-    return pieces
+    return _run_ends(pieces)
+
+
+def _run_ends(pieces: Pieces) -> Pieces:
+    """The pieces, each of a run of versions that wait for a first dose knowing where that
+    run ends (`OrderTerms.first_due_until`: the valid_until of its last piece; None while
+    it runs on): an order changed to fixed times, or given a start, before its first dose
+    no longer has that dose due after the change (`fhir_timing.open_span_end`)."""
+    out: Pieces = []
+    until: datetime | None = None
+    waiting_after = False  # whether the next (later) piece waits too
+    for content, terms in reversed(pieces):
+        if terms.first_due is None:
+            waiting_after = False
+            out.append((content, terms))
+            continue
+        if not waiting_after:
+            until = terms.valid_until
+        waiting_after = True
+        out.append((content, replace(terms, first_due_until=until)))
+    out.reverse()
+    return out
 
 
 def _waits(content: OrderContent) -> bool:
@@ -109,8 +135,13 @@ def open_span_meets(dose: ScheduledDose, content: OrderContent, start: datetime,
     record on it days later is then placed on it, by any path that reads the range."""
     if not dose.open_ended or dose.due_time >= end:
         return False
-    ends = open_span_end(dose.due_time, content.first_given_at)
-    return ends is None or start <= ends
+    given = content.first_given_at
+    ends = open_span_end(dose.due_time, given, dose.open_until)
+    if ends is None:
+        return True
+    # Given: due up to that instant; stopped waiting: the new version applies from then.
+    return start <= ends if given_in_open_span(dose.due_time, given, dose.open_until) \
+        else start < ends
 
 
 def due_in(pair: DoseWithOrder, start: datetime, end: datetime) -> bool:
@@ -127,15 +158,19 @@ def on_shift(pair: DoseWithOrder, start: datetime, end: datetime, now: datetime,
     given, the current shift's (the one holding `now`; its own shift's while its time is
     still to come), every shift, as long as its order says to give then (not
     discontinued, paused or ended: then it is on none, and never missed); once given, the
-    list of the shift it was given in."""
+    list of the shift it was given in. Once its order stopped waiting for it (changed to
+    fixed times before it was given: `ScheduledDose.open_until`), on no list after that."""
     d = pair.dose
     if not d.open_ended:
         return start <= d.due_time < end
-    ends = open_span_end(d.due_time, pair.content.first_given_at)
-    if ends is not None:  # given: on the list of the shift it was given in
+    given = pair.content.first_given_at
+    ends = open_span_end(d.due_time, given, d.open_until)
+    if given_in_open_span(d.due_time, given, d.open_until):
+        assert ends is not None  # given: on the list of the shift it was given in
         return start <= ends < end
     at = max(now, d.due_time)
-    return start <= at < end and not not_to_give(pair.content, at, clock)
+    return (start <= at < end and (ends is None or at < ends)
+            and not not_to_give(pair.content, at, clock))
 
 
 def doses_between(versions: list[OrderVersion], clock: FacilityClock, start: datetime,

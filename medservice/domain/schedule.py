@@ -63,9 +63,11 @@ class OrderTerms:
     valid_until: datetime | None = None
     # A course that begins at its first administration (fhir_timing.awaits_first_dose):
     # when the order came into the mirror (its first dose is due from then) and when that
-    # dose was given.
+    # dose was given; where the run of versions that wait for that dose ends (None: still
+    # waiting), so its open span ends there (fhir_timing.open_span_end).
     first_due: datetime | None = None
     first_given: datetime | None = None
+    first_due_until: datetime | None = None
 
     def excluded_intervals(self, *, pauses: bool = True) -> list[Interval]:
         """Every UTC interval in which this version makes no dose due; `pauses` False
@@ -88,7 +90,8 @@ class ScheduledDose(NamedTuple):
     them. `window_start`/`window_end` are None for a one-time dose. `open_ended`: due from
     `due_time` until given (`administration.settles_dose`), never closed by time alone,
     so never missed (the first dose of a course that begins at its first administration;
-    see `fhir_timing.open_span_end`).
+    see `fhir_timing.open_span_end`). `open_until`: where an open-ended dose's order
+    stopped waiting for it (the end of the run of versions that do), None while it waits.
     """
 
     resident_id: str
@@ -105,6 +108,7 @@ class ScheduledDose(NamedTuple):
     supplementary_text: str
     time_critical: bool
     open_ended: bool = False
+    open_until: datetime | None = None
 
     @property
     def dose_id(self) -> str:
@@ -196,7 +200,7 @@ def _place(
                 start, end = due - half, due + half
             doses.append(new(ScheduledDose, (
                 resident_id, order_id, on, slot, local_time, dose.time_kind, due, start, end,
-                dose.amount, unit, text, critical, False,
+                dose.amount, unit, text, critical, False, None,
             )))
     return doses
 

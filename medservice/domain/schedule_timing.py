@@ -42,7 +42,8 @@ def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: 
     ending = terms.excluded_intervals(pauses=False)
     doses = []
     for slot in expand_timing(timing, clock, first, last, order_start=terms.treatment_start,
-                              first_given=terms.first_given, first_due=terms.first_due):
+                              first_given=terms.first_given, first_due=terms.first_due,
+                              first_due_until=terms.first_due_until):
         # The slot's own instant: clock.instant cannot tell the two 02:00s of autumn apart.
         due = slot.due_time
         if _inside_any(due, ending if slot.open_ended else excluded):
@@ -56,5 +57,6 @@ def schedule_timing(terms: OrderTerms, clock: FacilityClock, first: date, last: 
         doses.append(ScheduledDose(
             terms.resident_id, terms.order_id, slot.local_date, slot.slot, slot.local_time,
             slot.time_kind, due, start, end, slot.amount, timing.unit, "",
-            terms.time_critical, slot.open_ended))
+            terms.time_critical, slot.open_ended,
+            terms.first_due_until if slot.open_ended else None))
     return doses

@@ -204,15 +204,16 @@ def matching_window(due: Due, clock: FacilityClock) -> tuple[datetime, datetime 
     """The dose's window; a one-time dose's is the one a daily dose would have. An
     open-ended dose's (ScheduledDose.open_ended) opens so and never closes (None): it is
     due until given (a refusal does not settle it), whenever that is, and is never
-    missed. Every path that asks whether a dose has closed asks this (the engine and the
-    round list through `missed_at` and `status.dose_state`, the materialised schedule the
-    sweep and the batch's SQL use through `materialise.due_doses`, which leaves open-ended
-    doses out)."""
+    missed; once its order stopped waiting for it (`ScheduledDose.open_until`) no record
+    after that is placed on it (the window ends there, still never missed). Every path
+    that asks whether a dose has closed asks this (the engine and the round list through
+    `missed_at` and `status.dose_state`, the materialised schedule the sweep and the
+    batch's SQL use through `materialise.due_doses`, which leaves open-ended doses out)."""
     d = due.dose
     if d.window_start is not None and d.window_end is not None:
         return d.window_start, d.window_end
     half = clock.half_width(d.time_critical, 1, due.content.window_minutes)
-    return d.due_time - half, None if d.open_ended else d.due_time + half
+    return d.due_time - half, d.open_until if d.open_ended else d.due_time + half
 
 
 def holds(window: tuple[datetime, datetime | None], t: datetime) -> bool:
@@ -227,7 +228,7 @@ def missed_at(due: Due, view: OrderView | None, clock: FacilityClock, now: datet
     order (DOMAIN.md §6; a dose due before the mirror first knew its order was documented
     elsewhere, if at all). None when it was not missed; an open-ended dose never is. The
     engine's MISSED_DOSE and the round list's status both ask this."""
-    if due.settled_by is not None or before_mirroring(due, view):
+    if due.settled_by is not None or due.dose.open_ended or before_mirroring(due, view):
         return None
     closes = matching_window(due, clock)[1]
     return closes if closes is not None and closes <= now else None

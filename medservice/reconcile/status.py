@@ -70,7 +70,7 @@ def dose_state(due: Due, view: OrderView | None, clock: FacilityClock, now: date
     if record is not None and record is not ignoring:
         return DoseState(DoseStatus.NOT_GIVEN, record)
     closes = matching_window(due, clock)[1]
-    if closes is None or closes > now:  # open-ended: due until given
+    if due.dose.open_ended or closes is None or closes > now:  # open-ended: never missed
         return DUE
     if before_mirroring(due, view):
         return DoseState(DoseStatus.NOT_DOCUMENTED)

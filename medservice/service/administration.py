@@ -16,6 +16,7 @@ from medservice.domain.administration import (
     Outcome,
     PnEffect,
     PnEvaluation,
+    anchors_course,
     replaced_on_dose,
     settles_dose,
 )
@@ -164,7 +165,8 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     then reconciliation raises the discrepancy. A scheduled dose is settled by one record
     only: a second one (another carer at the same moment) gets ALREADY_EXISTS naming the
     first. `dated` False: the caller gave no time (the record holds `now`); a dose not
-    given is then dated at its due time (see `_not_given_at`)."""
+    given is then dated at its due time, or now for a dose still to come or an open-ended
+    one (see `_not_given_at`)."""
     if not dated and record.outcome is Outcome.NOT_GIVEN and record.dose_id:
         record = dataclasses.replace(record, administered_at=_not_given_at(
             uow, record, record.dose_id, now))
@@ -250,7 +252,7 @@ def record_dose(uow: UnitOfWork, record: AdministrationRecord, acknowledged: set
     found = reconcile_around(uow, base, record.resident_id, *later, wide,
                              [*wide_records, stored], now)
     ids = [discrepancy_id(d.key) for d in found if d.record_id == record.record_id]
-    if record.was_given and record.order_id in base.orders:
+    if anchors_course(record, matched) and record.order_id in base.orders:
         # The first dose of a course with no start: its later doses follow from it.
         anchor_first_dose(uow, record.facility_id, record.resident_id,
                           base.orders[record.order_id], at, now)

@@ -369,8 +369,10 @@ def anchor_first_dose(uow: UnitOfWork, facility_id: str, resident_id: str,
     """A course that begins at its first administration (fhir_timing.awaits_first_dose)
     was first given at `given_at`: a new version of the order (`versions`, its history),
     valid from now, records the instant (OrderContent.first_given_at), so its later doses
-    follow from it; the resident's doses are refreshed and reconciled from then. False,
-    and nothing written, for any other order or one anchored already."""
+    follow from it; the resident's doses are refreshed and reconciled from then. The
+    caller asks `administration.anchors_course` first (only the record that settles the
+    open first dose anchors). False, and nothing written, for any other order or one
+    anchored already."""
     latest = versions[-1] if versions else None
     if latest is None or latest.removed or latest.content.first_given_at is not None:
         return False

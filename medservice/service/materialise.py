@@ -61,7 +61,7 @@ def due_doses(facility: Facility, histories: Histories, start: datetime, end: da
         since = first_known(history)
         for dose, content in doses_between(list(history), clock, start, end, now):
             closes = matching_window(Due(dose, content, ""), clock)[1]
-            if closes is None:
+            if dose.open_ended or closes is None:
                 # Open-ended (due until given): no window closes, nothing for the sweep to
                 # claim or for the batch's SQL to call missed. A record on it is never
                 # plainly right there, so the batch examines its resident in Python.

@@ -15,10 +15,11 @@ from medservice.domain.administration import (
     AdministrationRecord,
     NotGivenReason,
     Outcome,
+    anchors_course,
     settles_dose,
 )
 from medservice.domain.dosage import Amount
-from medservice.domain.errors import AlreadyExists
+from medservice.domain.errors import AlreadyExists, NotFound
 from medservice.domain.facility import Facility, Resident
 from medservice.domain.fhir_timing import TimingDosage
 from medservice.domain.orders import OrderVersion
@@ -36,6 +37,7 @@ from tests.unit.test_reconcile_builders import (
     FACILITY,
     HOUR,
     MINUTE,
+    MORNING_EVENING,
     RESIDENT,
     RULES,
     UNIT,
@@ -51,6 +53,7 @@ from tests.unit.test_reconcile_builders import (
 
 Q6H = TimingDosage(UNIT, Amount.exact("1"), frequency=1, period=Decimal(6), period_unit="h")
 V = local(DAY, 9, 17)  # the order's valid time: imported then
+DAY_SPAN = 24 * HOUR
 HOME = Facility(FACILITY, "Home")
 
 
@@ -266,6 +269,11 @@ def test_only_a_given_record_settles_an_open_ended_dose() -> None:
     assert not settles_dose(refused, first)
     assert settles_dose(record("g1", V + HOUR, dose_id=first.dose_id), first)
     assert settles_dose(refused, fixed)  # a dose with a window: any outcome settles it
+    # Only a given record on the open dose begins the course.
+    assert anchors_course(record("g1", V + HOUR, dose_id=first.dose_id), first)
+    assert not anchors_course(refused, first)
+    assert not anchors_course(record("g2", V, dose_id=fixed.dose_id), fixed)
+    assert not anchors_course(record("g3", V), None)
 
 
 def test_a_refused_first_dose_stays_due_each_refusal_counts_and_giving_it_settles_it() -> None:
@@ -360,3 +368,98 @@ def test_an_order_changed_from_fixed_times_to_every_6_hours_waits_from_the_chang
     # The fixed-time doses before the change keep their own schedule.
     before = [p.dose.slot for p in doses_of(orders, V - 24 * HOUR, V, now)]
     assert before and "first" not in before
+
+
+# -- second review of issue 20: which record anchors, where a superseded open dose ends ----
+
+
+def _fixed_then_q6h(change: datetime) -> FakeDatabase:
+    """A home whose resident's order, given at fixed times (08:00, 20:00) for days, becomes
+    "every 6 hours" with no start at `change`."""
+    since = change - 3 * 24 * HOUR
+    db = FakeDatabase()
+    with db() as u:
+        facilities.create_facility(u, HOME, since)
+        facilities.create_resident(u, Resident(RESIDENT, FACILITY, "010145-1234", "A", "1"),
+                                   since)
+        cards.sync_card(u, FACILITY, RESIDENT, 1, [content()], since, since)
+        cards.sync_card(u, FACILITY, RESIDENT, 2, [content(dosage_=Q6H, treatment_start=None)],
+                        change, change)
+        u.commit()
+    return db
+
+
+def _anchor(db: FakeDatabase) -> datetime | None:
+    with db(write=False) as u:
+        return u.cards.order_versions(FACILITY, RESIDENT, "o1")[-1].content.first_given_at
+
+
+def test_a_dose_of_the_old_schedule_documented_late_does_not_anchor_the_new_course() -> None:
+    change = local(DAY, 9)
+    db = _fixed_then_q6h(change)
+    [(morning, _, _)] = [d for d in _doses(db, local(DAY, 7), change, change)
+                         if d[1] == local(DAY, 8)]
+    [(first, _, _)] = [d for d in _doses(db, change, change + HOUR, change)
+                       if d[1] == change]
+    # The 08:00 dose, given at 08:00, documented at 09:30: on its own dose, not the new one.
+    documented = local(DAY, 9, 30)
+    done = _record_dose(db, record("g0", local(DAY, 8), dose_id=morning), documented)
+    assert done.record.dose_id == morning
+    assert _anchor(db) is None  # the new course has not begun: its first dose is to come
+    now = local(DAY, 16)
+    assert _doses(db, change, now + 7 * HOUR, now) == [(first, change, DoseStatus.DUE)]
+    assert round_list_ids(db_orders(db), now, now) == [first]
+    # Given at 16:00, that dose anchors the course: the next follows 6 hours later.
+    _record_dose(db, record("g1", now, dose_id=first), now)
+    assert _anchor(db) == now
+    later = now + MINUTE
+    assert [(due, status) for _, due, status in _doses(db, change, now + 7 * HOUR, later)] == [
+        (change, DoseStatus.GIVEN), (now + 6 * HOUR, DoseStatus.DUE)]
+
+
+def db_orders(db: FakeDatabase) -> dict[str, list[OrderVersion]]:
+    with db(write=False) as u:
+        return {"o1": list(u.cards.order_versions(FACILITY, RESIDENT, "o1"))}
+
+
+def test_an_open_first_dose_ends_where_its_order_stops_waiting() -> None:
+    """Every 6 hours imported at V, changed to fixed 08:00/20:00 at V+5h, nothing given:
+    from then the open dose is due nowhere; the fixed doses are."""
+    change = V + 5 * HOUR
+    history = imported()
+    first = first_dose(orders_of(history), V)
+    orders = orders_of(changed(history, change, dosage=MORNING_EVENING,
+                               treatment_start=date(2026, 1, 1)))
+    # Before the change it is on the current shift's list, as before.
+    assert round_list_ids(orders, V + 3 * HOUR, V + 3 * HOUR) == [first]
+    for now in (change + HOUR, V + 30 * HOUR, V + 9 * 24 * HOUR):
+        on_list = round_list_ids(orders, now, now)
+        assert first not in on_list
+        later = doses_of(orders, change, now + DAY_SPAN, now)
+        assert first not in {p.dose.dose_id for p in later}
+        assert later and {p.dose.slot for p in later} <= {"morning", "evening"}
+        # Never missed (nothing closed it while due); never in the materialised schedule.
+        missed = run(orders, [], start=V - HOUR, end=now, now=now)
+        assert first not in {d.dose_id for d in missed if d.code is Code.MISSED_DOSE}
+        assert first not in {d.dose_id for d in
+                             due_doses(HOME, list(orders.values()), V - HOUR, now, now)}
+    # A range holding the time it waited still holds it (it was due then).
+    assert first in {p.dose.dose_id for p in doses_of(orders, V, change, change + HOUR)}
+    # The use cases: resident doses (ListScheduledDoses) and RecordDose.
+    db = _q6h_home()
+    with db() as u:
+        cards.sync_card(u, FACILITY, RESIDENT, 2, [content()], change, change)
+        u.commit()
+    now = V + 30 * HOUR
+    listed = _doses(db, change, now + DAY_SPAN, now)
+    assert first not in {i for i, _, _ in listed}
+    assert listed and all(s in (DoseStatus.DUE, DoseStatus.MISSED) for _, _, s in listed)
+    with pytest.raises(NotFound):
+        _record_dose(db, record("g1", now, dose_id=first), now)
+    # A record sent without a dose id lands on a fixed dose, or none: never the old one.
+    evening = local(DAY, 18, 30)
+    done = _record_dose(db, record("g2", evening), evening + MINUTE)
+    assert done.record.dose_id == next(i for i, due, _ in _doses(
+        db, change, evening + HOUR, evening + MINUTE) if due == local(DAY, 18))
+    late = local(DAY, 21)
+    assert _record_dose(db, record("g3", late), late + MINUTE).record.dose_id is None
