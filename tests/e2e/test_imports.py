@@ -241,26 +241,35 @@ def test_a_course_with_no_start_begins_at_its_first_dose(
     assert [d.dose_id for d in doses()] == [d.dose_id for d in after]
 
 
-def test_the_first_dose_of_a_course_with_no_start_is_due_until_given(
-        server: ServerFixture, server_clock: Any) -> None:
-    """Every 6 hours, no start, no count: the first dose is open from the import on, on the
-    current shift's round list every shift, and no sweep calls it missed or alerts anyone;
-    a check of it a day later is OK (not late). Once given, the next one has the ordinary
-    window, and missing it is alerted as any missed dose."""
+
+def _every_six_hours_imported(server: ServerFixture, server_clock: Any
+                              ) -> tuple[datetime, MedClient, MedClient, Any]:
+    """A FHIR order every 6 hours with no start, imported now: when, a carer, a shift lead
+    and the lead's discrepancy stub."""
     import json
 
-    from medservice.domain.clock import FacilityClock
-    from medservice.domain.facility import Facility
-    from medservice.v1 import discrepancies_pb2 as dpb
     from medservice.v1 import discrepancies_pb2_grpc
 
     client = _home(server, "010145-1234")
     imported_at = server_clock()
     q6h = _request("q6h", _instruction(1, {"frequency": 1, "period": 6, "periodUnit": "h"}))
     assert not client.import_fhir(RESIDENT, json.dumps(q6h).encode()).problems
-    carer = server.client(Role.CARER, "f")
     lead = server.client(Role.SHIFT_LEAD, "f")
-    findings = discrepancies_pb2_grpc.DiscrepancyServiceStub(lead.channel)
+    return (imported_at, server.client(Role.CARER, "f"), lead,
+            discrepancies_pb2_grpc.DiscrepancyServiceStub(lead.channel))
+
+
+def test_the_first_dose_of_a_course_with_no_start_is_due_until_given(
+        server: ServerFixture, server_clock: Any) -> None:
+    """Every 6 hours, no start, no count: the first dose is open from the import on, on the
+    current shift's round list every shift, and no sweep calls it missed or alerts anyone;
+    a check of it a day later is OK (not late). Once given, the next one has the ordinary
+    window, and missing it is alerted as any missed dose."""
+    from medservice.domain.clock import FacilityClock
+    from medservice.domain.facility import Facility
+    from medservice.v1 import discrepancies_pb2 as dpb
+
+    imported_at, carer, lead, findings = _every_six_hours_imported(server, server_clock)
     clock = FacilityClock.from_facility(Facility("f", "Home"))  # the home's defaults
 
     def current_round() -> list[rpb.ScheduledDose]:
@@ -310,18 +319,10 @@ def test_a_refused_first_dose_can_be_given_days_later_and_starts_the_course(
     when sent), the first dose stays due; two days later, far outside any records read
     around the new one, it is given: recorded (no DOSE_ALREADY_RECORDED), it anchors the
     course and the next dose follows six hours later."""
-    import json
 
     from medservice.v1 import discrepancies_pb2 as dpb
-    from medservice.v1 import discrepancies_pb2_grpc
 
-    client = _home(server, "010145-1234")
-    imported_at = server_clock()
-    q6h = _request("q6h", _instruction(1, {"frequency": 1, "period": 6, "periodUnit": "h"}))
-    assert not client.import_fhir(RESIDENT, json.dumps(q6h).encode()).problems
-    carer = server.client(Role.CARER, "f")
-    lead = server.client(Role.SHIFT_LEAD, "f")
-    findings = discrepancies_pb2_grpc.DiscrepancyServiceStub(lead.channel)
+    imported_at, carer, lead, findings = _every_six_hours_imported(server, server_clock)
 
     def doses(start: datetime, end: datetime) -> list[rpb.ScheduledDose]:
         return list(carer.call(carer.rounds.ListScheduledDoses, rpb.ListScheduledDosesRequest(
