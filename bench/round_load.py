@@ -376,7 +376,12 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
         calls = {"health": call_health, "echo": call_echo, "audited_echo": call_audited_echo,
                  "check_dose": call_check, "record_dose": call_record,
                  "record_old_dose": call_record_old, "health_again": call_health}
-        peak = {name: await closed_loop(calls[name], seconds, inflight) for name in phases}
+        peak = {}
+        for name in phases:
+            # On stderr, for a profiler to attach to one phase (py-spy --pid ... while it runs).
+            print(f"PHASE {name}", file=sys.stderr, flush=True)
+            peak[name] = await closed_loop(calls[name], seconds, inflight)
+        print("PHASE end", file=sys.stderr, flush=True)
         half = {name: await open_loop(calls[name], peak[name].calls / peak[name].seconds / 2,
                                       seconds)
                 for name in HALF_PEAK if half_peak and name in peak}

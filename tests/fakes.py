@@ -108,6 +108,9 @@ class FakeResidents:
     def get(self, facility_id: str, resident_id: str) -> Resident | None:
         return self._db.residents.get((facility_id, resident_id))
 
+    def rooms(self, residents: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {key: r.room for key in residents if (r := self._db.residents.get(key))}
+
     def list(self, facility_id: str, *, limit: int, after: tuple[str, str] | None
              ) -> list[Resident]:
         found = sorted((r for (f, _), r in self._db.residents.items() if f == facility_id),
@@ -176,6 +179,10 @@ class FakeCards:
         return {r: self.resident_versions(facility_id, r)
                 for f, r in {(v.facility_id, v.resident_id) for v in self._db.versions}
                 if f == facility_id}
+
+    def orders_versions(self, orders: Sequence[tuple[str, str, str]]
+                        ) -> dict[tuple[str, str, str], list[OrderVersion]]:
+        return {key: found for key in orders if (found := self.order_versions(*key))}
 
     def residents_versions(self, residents: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]:
@@ -541,6 +548,9 @@ class FakeAudit:
 
     def add(self, e: AuditEvent) -> None:
         self._db.audit.append(e)
+
+    def add_all(self, events: Sequence[AuditEvent]) -> None:
+        self._db.audit.extend(events)
 
     page = _not_faked
 

@@ -357,8 +357,7 @@ class GroupCommit:
         token = pending_audit.set(None)
         try:
             with self._uow() as uow:
-                for event in events():
-                    uow.audit.add(event)
+                uow.audit.add_all(events())
                 uow.commit()
         finally:
             pending_audit.reset(token)

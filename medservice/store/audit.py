@@ -9,6 +9,7 @@ all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -79,13 +80,17 @@ class AuditLog:
         self._conn = conn
 
     def add(self, e: AuditEvent) -> None:
-        # A prepared statement with parameters: building insert().values() per event cost
-        # more than running it.
-        self._conn.execute(_INSERT, dict(
+        self.add_all([e])
+
+    def add_all(self, events: Sequence[AuditEvent]) -> None:
+        # A prepared statement with parameters, all events in one execution (executemany):
+        # building insert().values() per event cost more than running it, and a group
+        # commit's events went one execution each.
+        self._conn.execute(_INSERT, [dict(
             event_id=e.event_id, event_time=e.event_time, facility_id=e.facility_id,
             subject=e.subject, role=e.role.value, method=e.method, resource=e.resource,
             resident_id=e.resident_id, request_id=e.request_id, outcome=e.outcome,
-            detail=e.detail))
+            detail=e.detail) for e in events])
 
     def page(self, f: AuditFilter, *, limit: int, after: tuple[str, str] | None
              ) -> list[AuditEvent]:

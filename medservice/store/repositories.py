@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, tuple_, update
 
 from medservice.domain.facility import (
     DEFAULT_VAGUE_INDICATIONS,
@@ -189,6 +190,18 @@ class ResidentRepository:
             t.residents.c.facility_id == facility_id, t.residents.c.resident_id == resident_id
         )).first()
         return _resident(row) if row else None
+
+    def rooms(self, residents: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(facility id, resident id) -> room, for those of these residents that exist: one
+        statement per 500 (a batch's alerts name thousands of residents)."""
+        c = t.residents.c
+        out: dict[tuple[str, str], str] = {}
+        for i in range(0, len(residents), 500):
+            chunk = list(residents[i:i + 500])
+            out.update(((r.facility_id, r.resident_id), r.room) for r in self._conn.execute(
+                select(c.facility_id, c.resident_id, c.room).where(
+                    tuple_(c.facility_id, c.resident_id).in_(chunk))))
+        return out
 
     def person_id_taken(self, facility_id: str, person_id: str) -> bool:
         """Within one facility only: what other facilities hold is not this caller's."""

@@ -237,6 +237,10 @@ class _FakeUnit:
             raise RuntimeError("store down")
         self._added.append((event.method, event.outcome))
 
+    def add_all(self, events: list[Any]) -> None:
+        for event in events:
+            self.add(event)
+
     def commit(self) -> None:
         # What UnitOfWork.commit does: the pending draft, unless written, goes along.
         draft = pending_audit.get()
@@ -246,7 +250,7 @@ class _FakeUnit:
 
 
 def _recorder(store: list[tuple[str, str]], fail: bool = False) -> AuditRecorder:
-    # A unit with only what the recorder's group commit touches (audit.add, commit): not a
+    # A unit with only what the recorder's group commit touches (audit.add_all, commit): not a
     # whole UnitOfWork on purpose, hence the ignore.
     return AuditRecorder(lambda **_: _FakeUnit(store, fail),  # type: ignore[arg-type]
                          lambda: datetime(2026, 1, 1, tzinfo=UTC))

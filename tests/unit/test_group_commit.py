@@ -56,6 +56,10 @@ class _Unit:
             raise RuntimeError("refused")
         self.added.append(event.event_id)
 
+    def add_all(self, events: list[AuditEvent]) -> None:
+        for event in events:  # one statement: any refused event fails them all
+            self.add(event)
+
     def commit(self) -> None:
         draft = self.audit_draft  # what SqlUnitOfWork.commit would add along
         if draft is not None and not draft.written:
@@ -66,7 +70,7 @@ class _Unit:
 
 
 def _group(store: _Store) -> GroupCommit:
-    # _Unit has only what GroupCommit touches (audit.add, commit, audit_draft): not a whole
+    # _Unit has only what GroupCommit touches (audit.add_all, commit, audit_draft): not a whole
     # UnitOfWork on purpose, hence the ignore.
     return GroupCommit(store.unit)  # type: ignore[arg-type]
 

@@ -1,0 +1,50 @@
+"""Reads for many residents or orders at once (a national batch's alerts name thousands)
+give exactly what the one-at-a-time reads give, on both stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from medservice.domain.dosage import TimeKind
+from medservice.domain.facility import Facility, Resident
+from medservice.service import cards as cards_uc
+from medservice.service import facilities as facilities_uc
+from medservice.service.unit_of_work import UnitOfWorkFactory
+from tests.unit.test_reconcile_builders import content, dosage, dose
+
+NOW = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
+
+
+def _seed(uow: UnitOfWorkFactory) -> None:
+    with uow() as u:
+        for f in ("f1", "f2"):
+            facilities_uc.create_facility(u, Facility(f, f"Home {f}"), NOW)
+            for i in range(3):
+                facilities_uc.create_resident(
+                    u, Resident(f"r{i}", f, f"01015{i}-100{i}", f"Name {i}", f"{i + 10}"), NOW)
+                cards_uc.sync_card(u, f, f"r{i}", 1, [
+                    content(order_id="o1", dosage_=dosage(dose(TimeKind.MORNING, "1"))),
+                    content(order_id="o2", dosage_=dosage(dose(TimeKind.EVENING, "2")))],
+                    NOW - timedelta(days=2), NOW - timedelta(days=2))
+        # A second version of one order: versions come back by number.
+        cards_uc.sync_card(u, "f1", "r0", 2, [
+            content(order_id="o1", dosage_=dosage(dose(TimeKind.MORNING, "3"))),
+            content(order_id="o2", dosage_=dosage(dose(TimeKind.EVENING, "2")))],
+            NOW - timedelta(days=1), NOW - timedelta(days=1))
+        u.commit()
+
+
+def test_rooms_and_orders_versions_equal_the_single_reads(uow: UnitOfWorkFactory) -> None:
+    _seed(uow)
+    residents = [("f1", "r0"), ("f1", "r2"), ("f2", "r1"), ("f2", "nobody"), ("f3", "r0")]
+    orders = [("f1", "r0", "o1"), ("f1", "r0", "o2"), ("f2", "r2", "o2"), ("f1", "r1", "none")]
+    with uow(write=False) as u:
+        rooms = u.residents.rooms(residents)
+        assert rooms == {key: r.room for key in residents
+                         if (r := u.residents.get(*key)) is not None}
+        assert rooms == {("f1", "r0"): "10", ("f1", "r2"): "12", ("f2", "r1"): "11"}
+        versions = u.cards.orders_versions(orders)
+        assert versions == {key: found for key in orders
+                            if (found := u.cards.order_versions(*key))}
+        assert [v.version for v in versions[("f1", "r0", "o1")]] == [1, 2]
+        assert u.residents.rooms([]) == {} and u.cards.orders_versions([]) == {}
