@@ -220,7 +220,8 @@ def measure(url: str) -> dict[str, Any]:
     settings = Settings(database_url=url, listen="127.0.0.1:0", jwt_secret=SECRET,
                         sweep_interval_seconds=0, rate_limit_per_second=0, http_listen="",
                         webhook_workers=0)
-    running = build_server(settings, uow_factory(engine), TokenVerifier(hmac_secret=SECRET), clock)
+    running = build_server(settings, uow_factory(engine), TokenVerifier(hmac_secret=SECRET), clock,
+                           engine=engine)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             token = mint_token(SECRET, subject="bench-carer", role=Role.CARER,

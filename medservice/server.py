@@ -39,6 +39,7 @@ from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.service.webhooks import DeliveryTerms
 from medservice.settings import Settings, development_secret
+from medservice.store.audit import AuditAppender
 from medservice.store.db import make_engine
 from medservice.store.uow import uow_factory
 from medservice.v1 import (
@@ -107,6 +108,7 @@ class RunningServer:
     metrics: Metrics | None = None
     http: HttpServer | None = None
     webhooks: WebhookDispatcher | None = None
+    audit: AuditAppender | None = None
 
     @property
     def http_port(self) -> int:
@@ -129,6 +131,8 @@ class RunningServer:
             self.http.join((grace or 0) + 5)
         if self.listener is not None:
             self.listener.close()
+        if self.audit is not None:
+            self.audit.close()  # after the calls: the last reads' events are written
 
 
 def build_server(
@@ -142,7 +146,9 @@ def build_server(
     """Start a server with every service on settings.listen, and its HTTP/JSON face on
     settings.http_listen unless that is empty. `extra_handlers` go on the same stack
     (interceptors, limits): benchmarks use it for an echo baseline. `engine`, when given,
-    is the database the metrics report the pool and the sweep's lag of."""
+    is the database the metrics report the pool and the sweep's lag of, and the audit
+    events that commit on their own are appended to directly (store.audit.AuditAppender;
+    without it, through units of work)."""
     # Sibling worker processes on SQLite have no NOTIFY: the feed's periodic look is what
     # brings their alerts, so it looks often (one indexed read per watched facility).
     feed = AlertFeed(uow, poll_seconds=SQLITE_WORKERS_POLL_SECONDS
@@ -155,11 +161,12 @@ def build_server(
     rates = CallRates(settings.rate_limit_per_second, settings.rate_limit_burst)
     sizes = RequestSizes(default=settings.max_request_bytes,
                          documents=settings.max_document_request_bytes)
+    audit = AuditAppender(engine) if engine is not None else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads,
                                    thread_name_prefix="rpc"),
         interceptors=[CallInterceptor(verifier, uow, clock, metrics, rates=rates,
-                                      sizes=sizes)],
+                                      sizes=sizes, append_audit=audit)],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
         # gRPC receives up to the largest per-method limit; the interceptor checks each
         # method's own after authentication, before decoding. Port sharing is off unless
@@ -216,7 +223,7 @@ def build_server(
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(server, port, health_servicer, feed, sweeper, listener,
-                            emergency_lists, metrics, webhooks=webhooks)
+                            emergency_lists, metrics, webhooks=webhooks, audit=audit)
     watch_metrics(metrics, alert_servicer, engine, clock)
     if internal is not None:
         try:

@@ -207,8 +207,9 @@ def server_settings() -> Settings:
 @pytest.fixture
 def server(engine: Engine, uow: UnitOfWorkFactory, verifier: TokenVerifier,
            server_settings: Settings, server_clock: TestClock) -> Iterator[ServerFixture]:
+    # With its engine, as `medservice serve` builds it (the audit appender, the metrics).
     running = build_server(replace(server_settings, database_url=str(engine.url)), uow, verifier,
-                           server_clock)
+                           server_clock, engine=engine)
     fixture = ServerFixture(running, f"127.0.0.1:{running.port}", uow, [])
     yield fixture
     for c in fixture.clients:

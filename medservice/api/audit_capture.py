@@ -20,7 +20,7 @@ import contextlib
 import contextvars
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -213,9 +213,10 @@ class AuditRecorder:
     streams `first_message`) as it goes. Writing returns False when it failed; the failure
     is logged, and the caller must then not hand out data the trail does not show."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Callable[[], datetime]) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Callable[[], datetime],
+                 append: AppendAudit | None = None) -> None:
         self._clock = clock
-        self._events = GroupCommit(uow_factory)
+        self._events = GroupCommit(append or through_units(uow_factory))
 
     def begin(self, method: str, request: Any, principal: Principal, *,
               stream: bool = False) -> CallAudit | None:
@@ -259,6 +260,28 @@ class AuditRecorder:
         return False
 
 
+# Inserts and commits the events the callable gives once the transaction is open.
+AppendAudit = Callable[[Callable[[], Sequence[AuditEvent]]], None]
+
+
+def through_units(uow_factory: UnitOfWorkFactory) -> AppendAudit:
+    """Appending through a unit of work (where there is no store.audit.AuditAppender: the
+    fakes, servers built without their engine)."""
+
+    def append(events: Callable[[], Sequence[AuditEvent]]) -> None:
+        # No call's pending draft may ride along (a write unit of work commits the draft
+        # it was given).
+        token = pending_audit.set(None)
+        try:
+            with uow_factory() as uow:
+                uow.audit.add_all(events())
+                uow.commit()
+        finally:
+            pending_audit.reset(token)
+
+    return append
+
+
 class _Queued:
     __slots__ = ("_done", "error", "event", "lead")
 
@@ -291,8 +314,8 @@ class GroupCommit:
     shared commit fails, each of its events is tried alone, so that one bad event fails
     only its own call."""
 
-    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
-        self._uow = uow_factory
+    def __init__(self, append: AppendAudit) -> None:
+        self._append = append
         self._lock = threading.Lock()
         self._queue: list[_Queued] = []
         self._busy = False
@@ -337,7 +360,7 @@ class GroupCommit:
         """Write the queue as `batch`, taken once the transaction is open: who queued while
         it opened (SQLite: waited for the write lock) goes in the same commit."""
         try:
-            self._insert(lambda: self._take(batch))
+            self._append(lambda: self._take(batch))
             return
         except Exception as e:
             self._take(batch)
@@ -346,18 +369,6 @@ class GroupCommit:
                 return
         for q in batch:
             try:
-                self._insert([q.event].copy)  # this event alone
+                self._append([q.event].copy)  # this event alone
             except Exception as e:
                 q.error = e
-
-    def _insert(self, events: Callable[[], list[AuditEvent]]) -> None:
-        """Insert the events `events()` gives once the transaction is open."""
-        # No call's pending draft may ride along (a write unit of work commits the draft it
-        # was given).
-        token = pending_audit.set(None)
-        try:
-            with self._uow() as uow:
-                uow.audit.add_all(events())
-                uow.commit()
-        finally:
-            pending_audit.reset(token)

@@ -24,7 +24,12 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2
 
 from medservice import i18n
-from medservice.api.audit_capture import AuditRecorder, address_created, pending_audit
+from medservice.api.audit_capture import (
+    AppendAudit,
+    AuditRecorder,
+    address_created,
+    pending_audit,
+)
 from medservice.api.auth import TokenVerifier
 from medservice.api.convert import check_request
 from medservice.api.errors import internal_status, retry_status, simple_status, status_for
@@ -131,9 +136,12 @@ class CallInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, verifier: TokenVerifier, uow_factory: UnitOfWorkFactory,
                  clock: Clock, observer: CallObserver | None = None, *,
-                 rates: CallRates | None = None, sizes: RequestSizes | None = None) -> None:
+                 rates: CallRates | None = None, sizes: RequestSizes | None = None,
+                 append_audit: AppendAudit | None = None) -> None:
         self._verifier = verifier
-        self._audit = AuditRecorder(uow_factory, clock)  # one event per call (issue 5)
+        # One event per call (issue 5); `append_audit`: how events that commit on their own
+        # are written (store.audit.AuditAppender), else through units of work.
+        self._audit = AuditRecorder(uow_factory, clock, append_audit)
         self._observer = observer or _Unobserved()
         self._rates = rates or CallRates(0, 1)
         self._sizes = sizes or RequestSizes(default=2**31 - 1, documents=2**31 - 1)

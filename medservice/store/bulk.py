@@ -16,11 +16,24 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, any_, bindparam, text
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    func,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 SQLITE_CHUNK = 2000  # rows per executemany
+# Keys per keys_in: three columns' worth stays under SQLite's 32,766 parameters.
+KEYS_PER_STATEMENT = 5000
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
@@ -81,3 +94,18 @@ def _json_value(value: Any) -> str:
             raise ValueError("naive datetime")
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in bulk")
+
+
+def keys_in(conn: Connection, columns: Sequence[Column[Any]], keys: Sequence[tuple[Any, ...]]
+            ) -> ColumnElement[bool]:
+    """`(columns) IN keys` for thousands of keys. PostgreSQL: one array parameter per
+    column, unnested and joined on the index (a row-value IN list is a placeholder per
+    value, which psycopg spent a third of a second parsing for 5,000 alerts' keys); SQLite:
+    the row-value IN list (callers keep it under SQLite's 32,766 parameters)."""
+    if conn.dialect.name == "postgresql":
+        arrays = [bindparam(None, [k[i] for k in keys], type_=ARRAY(c.type))
+                  for i, c in enumerate(columns)]
+        names = [f"k{i}" for i in range(len(columns))]
+        given = func.unnest(*arrays).table_valued(*names).render_derived()
+        return tuple_(*columns).in_(select(*(given.c[n] for n in names)))
+    return tuple_(*columns).in_(list(keys))

@@ -16,6 +16,7 @@ from medservice.domain.card_checks import DoseCardLine, DoseDispensingCard
 from medservice.domain.order_codec import content_from_dict, content_to_dict
 from medservice.domain.orders import OrderVersion
 from medservice.store import tables as t
+from medservice.store.bulk import KEYS_PER_STATEMENT, keys_in
 from medservice.store.caches import Lru, VersionKey
 from medservice.store.records import stored_record
 from medservice.store.repositories import _utc
@@ -188,12 +189,12 @@ class CardRepository:
     def orders_versions(self, orders: Sequence[tuple[str, str, str]]
                         ) -> dict[tuple[str, str, str], list[OrderVersion]]:
         """(facility id, resident id, order id) -> versions by number, for those of these
-        orders that exist: order_versions for many orders, one read per 500."""
+        orders that exist: order_versions for many orders, one read per 5,000."""
         out: dict[tuple[str, str, str], list[OrderVersion]] = defaultdict(list)
-        for i in range(0, len(orders), 500):
-            chunk = list(orders[i:i + 500])
-            for v in _cached_or_load(self._conn, self._versions, *_where(
-                    tuple_(_V.facility_id, _V.resident_id, _V.order_id).in_(chunk))):
+        for i in range(0, len(orders), KEYS_PER_STATEMENT):
+            chunk = orders[i:i + KEYS_PER_STATEMENT]
+            for v in _cached_or_load(self._conn, self._versions, *_where(keys_in(
+                    self._conn, (_V.facility_id, _V.resident_id, _V.order_id), chunk))):
                 out[(v.facility_id, v.resident_id, v.order_id)].append(v)
         return dict(out)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from medservice.domain.facility import (
     DEFAULT_VAGUE_INDICATIONS,
@@ -19,7 +19,7 @@ from medservice.domain.facility import (
 )
 from medservice.i18n import DEFAULT_LANGUAGE
 from medservice.store import tables as t
-from medservice.store.bulk import any_of
+from medservice.store.bulk import KEYS_PER_STATEMENT, any_of, keys_in
 
 
 def newest_first(q: Any, at: Any, key: Any, start: datetime | None, end: datetime | None,
@@ -193,14 +193,14 @@ class ResidentRepository:
 
     def rooms(self, residents: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """(facility id, resident id) -> room, for those of these residents that exist: one
-        statement per 500 (a batch's alerts name thousands of residents)."""
+        statement per 5,000 (a batch's alerts name thousands of residents)."""
         c = t.residents.c
         out: dict[tuple[str, str], str] = {}
-        for i in range(0, len(residents), 500):
-            chunk = list(residents[i:i + 500])
+        for i in range(0, len(residents), KEYS_PER_STATEMENT):
+            chunk = residents[i:i + KEYS_PER_STATEMENT]
             out.update(((r.facility_id, r.resident_id), r.room) for r in self._conn.execute(
                 select(c.facility_id, c.resident_id, c.room).where(
-                    tuple_(c.facility_id, c.resident_id).in_(chunk))))
+                    keys_in(self._conn, (c.facility_id, c.resident_id), chunk))))
         return out
 
     def person_id_taken(self, facility_id: str, person_id: str) -> bool:

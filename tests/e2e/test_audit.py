@@ -311,12 +311,14 @@ def test_a_write_is_not_done_when_its_event_cannot_be_written(
         server: ServerFixture, home: MedClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write and its event commit together; a read's data does not go out without its
     event. The client sees INTERNAL without a trace; the log has the rest."""
-    from medservice.store.audit import AuditLog
+    from medservice.store.audit import AuditAppender, AuditLog
 
-    def refuse(self: AuditLog, event: object) -> None:
+    def refuse(self: object, events: object) -> None:
         raise RuntimeError("the audit store is down")
 
-    monkeypatch.setattr(AuditLog, "add", refuse)
+    # Both ways an event is written: with the call's work, and on its own (reads).
+    monkeypatch.setattr(AuditLog, "add_all", refuse)
+    monkeypatch.setattr(AuditAppender, "_append", refuse)
     for call in (lambda: home.create_resident(
             "a", fpb.Resident(person_id="060645-6666", display_name="Y", room="8"), "r8"),
                  lambda: home.get_resident(R1)):
@@ -366,7 +368,7 @@ def stream_target(engine: Engine, uow: UnitOfWorkFactory, verifier: TokenVerifie
             request_deserializer=apb.WatchAlertsRequest.FromString,
             response_serializer=apb.WatchAlertsResponse.SerializeToString)})
     running = build_server(replace(server_settings, database_url=str(engine.url)), uow,
-                           verifier, server_clock, extra_handlers=[handler])
+                           verifier, server_clock, extra_handlers=[handler], engine=engine)
     yield f"127.0.0.1:{running.port}"
     running.stop(0)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from medservice.api.audit_capture import GroupCommit, pending_audit
+from medservice.api.audit_capture import GroupCommit, pending_audit, through_units
 from medservice.domain.access import Role
 from medservice.store.audit import AuditDraft, AuditEvent
 from medservice.store.db import make_engine, writer_lock
@@ -72,7 +72,7 @@ class _Unit:
 def _group(store: _Store) -> GroupCommit:
     # _Unit has only what GroupCommit touches (audit.add_all, commit, audit_draft): not a whole
     # UnitOfWork on purpose, hence the ignore.
-    return GroupCommit(store.unit)  # type: ignore[arg-type]
+    return GroupCommit(through_units(store.unit))  # type: ignore[arg-type]
 
 
 def _write_all(group: GroupCommit, n: int) -> dict[str, Exception | None]:
