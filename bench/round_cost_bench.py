@@ -50,6 +50,7 @@ from medservice.server import build_server
 from medservice.service import cards as cards_uc
 from medservice.service import facilities as facilities_uc
 from medservice.settings import Settings
+from medservice.store.audit import AuditAppender
 from medservice.store.db import make_engine
 from medservice.store.migrate import upgrade
 from medservice.store.uow import uow_factory
@@ -96,8 +97,20 @@ class Counts:
 
 
 @contextmanager
-def counting(engine: Engine) -> Iterator[Counts]:
+def counting(engine: Engine, audit: AuditAppender | None = None) -> Iterator[Counts]:
+    """The engine's statements and transactions, and the audit appender's (it writes on
+    the driver's connection, past the engine's events): one INSERT and one transaction
+    per append."""
     counts = Counts()
+    if audit is not None:
+        appended = audit._append
+
+        def counted_append(events: Any) -> None:
+            counts.begin()
+            counts.statement("INSERT INTO audit_events (appender)")
+            appended(events)
+
+        audit._append = counted_append  # type: ignore[method-assign]
 
     def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         counts.statement(statement)
@@ -230,7 +243,7 @@ def measure(url: str) -> dict[str, Any]:
             md = (("authorization", f"Bearer {token}"),)
             stub = rounds_pb2_grpc.RoundServiceStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
-            with counting(engine) as counts:
+            with counting(engine, running.audit) as counts:
                 tallies = {"health": Tally(), "check_dose": Tally(), "record_dose": Tally(),
                            "old_doses_record": Tally()}
                 for day in range(2):
