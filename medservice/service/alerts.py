@@ -67,8 +67,10 @@ def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
 def _drug(versions: Sequence[OrderVersion], d: Discrepancy) -> Drug | None:
     """The drug of the discrepancy's order (its `versions`) as in force when it occurred
     (else its first version), for the alert to name."""
-    in_force = [v for v in versions if v.valid_from <= d.occurred_at] or versions
-    return in_force[-1].content.drug if in_force else None
+    if not versions:
+        return None
+    in_force = [v for v in versions if v.valid_from <= d.occurred_at]
+    return (in_force[-1] if in_force else versions[0]).content.drug
 
 
 def may_watch(principal: Principal, audience: Role) -> None:

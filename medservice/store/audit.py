@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from medservice.domain.access import Role
 from medservice.domain.names import time_ordered_id
 from medservice.store import tables as t
-from medservice.store.db import WRITER_LOCK_TIMEOUT, writer_lock
+from medservice.store.db import begin_statement, writer_turn
 from medservice.store.repositories import _utc, newest_first
 
 _A = t.audit_events.c
@@ -121,6 +121,11 @@ class AuditLog:
         return [_event(r) for r in self._conn.execute(q)]
 
 
+class _Disconnected(Exception):
+    """The kept connection was found closed by the database (the driver's error is the
+    cause)."""
+
+
 class AuditAppender:
     """Appends audit events in a transaction of their own (the group commit's: reads,
     failures), on one database connection it keeps, through the driver: the same INSERT
@@ -136,25 +141,36 @@ class AuditAppender:
         self._sql = str(compiled)
         # qmark (SQLite): values by position; named or pyformat (psycopg): by name.
         self._positions = compiled.positiontup
-        self._convert = [(c.name, c.type.bind_processor(engine.dialect))
+        # The dialect's own type (SQLite's DATETIME under UtcDateTime): its converter is the
+        # one that writes the text AuditLog writes; the generic type's leaves a datetime for
+        # the driver to format its own way.
+        dialect = engine.dialect
+        self._convert = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect))
                          for c in t.audit_events.c]
-        self._sqlite = engine.dialect.name == "sqlite"
-        self._writer = writer_lock(engine)
+        self._begin = begin_statement(engine, write=True)
         self._lock = threading.Lock()
         self._conn: Any = None  # the pool's connection, kept (None: none yet, or dropped)
+        self._closed = False
 
     def __call__(self, events: Callable[[], Sequence[AuditEvent]]) -> None:
         """Insert and commit the events `events()` gives once the transaction is open (who
-        queued meanwhile goes along). Raises what the database raised; nothing is kept."""
-        with self._lock:
-            locked = self._writer is not None and self._writer.acquire(
-                timeout=WRITER_LOCK_TIMEOUT)
-            try:
-                self._append(events)
-            finally:
-                if locked:
-                    assert self._writer is not None
-                    self._writer.release()
+        queued meanwhile goes along). Raises what the database raised; nothing is kept.
+        A kept connection the database dropped (a restart, an idle timeout) is replaced
+        and the events tried once more on the new one: the pool would have pinged it."""
+        with self._lock, writer_turn(self._engine):
+            if self._closed:
+                raise RuntimeError("the audit appender is closed")
+            # Once more only if the connection that failed had been kept from before.
+            attempts = 1 if self._conn is None else 2
+            for attempt in range(attempts):
+                try:
+                    self._append(events)
+                    return
+                except _Disconnected as e:
+                    if attempt + 1 == attempts:
+                        assert e.__cause__ is not None
+                        raise e.__cause__ from None
+                    # event ids are keys: a retry never stores an event twice
 
     def _append(self, events: Callable[[], Sequence[AuditEvent]]) -> None:
         if self._conn is None:
@@ -162,16 +178,21 @@ class AuditAppender:
         driver = self._conn.driver_connection
         try:
             cursor = driver.cursor()
-            if self._sqlite:  # autocommit mode (store.db): the transaction is ours to open
-                cursor.execute("BEGIN IMMEDIATE")
+            if self._begin:  # SQLite's autocommit mode (store.db): the transaction is ours
+                cursor.execute(self._begin)
             cursor.executemany(self._sql, [self._values(e) for e in events()])
             driver.commit()
-        except BaseException:
+        except BaseException as e:
             # Whatever failed (the connection itself, perhaps): a new one next time.
+            dialect = self._engine.dialect
+            lost = (isinstance(e, dialect.loaded_dbapi.Error)
+                    and dialect.is_disconnect(e, driver, None))
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):  # it is dropped either way
                 conn.invalidate()
                 conn.close()
+            if lost:
+                raise _Disconnected from e
             raise
 
     def _values(self, e: AuditEvent) -> Any:
@@ -182,7 +203,9 @@ class AuditAppender:
         return tuple(row[k] for k in self._positions) if self._positions else row
 
     def close(self) -> None:
+        """Returns the connection; appending afterwards is refused (no connection leaks)."""
         with self._lock:
+            self._closed = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

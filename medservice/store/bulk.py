@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    String,
     Table,
     any_,
     bindparam,
@@ -103,8 +104,10 @@ def keys_in(conn: Connection, columns: Sequence[Column[Any]], keys: Sequence[tup
     value, which psycopg spent a third of a second parsing for 5,000 alerts' keys); SQLite:
     the row-value IN list (callers keep it under SQLite's 32,766 parameters)."""
     if conn.dialect.name == "postgresql":
-        arrays = [bindparam(None, [k[i] for k in keys], type_=ARRAY(c.type))
-                  for i, c in enumerate(columns)]
+        # Strings as unbounded text: a cast to varchar(63)[] would cut a longer key to one
+        # that matches.
+        arrays = [bindparam(None, [k[i] for k in keys], type_=ARRAY(
+            String() if isinstance(c.type, String) else c.type)) for i, c in enumerate(columns)]
         names = [f"k{i}" for i in range(len(columns))]
         given = func.unnest(*arrays).table_valued(*names).render_derived()
         return tuple_(*columns).in_(select(*(given.c[n] for n in names)))

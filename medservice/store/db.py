@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,36 @@ def writer_lock(engine: Engine) -> threading.Lock | None:
     return lock
 
 
+def take_writer_turn(engine: Engine) -> threading.Lock | None:
+    """Queue for this process's writer lock before a write transaction (SQLite): the lock,
+    taken, to release when the transaction ends; None when there is none to take (not
+    SQLite) or it was not had within WRITER_LOCK_TIMEOUT (SQLite's own locking then)."""
+    lock = writer_lock(engine)
+    if lock is not None and lock.acquire(timeout=WRITER_LOCK_TIMEOUT):
+        return lock
+    return None
+
+
+@contextlib.contextmanager
+def writer_turn(engine: Engine) -> Iterator[None]:
+    """take_writer_turn for the duration of a with-block."""
+    lock = take_writer_turn(engine)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def begin_statement(engine: Engine, *, write: bool) -> str | None:
+    """What opens a transaction on SQLite, whose connections run in autocommit mode here so
+    that a writer takes the write lock up front (BEGIN IMMEDIATE): two writers then queue
+    on busy_timeout instead of failing to upgrade. None: the driver opens its own."""
+    if engine.dialect.name != "sqlite":
+        return None
+    return "BEGIN IMMEDIATE" if write else "BEGIN"
+
+
 def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +117,8 @@ def _sqlite_engine(url: str, database: str | None, pool_size: int) -> Engine:
     def _on_begin(conn: Any) -> None:
         # On the driver's connection: through SQLAlchemy's statement machinery this BEGIN
         # cost as much as a query, and every call opens at least one transaction.
-        statement = "BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN"
+        statement = begin_statement(engine, write=bool(conn.info.get("write")))
+        assert statement is not None
         try:
             conn.connection.driver_connection.execute(statement)
         except sqlite3.Error as e:  # raised as SQLAlchemy would (the sweep catches DBAPIError)

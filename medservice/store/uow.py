@@ -15,7 +15,7 @@ from medservice.store.audit import AuditDraft, AuditLog
 from medservice.store.caches import Caches
 from medservice.store.card_changes import CardChangeRepository
 from medservice.store.cards import CardRepository
-from medservice.store.db import WRITER_LOCK_TIMEOUT, writer_lock
+from medservice.store.db import take_writer_turn
 from medservice.store.discrepancies import DiscrepancyRepository
 from medservice.store.records import RecordRepository
 from medservice.store.repositories import (
@@ -85,9 +85,8 @@ class SqlUnitOfWork:
             # A call that writes gets its event with its work or at its end, never from a
             # read after it (run_idempotent reads after a write that lost a race).
             self.audit_draft.with_reads = False
-        lock = writer_lock(self._engine) if self._write else None
-        if lock is not None and lock.acquire(timeout=WRITER_LOCK_TIMEOUT):
-            self._locked = lock  # SQLite: queue here, not in its busy handler (store/db.py)
+        if self._write:  # SQLite: queue here, not in its busy handler (store/db.py)
+            self._locked = take_writer_turn(self._engine)
         try:
             conn = self._engine.connect()
             conn.info["write"] = self._write  # read by the SQLite begin hook (BEGIN IMMEDIATE)

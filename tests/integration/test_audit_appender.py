@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from medservice.domain.access import Role
 from medservice.domain.names import time_ordered_id
@@ -71,3 +71,65 @@ def test_a_failed_append_keeps_nothing_of_it_and_the_next_one_works(
     finally:
         appender.close()
     assert sorted(e.event_id for e in _stored(uow)) == sorted([first.event_id, later.event_id])
+
+
+def _raw_time(engine: Engine, event_id: str) -> str:
+    """The stored event_time as the database holds it, not as read back and parsed."""
+    with engine.connect() as conn:
+        return str(conn.execute(text(
+            "SELECT CAST(event_time AS TEXT) FROM audit_events WHERE event_id = :id"),
+            {"id": event_id}).scalar_one())
+
+
+def test_the_stored_text_of_an_instant_is_the_audit_logs(engine: Engine,
+                                                         uow: UnitOfWorkFactory) -> None:
+    """Compared as stored: ListAuditEvents filters and pages on it, so the same instant
+    written two ways would sort apart (no microseconds is where formats differ)."""
+    whole_second = AT.replace(microsecond=0)
+    logged, appended = _event(0, event_time=whole_second), _event(1, event_time=whole_second)
+    with uow() as u:
+        u.audit.add_all([logged])
+        u.commit()
+    appender = AuditAppender(engine)
+    try:
+        appender(lambda: [appended])
+    finally:
+        appender.close()
+    assert _raw_time(engine, appended.event_id) == _raw_time(engine, logged.event_id)
+    # Paged one at a time, events at the same instant all come (none lost at a tie).
+    with uow(write=False) as u:
+        seen, after = [], None
+        while True:
+            page = u.audit.page(AuditFilter(None), limit=1, after=after)
+            if not page:
+                break
+            seen += [e.event_id for e in page]
+            after = (page[-1].event_time.isoformat(), page[-1].event_id)
+    assert sorted(seen) == sorted([logged.event_id, appended.event_id])
+
+
+def _drop_underneath(engine: Engine, appender: AuditAppender) -> None:
+    """What a database restart or an idle timeout does to the kept connection."""
+    kept = appender._conn.driver_connection
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": kept.info.backend_pid})
+    else:
+        kept.close()
+
+
+def test_a_kept_connection_the_database_dropped_is_replaced(engine: Engine,
+                                                            uow: UnitOfWorkFactory) -> None:
+    appender = AuditAppender(engine)
+    try:
+        first, second = _event(0), _event(1)
+        appender(lambda: [first])
+        _drop_underneath(engine, appender)
+        appender(lambda: [second])  # not lost: tried again on a new connection
+    finally:
+        appender.close()
+    assert sorted(e.event_id for e in _stored(uow)) == sorted([first.event_id,
+                                                               second.event_id])
+    with pytest.raises(RuntimeError, match="closed"):
+        appender(lambda: [_event(2)])  # after close: refused, no connection opened
+    assert appender._conn is None

@@ -31,6 +31,9 @@ def _seed(uow: UnitOfWorkFactory) -> None:
             content(order_id="o1", dosage_=dosage(dose(TimeKind.MORNING, "3"))),
             content(order_id="o2", dosage_=dosage(dose(TimeKind.EVENING, "2")))],
             NOW - timedelta(days=1), NOW - timedelta(days=1))
+        long_id = "a" * 63  # as long as an id may be
+        facilities_uc.create_facility(u, Facility(long_id, "Home A"), NOW)
+        facilities_uc.create_resident(u, Resident("r0", long_id, "010160-2000", "N", "9"), NOW)
         u.commit()
 
 
@@ -48,3 +51,6 @@ def test_rooms_and_orders_versions_equal_the_single_reads(uow: UnitOfWorkFactory
                             if (found := u.cards.order_versions(*key))}
         assert [v.version for v in versions[("f1", "r0", "o1")]] == [1, 2]
         assert u.residents.rooms([]) == {} and u.cards.orders_versions([]) == {}
+        # A key longer than the column matches nothing (never a key cut to its length).
+        assert u.residents.rooms([("a" * 63, "r0")]) == {("a" * 63, "r0"): "9"}
+        assert u.residents.rooms([("a" * 63 + "extra", "r0"), ("a" * 63, "r0" + "x" * 70)]) == {}
