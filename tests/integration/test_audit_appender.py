@@ -28,9 +28,13 @@ def _event(i: int, **fields: object) -> AuditEvent:
     return dataclasses.replace(e, **fields)  # type: ignore[arg-type]
 
 
+# Only this file's events: the database may hold other tests' (never assume it empty).
+MINE = AuditFilter(None, start=AT - timedelta(seconds=1), end=AT + timedelta(minutes=1))
+
+
 def _stored(uow: UnitOfWorkFactory) -> list[AuditEvent]:
     with uow(write=False) as u:
-        return u.audit.page(AuditFilter(None), limit=100, after=None)
+        return u.audit.page(MINE, limit=100, after=None)
 
 
 def test_the_appender_stores_what_the_audit_log_stores(engine: Engine,
@@ -100,7 +104,7 @@ def test_the_stored_text_of_an_instant_is_the_audit_logs(engine: Engine,
     with uow(write=False) as u:
         seen, after = [], None
         while True:
-            page = u.audit.page(AuditFilter(None), limit=1, after=after)
+            page = u.audit.page(MINE, limit=1, after=after)
             if not page:
                 break
             seen += [e.event_id for e in page]
