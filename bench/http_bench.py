@@ -21,8 +21,9 @@ from google.protobuf import json_format
 from medservice.api.auth import TokenVerifier, mint_token
 from medservice.demo import seed_demo
 from medservice.domain.access import Role
+from medservice.heap import settle_heap
 from medservice.logs import configure_logging
-from medservice.server import build_server, settle_heap
+from medservice.server import build_server
 from medservice.settings import Settings
 from medservice.store.db import make_engine
 from medservice.store.migrate import upgrade

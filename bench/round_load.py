@@ -33,6 +33,7 @@ import itertools
 import json
 import statistics
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -304,6 +305,12 @@ PHASES = ("health", "echo", "audited_echo", "check_dose", "record_dose", "record
 HALF_PEAK = ("echo", "audited_echo", "check_dose", "record_dose", "record_old_dose")
 
 
+def _phase(name: str) -> None:
+    """On stderr, with the wall time: for a profiler to attach to one phase (py-spy --pid
+    ... while it runs), or to line up what the server logged (a GC pause, say)."""
+    print(f"PHASE {name} {time.time():.3f}", file=sys.stderr, flush=True)
+
+
 async def measure(target: str, secret: str, seconds: float, inflight: int,
                   phases: tuple[str, ...] = PHASES, half_peak: bool = True,
                   round_residents: int = ROUND_RESIDENTS) -> dict[str, object]:
@@ -379,12 +386,15 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
         peak = {}
         for name in phases:
             # On stderr, for a profiler to attach to one phase (py-spy --pid ... while it runs).
-            print(f"PHASE {name}", file=sys.stderr, flush=True)
+            _phase(name)
             peak[name] = await closed_loop(calls[name], seconds, inflight)
-        print("PHASE end", file=sys.stderr, flush=True)
-        half = {name: await open_loop(calls[name], peak[name].calls / peak[name].seconds / 2,
-                                      seconds)
-                for name in HALF_PEAK if half_peak and name in peak}
+        half = {}
+        for name in HALF_PEAK:
+            if half_peak and name in peak:
+                _phase(f"{name} at half of peak")
+                half[name] = await open_loop(calls[name],
+                                             peak[name].calls / peak[name].seconds / 2, seconds)
+        _phase("end")
     out: dict[str, object] = {
         "doses_available": len(doses), "round_doses_available": len(round_doses),
         "peak": {name: p.figures() for name, p in peak.items()},

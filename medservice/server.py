@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import gc
 import signal
 import socket
 import threading
@@ -35,6 +34,7 @@ from medservice.api.limits import CallRates, RequestSizes
 from medservice.api.reports import ReportServicer
 from medservice.api.rounds import RoundServicer
 from medservice.api.rpc import CallInterceptor, Clock, utc_now
+from medservice.heap import HeapKeeper
 from medservice.service.sweeper import Sweeper
 from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.service.webhooks import DeliveryTerms
@@ -359,15 +359,6 @@ def _check_free(listen: str) -> None:
                 raise ListenError(f"cannot listen on {listen}: {e.strerror}") from None
 
 
-def settle_heap() -> None:
-    """Collect, then exempt what exists from future collections: what a started server
-    holds (modules, protobuf and SQLAlchemy metadata: over 100,000 objects) lives as long
-    as the process, and walking it made each full collection a pause of tens of
-    milliseconds (up to ~100 ms measured) in which every call waited."""
-    gc.collect()
-    gc.freeze()
-
-
 def serve(settings: Settings, *, on_ready: object = None,
           extra_handlers: Sequence[grpc.GenericRpcHandler] = ()) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully. `extra_handlers`: see
@@ -375,7 +366,8 @@ def serve(settings: Settings, *, on_ready: object = None,
     engine = make_engine(settings.database_url)
     running = build_server(settings, uow_factory(engine), make_verifier(settings),
                            engine=engine, extra_handlers=extra_handlers)
-    settle_heap()
+    heap = HeapKeeper()
+    heap.start()
     log.info("serving", port=running.port, tls=bool(settings.tls_cert_file),
              http_port=running.http_port or None)
     if callable(on_ready):
@@ -384,7 +376,7 @@ def serve(settings: Settings, *, on_ready: object = None,
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(0.5):
-        pass
+        heap.tick()
     log.info("shutting down", grace_seconds=settings.shutdown_grace_seconds)
     running.stop(settings.shutdown_grace_seconds)
     engine.dispose()
