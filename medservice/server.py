@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import signal
 import socket
 import threading
@@ -376,7 +377,9 @@ def serve(settings: Settings, *, on_ready: object = None,
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(0.5):
-        heap.tick()
+        if heap.tick() == "thorough":  # what freezing kept waiting, to watch for
+            log.info("heap collected", unreachable=heap.last_found,
+                     frozen=gc.get_freeze_count())
     log.info("shutting down", grace_seconds=settings.shutdown_grace_seconds)
     running.stop(settings.shutdown_grace_seconds)
     engine.dispose()

@@ -44,7 +44,8 @@ def cycle() -> weakref.ref[Node]:
 
 def test_ticks_settle_then_collect_thoroughly_on_schedule(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock)
+    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
+                        phase=lambda: 0.0)
     keeper.start()
     assert gc.get_freeze_count() > 0
     clock.now += 9.9
@@ -60,7 +61,8 @@ def test_ticks_settle_then_collect_thoroughly_on_schedule(unfrozen: None) -> Non
 
 def test_a_cycle_alive_when_frozen_waits_for_the_thorough_pass(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock)
+    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
+                        phase=lambda: 0.0)
     a, b = Node(), Node()
     a.other, b.other = b, a
     dead = weakref.ref(a)
@@ -78,7 +80,8 @@ def test_a_cycle_alive_when_frozen_waits_for_the_thorough_pass(unfrozen: None) -
 
 def test_garbage_made_after_settling_is_collected_as_ever(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock)
+    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
+                        phase=lambda: 0.0)
     keeper.start()
     dead = cycle()  # born after the freeze: ordinary collections see it
     gc.collect()
@@ -86,7 +89,35 @@ def test_garbage_made_after_settling_is_collected_as_ever(unfrozen: None) -> Non
     # And acyclic objects go with their last reference, frozen or not.
     kept = Node()
     gone = weakref.ref(kept)
+    frozen = gc.get_freeze_count()
     clock.now += 10
     assert keeper.tick() == "settled"
+    assert gc.get_freeze_count() > frozen  # `kept` among them
     del kept
     assert gone() is None
+
+
+def test_each_process_starts_its_schedule_at_its_own_point(unfrozen: None) -> None:
+    clock = FakeMonotonic()
+    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
+                        phase=lambda: 0.5)
+    keeper.start()
+    clock.now += 4.9
+    assert keeper.tick() is None
+    clock.now += 0.1
+    assert keeper.tick() == "settled"
+    clock.now += 45
+    assert keeper.tick() == "thorough"
+
+
+def test_the_thorough_pass_says_what_it_found(unfrozen: None) -> None:
+    clock = FakeMonotonic()
+    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
+                        phase=lambda: 0.0)
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    keeper.start()
+    del a, b
+    clock.now += 100
+    assert keeper.tick() == "thorough"
+    assert keeper.last_found >= 2
