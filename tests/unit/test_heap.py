@@ -27,6 +27,12 @@ class FakeMonotonic:
         return self.now
 
 
+def keeper_on(clock: FakeMonotonic, phase: float = 0.0) -> HeapKeeper:
+    """Settles every 10 s and collects thoroughly every 100 s of `clock`."""
+    return HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
+                      phase=lambda: phase)
+
+
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
     """The test process's heap as it was: nothing frozen afterwards."""
@@ -44,8 +50,7 @@ def cycle() -> weakref.ref[Node]:
 
 def test_ticks_settle_then_collect_thoroughly_on_schedule(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
-                        phase=lambda: 0.0)
+    keeper = keeper_on(clock)
     keeper.start()
     assert gc.get_freeze_count() > 0
     clock.now += 9.9
@@ -61,8 +66,7 @@ def test_ticks_settle_then_collect_thoroughly_on_schedule(unfrozen: None) -> Non
 
 def test_a_cycle_alive_when_frozen_waits_for_the_thorough_pass(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
-                        phase=lambda: 0.0)
+    keeper = keeper_on(clock)
     a, b = Node(), Node()
     a.other, b.other = b, a
     dead = weakref.ref(a)
@@ -80,8 +84,7 @@ def test_a_cycle_alive_when_frozen_waits_for_the_thorough_pass(unfrozen: None) -
 
 def test_garbage_made_after_settling_is_collected_as_ever(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
-                        phase=lambda: 0.0)
+    keeper = keeper_on(clock)
     keeper.start()
     dead = cycle()  # born after the freeze: ordinary collections see it
     gc.collect()
@@ -99,8 +102,7 @@ def test_garbage_made_after_settling_is_collected_as_ever(unfrozen: None) -> Non
 
 def test_each_process_starts_its_schedule_at_its_own_point(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
-                        phase=lambda: 0.5)
+    keeper = keeper_on(clock, phase=0.5)
     keeper.start()
     clock.now += 4.9
     assert keeper.tick() is None
@@ -112,8 +114,7 @@ def test_each_process_starts_its_schedule_at_its_own_point(unfrozen: None) -> No
 
 def test_the_thorough_pass_says_what_it_found(unfrozen: None) -> None:
     clock = FakeMonotonic()
-    keeper = HeapKeeper(settle_every=10, thorough_every=100, monotonic=clock,
-                        phase=lambda: 0.0)
+    keeper = keeper_on(clock)
     a, b = Node(), Node()
     a.other, b.other = b, a
     keeper.start()
