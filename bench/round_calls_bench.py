@@ -113,9 +113,15 @@ def _ratios(figures: dict[str, Any]) -> dict[str, float]:
     if "health" not in peak:
         return {}
     health = (peak["health"]["per_second"] + peak["health_again"]["per_second"]) / 2
-    return {f"{name}_vs_health": round(peak[name]["per_second"] / health, 3)
-            for name in ("echo", "audited_echo", "check_dose", "record_dose", "record_old_dose")
-            if name in peak}
+    ratios = {f"{name}_vs_health": round(peak[name]["per_second"] / health, 3)
+              for name in ("echo", "audited_echo", "audited_read", "audited_write",
+                           "check_dose", "record_dose", "record_old_dose") if name in peak}
+    # What the service adds to the floor of its kind of call: a check reads, a record writes.
+    for call, floor in (("check_dose", "audited_read"), ("record_dose", "audited_write")):
+        if call in peak and floor in peak:
+            ratios[f"{call}_vs_{floor}"] = round(
+                peak[call]["per_second"] / peak[floor]["per_second"], 3)
+    return ratios
 
 
 def measure_store(url: str, pins: tuple[list[str], list[str]], *load_args: str

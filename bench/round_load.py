@@ -14,13 +14,16 @@ two hours ago (so nothing earlier is due or missed).
 Phases, each `--seconds` long: Health/Check (no authentication, no database: the stack's
 floor), an authenticated echo (the interceptor, no database), the same echo audited (the
 interceptor writes its audit event, as for every API call: the floor of any answer the
-service may give), CheckDose over the four weeks' doses, RecordDose at the round (each dose
-due now recorded once, given, with its dose and route, at the time of the call; the phase
-ends early should they run out, and says so), RecordDose of an old dose (each of the four
-weeks' doses recorded once as refused, weeks late: reconciled, with its discrepancies,
-events and alerts, the worst case), Health/Check again (drift on a shared machine); then
-the calls in open loop at half of their peak (calls started on schedule, latency from when
-each was due).
+service may give), an audited read (the one statement every CheckDose makes, in a read
+unit of work: the floor of any call that asks the store), an audited write (a write unit
+of work committing only the call's audit event: the floor of any call that writes),
+CheckDose over the four weeks' doses, RecordDose at the round (each dose due now recorded
+once, given, with its dose and route, at the time of the call; the phase ends early should
+they run out, and says so), RecordDose of an old dose (each of the four weeks' doses
+recorded once as refused, weeks late: reconciled, with its discrepancies, events and
+alerts, the worst case), Health/Check again (drift on a shared machine); then the calls in
+open loop at half of their peak (calls started on schedule, latency from when each was
+due).
 """
 
 from __future__ import annotations
@@ -45,7 +48,12 @@ from google.protobuf.json_format import ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.round_server import AUDITED_ECHO_METHOD, ECHO_METHOD
+from bench.round_server import (
+    AUDITED_ECHO_METHOD,
+    AUDITED_READ_METHOD,
+    AUDITED_WRITE_METHOD,
+    ECHO_METHOD,
+)
 from medservice.api.auth import mint_token
 from medservice.demo import demo_cards
 from medservice.domain import names
@@ -300,8 +308,8 @@ async def open_loop(call: Call, rate: float, seconds: float) -> Phase:
                  dict(codes))
 
 
-PHASES = ("health", "echo", "audited_echo", "check_dose", "record_dose", "record_old_dose",
-          "health_again")
+PHASES = ("health", "echo", "audited_echo", "audited_read", "audited_write", "check_dose",
+          "record_dose", "record_old_dose", "health_again")
 HALF_PEAK = ("echo", "audited_echo", "check_dose", "record_dose", "record_old_dose")
 
 
@@ -325,6 +333,8 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
         health = health_pb2_grpc.HealthStub(channel)
         echo = channel.unary_unary(ECHO_METHOD)
         audited_echo = channel.unary_unary(AUDITED_ECHO_METHOD)
+        audited_read = channel.unary_unary(AUDITED_READ_METHOD)
+        audited_write = channel.unary_unary(AUDITED_WRITE_METHOD)
         doses = await scheduled_doses(stub, carer, residents, now - timedelta(days=DAYS),
                                       now - timedelta(hours=1))
         old = iter(doses)
@@ -342,6 +352,14 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
 
         async def call_audited_echo(i: int) -> bool:
             await audited_echo(b"x" * 64, metadata=carer, timeout=10)
+            return True
+
+        async def call_audited_read(i: int) -> bool:
+            await audited_read(doses[i % len(doses)][0].encode(), metadata=carer, timeout=10)
+            return True
+
+        async def call_audited_write(i: int) -> bool:
+            await audited_write(b"", metadata=carer, timeout=10)
             return True
 
         async def call_check(i: int) -> bool:
@@ -381,6 +399,7 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
         await closed_loop(call_echo, 0.5, inflight)
         await closed_loop(call_check, 1.0, inflight)
         calls = {"health": call_health, "echo": call_echo, "audited_echo": call_audited_echo,
+                 "audited_read": call_audited_read, "audited_write": call_audited_write,
                  "check_dose": call_check, "record_dose": call_record,
                  "record_old_dose": call_record_old, "health_again": call_health}
         peak = {}

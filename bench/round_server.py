@@ -8,6 +8,11 @@ touches no database: the floor an authenticated call of this stack costs. And
 /medservice.v1.BenchAudit/Echo, the same echo under the API's audited prefix: the
 interceptor writes its audit event as it does for every API call (a read's goes through
 the group commit, as CheckDose's does), the floor of any call the service may answer.
+Under the same prefix, Read and Write: the floor of a call that reads the store (the one
+statement every CheckDose makes, the resident's head, in a read unit of work) and of one
+that writes (a write unit of work that commits only the call's audit event). Both use the
+service's units of work on an engine of their own for the same database (serve() keeps its
+engine to itself): the same statements and pool, only not shared with the service's calls.
 Prints "PORT <n>" once serving.
 """
 
@@ -17,18 +22,49 @@ import sys
 
 import grpc
 
+from medservice.api.audit_capture import pending_audit
+from medservice.domain import names
 from medservice.logs import configure_logging
+from medservice.service.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from medservice.settings import load_settings
+from medservice.store.db import make_engine
 from medservice.store.migrate import upgrade
+from medservice.store.uow import uow_factory
 
 ECHO_METHOD = "/medservice.bench.Echo/Echo"
 AUDITED_ECHO_METHOD = "/medservice.v1.BenchAudit/Echo"
+AUDITED_READ_METHOD = "/medservice.v1.BenchAudit/Read"
+AUDITED_WRITE_METHOD = "/medservice.v1.BenchAudit/Write"
 
 
-def echo_handlers() -> list[grpc.GenericRpcHandler]:
+def echo_handlers(uow: UnitOfWorkFactory | None = None) -> list[grpc.GenericRpcHandler]:
     echo = {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: request)}
+    audited = dict(echo)
+    if uow is not None:
+        def unit(*, write: bool) -> UnitOfWork:
+            made = uow(write=write)
+            made.audit_draft = pending_audit.get()  # as the API's units of work have it
+            return made
+
+        def read(request: bytes, context: object) -> bytes:
+            # The one statement every CheckDose makes (the resident's head) in a read unit
+            # of work: the floor of any call that asks the store about a resident.
+            facility_id, resident_id = names.parse_resident_name(request.decode(), "resident")
+            with unit(write=False) as u:
+                head = u.cards.round_head(facility_id, resident_id)
+            return b"" if head is None else head.facility_etag.encode()
+
+        def write(request: bytes, context: object) -> bytes:
+            # A write unit of work that commits nothing but the call's audit event: the
+            # floor of any call that writes (RecordDose commits its event with its record).
+            with unit(write=True) as u:
+                u.commit()
+            return b""
+
+        audited["Read"] = grpc.unary_unary_rpc_method_handler(read)
+        audited["Write"] = grpc.unary_unary_rpc_method_handler(write)
     return [grpc.method_handlers_generic_handler("medservice.bench.Echo", echo),
-            grpc.method_handlers_generic_handler("medservice.v1.BenchAudit", echo)]
+            grpc.method_handlers_generic_handler("medservice.v1.BenchAudit", audited)]
 
 
 def main() -> int:
@@ -42,7 +78,8 @@ def main() -> int:
     def ready(running: object) -> None:
         print(f"PORT {getattr(running, 'port', 0)}", flush=True)
 
-    serve(settings, on_ready=ready, extra_handlers=echo_handlers())
+    uow = uow_factory(make_engine(settings.database_url))
+    serve(settings, on_ready=ready, extra_handlers=echo_handlers(uow))
     return 0
 
 
