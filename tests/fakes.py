@@ -20,7 +20,7 @@ from medservice.domain.card_changes import ChangeStatus, PendingChange
 from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
-from medservice.domain.orders import OrderVersion
+from medservice.domain.orders import Drug, OrderVersion
 from medservice.domain.webhooks import DeliveryState, WebhookSubscription
 from medservice.reconcile import Discrepancy
 from medservice.service.unit_of_work import UnitOfWorkFactory
@@ -180,9 +180,10 @@ class FakeCards:
                 for f, r in {(v.facility_id, v.resident_id) for v in self._db.versions}
                 if f == facility_id}
 
-    def orders_versions(self, orders: Sequence[tuple[str, str, str]]
-                        ) -> dict[tuple[str, str, str], list[OrderVersion]]:
-        return {key: found for key in orders if (found := self.order_versions(*key))}
+    def orders_drugs(self, orders: Sequence[tuple[str, str, str]]
+                     ) -> dict[tuple[str, str, str], list[tuple[datetime, Drug]]]:
+        return {key: [(v.valid_from, v.content.drug) for v in found] for key in orders
+                if (found := self.order_versions(*key))}
 
     def residents_versions(self, residents: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]:

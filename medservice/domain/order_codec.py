@@ -326,13 +326,19 @@ class _Reader:
         return None
 
 
+def drug_from_dict(d: Json) -> Drug:
+    """The drug of a content's dict (content_to_dict's "drug"; absent fields are empty)."""
+    return Drug(d.get("name", ""), d.get("drug_id", ""), d.get("atc_code", ""),
+                d.get("form", ""), d.get("strength", ""))
+
+
 def content_from_dict(d: Json, prefix: str = "order", *, stored: bool = False
                       ) -> OrderContent:
     """Read an order content; raise InvalidArgument with every violation, fields prefixed.
     `stored`: the mirror's own copy, checked against the supported dates when it came in
     (so a range narrowed later never makes a kept order unreadable)."""
     r = _Reader()
-    drug = d.get("drug", {})
+    drug = d.get("drug") or {}
     dosage = r.dosage(d.get("dosage", {}), f"{prefix}.dosage")
     mode = _DISPENSING_BACK.get(d.get("dispensing_mode", _DISPENSING[DispensingMode.STAFF_POURED]))
     if mode is None:  # an unknown number: never a guess at what the source meant
@@ -345,8 +351,7 @@ def content_from_dict(d: Json, prefix: str = "order", *, stored: bool = False
     require(r.violations)
     content = OrderContent(
         order_id=d.get("order_id", ""),
-        drug=Drug(drug.get("name", ""), drug.get("drug_id", ""), drug.get("atc_code", ""),
-                  drug.get("form", ""), drug.get("strength", "")),
+        drug=drug_from_dict(drug),
         dosage=dosage,  # type: ignore[arg-type]
         source_version=d.get("source_version", ""),
         indication=d.get("indication", ""),

@@ -21,7 +21,7 @@ from medservice.domain.alerts import (
 from medservice.domain.clock import FacilityClock
 from medservice.domain.errors import NotFound, OutOfRange, PermissionDenied
 from medservice.domain.facility import Facility
-from medservice.domain.orders import Drug, OrderVersion
+from medservice.domain.orders import Drug
 from medservice.reconcile import Discrepancy, FacilityRules
 from medservice.service.facilities import get_facility
 from medservice.service.paging import Page, next_token
@@ -48,15 +48,15 @@ def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
                     timedelta(minutes=f.alert_escalation_minutes), f.language)
              for f_id, f in by_id.items()}
     raised = [(d, d_id) for d in found if (d_id := discrepancy_id(d.key)) in fresh]
-    # The rooms and the orders' versions the alerts name, read for all of them at once: a
+    # The rooms and the orders' drugs the alerts name, read for all of them at once: a
     # national batch raises some 20,000 alerts, and two reads each took most of its time.
     rooms = uow.residents.rooms(sorted({(d.facility_id, d.resident_id) for d, _ in raised}))
-    versions = uow.cards.orders_versions(sorted(
+    drugs = uow.cards.orders_drugs(sorted(
         {(d.facility_id, d.resident_id, d.order_id) for d, _ in raised if d.order_id}))
     new: list[NewAlert] = []
     for d, d_id in raised:
         clock, escalate_after, language = terms[d.facility_id]
-        drug = _drug(versions.get((d.facility_id, d.resident_id, d.order_id or ""), []), d)
+        drug = _drug(drugs.get((d.facility_id, d.resident_id, d.order_id or ""), []), d)
         alert = alert_for(d, d_id, clock, now, escalate_after, language, drug,
                           rooms.get((d.facility_id, d.resident_id), ""))
         if alert is not None:
@@ -64,13 +64,14 @@ def raise_alerts(uow: UnitOfWork, facilities: Facility | Mapping[str, Facility],
     return uow.alerts.append(new)
 
 
-def _drug(versions: Sequence[OrderVersion], d: Discrepancy) -> Drug | None:
-    """The drug of the discrepancy's order (its `versions`) as in force when it occurred
-    (else its first version), for the alert to name."""
-    if not versions:
+def _drug(drugs: Sequence[tuple[datetime, Drug]], d: Discrepancy) -> Drug | None:
+    """The drug of the discrepancy's order as in force when it occurred (else as in its
+    first version), from (valid from, drug) of its versions by number, for the alert to
+    name."""
+    if not drugs:
         return None
-    in_force = [v for v in versions if v.valid_from <= d.occurred_at]
-    return (in_force[-1] if in_force else versions[0]).content.drug
+    in_force = [drug for valid_from, drug in drugs if valid_from <= d.occurred_at]
+    return in_force[-1] if in_force else drugs[0][1]
 
 
 def may_watch(principal: Principal, audience: Role) -> None:

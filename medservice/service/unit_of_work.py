@@ -21,7 +21,7 @@ from medservice.domain.card_changes import PendingChange
 from medservice.domain.card_checks import DoseDispensingCard
 from medservice.domain.discrepancy import Decision
 from medservice.domain.facility import Facility, Resident
-from medservice.domain.orders import OrderVersion
+from medservice.domain.orders import Drug, OrderVersion
 from medservice.domain.webhooks import DeliveryState, WebhookSubscription
 from medservice.reconcile import Discrepancy
 from medservice.store.audit import AuditDraft, AuditEvent, AuditFilter
@@ -78,8 +78,9 @@ class Cards(Protocol):
                        ) -> list[OrderVersion]: ...
     def resident_versions(self, facility_id: str, resident_id: str
                           ) -> dict[str, list[OrderVersion]]: ...
-    def orders_versions(self, orders: Sequence[tuple[str, str, str]]
-                        ) -> dict[tuple[str, str, str], list[OrderVersion]]: ...
+    def orders_drugs(self, orders: Sequence[tuple[str, str, str]]
+                     ) -> dict[tuple[str, str, str], list[tuple[datetime, Drug]]]:
+        """(valid from, drug) of each version of each of these orders that exists."""
     def residents_versions(self, residents: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]: ...
     def round_head(self, facility_id: str, resident_id: str,

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, tuple_
 from medservice.domain.administration import AdministrationRecord
 from medservice.domain.card_changes import ChangeStatus
 from medservice.domain.card_checks import DoseCardLine, DoseDispensingCard
-from medservice.domain.order_codec import content_from_dict, content_to_dict
-from medservice.domain.orders import OrderVersion
+from medservice.domain.order_codec import content_from_dict, content_to_dict, drug_from_dict
+from medservice.domain.orders import Drug, OrderVersion
 from medservice.store import tables as t
 from medservice.store.bulk import KEYS_PER_STATEMENT, keys_in
 from medservice.store.caches import Lru, VersionKey
@@ -186,16 +186,22 @@ class CardRepository:
             _V.order_id == order_id).order_by(_V.version))
         return [_version(r, self._versions) for r in rows]
 
-    def orders_versions(self, orders: Sequence[tuple[str, str, str]]
-                        ) -> dict[tuple[str, str, str], list[OrderVersion]]:
-        """(facility id, resident id, order id) -> versions by number, for those of these
-        orders that exist: order_versions for many orders, one read per 5,000."""
-        out: dict[tuple[str, str, str], list[OrderVersion]] = defaultdict(list)
+    def orders_drugs(self, orders: Sequence[tuple[str, str, str]]
+                     ) -> dict[tuple[str, str, str], list[tuple[datetime, Drug]]]:
+        """(facility id, resident id, order id) -> (valid from, drug) of each version by
+        number, for those of these orders that exist; one read per 5,000 orders. Only the
+        drug is made of each content: an alert names the drug, and a national batch's
+        20,000 alerts spent most of their time making whole orders of versions not kept."""
+        out: dict[tuple[str, str, str], list[tuple[datetime, Drug]]] = defaultdict(list)
         for i in range(0, len(orders), KEYS_PER_STATEMENT):
-            chunk = orders[i:i + KEYS_PER_STATEMENT]
-            for v in _cached_or_load(self._conn, self._versions, *_where(keys_in(
-                    self._conn, (_V.facility_id, _V.resident_id, _V.order_id), chunk))):
-                out[(v.facility_id, v.resident_id, v.order_id)].append(v)
+            rows = self._conn.execute(
+                select(_V.facility_id, _V.resident_id, _V.order_id, _V.valid_from, _V.content)
+                .where(keys_in(self._conn, (_V.facility_id, _V.resident_id, _V.order_id),
+                               orders[i:i + KEYS_PER_STATEMENT]))
+                .order_by(*_KEY))
+            for row in rows:
+                out[(row.facility_id, row.resident_id, row.order_id)].append(
+                    (_utc(row.valid_from), drug_from_dict(row.content.get("drug") or {})))
         return dict(out)
 
     def resident_versions(self, facility_id: str, resident_id: str

@@ -5,6 +5,7 @@ PostgreSQL is tests/e2e/test_administration.py's and tests/integration/test_one_
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -19,10 +20,12 @@ from medservice.domain.errors import (
     NotFound,
 )
 from medservice.domain.facility import Facility, Resident
+from medservice.domain.orders import Drug
 from medservice.domain.rounds import DOSE_ID_REACH, DoseStatus
 from medservice.reconcile import Code, ProposedDose, Verdict
 from medservice.service import administration as admin
 from medservice.service import cards, facilities, reconciliation, rounds
+from medservice.store.discrepancies import discrepancy_id
 from tests.fakes import FakeDatabase
 from tests.unit.test_reconcile_builders import (
     DAY,
@@ -179,6 +182,27 @@ def test_a_corrected_record_opens_the_dose_and_its_miss_is_alerted_once() -> Non
         (Code.MISSED_DOSE, dose)]
     assert [a.audience for a in db.alerts()] == [Role.SHIFT_LEAD]
     assert _status(db, at(11)) is DoseStatus.MISSED
+
+
+def test_a_missed_dose_is_alerted_naming_the_drug_as_ordered_when_it_was_due() -> None:
+    """A switch of drug at noon (to a generic, say): the morning's missed dose names the
+    old drug, the evening's the new one (the alerts read only the versions' drugs)."""
+    db = _home(mirrored=EPOCH)
+    generic = Drug("Paracetamol", "drug-b", "N02BE01", "tablet", "500 mg")
+    with db() as u:
+        cards.sync_card(u, F, R, 2, [replace(content(dosage_=MORNING_EVENING), drug=generic)],
+                        at(12), at(12))
+        u.commit()
+    with db() as u:
+        reconciliation.reconcile_resident(u, F, R, at(8), at(18), local(DAY, 23))
+        u.commit()
+    due = {discrepancy_id(d.key): d.occurred_at for d in db.open_discrepancies()
+           if d.code is Code.MISSED_DOSE}
+    named = {due[a.discrepancy_id]: a.summary for a in db.alerts()
+             if a.discrepancy_id in due}
+    assert {at(8), at(18)} <= set(named)  # and the day around, reconciled with it
+    assert "Drug drug-a" in named[at(8)] and "Paracetamol" not in named[at(8)]
+    assert "Paracetamol 500 mg" in named[at(18)]
 
 
 def test_a_wrong_dose_recorded_for_a_day_before_the_order_was_mirrored_is_stored() -> None:
