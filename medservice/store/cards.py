@@ -195,13 +195,14 @@ class CardRepository:
         out: dict[tuple[str, str, str], list[tuple[datetime, Drug]]] = defaultdict(list)
         for i in range(0, len(orders), KEYS_PER_STATEMENT):
             rows = self._conn.execute(
-                select(_V.facility_id, _V.resident_id, _V.order_id, _V.valid_from, _V.content)
+                select(_V.facility_id, _V.resident_id, _V.order_id, _V.valid_from,
+                       _V.content["drug"].label("drug"))
                 .where(keys_in(self._conn, (_V.facility_id, _V.resident_id, _V.order_id),
                                orders[i:i + KEYS_PER_STATEMENT]))
                 .order_by(*_KEY))
             for row in rows:
                 out[(row.facility_id, row.resident_id, row.order_id)].append(
-                    (_utc(row.valid_from), drug_from_dict(row.content.get("drug") or {})))
+                    (_utc(row.valid_from), drug_from_dict(row.drug or {})))
         return dict(out)
 
     def resident_versions(self, facility_id: str, resident_id: str
