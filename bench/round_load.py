@@ -14,8 +14,9 @@ two hours ago (so nothing earlier is due or missed).
 Phases, each `--seconds` long: Health/Check (no authentication, no database: the stack's
 floor), an authenticated echo (the interceptor, no database), the same echo audited (the
 interceptor writes its audit event, as for every API call: the floor of any answer the
-service may give), an audited read (the one statement every CheckDose makes, in a read
-unit of work: the floor of any call that asks the store), an audited write (a write unit
+service may give), an audited read (the resident's head, the one row CheckDose's one
+statement starts from, without the records it joins, in a read unit of work: the floor of
+any call that asks the store), an audited write (a write unit
 of work committing only the call's audit event: the floor of any call that writes),
 CheckDose over the four weeks' doses, RecordDose at the round (each dose due now recorded
 once, given, with its dose and route, at the time of the call; the phase ends early should
@@ -398,6 +399,9 @@ async def measure(target: str, secret: str, seconds: float, inflight: int,
         # Warm-up, not measured: the first call of each resident fills what is kept.
         await closed_loop(call_echo, 0.5, inflight)
         await closed_loop(call_check, 1.0, inflight)
+        # The floors' own engine (bench.round_server) opens its pool here, not in a phase.
+        await closed_loop(call_audited_read, 0.5, inflight)
+        await closed_loop(call_audited_write, 0.5, inflight)
         calls = {"health": call_health, "echo": call_echo, "audited_echo": call_audited_echo,
                  "audited_read": call_audited_read, "audited_write": call_audited_write,
                  "check_dose": call_check, "record_dose": call_record,

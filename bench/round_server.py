@@ -8,11 +8,13 @@ touches no database: the floor an authenticated call of this stack costs. And
 /medservice.v1.BenchAudit/Echo, the same echo under the API's audited prefix: the
 interceptor writes its audit event as it does for every API call (a read's goes through
 the group commit, as CheckDose's does), the floor of any call the service may answer.
-Under the same prefix, Read and Write: the floor of a call that reads the store (the one
-statement every CheckDose makes, the resident's head, in a read unit of work) and of one
+Under the same prefix, Read and Write: the floor of a call that reads the store (the
+resident's head, the one row CheckDose's one statement starts from, without the records it
+joins, in a read unit of work) and of one
 that writes (a write unit of work that commits only the call's audit event). Both use the
 service's units of work on an engine of their own for the same database (serve() keeps its
-engine to itself): the same statements and pool, only not shared with the service's calls.
+engine to itself): the same statements and kind of pool (its connections count in the
+server's RSS once these phases ran), only not shared with the service's calls.
 Prints "PORT <n>" once serving.
 """
 
@@ -47,8 +49,8 @@ def echo_handlers(uow: UnitOfWorkFactory | None = None) -> list[grpc.GenericRpcH
             return made
 
         def read(request: bytes, context: object) -> bytes:
-            # The one statement every CheckDose makes (the resident's head) in a read unit
-            # of work: the floor of any call that asks the store about a resident.
+            # The resident's head (CheckDose's one statement joins its records to it) in a
+            # read unit of work: the floor of any call that asks the store about a resident.
             facility_id, resident_id = names.parse_resident_name(request.decode(), "resident")
             with unit(write=False) as u:
                 head = u.cards.round_head(facility_id, resident_id)

@@ -80,7 +80,8 @@ class Cards(Protocol):
                           ) -> dict[str, list[OrderVersion]]: ...
     def orders_drugs(self, orders: Sequence[tuple[str, str, str]]
                      ) -> dict[tuple[str, str, str], list[tuple[datetime, Drug]]]:
-        """(valid from, drug) of each version of each of these orders that exists."""
+        """(valid from, drug) of each version, by version number, of each of these orders
+        that exists."""
     def residents_versions(self, residents: Sequence[tuple[str, str]]
                            ) -> dict[tuple[str, str], dict[str, list[OrderVersion]]]: ...
     def round_head(self, facility_id: str, resident_id: str,

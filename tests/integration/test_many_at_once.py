@@ -34,7 +34,7 @@ def _seed(uow: UnitOfWorkFactory) -> None:
             replace(content(order_id="o1", dosage_=dosage(dose(TimeKind.MORNING, "3"))),
                     drug=Drug("Paracetamol", "drug-b", "N02BE01", "tablet", "500 mg")),
             content(order_id="o2", dosage_=dosage(dose(TimeKind.EVENING, "2")))],
-            NOW - timedelta(days=1), NOW - timedelta(hours=1))  # valid a day back, mirrored now
+            NOW - timedelta(days=1), NOW - timedelta(hours=1))  # valid a day back, mirrored since
         long_id = "a" * 63  # as long as an id may be
         facilities_uc.create_facility(u, Facility(long_id, "Home A"), NOW)
         facilities_uc.create_resident(u, Resident("r0", long_id, "010160-2000", "N", "9"), NOW)
@@ -56,6 +56,8 @@ def test_rooms_and_orders_drugs_equal_the_single_reads(uow: UnitOfWorkFactory) -
         assert [d.drug_id for _, d in drugs[("f1", "r0", "o1")]] == ["drug-a", "drug-b"]
         assert drugs[("f1", "r0", "o1")][1][1].strength == "500 mg"
         assert u.residents.rooms([]) == {} and u.cards.orders_drugs([]) == {}
+        # An order id longer than the column matches nothing (never an id cut to its length).
+        assert u.cards.orders_drugs([("f1", "r0", "o1" + "x" * 70)]) == {}
         # A key longer than the column matches nothing (never a key cut to its length).
         assert u.residents.rooms([("a" * 63, "r0")]) == {("a" * 63, "r0"): "9"}
         assert u.residents.rooms([("a" * 63 + "extra", "r0"), ("a" * 63, "r0" + "x" * 70)]) == {}
